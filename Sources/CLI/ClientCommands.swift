@@ -1,0 +1,356 @@
+import ArgumentParser
+import ClientKit
+import Foundation
+import ShelterDomain
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a standalone replica with rooms 1…N (file mode 0600) and print its replica id.",
+        discussion: "Refuses to overwrite any existing file.")
+
+    @OptionGroup var options: ReplicaOptions
+
+    @Option(help: "How many rooms the shelter has.")
+    var rooms: Int = 9
+
+    func validate() throws {
+        guard (1...999).contains(rooms) else { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
+    }
+
+    func run() throws {
+        let path = try options.replicaPath
+        let replica = try reportingErrors {
+            try Replica.create(at: path, rooms: rooms, author: options.author, configuration: options.configuration)
+        }
+        print(replica.id)
+    }
+}
+
+struct Rooms: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The occupancy board, or take a room out of service.",
+        subcommands: [List.self, Set.self],
+        defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "Show every room: free, occupied (by which stay) or out of service.",
+            discussion: "capacity counts the rooms in service; occupied counts rooms with an active stay.")
+
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let board = try reportingErrors { try options.open().roomBoard() }
+            if json {
+                printJSON(.object([
+                    ("capacity", .int(board.capacity)),
+                    ("occupied", .int(board.occupied)),
+                    ("rooms", .array(board.rooms.map { room in
+                        .object([
+                            ("number", .int(room.number)),
+                            ("status", .string(room.status.rawValue)),
+                            ("stay", .string(room.stay)),
+                            ("resident", .string(room.resident)),
+                            ("children", .int(room.children)),
+                        ])
+                    })),
+                ]))
+                return
+            }
+            var table = TextTable(header: ["ROOM", "STATUS", "STAY", "RESIDENT", "CHILDREN"])
+            for room in board.rooms {
+                table.add([String(room.number), room.status.rawValue, room.stay.map { String($0.prefix(8)) } ?? "",
+                           room.resident ?? "", room.status == .occupied ? String(room.children) : ""])
+            }
+            print(table.text)
+            print("\(board.occupied) of \(board.capacity) rooms occupied")
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a room out of service, or back into service.")
+
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The room number.") var room: Int
+        @Flag(exclusivity: .exclusive, help: "The new state.") var state: RoomState
+
+        enum RoomState: EnumerableFlag { case outOfService, inService }
+
+        func run() throws {
+            try reportingErrors { try options.open().setRoom(room, inService: state == .inService, by: options.author) }
+            print("room \(room) is \(state == .inService ? "in service" : "out of service")")
+        }
+    }
+}
+
+struct Admit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Admit a woman (and her children). With --room she is placed at once; otherwise the stay awaits a room.",
+        discussion: """
+            An anonymous stay (--anonymous --alias ALIAS) stores no name and no CPR number, for her or \
+            her children (give children as --child-alias). The home municipality is always required.
+            """)
+
+    @OptionGroup var options: ReplicaOptions
+
+    @Flag(help: "An anonymous stay: no name, no CPR number.") var anonymous = false
+    @Option(help: "The alias staff use (required with --anonymous).") var alias: String?
+    @Option(help: "Her name (not with --anonymous).") var name: String?
+    @Option(help: ArgumentHelp("Her CPR number, DDMMYY-XXXX or DDMMYYXXXX (not with --anonymous).", valueName: "cpr")) var cpr: String?
+    @Option(help: "Her home municipality (it is notified and pays).") var municipality: String
+    @Flag(help: "The home municipality is documented.") var documented = false
+    @Option(name: .customLong("child"), help: ArgumentHelp("A child who comes with her: NAME or NAME:CPR (repeat for each child).", valueName: "name[:cpr]"))
+    var children: [String] = []
+    @Option(name: .customLong("child-alias"), help: ArgumentHelp("A child known only by an alias (for anonymous stays; repeat).", valueName: "alias"))
+    var childAliases: [String] = []
+    @Option(help: "Why she seeks shelter.") var reason: String?
+    @Option(help: "Place her in this room at once.") var room: Int?
+    @Option(help: ArgumentHelp("When she arrived, if earlier (ISO 8601; without a zone: local time).", valueName: "iso8601")) var at: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        if anonymous {
+            if name != nil { throw ValidationError("an anonymous admission may not have --name: anonymous stays store no name and no CPR number") }
+            if cpr != nil { throw ValidationError("an anonymous admission may not have --cpr: anonymous stays store no name and no CPR number") }
+            if !children.isEmpty { throw ValidationError("an anonymous admission may not name children: use --child-alias ALIAS") }
+            if alias == nil { throw ValidationError("an anonymous admission needs --alias") }
+        } else if name == nil && alias == nil {
+            throw ValidationError("give --name (or --anonymous --alias ALIAS)")
+        }
+    }
+
+    func run() throws {
+        let arrived = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let kids = children.map { spec -> Admission.Child in
+            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            return Admission.Child(name: parts.first, cpr: parts.count > 1 ? parts[1] : nil)
+        } + childAliases.map { Admission.Child(alias: $0) }
+        let admission = Admission(anonymous: anonymous, name: name, cpr: cpr, alias: alias, municipality: municipality,
+                                  documented: documented, children: kids, reason: reason, room: room, admittedAt: arrived)
+        let result = try reportingErrors { try options.open().admit(admission, by: options.author) }
+        if json {
+            printJSON(.object([("stay", .string(result.stay)), ("resident", .string(result.resident)), ("room", .int(result.room))]))
+        } else {
+            print("admitted: stay \(result.stay), resident \(result.resident), " + (result.room.map { "room \($0)" } ?? "awaiting a room"))
+        }
+    }
+}
+
+struct Assign: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Place a stay in a room, or move it to another room.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "The stay (id or unique prefix).") var stay: String
+    @Argument(help: "The room number.") var room: Int
+
+    func run() throws {
+        let replica = try reportingErrors { try options.open() }
+        try reportingErrors { try replica.assign(stay: stay, room: room, by: options.author) }
+        print("stay \(try reportingErrors { try replica.resolveStay(stay) }) is in room \(room)")
+    }
+}
+
+struct Discharge: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "End a stay; her room becomes free.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "The stay (id or unique prefix).") var stay: String
+    @Option(help: "Why the stay ends.") var reason: String
+    @Option(help: ArgumentHelp("When she left, if earlier (ISO 8601).", valueName: "iso8601")) var at: String?
+
+    func run() throws {
+        let left = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let replica = try reportingErrors { try options.open() }
+        try reportingErrors { try replica.discharge(stay: stay, reason: reason, at: left, by: options.author) }
+        print("stay \(try reportingErrors { try replica.resolveStay(stay) }) is discharged")
+    }
+}
+
+struct Stays: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Current stays (awaiting a room or active); --all adds discharged ones.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Include discharged stays.") var all = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let stays = try reportingErrors { try options.open().stays(includeDischarged: all) }
+        if json {
+            printJSON(.object([("stays", .array(stays.map(stayJSON)))]))
+            return
+        }
+        var table = TextTable(header: ["STAY", "RESIDENT", "NAME", "ROOM", "STATUS", "ADMITTED", "CHILDREN"])
+        for stay in stays {
+            table.add([String(stay.id.prefix(8)), String(stay.resident.prefix(8)),
+                       stay.display + (stay.anonymous ? " (anonymous)" : ""), stay.room.map(String.init) ?? "-",
+                       stay.status.rawValue, stay.admittedAt, String(stay.children)])
+        }
+        print(table.text)
+    }
+}
+
+func stayJSON(_ stay: StaySummary) -> JSON {
+    .object([
+        ("id", .string(stay.id)),
+        ("resident", .string(stay.resident)),
+        ("display", .string(stay.display)),
+        ("anonymous", .bool(stay.anonymous)),
+        ("room", .int(stay.room)),
+        ("status", .string(stay.status.rawValue)),
+        ("admittedAt", .string(stay.admittedAt)),
+        ("dischargedAt", .string(stay.dischargedAt)),
+        ("children", .int(stay.children)),
+    ])
+}
+
+struct ResidentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resident",
+        abstract: "Show or change a resident's record.",
+        subcommands: [Show.self, SetFields.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a resident's record, her children and stays.")
+
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The resident (id or unique prefix).") var resident: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let record = try reportingErrors { try options.open().resident(resident) }
+            if json {
+                printJSON(.object([
+                    ("id", .string(record.id)),
+                    ("anonymous", .bool(record.anonymous)),
+                    ("name", .string(record.name)),
+                    ("cpr", .string(record.cpr)),
+                    ("alias", .string(record.alias)),
+                    ("municipality", .string(record.municipality)),
+                    ("documented", .bool(record.documented)),
+                    ("phone", .string(record.phone)),
+                    ("language", .string(record.language)),
+                    ("interpreter", .bool(record.interpreter)),
+                    ("notes", .string(record.notes)),
+                    ("children", .array(record.children.map { child in
+                        .object([("id", .string(child.id)), ("name", .string(child.name)), ("cpr", .string(child.cpr)), ("alias", .string(child.alias))])
+                    })),
+                    ("stays", .array(record.stays.map(stayJSON))),
+                ]))
+                return
+            }
+            func line(_ label: String, _ value: String?) { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + (value ?? "-")) }
+            line("resident", record.id)
+            line("anonymous", record.anonymous ? "yes" : "no")
+            if !record.anonymous {
+                line("name", record.name)
+                line("cpr", record.cpr)
+            }
+            line("alias", record.alias)
+            line("municipality", record.municipality)
+            line("documented", record.documented ? "yes" : "no")
+            line("phone", record.phone)
+            line("language", record.language)
+            line("interpreter", record.interpreter ? "yes" : "no")
+            line("notes", record.notes)
+            for child in record.children {
+                line("child", [child.name ?? child.alias ?? "(no name)", child.cpr].compactMap { $0 }.joined(separator: ", ") + " (\(child.id.prefix(8)))")
+            }
+            for stay in record.stays {
+                line("stay", "\(stay.id.prefix(8)) \(stay.status.rawValue), room \(stay.room.map(String.init) ?? "-"), admitted \(stay.admittedAt)")
+            }
+        }
+    }
+
+    struct SetFields: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Set fields of a resident's record: FIELD=VALUE (an empty VALUE clears the field).",
+            discussion: "Fields: phone, language, interpreter (yes/no), notes, alias, municipality, documented (yes/no); name and cpr only for a resident who is not anonymous.")
+
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The resident (id or unique prefix).") var resident: String
+        @Argument(help: ArgumentHelp("FIELD=VALUE pairs.", valueName: "field=value")) var assignments: [String]
+
+        func validate() throws {
+            if assignments.isEmpty { throw ValidationError("give at least one FIELD=VALUE") }
+            for assignment in assignments where !assignment.contains("=") {
+                throw ValidationError("'\(assignment.split(separator: "=").first ?? "")' is not FIELD=VALUE")
+            }
+        }
+
+        func run() throws {
+            let fields = assignments.map { assignment -> (field: String, value: String) in
+                let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+            }
+            let replica = try reportingErrors { try options.open() }
+            try reportingErrors { try replica.setResident(resident, fields: fields, by: options.author) }
+            print("updated \(fields.map(\.field).joined(separator: ", "))")
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "This replica's id, unsynced changes, last sync and server.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let status = try reportingErrors { try options.open().status() }
+        if json {
+            printJSON(.object([
+                ("replica", .string(status.replica)),
+                ("unsynced", .int(status.unsynced)),
+                ("lastSync", .string(status.lastSync)),
+                ("server", .string(status.server)),
+            ]))
+            return
+        }
+        print("replica    \(status.replica)")
+        print("unsynced   \(status.unsynced) change\(status.unsynced == 1 ? "" : "s")")
+        print("last sync  \(status.lastSync ?? "never")")
+        print("server     \(status.server ?? "none (standalone replica)")")
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The change log, newest first: when, who, from which replica, and what was written.",
+        discussion: "Values of personal columns (names, CPR numbers, phone, notes, reasons) are hidden unless --show-personal.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "Only changes to this record (id or unique prefix).") var id: String?
+    @Flag(help: "Show the values of personal columns.") var showPersonal = false
+    @Option(help: "At most this many entries.") var limit: Int?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let entries = try reportingErrors { try options.open().history(of: id, limit: limit ?? .max, showPersonal: showPersonal) }
+        if json {
+            printJSON(.object([("changes", .array(entries.map { entry in
+                .object([
+                    ("at", .string(entry.at)),
+                    ("author", .string(entry.author)),
+                    ("replica", .string(entry.replica)),
+                    ("counter", .int(Int64(entry.counter))),
+                    ("table", .string(entry.table)),
+                    ("row", .string(entry.row)),
+                    ("columns", .object(entry.columns.map { column in
+                        (column.name, column.personal && !showPersonal ? .string("(personal)") : .string(column.value))
+                    })),
+                    ("state", .string(entry.state)),
+                ])
+            }))]))
+            return
+        }
+        for entry in entries {
+            let columns = entry.columns.map { column in
+                "\(column.name)=" + (column.personal && !showPersonal ? "(personal)" : column.value ?? "null")
+            }.joined(separator: " ")
+            print("\(entry.at)  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)")
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import ClientKit
+import Foundation
+
+@main
+struct Shelter: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shelter",
+        abstract: "ShelterSync: the records of a women's crisis shelter, on every workstation, online or not.",
+        discussion: """
+            Every staff command works offline on the workstation's own replica (--replica PATH or \
+            SHELTER_REPLICA). Each action records who did it (--as STAFF, or SHELTER_STAFF, or the OS \
+            user). Ids may be shortened to any unique prefix of at least 6 characters. Read commands \
+            take --json and print one JSON document; errors go to stderr with a non-zero exit.
+            """,
+        subcommands: [
+            Init.self, Rooms.self, Admit.self, Assign.self, Discharge.self, Stays.self,
+            ResidentCommand.self, Status.self, History.self,
+        ])
+}
+
+/// Options every workstation command takes.
+struct ReplicaOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The replica file (default: $SHELTER_REPLICA).", valueName: "path"))
+    var replica: String?
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("The staff member acting (default: $SHELTER_STAFF, else the OS user).", valueName: "staff"))
+    var staff: String?
+
+    var replicaPath: String {
+        get throws {
+            if let replica, !replica.isEmpty { return replica }
+            if let path = ProcessInfo.processInfo.environment["SHELTER_REPLICA"], !path.isEmpty { return path }
+            throw ValidationError("no replica given: pass --replica PATH or set SHELTER_REPLICA")
+        }
+    }
+
+    var author: String {
+        if let staff, !staff.isEmpty { return staff }
+        if let staff = ProcessInfo.processInfo.environment["SHELTER_STAFF"], !staff.isEmpty { return staff }
+        if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+        return ProcessInfo.processInfo.environment["USER"] ?? ""
+    }
+
+    /// Test-only fault injection: with SHELTER_TEST_PAUSE_BEFORE_COMMIT=FILE, every action creates
+    /// FILE inside its transaction and then waits there, so a test can kill -9 the process mid-write.
+    var configuration: Replica.Configuration {
+        var configuration = Replica.Configuration()
+        if let marker = ProcessInfo.processInfo.environment["SHELTER_TEST_PAUSE_BEFORE_COMMIT"], !marker.isEmpty {
+            configuration.beforeCommit = {
+                _ = FileManager.default.createFile(atPath: marker, contents: nil)
+                sleep(60)
+            }
+        }
+        return configuration
+    }
+
+    func open() throws -> Replica {
+        try Replica.open(at: try replicaPath, configuration: configuration)
+    }
+}
+
+/// Runs a command body, printing a library error as one clear line on stderr with exit status 1.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ReplicaError {
+        printError(error.message)
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+}
+
+func printJSON(_ json: JSON) {
+    print(json.text)
+}

@@ -1,0 +1,140 @@
+import ShelterDomain
+
+/// What staff enter at intake.
+public struct Admission: Sendable {
+    public struct Child: Sendable, Hashable {
+        public var name: String?
+        public var cpr: String?
+        public var alias: String?
+        public init(name: String? = nil, cpr: String? = nil, alias: String? = nil) {
+            self.name = name
+            self.cpr = cpr
+            self.alias = alias
+        }
+    }
+
+    public var anonymous: Bool
+    public var name: String?
+    public var cpr: String?
+    public var alias: String?
+    public var municipality: String
+    public var documented: Bool
+    public var children: [Child]
+    public var reason: String?
+    /// Place her at once in this room; nil leaves the stay awaiting a room.
+    public var room: Int?
+    /// When she arrived, if earlier than now (a paper intake during an outage).
+    public var admittedAt: Date?
+
+    public init(anonymous: Bool = false, name: String? = nil, cpr: String? = nil, alias: String? = nil,
+                municipality: String, documented: Bool = false, children: [Child] = [], reason: String? = nil,
+                room: Int? = nil, admittedAt: Date? = nil) {
+        self.anonymous = anonymous
+        self.name = name
+        self.cpr = cpr
+        self.alias = alias
+        self.municipality = municipality
+        self.documented = documented
+        self.children = children
+        self.reason = reason
+        self.room = room
+        self.admittedAt = admittedAt
+    }
+
+    public struct Result: Hashable, Sendable {
+        public var stay: String
+        public var resident: String
+        public var room: Int?
+    }
+}
+
+/// The occupancy board.
+public struct RoomBoard: Hashable, Sendable {
+    public enum Status: String, Hashable, Sendable { case free, occupied, outOfService }
+
+    public struct Entry: Hashable, Sendable {
+        public var number: Int
+        public var status: Status
+        public var stay: String?
+        /// Name, or alias for an anonymous stay.
+        public var resident: String?
+        public var children: Int
+    }
+
+    /// Rooms in service.
+    public var capacity: Int
+    public var occupied: Int
+    public var rooms: [Entry]
+}
+
+/// One stay as the stay list shows it.
+public struct StaySummary: Hashable, Sendable {
+    public var id: String
+    public var resident: String
+    /// Name, or alias for an anonymous stay.
+    public var display: String
+    public var anonymous: Bool
+    public var room: Int?
+    public var status: Stay.Status
+    public var admittedAt: String
+    public var dischargedAt: String?
+    public var children: Int
+}
+
+/// A resident's record, with her children and stays.
+public struct ResidentRecord: Hashable, Sendable {
+    public struct Child: Hashable, Sendable {
+        public var id: String
+        public var name: String?
+        public var cpr: String?
+        public var alias: String?
+    }
+
+    public var id: String
+    public var anonymous: Bool
+    public var name: String?
+    public var cpr: String?
+    public var alias: String?
+    public var municipality: String?
+    public var documented: Bool
+    public var phone: String?
+    public var language: String?
+    public var interpreter: Bool
+    public var notes: String?
+    public var children: [Child]
+    public var stays: [StaySummary]
+}
+
+/// The replica's own state.
+public struct ReplicaStatus: Hashable, Sendable {
+    public var replica: String
+    /// Local changes the server has not acknowledged.
+    public var unsynced: Int
+    public var lastSync: String?
+    public var server: String?
+    public var schemaVersion: Int
+}
+
+/// One entry of the change history.
+public struct HistoryEntry: Hashable, Sendable {
+    public struct Column: Hashable, Sendable {
+        public var name: String
+        /// The written value as text (nil for null); nil too when `personal` and not asked for.
+        public var value: String?
+        public var personal: Bool
+    }
+
+    public var sequence: Int64
+    /// When it was written (from its HLC stamp), UTC ISO 8601.
+    public var at: String
+    public var author: String
+    public var replica: String
+    public var counter: UInt64
+    public var table: String
+    public var row: String
+    public var columns: [Column]
+    /// unsynced, acknowledged, rejected or received.
+    public var state: String
+}
+
+import Foundation

@@ -1,0 +1,128 @@
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+
+extension Replica {
+    /// Admits a woman (and her children): one resident, her children and one stay, in one
+    /// transaction. With a room she is placed at once; otherwise the stay awaits a room.
+    @discardableResult
+    public func admit(_ admission: Admission, by author: String) throws -> Admission.Result {
+        try Self.checkAuthor(author)
+        let municipality = admission.municipality.trimmingCharacters(in: .whitespaces)
+        guard !municipality.isEmpty else {
+            throw ReplicaError(.invalidArgument, "the home municipality is required (it receives the notification and pays)")
+        }
+        var cpr: String? = nil
+        try Self.checked {
+            try Anonymity.check(anonymous: admission.anonymous, name: admission.name, cpr: admission.cpr)
+            if admission.anonymous && (admission.alias ?? "").isEmpty {
+                throw DomainError(.invalidValue, "an anonymous admission needs an alias (--alias)")
+            }
+            if let text = admission.cpr, !text.isEmpty { cpr = try CPRNumber(text).formatted }
+        }
+        var children: [(name: String?, cpr: String?, alias: String?)] = []
+        for (index, child) in admission.children.enumerated() {
+            try Self.checked {
+                try Anonymity.check(anonymous: admission.anonymous, name: child.name, cpr: child.cpr,
+                                    who: "child \(index + 1) of an anonymous resident")
+                let childCPR = try child.cpr.flatMap { $0.isEmpty ? nil : try CPRNumber($0).formatted }
+                children.append((child.name.flatMap { $0.isEmpty ? nil : $0 }, childCPR, child.alias))
+            }
+        }
+        let admittedAt = Timestamp.format(admission.admittedAt ?? configuration.now())
+        return try perform { db in
+            if let room = admission.room {
+                try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true))
+            }
+            let residentID = Self.newID()
+            let stayID = Self.newID()
+            try write(db, ShelterSchema.residents, residentID, [
+                "anonymous": .bool(admission.anonymous),
+                "name": .optionalText(admission.anonymous ? nil : admission.name.flatMap { $0.isEmpty ? nil : $0 }),
+                "cpr": .optionalText(cpr),
+                "alias": .optionalText(admission.alias.flatMap { $0.isEmpty ? nil : $0 }),
+                "municipality": .text(municipality),
+                "documented": .bool(admission.documented),
+            ], author: author)
+            for child in children {
+                try write(db, ShelterSchema.children, Self.newID(), [
+                    "resident": .text(residentID),
+                    "name": .optionalText(child.name),
+                    "cpr": .optionalText(child.cpr),
+                    "alias": .optionalText(child.alias),
+                ], author: author)
+            }
+            try write(db, ShelterSchema.stays, stayID, [
+                "resident": .text(residentID),
+                "admitted_at": .text(admittedAt),
+                "room": .optionalInteger(admission.room),
+                "status": .text((admission.room == nil ? Stay.Status.awaitingRoom : .active).rawValue),
+                "reason": .optionalText(admission.reason.flatMap { $0.isEmpty ? nil : $0 }),
+            ], author: author)
+            return Admission.Result(stay: stayID, resident: residentID, room: admission.room)
+        }
+    }
+
+    /// Places a stay in a room, or moves it to another one. `stay` is an id or a unique prefix.
+    public func assign(stay: String, room: Int, by author: String) throws {
+        try Self.checkAuthor(author)
+        try perform { db in
+            let stay = try requireStay(db, stay)
+            try stay.checkAssignable()
+            try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true), movingStay: stay.id)
+            try write(db, ShelterSchema.stays, stay.id, [
+                "room": .integer(Int64(room)),
+                "status": .text(Stay.Status.active.rawValue),
+            ], author: author)
+        }
+    }
+
+    /// Ends a stay; her room becomes free.
+    public func discharge(stay: String, reason: String, at: Date? = nil, by author: String) throws {
+        try Self.checkAuthor(author)
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ReplicaError(.invalidArgument, "a discharge needs a reason (--reason)")
+        }
+        try perform { db in
+            let stay = try requireStay(db, stay)
+            try stay.checkDischargeable()
+            try write(db, ShelterSchema.stays, stay.id, [
+                "status": .text(Stay.Status.discharged.rawValue),
+                "discharged_at": .text(Timestamp.format(at ?? configuration.now())),
+                "discharge_reason": .text(reason),
+            ], author: author)
+        }
+    }
+
+    /// Sets fields of a resident's record (`FIELD=VALUE`; an empty value clears it).
+    public func setResident(_ resident: String, fields: [(field: String, value: String)], by author: String) throws {
+        try Self.checkAuthor(author)
+        guard !fields.isEmpty else { throw ReplicaError(.invalidArgument, "give at least one FIELD=VALUE") }
+        // Parse field names before touching the file, so an unknown field changes nothing.
+        let parsed: [(ResidentField, String)]
+        parsed = try Self.checked { try fields.map { (try ResidentField.named($0.field), $0.value) } }
+        try perform { db in
+            let id = try resolve(db, resident, in: ShelterSchema.residents, kind: "resident")
+            let anonymous = try Bool.fetchOne(db, sql: "SELECT anonymous FROM residents WHERE id = ?", arguments: [id]) ?? false
+            var values: [String: SyncValue] = [:]
+            for (field, text) in parsed { values[field.column] = try field.value(from: text, anonymous: anonymous) }
+            try write(db, ShelterSchema.residents, id, values, author: author)
+        }
+    }
+
+    /// Takes a room out of service (repairs) or back into service. An occupied room cannot be taken out.
+    public func setRoom(_ number: Int, inService: Bool, by author: String) throws {
+        try Self.checkAuthor(author)
+        try perform { db in
+            let rooms = try rooms(db)
+            guard rooms.contains(where: { $0.number == number }) else {
+                throw ReplicaError(DomainError(.roomUnavailable, "room \(number) does not exist"))
+            }
+            if !inService, let occupant = try stays(db, activeOnly: true).first(where: { $0.room == number }) {
+                throw ReplicaError(DomainError(.roomUnavailable, "room \(number) is occupied by stay \(occupant.id.prefix(8)); move or discharge it first"))
+            }
+            try write(db, ShelterSchema.rooms, Room.rowID(number), ["in_service": .bool(inService)], author: author)
+        }
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+
+/// A workstation's replica: one SQLite file holding the shelter's records and their sync metadata.
+///
+/// Every staff action is one method and one transaction that writes the domain rows *and* their
+/// change records together (GRDB's `AppDatabase` pattern), so a crash leaves the whole action or
+/// none of it. Works with no network at all.
+public struct Replica: Sendable {
+    public struct Configuration: Sendable {
+        /// The wall clock (tests set their own).
+        public var now: @Sendable () -> Date
+        /// Runs inside every action's transaction just before it commits. Crash tests use it to
+        /// stop a process mid-write; nothing else should.
+        public var beforeCommit: (@Sendable () -> Void)?
+
+        public init(now: @escaping @Sendable () -> Date = { Date() }, beforeCommit: (@Sendable () -> Void)? = nil) {
+            self.now = now
+            self.beforeCommit = beforeCommit
+        }
+    }
+
+    /// The file, or `:memory:`.
+    public let path: String
+    public let id: ReplicaID
+    let writer: any DatabaseWriter
+    let store: SyncStore
+    let configuration: Configuration
+
+    private init(path: String, id: ReplicaID, writer: any DatabaseWriter, configuration: Configuration) {
+        self.path = path
+        self.id = id
+        self.writer = writer
+        self.store = SyncStore(schema: ShelterSchema.schema)
+        self.configuration = configuration
+    }
+
+    static func makeMigrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        SyncStore(schema: ShelterSchema.schema).registerMigrations(in: &migrator)
+        return migrator
+    }
+
+    static func databaseConfiguration(readonly: Bool = false) -> GRDB.Configuration {
+        var config = GRDB.Configuration()
+        config.readonly = readonly
+        config.busyMode = .timeout(10)
+        config.label = "ShelterSync.Replica"
+        return config
+    }
+
+    // MARK: Create and open
+
+    /// Creates a new replica file (mode 0600). With `rooms > 0` it is a standalone replica holding
+    /// rooms 1…`rooms`; a replica bound to a server gets its rooms from the first sync.
+    /// Refuses to touch a file that already exists.
+    public static func create(at path: String, rooms: Int, author: String, server: String? = nil,
+                              replicaID: ReplicaID = .random(), configuration: Configuration = Configuration()) throws -> Replica {
+        guard (0...999).contains(rooms) else {
+            throw ReplicaError(.invalidArgument, "the number of rooms must be between 1 and 999, not \(rooms)")
+        }
+        try checkAuthor(author)
+        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            let reason = String(cString: strerror(errno))
+            if errno == EEXIST {
+                throw ReplicaError(.fileExists, "\(path) already exists; shelter init never overwrites a file")
+            }
+            throw ReplicaError(.storage, "cannot create replica file \(path): \(reason)")
+        }
+        close(fd)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
+            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+            let replica = Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
+            try replica.setUp(rooms: rooms, author: author, server: server)
+            return replica
+        } catch {
+            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+            throw mapError(error, path: path)
+        }
+    }
+
+    /// An in-memory standalone replica (tests, previews).
+    public static func inMemory(rooms: Int = 9, author: String = "test", replicaID: ReplicaID = .random(),
+                                configuration: Configuration = Configuration()) throws -> Replica {
+        let queue = try DatabaseQueue(configuration: databaseConfiguration())
+        let replica = Replica(path: ":memory:", id: replicaID, writer: queue, configuration: configuration)
+        try replica.setUp(rooms: rooms, author: author, server: nil)
+        return replica
+    }
+
+    private func setUp(rooms: Int, author: String, server: String?) throws {
+        try Self.makeMigrator().migrate(writer)
+        try perform { db in
+            try store.initialize(db, replicaID: id, createdAt: Timestamp.format(configuration.now()), server: server)
+            for number in stride(from: 1, through: rooms, by: 1) {
+                try write(db, ShelterSchema.rooms, Room.rowID(number),
+                          ["number": .integer(Int64(number)), "in_service": .bool(true)], author: author)
+            }
+        }
+    }
+
+    /// Opens an existing replica file. A file that does not exist, is not a replica, or was written
+    /// by a newer version is refused with a clear error and is not modified.
+    public static func open(at path: String, configuration: Configuration = Configuration()) throws -> Replica {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ReplicaError(.fileNotFound, "replica file \(path) does not exist (create one with `shelter init --replica \(path)`)")
+        }
+        guard !isDirectory.boolValue else {
+            throw ReplicaError(.notAReplica, "\(path) is a directory, not a ShelterSync replica file")
+        }
+        let migrator = makeMigrator()
+        // Look first, read-only, so that a file that is not a replica is never written to.
+        let needsMigration: Bool
+        let replicaID: ReplicaID
+        do {
+            let reader = try DatabaseQueue(path: path, configuration: databaseConfiguration(readonly: true))
+            (needsMigration, replicaID) = try reader.read { db in
+                guard try SyncStore.isReplica(db) else {
+                    throw ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (no sync_state table)")
+                }
+                if try migrator.hasBeenSuperseded(db) {
+                    throw ReplicaError(.schemaTooNew, "replica file \(path) was written by a newer version of ShelterSync; upgrade this program")
+                }
+                let state = try SyncStore(schema: ShelterSchema.schema).state(db)
+                return (try !migrator.hasCompletedMigrations(db), state.replicaID)
+            }
+            try reader.close()
+        } catch {
+            throw mapError(error, path: path)
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
+            if needsMigration { try migrator.migrate(queue) }
+            return Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
+        } catch {
+            throw mapError(error, path: path)
+        }
+    }
+
+    // MARK: Transactions
+
+    /// Runs one staff action as one transaction.
+    func perform<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.write { db in
+                let result = try body(db)
+                configuration.beforeCommit?()
+                return result
+            }
+        } catch {
+            throw Self.mapError(error, path: path)
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.read(body)
+        } catch {
+            throw Self.mapError(error, path: path)
+        }
+    }
+
+    /// One local write through the sync layer, stamped with this replica's next dot.
+    func write(_ db: Database, _ table: SyncSchema.Table, _ rowID: String, _ values: [String: SyncValue], author: String) throws {
+        try store.write(db, table: table.name, rowID: rowID, values: values, author: author,
+                        wallMilliseconds: UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)))
+    }
+
+    /// Runs checks outside a transaction, turning a broken rule into a `ReplicaError`.
+    static func checked<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw mapError(error, path: "") }
+    }
+
+    static func checkAuthor(_ author: String) throws {
+        guard !author.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ReplicaError(.invalidArgument, "every action needs an author: pass --as STAFF or set SHELTER_STAFF")
+        }
+    }
+
+    static func mapError(_ error: any Error, path: String) -> ReplicaError {
+        switch error {
+        case let error as ReplicaError:
+            return error
+        case let error as DomainError:
+            return ReplicaError(error)
+        case let error as SyncError:
+            if error.code == .notAReplica { return ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (\(error.message))", underlying: error) }
+            return ReplicaError(.storage, "replica file \(path): \(error.message)", underlying: error)
+        case let error as DatabaseError:
+            switch error.resultCode {
+            case .SQLITE_NOTADB:
+                return ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (not an SQLite database)", underlying: error)
+            case .SQLITE_CORRUPT:
+                return ReplicaError(.notAReplica, "replica file \(path) is corrupt (SQLite: \(error.message ?? "corrupt"))", underlying: error)
+            case .SQLITE_READONLY:
+                return ReplicaError(.readOnly, "replica file \(path) is read-only; nothing was changed", underlying: error)
+            case .SQLITE_CANTOPEN:
+                return ReplicaError(.storage, "cannot open replica file \(path)", underlying: error)
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return ReplicaError(.storage, "replica file \(path) is busy (another shelter command holds it); try again", underlying: error)
+            default:
+                return ReplicaError(.storage, "replica file \(path): SQLite error \(error.resultCode.rawValue): \(error.message ?? "")", underlying: error)
+            }
+        default:
+            return ReplicaError(.storage, "replica file \(path): \(error)", underlying: error)
+        }
+    }
+
+    /// A new row id: 128 random bits as 32 lower-case hex digits.
+    static func newID() -> String {
+        UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    }
+}
+
+extension Replica {
+    /// Parses an ISO 8601 time typed by staff, as a `ReplicaError` when it is not one.
+    public static func checkedTimestamp(_ text: String) throws -> Date {
+        try checked { try Timestamp.parse(text) }
+    }
+}

@@ -1,0 +1,144 @@
+import SyncCore
+
+/// One room of the shelter, identified by its number on every replica.
+public struct Room: Hashable, Sendable {
+    public var number: Int
+    public var inService: Bool
+
+    public init(number: Int, inService: Bool = true) {
+        self.number = number
+        self.inService = inService
+    }
+
+    /// The row id of a room: its number, so a room made on two replicas is one row.
+    public static func rowID(_ number: Int) -> String { String(number) }
+}
+
+/// A woman's stay at the shelter, from admission to discharge.
+public struct Stay: Hashable, Sendable {
+    public enum Status: String, Hashable, Sendable, CaseIterable {
+        /// Admitted, no room yet (the shelter is full, or the room is not chosen yet).
+        case awaitingRoom
+        /// Living in a room.
+        case active
+        /// Left the shelter.
+        case discharged
+    }
+
+    public var id: String
+    public var resident: String
+    public var admittedAt: String
+    public var room: Int?
+    public var status: Status
+    public var dischargedAt: String?
+
+    public init(id: String, resident: String, admittedAt: String, room: Int?, status: Status, dischargedAt: String? = nil) {
+        self.id = id
+        self.resident = resident
+        self.admittedAt = admittedAt
+        self.room = room
+        self.status = status
+        self.dischargedAt = dischargedAt
+    }
+
+    /// Whether the stay may be placed in (or moved to) a room.
+    public func checkAssignable() throws(DomainError) {
+        if status == .discharged {
+            throw DomainError(.invalidTransition, "stay \(id) is discharged and cannot be given a room")
+        }
+    }
+
+    public func checkDischargeable() throws(DomainError) {
+        if status == .discharged {
+            throw DomainError(.invalidTransition, "stay \(id) is already discharged")
+        }
+    }
+}
+
+/// The anonymity rule of § 109: an anonymous stay stores no name and no CPR number, for the woman
+/// and for her children.
+public enum Anonymity {
+    public static func check(anonymous: Bool, name: String?, cpr: String?, who: String = "an anonymous resident") throws(DomainError) {
+        guard anonymous else { return }
+        if let name, !name.isEmpty {
+            throw DomainError(.anonymityViolation, "\(who) may not have a name: anonymous stays store no name and no CPR number")
+        }
+        if let cpr, !cpr.isEmpty {
+            throw DomainError(.anonymityViolation, "\(who) may not have a CPR number: anonymous stays store no name and no CPR number")
+        }
+    }
+}
+
+/// Rooms and the one-family-per-room rule.
+public enum RoomRules {
+    /// Checks that `number` can take a stay, given the rooms and the active stays this replica knows.
+    /// `movingStay` is ignored as an occupant (a stay that moves does not block its own room).
+    public static func checkAvailable(_ number: Int, rooms: [Room], activeStays: [Stay], movingStay: String? = nil) throws(DomainError) {
+        guard let room = rooms.first(where: { $0.number == number }) else {
+            let known = rooms.map(\.number).sorted()
+            let range = known.isEmpty ? "this replica has no rooms yet" : "rooms are \(known.first!)–\(known.last!)"
+            throw DomainError(.roomUnavailable, "room \(number) does not exist (\(range))")
+        }
+        guard room.inService else {
+            throw DomainError(.roomUnavailable, "room \(number) is out of service")
+        }
+        if let occupant = activeStays.first(where: { $0.room == number && $0.status == .active && $0.id != movingStay }) {
+            throw DomainError(.roomUnavailable, "room \(number) is occupied by stay \(occupant.id.prefix(8))")
+        }
+    }
+
+    /// The invariant the server holds: at most one active stay per room, and only in rooms in service.
+    /// Returns the rooms with more than one active stay.
+    public static func doubleBooked(_ stays: [Stay]) -> [Int: [Stay]] {
+        Dictionary(grouping: stays.filter { $0.status == .active && $0.room != nil }, by: { $0.room! })
+            .filter { $0.value.count > 1 }
+    }
+}
+
+/// The fields of a resident that staff may set with `shelter resident set`.
+public enum ResidentField: String, CaseIterable, Sendable {
+    case phone, language, interpreter, notes, alias, municipality, documented, name, cpr
+
+    /// The column it is stored in.
+    public var column: String { rawValue }
+
+    var isFlag: Bool { self == .interpreter || self == .documented }
+
+    /// Parses the value staff typed (empty means clear, for the fields that may be empty) and checks
+    /// the rules for a resident who is (or is not) anonymous.
+    public func value(from text: String, anonymous: Bool) throws(DomainError) -> SyncValue {
+        switch self {
+        case .interpreter, .documented:
+            switch text.lowercased() {
+            case "yes", "true", "1", "ja": return .bool(true)
+            case "no", "false", "0", "nej": return .bool(false)
+            default: throw DomainError(.invalidValue, "\(rawValue) takes yes or no, not '\(text)'")
+            }
+        case .name:
+            try Anonymity.check(anonymous: anonymous, name: text, cpr: nil)
+            return text.isEmpty ? .null : .text(text)
+        case .cpr:
+            try Anonymity.check(anonymous: anonymous, name: nil, cpr: text)
+            return text.isEmpty ? .null : .text(try CPRNumber(text).formatted)
+        case .municipality:
+            if text.isEmpty && anonymous {
+                throw DomainError(.invalidValue, "an anonymous stay must state the home municipality")
+            }
+            return text.isEmpty ? .null : .text(text)
+        case .alias:
+            if text.isEmpty && anonymous {
+                throw DomainError(.invalidValue, "an anonymous resident needs an alias")
+            }
+            return text.isEmpty ? .null : .text(text)
+        case .phone, .language, .notes:
+            return text.isEmpty ? .null : .text(text)
+        }
+    }
+
+    public static func named(_ name: String) throws(DomainError) -> ResidentField {
+        guard let field = ResidentField(rawValue: name) else {
+            throw DomainError(.unknownField, "unknown resident field '\(name)'; fields are \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return field
+    }
+}

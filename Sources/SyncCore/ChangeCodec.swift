@@ -1,0 +1,67 @@
+/// The portable binary form of a `CellChange` (full replica ids, column names), used on the wire and
+/// for changes held back until their causal context arrives.
+public enum ChangeCodec {
+    public static func encode(_ change: CellChange, into writer: inout BinaryWriter) {
+        writer.write(text: change.table)
+        writer.write(text: change.rowID)
+        writer.write(raw: change.dot.replica.bytes)
+        writer.write(varint: change.dot.counter)
+        writer.write(varint: change.hlc.rawValue)
+        writer.write(text: change.author)
+        encode(change.context, into: &writer)
+        writer.write(varint: UInt64(change.values.count))
+        for (column, value) in change.values.sorted(by: { $0.key < $1.key }) {
+            writer.write(text: column)
+            writer.write(value: value)
+        }
+    }
+
+    public static func encode(_ change: CellChange) -> [UInt8] {
+        var writer = BinaryWriter(capacity: 128)
+        encode(change, into: &writer)
+        return writer.bytes
+    }
+
+    public static func encode(_ vector: VersionVector, into writer: inout BinaryWriter) {
+        writer.write(varint: UInt64(vector.entries.count))
+        for (replica, counter) in vector.entries.sorted(by: { $0.key < $1.key }) {
+            writer.write(raw: replica.bytes)
+            writer.write(varint: counter)
+        }
+    }
+
+    public static func decodeVector(from reader: inout BinaryReader) throws(BinaryReader.Error) -> VersionVector {
+        let count = try reader.readCount()
+        var entries: [ReplicaID: UInt64] = [:]
+        for _ in 0..<count {
+            let replica = try reader.readReplicaID()
+            entries[replica] = try reader.readVarint()
+        }
+        return VersionVector(entries)
+    }
+
+    public static func decode(from reader: inout BinaryReader) throws(BinaryReader.Error) -> CellChange {
+        let table = try reader.readText()
+        let rowID = try reader.readText()
+        let replica = try reader.readReplicaID()
+        let counter = try reader.readVarint()
+        let hlc = HLC(rawValue: try reader.readVarint())
+        let author = try reader.readText()
+        let context = try decodeVector(from: &reader)
+        let count = try reader.readCount()
+        var values: [String: SyncValue] = [:]
+        for _ in 0..<count {
+            let column = try reader.readText()
+            values[column] = try reader.readValue()
+        }
+        return CellChange(table: table, rowID: rowID, values: values, dot: Dot(replica: replica, counter: counter),
+                          hlc: hlc, author: author, context: context)
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(BinaryReader.Error) -> CellChange {
+        var reader = BinaryReader(bytes)
+        let change = try decode(from: &reader)
+        guard reader.isAtEnd else { throw BinaryReader.Error(reason: "trailing bytes after a change", offset: reader.offset) }
+        return change
+    }
+}

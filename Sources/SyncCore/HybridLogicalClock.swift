@@ -1,0 +1,81 @@
+/// One hybrid logical clock stamp: wall-clock milliseconds and a logical counter, packed so that
+/// the integer order is the clock order.
+public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// Bits of the logical counter; the rest holds milliseconds since 1970.
+    public static let logicalBits: UInt64 = 16
+    static let logicalMask: UInt64 = (1 << logicalBits) - 1
+
+    public let rawValue: UInt64
+
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public init(milliseconds: UInt64, logical: UInt64) {
+        rawValue = (milliseconds << Self.logicalBits) | (logical & Self.logicalMask)
+    }
+
+    public static let zero = HLC(rawValue: 0)
+
+    public var milliseconds: UInt64 { rawValue >> Self.logicalBits }
+    public var logical: UInt64 { rawValue & Self.logicalMask }
+
+    public static func < (lhs: HLC, rhs: HLC) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var description: String { "\(milliseconds).\(logical)" }
+}
+
+/// A hybrid logical clock (Kulkarni et al.): stamps that follow the wall clock, never go back even
+/// when the wall clock steps back, and move past every stamp received from another replica.
+///
+/// It orders concurrent writes deterministically and measures clock skew; it never decides
+/// causality (version vectors do).
+public struct HybridLogicalClock: Sendable {
+    /// The last stamp issued or received.
+    public private(set) var last: HLC
+
+    public init(last: HLC = .zero) { self.last = last }
+
+    /// A new stamp for a local event at wall time `wallMilliseconds`.
+    public mutating func tick(wallMilliseconds: UInt64) -> HLC {
+        if wallMilliseconds > last.milliseconds {
+            last = HLC(milliseconds: wallMilliseconds, logical: 0)
+        } else {
+            last = Self.successor(of: last)
+        }
+        return last
+    }
+
+    /// Moves the clock past a stamp received from another replica, and returns the new stamp.
+    @discardableResult
+    public mutating func receive(_ remote: HLC, wallMilliseconds: UInt64) -> HLC {
+        let top = max(last, remote)
+        if wallMilliseconds > top.milliseconds {
+            last = HLC(milliseconds: wallMilliseconds, logical: 0)
+        } else {
+            last = Self.successor(of: top)
+        }
+        return last
+    }
+
+    /// The next stamp after `stamp`; the logical counter overflows into the next millisecond.
+    static func successor(of stamp: HLC) -> HLC {
+        if stamp.logical == HLC.logicalMask {
+            return HLC(milliseconds: stamp.milliseconds + 1, logical: 0)
+        }
+        return HLC(rawValue: stamp.rawValue + 1)
+    }
+}
+
+extension HybridLogicalClock {
+    /// Milliseconds since 1970 by the system clock.
+    public static func wallMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(max(0, ts.tv_sec)) * 1000 + UInt64(max(0, ts.tv_nsec)) / 1_000_000
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

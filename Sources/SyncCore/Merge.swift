@@ -1,0 +1,97 @@
+/// Two writes to one cell that did not see each other.
+public struct ConcurrentWrite: Hashable, Sendable {
+    public var table: String
+    public var rowID: String
+    public var column: String
+    /// The write that held the cell before the merge.
+    public var current: CellStamp
+    public var currentValue: SyncValue
+    /// The write being merged.
+    public var incoming: CellStamp
+    public var incomingValue: SyncValue
+    /// Which of the two is the cell's value after the merge.
+    public var incomingWins: Bool
+    /// The column may not be decided by a clock (DESIGN §2 `keepBoth`): the conflict stays open
+    /// with both values readable, whatever the deterministic pick shows meanwhile.
+    public var keepBoth: Bool
+
+    public var winner: CellStamp { incomingWins ? incoming : current }
+    public var loser: CellStamp { incomingWins ? current : incoming }
+}
+
+/// What merging one change into one row decided.
+public enum MergeOutcome: Hashable, Sendable {
+    /// The change's dot is already in the row's history: no effect.
+    case duplicate
+    /// The change's context names writes to this row that have not arrived here yet; applying it
+    /// now could shadow them, so it must wait (causal delivery).
+    case notReady(missing: VersionVector)
+    /// The change was merged: write `apply` to the row, store `meta`, and report `concurrent`.
+    case merged(apply: [String: SyncValue], meta: RowMeta, concurrent: [ConcurrentWrite])
+}
+
+/// The one merge of ShelterSync (DESIGN §2), used by workstations and the server alike.
+///
+/// Pure: it reads the row's metadata and current values and says what to write. Applying every
+/// change of a set once, in any causal order, leaves the same values and metadata on every replica.
+public enum Merge {
+    /// Merges `change` into a row whose metadata is `row` (nil when the row does not exist here).
+    ///
+    /// - Parameters:
+    ///   - currentValues: the row's current values, read for the columns the change writes; only
+    ///     used to report concurrent writes (equal values are not a conflict).
+    ///   - keepBoth: columns that are never decided by a clock.
+    public static func merge(
+        _ change: CellChange,
+        into row: RowMeta?,
+        currentValues: [String: SyncValue] = [:],
+        keepBoth: Set<String> = []
+    ) -> MergeOutcome {
+        var meta = row ?? RowMeta()
+        // 1. Idempotence: a write already in the history has no effect.
+        if meta.versionVector.contains(change.dot) { return .duplicate }
+        // Causal readiness: everything the writer saw of this row must be here first.
+        if !change.context.isDominated(by: meta.versionVector) {
+            var missing = VersionVector()
+            for (replica, counter) in change.context.entries where counter > meta.versionVector[replica] {
+                missing.absorb(Dot(replica: replica, counter: counter))
+            }
+            return .notReady(missing: missing)
+        }
+        let incoming = CellStamp(dot: change.dot, hlc: change.hlc)
+        var apply: [String: SyncValue] = [:]
+        var concurrent: [ConcurrentWrite] = []
+        for column in change.values.keys.sorted() {
+            let value = change.values[column]!
+            guard let current = meta.cells[column] else {
+                // Never written: the change simply sets it.
+                apply[column] = value
+                meta.cells[column] = incoming
+                continue
+            }
+            // 2. The writer saw the current cell: the new value supersedes it.
+            if change.context.contains(current.dot) {
+                apply[column] = value
+                meta.cells[column] = incoming
+                continue
+            }
+            // 3. Concurrent: the larger (HLC, replica id) holds the cell on every replica.
+            let incomingWins = incoming.wins(over: current)
+            if incomingWins {
+                apply[column] = value
+                meta.cells[column] = incoming
+            }
+            let currentValue = currentValues[column] ?? .null
+            if currentValue != value {
+                concurrent.append(ConcurrentWrite(
+                    table: change.table, rowID: change.rowID, column: column,
+                    current: current, currentValue: currentValue,
+                    incoming: incoming, incomingValue: value,
+                    incomingWins: incomingWins, keepBoth: keepBoth.contains(column)))
+            }
+        }
+        // 4. The row's history absorbs the write.
+        meta.versionVector.absorb(change.dot)
+        return .merged(apply: apply, meta: meta, concurrent: concurrent)
+    }
+}

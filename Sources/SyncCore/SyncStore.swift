@@ -1,0 +1,526 @@
+import Foundation
+import GRDB
+
+extension SyncValue: DatabaseValueConvertible {
+    public var databaseValue: DatabaseValue {
+        switch self {
+        case .null: .null
+        case .integer(let v): v.databaseValue
+        case .real(let v): v.databaseValue
+        case .text(let v): v.databaseValue
+        }
+    }
+
+    public static func fromDatabaseValue(_ dbValue: DatabaseValue) -> SyncValue? {
+        switch dbValue.storage {
+        case .null: .null
+        case .int64(let v): .integer(v)
+        case .double(let v): .real(v)
+        case .string(let v): .text(v)
+        case .blob: nil
+        }
+    }
+}
+
+/// The sync layer's persistent state in one replica file.
+public struct SyncState: Hashable, Sendable {
+    public var replicaID: ReplicaID
+    /// The counter of this replica's last write.
+    public var counter: UInt64
+    /// The last HLC stamp issued or received.
+    public var clock: HLC
+    public var createdAt: String
+    /// `HOST:PORT` of the sync server, nil for a standalone replica.
+    public var server: String?
+    /// How far this replica has pulled the server's log.
+    public var cursor: Int64
+    public var lastSyncAt: String?
+}
+
+/// One entry of a replica's change log.
+public struct LoggedChange: Hashable, Sendable {
+    /// Whether a local write has reached the server.
+    public enum State: Int, Sendable {
+        /// Written here, not yet acknowledged by the server: part of the outbox.
+        case unsynced = 0
+        /// Written here and merged by the server.
+        case acknowledged = 1
+        /// Written here and refused by the server; kept, never silently dropped.
+        case rejected = 2
+        /// Written elsewhere and merged here.
+        case received = 3
+    }
+
+    /// Position in this replica's log (on the server: the cursor).
+    public var sequence: Int64
+    public var change: CellChange
+    public var state: State
+    public var rejection: String?
+}
+
+/// What merging a change from another replica did.
+public enum MergeReport: Hashable, Sendable {
+    case duplicate
+    /// Held back until the writes in its context arrive; applied automatically then.
+    case heldBack
+    /// Merged, together with any held-back changes it released. `sequence` is its log position.
+    case merged(sequence: Int64, concurrent: [ConcurrentWrite])
+}
+
+/// The sync tables of a replica and the two ways rows change: a local write, and a merge of a write
+/// made elsewhere. Both go through `Merge.merge` and write the domain row, its metadata and the log
+/// entry in the caller's transaction.
+///
+/// Sync tables (all prefixed `sync_`):
+/// - `sync_state`: one row, the replica id, counter, clock, server and cursor;
+/// - `sync_peers`: a small local number for each replica id, so metadata stays compact;
+/// - `sync_rows`: per synced row, its version vector and the dot + HLC of each cell;
+/// - `sync_log`: every change applied here (the outbox is the local, unsynced part);
+/// - `sync_pending`: changes held back until their causal context has arrived.
+public struct SyncStore: Sendable {
+    public let schema: SyncSchema
+
+    public init(schema: SyncSchema) { self.schema = schema }
+
+    // MARK: Schema
+
+    /// Registers the sync tables and every version of the domain tables, additively.
+    public func registerMigrations(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("sync-1") { db in
+            try db.execute(sql: """
+                CREATE TABLE sync_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    replica_id TEXT NOT NULL,
+                    counter INTEGER NOT NULL,
+                    hlc INTEGER NOT NULL,
+                    created_at TEXT NOT NULL,
+                    server TEXT,
+                    cursor INTEGER NOT NULL DEFAULT 0,
+                    last_sync_at TEXT
+                );
+                CREATE TABLE sync_peers (
+                    idx INTEGER PRIMARY KEY,
+                    replica_id TEXT NOT NULL UNIQUE
+                );
+                CREATE TABLE sync_rows (
+                    tbl INTEGER NOT NULL,
+                    id TEXT NOT NULL,
+                    meta BLOB NOT NULL,
+                    PRIMARY KEY (tbl, id)
+                ) WITHOUT ROWID;
+                CREATE TABLE sync_log (
+                    seq INTEGER PRIMARY KEY,
+                    peer INTEGER NOT NULL,
+                    counter INTEGER NOT NULL,
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    hlc INTEGER NOT NULL,
+                    author TEXT NOT NULL,
+                    context BLOB NOT NULL,
+                    vals BLOB NOT NULL,
+                    state INTEGER NOT NULL,
+                    rejection TEXT,
+                    UNIQUE (peer, counter)
+                );
+                CREATE INDEX sync_log_row ON sync_log (row);
+                CREATE INDEX sync_log_outbox ON sync_log (counter) WHERE state = 0;
+                CREATE TABLE sync_pending (
+                    peer INTEGER NOT NULL,
+                    counter INTEGER NOT NULL,
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    change BLOB NOT NULL,
+                    PRIMARY KEY (peer, counter)
+                ) WITHOUT ROWID;
+                CREATE INDEX sync_pending_row ON sync_pending (tbl, row);
+                """)
+        }
+        for version in 1...max(1, schema.version) {
+            migrator.registerMigration("domain-\(version)") { db in
+                for table in schema.tables {
+                    if table.since == version {
+                        try db.execute(sql: Self.createTableSQL(table))
+                    } else if table.since < version {
+                        for column in table.columns where column.since == version {
+                            try db.execute(sql: "ALTER TABLE \(table.name.quotedDatabaseIdentifier) ADD COLUMN \(Self.columnSQL(column))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func columnSQL(_ column: SyncSchema.Column) -> String {
+        var sql = "\(column.name.quotedDatabaseIdentifier) \(column.type.rawValue)"
+        switch column.defaultValue {
+        case .null: break
+        case .integer(let v): sql += " NOT NULL DEFAULT \(v)"
+        case .real(let v): sql += " NOT NULL DEFAULT \(v)"
+        case .text(let v): sql += " NOT NULL DEFAULT '\(v.replacingOccurrences(of: "'", with: "''"))'"
+        }
+        return sql
+    }
+
+    static func createTableSQL(_ table: SyncSchema.Table) -> String {
+        let columns = ["\"id\" TEXT PRIMARY KEY NOT NULL"] + table.columns.map(columnSQL)
+        return "CREATE TABLE \(table.name.quotedDatabaseIdentifier) (\(columns.joined(separator: ", ")))"
+    }
+
+    /// Whether `db` holds the sync tables at all.
+    public static func isReplica(_ db: Database) throws -> Bool {
+        try db.tableExists("sync_state")
+    }
+
+    // MARK: State
+
+    /// Writes the first state of a new replica.
+    public func initialize(_ db: Database, replicaID: ReplicaID, createdAt: String, server: String? = nil) throws {
+        try db.execute(
+            sql: "INSERT INTO sync_state (id, replica_id, counter, hlc, created_at, server) VALUES (1, ?, 0, 0, ?, ?)",
+            arguments: [replicaID.description, createdAt, server])
+        _ = try peerIndex(db, replicaID)
+    }
+
+    public func state(_ db: Database) throws -> SyncState {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sync_state WHERE id = 1") else {
+            throw SyncError(.notAReplica, "the replica has no sync state row")
+        }
+        let idText: String = row["replica_id"]
+        guard let id = ReplicaID(idText) else {
+            throw SyncError(.corruptData, "the replica's id \(idText) is not a UUID")
+        }
+        return SyncState(
+            replicaID: id,
+            counter: UInt64(max(0, row["counter"] as Int64)),
+            clock: HLC(rawValue: UInt64(max(0, row["hlc"] as Int64))),
+            createdAt: row["created_at"],
+            server: row["server"],
+            cursor: row["cursor"],
+            lastSyncAt: row["last_sync_at"])
+    }
+
+    // MARK: Writes
+
+    /// A local write: one change with a new dot of this replica, stamped now, whose context is the
+    /// row's history as this replica knows it. Call inside the action's transaction.
+    @discardableResult
+    public func write(_ db: Database, table tableName: String, rowID: String, values: [String: SyncValue],
+                      author: String, wallMilliseconds: UInt64) throws -> CellChange {
+        let table = try self.table(tableName)
+        try checkColumns(values.keys, of: table)
+        guard !values.isEmpty else { throw SyncError(.unknownColumn, "a write to \(tableName) must set at least one column") }
+        var state = try self.state(db)
+        var clock = HybridLogicalClock(last: state.clock)
+        let hlc = clock.tick(wallMilliseconds: wallMilliseconds)
+        state.counter += 1
+        let meta = try rowMeta(db, table: table, rowID: rowID)
+        let change = CellChange(table: tableName, rowID: rowID, values: values,
+                                dot: Dot(replica: state.replicaID, counter: state.counter), hlc: hlc,
+                                author: author, context: meta?.versionVector ?? VersionVector())
+        guard case .merged(let apply, let newMeta, _) = Merge.merge(change, into: meta) else {
+            throw SyncError(.corruptData, "a local write to \(tableName) \(rowID) could not be merged: its dot is already known")
+        }
+        try applyValues(db, table: table, rowID: rowID, values: apply)
+        try saveMeta(db, table: table, rowID: rowID, meta: newMeta)
+        _ = try appendLog(db, change: change, table: table, state: .unsynced)
+        try db.execute(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1",
+                       arguments: [Int64(state.counter), Int64(clock.last.rawValue)])
+        return change
+    }
+
+    /// Merges a change made on another replica. Call inside a transaction.
+    public func merge(_ db: Database, _ change: CellChange, wallMilliseconds: UInt64) throws -> MergeReport {
+        let table = try self.table(change.table)
+        try checkColumns(change.values.keys, of: table)
+        var state = try self.state(db)
+        var clock = HybridLogicalClock(last: state.clock)
+        clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
+        state.clock = clock.last
+        try db.execute(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1", arguments: [Int64(clock.last.rawValue)])
+
+        var concurrent: [ConcurrentWrite] = []
+        guard let sequence = try mergeOne(db, change, table: table, concurrent: &concurrent) else {
+            return try isKnown(db, change) ? .duplicate : .heldBack
+        }
+        // Release held-back changes of this row whose context is now complete.
+        var progress = true
+        while progress {
+            progress = false
+            let held = try Row.fetchAll(db, sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ? ORDER BY peer, counter",
+                                        arguments: [table.code, change.rowID])
+            for row in held {
+                let pendingChange = try decodeChange(row["change"] as Data)
+                if try mergeOne(db, pendingChange, table: table, concurrent: &concurrent) != nil || (try isKnown(db, pendingChange)) {
+                    try db.execute(sql: "DELETE FROM sync_pending WHERE peer = ? AND counter = ?",
+                                   arguments: [row["peer"] as Int64, row["counter"] as Int64])
+                    progress = true
+                }
+            }
+        }
+        return .merged(sequence: sequence, concurrent: concurrent)
+    }
+
+    /// Merges one change; returns its log position, or nil if it was a duplicate or was held back.
+    private func mergeOne(_ db: Database, _ change: CellChange, table: SyncSchema.Table,
+                          concurrent: inout [ConcurrentWrite]) throws -> Int64? {
+        let meta = try rowMeta(db, table: table, rowID: change.rowID)
+        let contested = change.values.keys.filter { meta?.cells[$0] != nil }
+        let current = contested.isEmpty ? [:] : try values(db, table: table, rowID: change.rowID, columns: contested)
+        switch Merge.merge(change, into: meta, currentValues: current, keepBoth: table.keepBoth) {
+        case .duplicate:
+            return nil
+        case .notReady:
+            let bytes = Data(ChangeCodec.encode(change))
+            try db.execute(sql: "INSERT OR IGNORE INTO sync_pending (peer, counter, tbl, row, change) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID, bytes])
+            return nil
+        case .merged(let apply, let newMeta, let found):
+            try applyValues(db, table: table, rowID: change.rowID, values: apply)
+            try saveMeta(db, table: table, rowID: change.rowID, meta: newMeta)
+            concurrent += found
+            return try appendLog(db, change: change, table: table, state: .received)
+        }
+    }
+
+    private func isKnown(_ db: Database, _ change: CellChange) throws -> Bool {
+        let table = try self.table(change.table)
+        return try rowMeta(db, table: table, rowID: change.rowID)?.versionVector.contains(change.dot) ?? false
+    }
+
+    // MARK: Reading
+
+    /// The metadata of one row, nil when the row has never been written here.
+    public func rowMeta(_ db: Database, table: SyncSchema.Table, rowID: String) throws -> RowMeta? {
+        guard let blob = try Data.fetchOne(db, sql: "SELECT meta FROM sync_rows WHERE tbl = ? AND id = ?",
+                                           arguments: [table.code, rowID]) else { return nil }
+        return try decodeMeta(db, [UInt8](blob), table: table)
+    }
+
+    /// The current values of some columns of a row.
+    public func values(_ db: Database, table: SyncSchema.Table, rowID: String, columns: some Collection<String>) throws -> [String: SyncValue] {
+        let names = Array(columns)
+        guard !names.isEmpty else { return [:] }
+        let sql = "SELECT \(names.map(\.quotedDatabaseIdentifier).joined(separator: ", ")) FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"
+        guard let row = try Row.fetchOne(db, sql: sql, arguments: [rowID]) else { return [:] }
+        var result: [String: SyncValue] = [:]
+        for (index, name) in names.enumerated() {
+            result[name] = SyncValue.fromDatabaseValue(row[index] as DatabaseValue) ?? .null
+        }
+        return result
+    }
+
+    /// Local changes not yet acknowledged by the server, oldest first.
+    public func outbox(_ db: Database, limit: Int = .max) throws -> [LoggedChange] {
+        try loggedChanges(db, where: "state = 0", arguments: [], order: "counter ASC", limit: limit)
+    }
+
+    public func outboxCount(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_log WHERE state = 0") ?? 0
+    }
+
+    /// The change log, newest first; only changes to `rows` when given.
+    public func log(_ db: Database, rows: [String]? = nil, limit: Int = .max) throws -> [LoggedChange] {
+        if let rows {
+            guard !rows.isEmpty else { return [] }
+            let marks = Array(repeating: "?", count: rows.count).joined(separator: ", ")
+            return try loggedChanges(db, where: "row IN (\(marks))", arguments: StatementArguments(rows), order: "seq DESC", limit: limit)
+        }
+        return try loggedChanges(db, where: "1", arguments: [], order: "seq DESC", limit: limit)
+    }
+
+    /// Changes logged after position `sequence`, in log order (the server's pull).
+    public func changes(_ db: Database, after sequence: Int64, limit: Int) throws -> [LoggedChange] {
+        try loggedChanges(db, where: "seq > ?", arguments: [sequence], order: "seq ASC", limit: limit)
+    }
+
+    private func loggedChanges(_ db: Database, where condition: String, arguments: StatementArguments,
+                               order: String, limit: Int) throws -> [LoggedChange] {
+        let limitSQL = limit == .max ? "" : " LIMIT \(limit)"
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection
+            FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
+            """, arguments: arguments)
+        var peers = PeerCache()
+        return try rows.map { row in
+            let code: Int = row["tbl"]
+            guard let table = schema.table(code: code) else {
+                throw SyncError(.corruptData, "the change log names table code \(code), which this version does not know")
+            }
+            let change = CellChange(
+                table: table.name, rowID: row["row"],
+                values: try decodeValues([UInt8](row["vals"] as Data), table: table),
+                dot: Dot(replica: try peers.id(db, row["peer"]), counter: UInt64(row["counter"] as Int64)),
+                hlc: HLC(rawValue: UInt64(row["hlc"] as Int64)),
+                author: row["author"],
+                context: try decodeVector(db, [UInt8](row["context"] as Data), peers: &peers))
+            return LoggedChange(sequence: row["seq"], change: change,
+                                state: LoggedChange.State(rawValue: row["state"]) ?? .received,
+                                rejection: row["rejection"])
+        }
+    }
+
+    // MARK: Internals
+
+    func table(_ name: String) throws -> SyncSchema.Table {
+        guard let table = schema.table(named: name) else {
+            throw SyncError(.unknownTable, "table \(name) is not a synced table of schema version \(schema.version)")
+        }
+        return table
+    }
+
+    func checkColumns(_ columns: some Sequence<String>, of table: SyncSchema.Table) throws {
+        for column in columns where table.column(named: column) == nil {
+            throw SyncError(.unknownColumn, "column \(column) is not a synced column of table \(table.name)")
+        }
+    }
+
+    private func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
+        let names = values.keys.sorted()
+        let quotedTable = table.name.quotedDatabaseIdentifier
+        if names.isEmpty {
+            try db.execute(sql: "INSERT OR IGNORE INTO \(quotedTable) (id) VALUES (?)", arguments: [rowID])
+            return
+        }
+        let columns = names.map(\.quotedDatabaseIdentifier)
+        let sql = """
+            INSERT INTO \(quotedTable) (id, \(columns.joined(separator: ", ")))
+            VALUES (?\(String(repeating: ", ?", count: names.count)))
+            ON CONFLICT (id) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+            """
+        let statement = try db.cachedStatement(sql: sql)
+        try statement.execute(arguments: StatementArguments([rowID.databaseValue] + names.map { values[$0]!.databaseValue }))
+    }
+
+    private func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)",
+                       arguments: [table.code, rowID, Data(try encodeMeta(db, meta, table: table))])
+    }
+
+    private func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
+        var context = BinaryWriter()
+        try encodeVector(db, change.context, into: &context)
+        var values = BinaryWriter()
+        values.write(varint: UInt64(change.values.count))
+        for (name, value) in change.values.sorted(by: { $0.key < $1.key }) {
+            values.write(varint: UInt64(table.column(named: name)!.code))
+            values.write(value: value)
+        }
+        try db.execute(sql: """
+            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID,
+                             Int64(change.hlc.rawValue), change.author, Data(context.bytes), Data(values.bytes), state.rawValue])
+        return db.lastInsertedRowID
+    }
+
+    /// The local number of a replica id, made on first use.
+    func peerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64 {
+        if let idx = try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"),
+                                        arguments: [replica.description]) {
+            return idx
+        }
+        try db.execute(sql: "INSERT INTO sync_peers (replica_id) VALUES (?)", arguments: [replica.description])
+        return db.lastInsertedRowID
+    }
+
+    struct PeerCache {
+        var ids: [Int64: ReplicaID] = [:]
+        mutating func id(_ db: Database, _ idx: Int64) throws -> ReplicaID {
+            if let id = ids[idx] { return id }
+            guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT replica_id FROM sync_peers WHERE idx = ?"), arguments: [idx]),
+                  let id = ReplicaID(text) else {
+                throw SyncError(.corruptData, "the replica's metadata names peer \(idx), which is not in sync_peers")
+            }
+            ids[idx] = id
+            return id
+        }
+    }
+
+    private func encodeVector(_ db: Database, _ vector: VersionVector, into writer: inout BinaryWriter) throws {
+        writer.write(varint: UInt64(vector.entries.count))
+        for (replica, counter) in vector.entries.sorted(by: { $0.key < $1.key }) {
+            writer.write(varint: UInt64(try peerIndex(db, replica)))
+            writer.write(varint: counter)
+        }
+    }
+
+    private func decodeVector(_ db: Database, _ bytes: [UInt8], peers: inout PeerCache) throws -> VersionVector {
+        var reader = BinaryReader(bytes)
+        return try corrupt("a version vector") { () throws -> VersionVector in
+            let count = try reader.readCount()
+            var entries: [ReplicaID: UInt64] = [:]
+            for _ in 0..<count {
+                let idx = Int64(bitPattern: try reader.readVarint())
+                entries[try peers.id(db, idx)] = try reader.readVarint()
+            }
+            return VersionVector(entries)
+        }
+    }
+
+    private func encodeMeta(_ db: Database, _ meta: RowMeta, table: SyncSchema.Table) throws -> [UInt8] {
+        var writer = BinaryWriter(capacity: 16 + meta.cells.count * 12)
+        try encodeVector(db, meta.versionVector, into: &writer)
+        writer.write(varint: UInt64(meta.cells.count))
+        for (name, stamp) in meta.cells.sorted(by: { $0.key < $1.key }) {
+            writer.write(varint: UInt64(table.column(named: name)!.code))
+            writer.write(varint: UInt64(try peerIndex(db, stamp.dot.replica)))
+            writer.write(varint: stamp.dot.counter)
+            writer.write(varint: stamp.hlc.rawValue)
+        }
+        return writer.bytes
+    }
+
+    private func decodeMeta(_ db: Database, _ bytes: [UInt8], table: SyncSchema.Table) throws -> RowMeta {
+        var peers = PeerCache()
+        var reader = BinaryReader(bytes)
+        return try corrupt("the metadata of a \(table.name) row") { () throws -> RowMeta in
+            let vectorCount = try reader.readCount()
+            var entries: [ReplicaID: UInt64] = [:]
+            for _ in 0..<vectorCount {
+                let idx = Int64(bitPattern: try reader.readVarint())
+                entries[try peers.id(db, idx)] = try reader.readVarint()
+            }
+            let cellCount = try reader.readCount()
+            var cells: [String: CellStamp] = [:]
+            for _ in 0..<cellCount {
+                let code = Int(try reader.readVarint())
+                let replica = try peers.id(db, Int64(bitPattern: try reader.readVarint()))
+                let counter = try reader.readVarint()
+                let hlc = HLC(rawValue: try reader.readVarint())
+                guard let column = table.column(code: code) else {
+                    throw SyncError(.corruptData, "column code \(code) of \(table.name) is unknown")
+                }
+                cells[column.name] = CellStamp(dot: Dot(replica: replica, counter: counter), hlc: hlc)
+            }
+            return RowMeta(versionVector: VersionVector(entries), cells: cells)
+        }
+    }
+
+    private func decodeValues(_ bytes: [UInt8], table: SyncSchema.Table) throws -> [String: SyncValue] {
+        var reader = BinaryReader(bytes)
+        return try corrupt("the values of a \(table.name) change") { () throws -> [String: SyncValue] in
+            let count = try reader.readCount()
+            var values: [String: SyncValue] = [:]
+            for _ in 0..<count {
+                let code = Int(try reader.readVarint())
+                guard let column = table.column(code: code) else {
+                    throw SyncError(.corruptData, "column code \(code) of \(table.name) is unknown")
+                }
+                values[column.name] = try reader.readValue()
+            }
+            return values
+        }
+    }
+
+    private func decodeChange(_ data: Data) throws -> CellChange {
+        do { return try ChangeCodec.decode([UInt8](data)) } catch {
+            throw SyncError(.corruptData, "a held-back change cannot be decoded: \(error)", underlying: error)
+        }
+    }
+
+    private func corrupt<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as BinaryReader.Error {
+            throw SyncError(.corruptData, "\(what) is corrupt: \(error)", underlying: error)
+        }
+    }
+}
