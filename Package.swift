@@ -51,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["SyncCore", "ShelterDomain", "ClientKit"],
+            dependencies: ["SyncCore", "ShelterDomain", "ClientKit", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore", "TestSupport"]),

@@ -16,6 +16,8 @@ public struct ConcurrentWrite: Hashable, Sendable {
     public var keepBoth: Bool
 
     public var winner: CellStamp { incomingWins ? incoming : current }
+    /// Both writes stored the same value: nothing to resolve, so no conflict row is needed.
+    public var sameValue: Bool { currentValue == incomingValue }
     public var loser: CellStamp { incomingWins ? current : incoming }
 }
 
@@ -39,7 +41,7 @@ public enum Merge {
     ///
     /// - Parameters:
     ///   - currentValues: the row's current values, read for the columns the change writes; only
-    ///     used to report concurrent writes (equal values are not a conflict).
+    ///     used to report concurrent writes.
     ///   - keepBoth: columns that are never decided by a clock.
     public static func merge(
         _ change: CellChange,
@@ -81,14 +83,11 @@ public enum Merge {
                 apply[column] = value
                 meta.cells[column] = incoming
             }
-            let currentValue = currentValues[column] ?? .null
-            if currentValue != value {
-                concurrent.append(ConcurrentWrite(
-                    table: change.table, rowID: change.rowID, column: column,
-                    current: current, currentValue: currentValue,
-                    incoming: incoming, incomingValue: value,
-                    incomingWins: incomingWins, keepBoth: keepBoth.contains(column)))
-            }
+            concurrent.append(ConcurrentWrite(
+                table: change.table, rowID: change.rowID, column: column,
+                current: current, currentValue: currentValues[column] ?? .null,
+                incoming: incoming, incomingValue: value,
+                incomingWins: incomingWins, keepBoth: keepBoth.contains(column)))
         }
         // 4. The row's history absorbs the write.
         meta.versionVector.absorb(change.dot)

@@ -1,0 +1,54 @@
+import Foundation
+import GRDB
+
+/// Reads a replica file directly (read-only) to check what the library promises about it.
+public struct ReplicaInspector {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        var config = Configuration()
+        config.readonly = true
+        return try DatabaseQueue(path: path, configuration: config).read(body)
+    }
+
+    /// Every row of every table, as text: equal snapshots mean nothing changed.
+    public func snapshot() throws -> [String: [String]] {
+        try read { db in
+            var result: [String: [String]] = [:]
+            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") {
+                result[table] = try Row.fetchAll(db, sql: "SELECT * FROM \(table.quotedDatabaseIdentifier)").map(\.description).sorted()
+            }
+            return result
+        }
+    }
+
+    public func count(_ sql: String) throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+    }
+
+    /// The invariants of an intact replica; returns what is broken (empty when all hold).
+    public func problems() throws -> [String] {
+        try read { db in
+            var problems: [String] = []
+            let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            if check != ["ok"] { problems.append("integrity_check: \(check)") }
+            let counter = try Int.fetchOne(db, sql: "SELECT counter FROM sync_state") ?? -1
+            let own = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM sync_log l JOIN sync_peers p ON p.idx = l.peer
+                WHERE p.replica_id = (SELECT replica_id FROM sync_state)
+                """) ?? -1
+            if counter != own { problems.append("counter \(counter) but \(own) own changes in the log") }
+            for table in ["rooms", "staff", "residents", "children", "stays"] where try db.tableExists(table) {
+                let orphans = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) t WHERE NOT EXISTS (SELECT 1 FROM sync_rows r WHERE r.id = t.id)") ?? 0
+                if orphans > 0 { problems.append("\(orphans) \(table) rows without sync metadata") }
+            }
+            let staysWithoutResident = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM stays s WHERE NOT EXISTS (SELECT 1 FROM residents r WHERE r.id = s.resident)") ?? 0
+            if staysWithoutResident > 0 { problems.append("\(staysWithoutResident) stays without their resident") }
+            let residentsWithoutStay = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM residents r WHERE NOT EXISTS (SELECT 1 FROM stays s WHERE s.resident = r.id)") ?? 0
+            if residentsWithoutStay > 0 { problems.append("\(residentsWithoutStay) residents without a stay (half an admission)") }
+            return problems
+        }
+    }
+}
