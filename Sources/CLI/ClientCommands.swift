@@ -2,25 +2,45 @@ import ArgumentParser
 import ClientKit
 import Foundation
 import ShelterDomain
+import SyncCore
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a standalone replica with rooms 1…N (file mode 0600) and print its replica id.",
-        discussion: "Refuses to overwrite any existing file.")
+        abstract: "Create a replica (file mode 0600) and print its replica id: standalone with rooms 1…N, or bound to a sync server with --bundle and --server.",
+        discussion: """
+            With --bundle FILE --server HOST:PORT the replica takes its replica id from the enrolled \
+            workstation's certificate and keeps the key inside the replica file; it holds no rooms until \
+            the first sync brings them. Refuses to overwrite any existing file.
+            """)
 
     @OptionGroup var options: ReplicaOptions
 
-    @Option(help: "How many rooms the shelter has.")
-    var rooms: Int = 9
+    @Option(help: "How many rooms the shelter has (standalone replicas only; default 9).")
+    var rooms: Int?
+
+    @Option(help: ArgumentHelp("The workstation bundle from `shelter server enroll`.", valueName: "file"))
+    var bundle: String?
+
+    @Option(help: ArgumentHelp("The sync server.", valueName: "host:port"))
+    var server: String?
 
     func validate() throws {
-        guard (1...999).contains(rooms) else { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
+        if let rooms, !(1...999).contains(rooms) { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
+        if (bundle == nil) != (server == nil) { throw ValidationError("--bundle and --server go together") }
+        if bundle != nil && rooms != nil { throw ValidationError("a replica bound to a server gets its rooms from the server: leave out --rooms") }
     }
 
     func run() throws {
         let path = try options.replicaPath
         let replica = try reportingErrors {
-            try Replica.create(at: path, rooms: rooms, author: options.author, configuration: options.configuration)
+            if let bundle, let server {
+                guard let data = FileManager.default.contents(atPath: bundle) else {
+                    throw ReplicaError(.invalidArgument, "cannot read the bundle file \(bundle)")
+                }
+                return try Replica.create(at: path, bundlePEM: String(decoding: data, as: UTF8.self), bundleSource: bundle,
+                                          server: server, configuration: options.configuration)
+            }
+            return try Replica.create(at: path, rooms: rooms ?? 9, author: options.author, configuration: options.configuration)
         }
         print(replica.id)
     }
@@ -311,7 +331,9 @@ struct Status: ParsableCommand {
         }
         print("replica    \(status.replica)")
         print("unsynced   \(status.unsynced) change\(status.unsynced == 1 ? "" : "s")")
+        if status.rejected > 0 { print("rejected   \(status.rejected) change\(status.rejected == 1 ? "" : "s") refused by the server (see shelter history)") }
         print("last sync  \(status.lastSync ?? "never")")
+        if let error = status.lastError { print("last error \(error.at): \(error.message)") }
         print("server     \(status.server ?? "none (standalone replica)")")
     }
 }
@@ -351,6 +373,110 @@ struct History: ParsableCommand {
                 "\(column.name)=" + (column.personal && !showPersonal ? "(personal)" : column.value ?? "null")
             }.joined(separator: " ")
             print("\(entry.at)  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)")
+        }
+    }
+}
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sync with the server: push every unsynced change, pull everything new, report.",
+        discussion: "When the server cannot be reached or refuses, nothing is lost: the changes stay unsynced.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let replica = try reportingErrors { try options.open() }
+        let report = try await reportingErrors { try await replica.sync() }
+        if report.rejected > 0 {
+            printError("the server refused \(report.rejected) change\(report.rejected == 1 ? "" : "s"); they are kept, marked rejected (see shelter history)")
+        }
+        if json {
+            printJSON(.object([
+                ("pushed", .int(report.pushed)),
+                ("pulled", .int(report.pulled)),
+                ("conflicts", .int(report.conflicts)),
+                ("cursor", .int(report.cursor)),
+                ("durationMs", .int(report.durationMs)),
+            ]))
+        } else {
+            print("pushed \(report.pushed), pulled \(report.pulled), \(report.conflicts) new conflict\(report.conflicts == 1 ? "" : "s") (cursor \(report.cursor), \(report.durationMs) ms)")
+        }
+    }
+}
+
+struct Conflicts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Conflicts found by the server, and their resolution.",
+        subcommands: [List.self, Resolve.self],
+        defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "Open conflicts (--all: also resolved ones), with every competing value.")
+
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Include resolved conflicts.") var all = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let conflicts = try reportingErrors { try options.open().conflicts(includeResolved: all) }
+            if json {
+                printJSON(.object([("conflicts", .array(conflicts.map { conflict in
+                    .object([
+                        ("id", .string(conflict.id)),
+                        ("kind", .string(conflict.kind.rawValue)),
+                        ("table", .string(conflict.table)),
+                        ("row", .string(conflict.row)),
+                        ("column", .string(conflict.column)),
+                        ("status", .string(conflict.status.rawValue)),
+                        ("values", .array(conflict.candidates.map { candidate in
+                            .object([
+                                ("value", candidate.value.isNull ? .null : .string(candidate.value.description)),
+                                ("author", .string(candidate.author)),
+                                ("replica", .string(candidate.replica)),
+                                ("at", .string(candidate.at)),
+                            ])
+                        })),
+                        ("winner", .int(conflict.winner)),
+                        ("suggestion", .int(conflict.suggestion)),
+                    ])
+                }))]))
+                return
+            }
+            if conflicts.isEmpty { print(all ? "no conflicts" : "no open conflicts") }
+            for conflict in conflicts {
+                let place = conflict.kind == .room
+                    ? "room conflict: stay \(conflict.row.prefix(8)) lost its room" + (conflict.suggestion.map { "; room \($0) is free" } ?? "; no room is free")
+                    : "\(conflict.table) \(conflict.row.prefix(8)) \(conflict.column ?? "")"
+                print("\(conflict.id.prefix(8))  \(conflict.status.rawValue)  \(place)")
+                for (index, candidate) in conflict.candidates.enumerated() {
+                    let mark = index == conflict.winner ? "*" : " "
+                    print("  \(mark)[\(index)] \(candidate.value.isNull ? "(empty)" : candidate.value.description)  by \(candidate.author) at \(candidate.at) (replica \(candidate.replica.prefix(8)))")
+                }
+            }
+        }
+    }
+
+    struct Resolve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resolve a conflict with a normal write that syncs like any other.",
+            discussion: "--keep INDEX keeps one of the listed values; --value TEXT writes another. For a room conflict, --keep 0 accepts the confirmed placement and --value ROOM gives the other stay a room.")
+
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The conflict (id or unique prefix).") var id: String
+        @Option(help: "Keep the value with this index.") var keep: Int?
+        @Option(help: "Write this value instead.") var value: String?
+
+        func validate() throws {
+            if (keep == nil) == (value == nil) { throw ValidationError("give exactly one of --keep INDEX or --value TEXT") }
+        }
+
+        func run() throws {
+            let replica = try reportingErrors { try options.open() }
+            try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, by: options.author) }
+            print("conflict \(id) resolved")
         }
     }
 }

@@ -15,7 +15,7 @@ struct Shelter: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Rooms.self, Admit.self, Assign.self, Discharge.self, Stays.self,
-            ResidentCommand.self, Status.self, History.self,
+            ResidentCommand.self, Status.self, History.self, Sync.self, Conflicts.self, ServerCommand.self,
         ])
 }
 
@@ -64,6 +64,15 @@ struct ReplicaOptions: ParsableArguments {
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
+    } catch let error as ReplicaError {
+        printError(error.message)
+        throw ExitCode(1)
+    }
+}
+
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
     } catch let error as ReplicaError {
         printError(error.message)
         throw ExitCode(1)

@@ -113,6 +113,16 @@ public struct ReplicaStatus: Hashable, Sendable {
     public var lastSync: String?
     public var server: String?
     public var schemaVersion: Int
+    /// Local changes the server refused (kept in the log, marked rejected).
+    public var rejected: Int
+    /// The last sync that failed, if it failed after the last successful one.
+    public var lastError: SyncFailure?
+
+    public struct SyncFailure: Hashable, Sendable {
+        public var code: String
+        public var message: String
+        public var at: String
+    }
 }
 
 /// One entry of the change history.

@@ -54,8 +54,13 @@ extension Replica {
     public func status() throws -> ReplicaStatus {
         try read { db in
             let state = try store.state(db)
+            var failure: ReplicaStatus.SyncFailure?
+            if let code = state.lastErrorCode, let at = state.lastErrorAt {
+                failure = .init(code: code, message: state.lastError ?? code, at: at)
+            }
             return ReplicaStatus(replica: state.replicaID.description, unsynced: try store.outboxCount(db),
-                                 lastSync: state.lastSyncAt, server: state.server, schemaVersion: ShelterSchema.version)
+                                 lastSync: state.lastSyncAt, server: state.server, schemaVersion: ShelterSchema.version,
+                                 rejected: try store.rejectedCount(db), lastError: failure)
         }
     }
 

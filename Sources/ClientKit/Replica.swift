@@ -2,6 +2,8 @@ import Foundation
 import GRDB
 import ShelterDomain
 import SyncCore
+import SyncTransport
+import X509
 
 /// A workstation's replica: one SQLite file holding the shelter's records and their sync metadata.
 ///
@@ -62,20 +64,49 @@ public struct Replica: Sendable {
             throw ReplicaError(.invalidArgument, "the number of rooms must be between 1 and 999, not \(rooms)")
         }
         try checkAuthor(author)
-        let fd = Foundation.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
-        if fd < 0 {
-            let reason = String(cString: strerror(errno))
-            if errno == EEXIST {
-                throw ReplicaError(.fileExists, "\(path) already exists; shelter init never overwrites a file")
-            }
-            throw ReplicaError(.storage, "cannot create replica file \(path): \(reason)")
+        do {
+            try PrivateFile.create(at: path)
+        } catch .exists {
+            throw ReplicaError(.fileExists, "\(path) already exists; shelter init never overwrites a file")
+        } catch {
+            throw ReplicaError(.storage, "cannot create replica file \(path): \(error)")
         }
-        close(fd)
         do {
             let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
             try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
             let replica = Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
             try replica.setUp(rooms: rooms, author: author, server: server)
+            return replica
+        } catch {
+            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+            throw mapError(error, path: path)
+        }
+    }
+
+    /// Creates a replica bound to an enrolled workstation identity: its replica id comes from the
+    /// bundle's certificate, and the key is kept inside the replica file (mode 0600). It holds no
+    /// rooms until the first sync brings them.
+    public static func create(at path: String, bundlePEM: String, bundleSource: String, server: String,
+                              configuration: Configuration = Configuration()) throws -> Replica {
+        let bundle: WorkstationBundle
+        do { bundle = try WorkstationBundle(pem: bundlePEM, source: bundleSource) } catch let error as TransportError {
+            throw ReplicaError(.invalidArgument, error.message, underlying: error)
+        }
+        _ = try ServerAddress(server)
+        do {
+            try PrivateFile.create(at: path)
+        } catch .exists {
+            throw ReplicaError(.fileExists, "\(path) already exists; shelter init never overwrites a file")
+        } catch {
+            throw ReplicaError(.storage, "cannot create replica file \(path): \(error)")
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
+            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+            let replica = Replica(path: path, id: bundle.replicaID, writer: queue, configuration: configuration)
+            let identity = StoredIdentity(certificatePEM: try bundle.identity.certificatePEM, privateKeyPEM: try bundle.identity.privateKeyPEM,
+                                          caPEM: try bundle.caPEM)
+            try replica.setUp(rooms: 0, author: bundle.name, server: server, identity: identity)
             return replica
         } catch {
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
@@ -92,10 +123,11 @@ public struct Replica: Sendable {
         return replica
     }
 
-    private func setUp(rooms: Int, author: String, server: String?) throws {
+    private func setUp(rooms: Int, author: String, server: String?, identity: StoredIdentity? = nil) throws {
         try Self.makeMigrator().migrate(writer)
         try perform { db in
             try store.initialize(db, replicaID: id, createdAt: Timestamp.format(configuration.now()), server: server)
+            if let identity { try store.storeIdentity(db, identity) }
             for number in stride(from: 1, through: rooms, by: 1) {
                 try write(db, ShelterSchema.rooms, Room.rowID(number),
                           ["number": .integer(Int64(number)), "in_service": .bool(true)], author: author)

@@ -8,7 +8,7 @@ public struct ReplicaError: Error, CustomStringConvertible, @unchecked Sendable 
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case fileNotFound, fileExists, notAReplica, schemaTooNew, readOnly, unknownID, ambiguousID,
-                 rule, storage, invalidArgument
+                 rule, storage, invalidArgument, syncFailed
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -24,6 +24,8 @@ public struct ReplicaError: Error, CustomStringConvertible, @unchecked Sendable 
         public static let rule = Code(.rule)
         public static let storage = Code(.storage)
         public static let invalidArgument = Code(.invalidArgument)
+        /// The sync server could not be reached, refused, or broke off; the replica is unchanged.
+        public static let syncFailed = Code(.syncFailed)
 
         public var description: String { base.rawValue }
     }

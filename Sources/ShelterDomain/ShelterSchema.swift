@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 1
+    public static let version = 2
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -45,5 +45,21 @@ public enum ShelterSchema {
         .init("reason", code: 7, .text, personal: true),
     ])
 
-    public static let schema = SyncSchema(version: version, tables: [rooms, staff, residents, children, stays])
+    /// Conflicts found by the server (version 2): replicated to every workstation, resolved by staff.
+    public static let conflicts = SyncSchema.Table("conflicts", code: 6, since: 2, columns: [
+        .init("kind", code: 1, .text, default: .text(Conflict.Kind.field.rawValue)),
+        .init("tbl", code: 2, .text, default: .text("")),
+        .init("row", code: 3, .text, default: .text("")),
+        .init("col", code: 4, .text),
+        .init("status", code: 5, .text, default: .text(Conflict.Status.open.rawValue)),
+        // The competing values may be names or notes.
+        .init("candidates", code: 6, .text, default: .text("[]"), personal: true),
+        .init("winner", code: 7, .integer),
+        .init("suggestion", code: 8, .integer),
+        .init("detected_at", code: 9, .text),
+        .init("resolved_by", code: 10, .text),
+        .init("resolved_at", code: 11, .text),
+    ])
+
+    public static let schema = SyncSchema(version: version, tables: [rooms, staff, residents, children, stays, conflicts])
 }

@@ -35,6 +35,23 @@ public struct SyncState: Hashable, Sendable {
     /// How far this replica has pulled the server's log.
     public var cursor: Int64
     public var lastSyncAt: String?
+    /// The last sync that failed: a code, a message without personal data, and when.
+    public var lastErrorCode: String?
+    public var lastError: String?
+    public var lastErrorAt: String?
+}
+
+/// A workstation's TLS identity, kept inside its replica file (mode 0600).
+public struct StoredIdentity: Hashable, Sendable {
+    public var certificatePEM: String
+    public var privateKeyPEM: String
+    public var caPEM: String
+
+    public init(certificatePEM: String, privateKeyPEM: String, caPEM: String) {
+        self.certificatePEM = certificatePEM
+        self.privateKeyPEM = privateKeyPEM
+        self.caPEM = caPEM
+    }
 }
 
 /// One entry of a replica's change log.
@@ -135,6 +152,19 @@ public struct SyncStore: Sendable {
                 CREATE INDEX sync_pending_row ON sync_pending (tbl, row);
                 """)
         }
+        migrator.registerMigration("sync-2") { db in
+            try db.execute(sql: """
+                CREATE TABLE sync_identity (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    certificate TEXT NOT NULL,
+                    private_key TEXT NOT NULL,
+                    ca TEXT NOT NULL
+                );
+                ALTER TABLE sync_state ADD COLUMN last_error_code TEXT;
+                ALTER TABLE sync_state ADD COLUMN last_error TEXT;
+                ALTER TABLE sync_state ADD COLUMN last_error_at TEXT;
+                """)
+        }
         for version in 1...max(1, schema.version) {
             migrator.registerMigration("domain-\(version)") { db in
                 for table in schema.tables {
@@ -196,7 +226,54 @@ public struct SyncStore: Sendable {
             createdAt: row["created_at"],
             server: row["server"],
             cursor: row["cursor"],
-            lastSyncAt: row["last_sync_at"])
+            lastSyncAt: row["last_sync_at"],
+            lastErrorCode: row["last_error_code"],
+            lastError: row["last_error"],
+            lastErrorAt: row["last_error_at"])
+    }
+
+    public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_identity (id, certificate, private_key, ca) VALUES (1, ?, ?, ?)",
+                       arguments: [identity.certificatePEM, identity.privateKeyPEM, identity.caPEM])
+    }
+
+    public func identity(_ db: Database) throws -> StoredIdentity? {
+        try Row.fetchOne(db, sql: "SELECT certificate, private_key, ca FROM sync_identity WHERE id = 1").map {
+            StoredIdentity(certificatePEM: $0["certificate"], privateKeyPEM: $0["private_key"], caPEM: $0["ca"])
+        }
+    }
+
+    /// Records the end of a sync session: success moves the cursor's time stamp and clears the
+    /// error; failure keeps the error (code, message, time) for `status`.
+    public func recordSync(_ db: Database, at: String, errorCode: String?, error: String?) throws {
+        if let errorCode {
+            try db.execute(sql: "UPDATE sync_state SET last_error_code = ?, last_error = ?, last_error_at = ? WHERE id = 1",
+                           arguments: [errorCode, error, at])
+        } else {
+            try db.execute(sql: "UPDATE sync_state SET last_sync_at = ?, last_error_code = NULL, last_error = NULL, last_error_at = NULL WHERE id = 1",
+                           arguments: [at])
+        }
+    }
+
+    public func setCursor(_ db: Database, _ cursor: Int64) throws {
+        try db.execute(sql: "UPDATE sync_state SET cursor = ? WHERE id = 1", arguments: [cursor])
+    }
+
+    /// Marks this replica's own changes up to `counter` as merged by the server, and the refused
+    /// ones as rejected with the server's reason (they stay in the log, never dropped).
+    public func acknowledge(_ db: Database, upTo counter: UInt64, rejected: [(counter: UInt64, reason: String)]) throws {
+        let own = try peerIndex(db, try state(db).replicaID)
+        for rejection in rejected {
+            try db.execute(sql: "UPDATE sync_log SET state = ?, rejection = ? WHERE peer = ? AND counter = ?",
+                           arguments: [LoggedChange.State.rejected.rawValue, rejection.reason, own, Int64(rejection.counter)])
+        }
+        try db.execute(sql: "UPDATE sync_log SET state = ? WHERE state = ? AND peer = ? AND counter <= ?",
+                       arguments: [LoggedChange.State.acknowledged.rawValue, LoggedChange.State.unsynced.rawValue, own, Int64(counter)])
+    }
+
+    /// Local changes the server refused.
+    public func rejectedCount(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_log WHERE state = ?", arguments: [LoggedChange.State.rejected.rawValue]) ?? 0
     }
 
     // MARK: Writes

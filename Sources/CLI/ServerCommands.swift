@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import Server
+import ServiceLifecycle
+import UnixSignals
+
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run and administer the central sync server.",
+        subcommands: [ServerInit.self, Enroll.self, Revoke.self, Run.self])
+}
+
+/// The server directory every server command takes.
+struct ServerDirectoryOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The server directory (default: $SHELTER_SERVER_DIR).", valueName: "dir"))
+    var dir: String?
+
+    var path: String {
+        get throws {
+            if let dir, !dir.isEmpty { return dir }
+            if let dir = ProcessInfo.processInfo.environment["SHELTER_SERVER_DIR"], !dir.isEmpty { return dir }
+            throw ValidationError("no server directory given: pass --dir DIR or set SHELTER_SERVER_DIR")
+        }
+    }
+}
+
+func reportingServerErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ServerError {
+        printError(error.message)
+        throw ExitCode(1)
+    }
+}
+
+struct ServerInit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create the server directory (0700): the shelter CA (ECDSA P-256), the server's key and certificate, and the store with its rooms.",
+        discussion: "The server certificate names localhost, 127.0.0.1, ::1 and each --host. Refuses a directory that already holds a server.")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: "How many rooms the shelter has.") var rooms: Int = 9
+    @Option(name: .customLong("host"), help: ArgumentHelp("Another name or address the server is reached by (repeat).", valueName: "name"))
+    var hosts: [String] = []
+
+    func validate() throws {
+        guard (1...999).contains(rooms) else { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
+    }
+
+    func run() throws {
+        let path = try options.path
+        _ = try reportingServerErrors { try ServerDirectory.initialize(at: path, rooms: rooms, hosts: hosts) }
+        print("server initialised in \(path) with \(rooms) rooms")
+    }
+}
+
+struct Enroll: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue one workstation identity: a new replica id in a certificate signed by the CA, written with its key and the CA certificate as one bundle file (0600).")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: "The workstation's name (unique; letters, digits, - _ .).") var name: String
+    @Option(help: ArgumentHelp("Where to write the bundle (default: NAME.bundle).", valueName: "file")) var out: String?
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let enrollment = try reportingServerErrors { try directory.enroll(name: name, bundlePath: out) }
+        print("name     \(enrollment.name)")
+        print("replica  \(enrollment.replicaID)")
+        print("serial   \(enrollment.serial)")
+        print("bundle   \(enrollment.bundlePath)")
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke a workstation's certificate: the server refuses it from then on, also while it runs.")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: "The workstation's name.") var name: String
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let replica = try reportingServerErrors { try directory.store().revoke(name: name) }
+        print("revoked \(name) (replica \(replica))")
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the sync server (TLS 1.3, mutual authentication). Prints `listening on HOST:PORT` on stderr once it accepts.",
+        discussion: "SIGINT or SIGTERM: stop accepting, finish the sessions in flight, exit 0.")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free port.", valueName: "host:port")) var listen = "127.0.0.1:7443"
+    @Option(help: ArgumentHelp("Disconnect a peer that sends nothing for this many seconds.", valueName: "seconds")) var idleTimeout = 30
+
+    func run() async throws {
+        let (host, port) = try parseListen(listen)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "shelter.server")
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        var configuration = SyncServer.Configuration(host: host, port: port)
+        configuration.idleTimeout = .seconds(Int64(idleTimeout))
+        let server = try reportingServerErrors {
+            try SyncServer(directory: directory, configuration: configuration, logger: logger) { address in
+                FileHandle.standardError.write(Data("listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? port)\n".utf8))
+            }
+        }
+        let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            printError("the sync server stopped: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func parseListen(_ text: String) throws -> (String, Int) {
+    let invalid = ValidationError("--listen takes HOST:PORT (for example 127.0.0.1:7443), not '\(text)'")
+    var host: Substring, portText: Substring
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+        host = text[text.index(after: text.startIndex)..<close]
+        portText = text[close...].dropFirst().drop { $0 == ":" }
+    } else {
+        guard let colon = text.lastIndex(of: ":") else { throw invalid }
+        host = text[..<colon]
+        portText = text[text.index(after: colon)...]
+    }
+    guard !host.isEmpty, let port = Int(portText), (0...65_535).contains(port) else { throw invalid }
+    return (String(host), port)
+}

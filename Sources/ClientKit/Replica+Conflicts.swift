@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+
+extension Replica {
+    /// Open conflicts (all with `includeResolved`), newest first.
+    public func conflicts(includeResolved: Bool = false) throws -> [Conflict] {
+        try read { db in
+            let condition = includeResolved ? "" : "WHERE status = 'open'"
+            return try Row.fetchAll(db, sql: "SELECT * FROM conflicts \(condition) ORDER BY detected_at DESC, id").map(Self.conflict)
+        }
+    }
+
+    static func conflict(_ row: Row) -> Conflict {
+        Conflict(id: row["id"], kind: Conflict.Kind(rawValue: row["kind"]) ?? .field, table: row["tbl"], row: row["row"],
+                 column: row["col"], status: Conflict.Status(rawValue: row["status"]) ?? .open,
+                 candidates: Conflict.decode(row["candidates"]), winner: row["winner"], suggestion: row["suggestion"],
+                 detectedAt: row["detected_at"], resolvedBy: row["resolved_by"], resolvedAt: row["resolved_at"])
+    }
+
+    /// Resolves a conflict with a normal write (it syncs like any other): the chosen value is written
+    /// to the cell, and the conflict — with any other open conflict on the same cell, whose values
+    /// the resolver has in front of her too — is closed.
+    ///
+    /// For a `room` conflict the confirmed placement never moves: `keep: 0` accepts it, and `value`
+    /// gives the stay that lost the room another room.
+    public func resolveConflict(_ prefix: String, keep index: Int? = nil, value text: String? = nil, by author: String) throws {
+        try Self.checkAuthor(author)
+        guard (index == nil) != (text == nil) else {
+            throw ReplicaError(.invalidArgument, "give exactly one of --keep INDEX or --value TEXT")
+        }
+        try perform { db in
+            let id = try resolve(db, prefix, in: ShelterSchema.conflicts, kind: "conflict")
+            let conflict = Self.conflict(try Row.fetchOne(db, sql: "SELECT * FROM conflicts WHERE id = ?", arguments: [id])!)
+            guard conflict.status == .open else { throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) is already resolved") }
+            if let index, !conflict.candidates.indices.contains(index) {
+                throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) has values 0…\(conflict.candidates.count - 1), not \(index)")
+            }
+            var closes = [id]
+            switch conflict.kind {
+            case .room:
+                if let index, index != 0 {
+                    throw ReplicaError(.invalidArgument, "a confirmed placement never moves: keep 0, or give stay \(conflict.row.prefix(8)) another room with --value ROOM")
+                }
+                if let text {
+                    guard let room = Int(text) else { throw ReplicaError(.invalidArgument, "--value for a room conflict is a room number, not '\(text)'") }
+                    let stay = try requireStay(db, conflict.row)
+                    try stay.checkAssignable()
+                    try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true), movingStay: stay.id)
+                    try write(db, ShelterSchema.stays, stay.id, ["room": .integer(Int64(room)), "status": .text(Stay.Status.active.rawValue)], author: author)
+                }
+            case .field:
+                guard let column = conflict.column, let table = ShelterSchema.schema.table(named: conflict.table),
+                      let schemaColumn = table.column(named: column) else {
+                    throw ReplicaError(.storage, "conflict \(id.prefix(8)) names a column this version does not know")
+                }
+                let value: SyncValue
+                if let index {
+                    value = conflict.candidates[index].value
+                } else {
+                    value = try Self.parse(text!, for: schemaColumn, in: table, row: conflict.row, db: db)
+                }
+                try write(db, table, conflict.row, [column: value], author: author)
+                closes += try String.fetchAll(db, sql: "SELECT id FROM conflicts WHERE status = 'open' AND tbl = ? AND row = ? AND col = ? AND id != ?",
+                                              arguments: [conflict.table, conflict.row, column, id])
+            }
+            for conflictID in closes {
+                try write(db, ShelterSchema.conflicts, conflictID, [
+                    "status": .text(Conflict.Status.resolved.rawValue),
+                    "resolved_by": .text(author),
+                    "resolved_at": .text(Timestamp.format(configuration.now())),
+                ], author: author)
+            }
+        }
+    }
+
+    /// A value typed by staff for a column, checked by the same rules as `resident set`.
+    static func parse(_ text: String, for column: SyncSchema.Column, in table: SyncSchema.Table, row: String, db: Database) throws -> SyncValue {
+        if table.name == ShelterSchema.residents.name, let field = ResidentField(rawValue: column.name) {
+            let anonymous = try Bool.fetchOne(db, sql: "SELECT anonymous FROM residents WHERE id = ?", arguments: [row]) ?? false
+            return try field.value(from: text, anonymous: anonymous)
+        }
+        switch column.type {
+        case .integer:
+            guard let number = Int64(text) else { throw ReplicaError(.invalidArgument, "\(column.name) takes a whole number, not '\(text)'") }
+            return .integer(number)
+        case .real:
+            guard let number = Double(text) else { throw ReplicaError(.invalidArgument, "\(column.name) takes a number, not '\(text)'") }
+            return .real(number)
+        case .text:
+            return text.isEmpty ? .null : .text(text)
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import GRDB
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ShelterDomain
+import SyncCore
+import SyncTransport
+import X509
+
+/// What one sync session did.
+public struct SyncReport: Hashable, Sendable {
+    public var pushed: Int
+    public var pulled: Int
+    /// Conflicts this sync brought to light (new open conflict rows it received).
+    public var conflicts: Int
+    /// Of the pushed changes, those the server refused (kept in the outbox, marked rejected).
+    public var rejected: Int
+    public var cursor: Int64
+    public var durationMs: Int
+}
+
+extension Replica {
+    /// The version this client reports to the server.
+    public static let clientVersion = "shelter/0.3.0"
+
+    /// One sync session: hello, push every unsynced change in batches, pull everything new, report.
+    ///
+    /// Each pushed batch is marked acknowledged only after the server committed it, and each pulled
+    /// batch is applied together with the new cursor in one transaction: a session cut at any point
+    /// loses nothing and repeats no effect. When the server cannot be reached or refuses, the replica
+    /// keeps its changes unsynced and records the error (never personal data) for `status`.
+    public func sync(connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
+        let started = ContinuousClock.now
+        let (state, stored) = try read { db in (try store.state(db), try store.identity(db)) }
+        guard let serverText = state.server, let stored else {
+            throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no sync server; create one with `shelter init --bundle FILE --server HOST:PORT`")
+        }
+        let server = try ServerAddress(serverText)
+        do {
+            let report = try await session(server: server, stored: stored, state: state, started: started,
+                                           connectTimeout: connectTimeout, readTimeout: readTimeout)
+            try perform { db in try store.recordSync(db, at: Timestamp.format(configuration.now()), errorCode: nil, error: nil) }
+            return report
+        } catch {
+            let failure = Self.syncFailure(error, server: server)
+            _ = try? perform { db in
+                try store.recordSync(db, at: Timestamp.format(configuration.now()), errorCode: failure.code, error: failure.message)
+            }
+            throw ReplicaError(.syncFailed, failure.message, underlying: error)
+        }
+    }
+
+    struct ServerRefusal: Error {
+        var code: String
+        var message: String
+    }
+
+    struct ProtocolFailure: Error {
+        var message: String
+    }
+
+    private func session(server: ServerAddress, stored: StoredIdentity, state: SyncState, started: ContinuousClock.Instant,
+                         connectTimeout: TimeAmount, readTimeout: TimeAmount) async throws -> SyncReport {
+        let bundle = try WorkstationBundle(pem: stored.certificatePEM + "\n" + stored.privateKeyPEM + "\n" + stored.caPEM,
+                                           source: "the identity stored in \(path)")
+        let sslContext = try NIOSSLContext(configuration: TLSSettings.client(identity: bundle.identity, ca: bundle.caCertificate))
+        let hostname = server.isIPAddress ? nil : server.host
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: server.host, port: server.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
+                    try sync.addHandler(IdleStateHandler(readTimeout: readTimeout))
+                    try sync.addHandler(ReadTimeoutHandler())
+                    try sync.addHandler(ByteToMessageHandler(WireFrameDecoder()))
+                    try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    return try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var messages = inbound.makeAsyncIterator()
+            func receive() async throws -> WireMessage {
+                guard let message = try await messages.next() else {
+                    throw ProtocolFailure(message: "the server closed the connection")
+                }
+                if case .error(let code, let message) = message { throw ServerRefusal(code: code, message: message) }
+                return message
+            }
+            var clock = HybridLogicalClock(last: state.clock)
+            try await outbound.write(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: id,
+                                                  clientVersion: Self.clientVersion,
+                                                  hlcNow: clock.tick(wallMilliseconds: wallMilliseconds()), counter: state.counter)))
+            guard case .welcome(let welcome) = try await receive() else { throw ProtocolFailure(message: "expected welcome") }
+            let batchSize = Int(max(1, min(welcome.maxBatch, 10_000)))
+            var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
+
+            // Push the outbox, oldest first, one committed batch at a time.
+            while true {
+                let batch = try read { db in try store.outbox(db, limit: batchSize) }
+                guard let last = batch.last else { break }
+                try await outbound.write(.push(batch.map(\.change)))
+                guard case .pushAck(let upTo, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected pushAck") }
+                guard upTo >= last.change.dot.counter else {
+                    throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(last.change.dot.counter)")
+                }
+                try perform { db in
+                    try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
+                }
+                report.pushed += batch.count - rejected.count
+                report.rejected += rejected.count
+            }
+
+            // Pull everything new; each batch lands with its cursor in one transaction.
+            var more = true
+            while more {
+                try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize)))
+                guard case .changes(let batch, let next, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
+                let conflicts = try perform { db -> Int in
+                    var found = 0
+                    for logged in batch {
+                        var isNewConflict = false
+                        if logged.change.table == ShelterSchema.conflicts.name,
+                           logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
+                            isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
+                        }
+                        if case .merged = try store.merge(db, logged.change, wallMilliseconds: wallMilliseconds()), isNewConflict { found += 1 }
+                    }
+                    try store.setCursor(db, next)
+                    return found
+                }
+                report.pulled += batch.count
+                report.conflicts += conflicts
+                report.cursor = next
+                more = hasMore
+            }
+
+            let (outbox, lastError) = try read { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            try await outbound.write(.report(outbox: UInt64(outbox), databaseBytes: UInt64(bytes ?? 0), lastError: lastError))
+            guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
+            let elapsed = ContinuousClock.now - started
+            report.durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            return report
+        }
+    }
+
+    func wallMilliseconds() -> UInt64 { UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)) }
+
+    /// A failed sync as a code and a message for staff (no personal data: the server sends none).
+    static func syncFailure(_ error: any Error, server: ServerAddress) -> (code: String, message: String) {
+        switch error {
+        case let refusal as ServerRefusal:
+            return (refusal.code, "the sync server at \(server) refused the sync: \(refusal.message) (\(refusal.code))")
+        case let failure as ProtocolFailure:
+            return ("protocol", "the sync with \(server) failed: \(failure.message)")
+        case let error as ReplicaError:
+            return ("local", error.message)
+        case let error as TransportError:
+            return ("identity", "this replica's workstation identity cannot be used: \(error.message)")
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+            return ("tls", "the TLS handshake with the sync server at \(server) failed (\(error)); is this workstation enrolled with this server, and is its certificate still valid?")
+        case is ReadTimeoutHandler.Timeout:
+            return ("timeout", "the sync server at \(server) stopped answering")
+        case let error as NIOConnectionError:
+            if error.dnsAAAAError != nil || error.dnsAError != nil, error.connectionErrors.isEmpty {
+                return ("unreachable", "cannot resolve the sync server's host name \(server.host)")
+            }
+            let reasons = error.connectionErrors.map { attempt in
+                (attempt.error as? IOError).map { String(cString: strerror($0.errnoCode)).lowercased() } ?? "\(attempt.error)"
+            }.joined(separator: "; ")
+            return ("unreachable", "cannot reach the sync server at \(server): \(reasons.isEmpty ? "no address" : reasons)")
+        case ChannelError.connectTimeout:
+            return ("unreachable", "cannot reach the sync server at \(server): the connection timed out")
+        case let error as WireError:
+            return ("protocol", "the sync server at \(server) sent something that is not ShelterSync: \(error)")
+        default:
+            return ("unreachable", "the sync with \(server) failed: \(error)")
+        }
+    }
+}
+
+/// Turns a silent server into an error instead of a hang.
+final class ReadTimeoutHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    struct Timeout: Error {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.fireErrorCaught(Timeout())
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}

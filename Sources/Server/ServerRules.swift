@@ -1,0 +1,61 @@
+import GRDB
+import ShelterDomain
+import SyncCore
+
+/// The shelter's rules, checked again by the server for every pushed change: a workstation running
+/// old or modified code must not be able to store what the rules forbid.
+enum ServerRules {
+    struct Refusal {
+        var code: String
+        /// For staff and the admin; names ids and columns, never values.
+        var reason: String
+    }
+
+    static func check(_ db: Database, _ change: CellChange) throws -> Refusal? {
+        guard let table = ShelterSchema.schema.table(named: change.table) else {
+            return Refusal(code: "unknownTable", reason: "table \(change.table) is not part of schema version \(ShelterSchema.version)")
+        }
+        for column in change.values.keys where table.column(named: column) == nil {
+            return Refusal(code: "unknownColumn", reason: "column \(column) is not part of table \(change.table)")
+        }
+        func sets(_ column: String) -> Bool {
+            guard let value = change.values[column] else { return false }
+            return !(value.isNull || value == .text(""))
+        }
+        switch change.table {
+        case ShelterSchema.residents.name:
+            let current = try Row.fetchOne(db, sql: "SELECT anonymous, name, cpr FROM residents WHERE id = ?", arguments: [change.rowID])
+            let anonymous = change.values["anonymous"]?.boolValue ?? (current?["anonymous"] as Bool? ?? false)
+            if anonymous {
+                if sets("name") || sets("cpr") {
+                    return Refusal(code: "anonymity", reason: "resident \(change.rowID) is anonymous: a name or CPR number is refused")
+                }
+                let keepsName = change.values["name"] == nil && (current?["name"] as String?).map { !$0.isEmpty } == true
+                let keepsCPR = change.values["cpr"] == nil && (current?["cpr"] as String?).map { !$0.isEmpty } == true
+                if keepsName || keepsCPR {
+                    return Refusal(code: "anonymity", reason: "resident \(change.rowID) has a name or CPR number and cannot become anonymous without clearing them")
+                }
+            }
+            if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
+                return Refusal(code: "invalidValue", reason: "the CPR number written to resident \(change.rowID) is not valid")
+            }
+        case ShelterSchema.children.name:
+            guard sets("name") || sets("cpr") else { break }
+            let stored = try String.fetchOne(db, sql: "SELECT resident FROM children WHERE id = ?", arguments: [change.rowID])
+            let resident = change.values["resident"]?.textValue ?? stored
+            if let resident, try Bool.fetchOne(db, sql: "SELECT anonymous FROM residents WHERE id = ?", arguments: [resident]) == true {
+                return Refusal(code: "anonymity", reason: "child \(change.rowID) belongs to an anonymous stay: a name or CPR number is refused")
+            }
+            if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
+                return Refusal(code: "invalidValue", reason: "the CPR number written to child \(change.rowID) is not valid")
+            }
+        case ShelterSchema.stays.name:
+            if let status = change.values["status"], !status.isNull, Stay.Status(rawValue: status.textValue ?? "") == nil {
+                return Refusal(code: "invalidValue", reason: "stay \(change.rowID): status is not one of awaitingRoom, active, discharged")
+            }
+        default:
+            break
+        }
+        return nil
+    }
+}

@@ -1,0 +1,366 @@
+import Crypto
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+
+/// The server's store: a replica of its own (domain and sync tables, written with the server's
+/// replica id) plus the registry of enrolled workstations. One SQLite file, mode 0600, WAL, so the
+/// admin commands read it while the server runs.
+public struct ServerStore: Sendable {
+    public let path: String
+    public let serverID: ReplicaID
+    let pool: DatabasePool
+    let store: SyncStore
+
+    /// The author of the server's own writes (conflicts, compensations).
+    public static let author = "server"
+
+    private init(path: String, serverID: ReplicaID, pool: DatabasePool) {
+        self.path = path
+        self.serverID = serverID
+        self.pool = pool
+        self.store = SyncStore(schema: ShelterSchema.schema)
+    }
+
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        SyncStore(schema: ShelterSchema.schema).registerMigrations(in: &migrator)
+        migrator.registerMigration("server-1") { db in
+            try db.execute(sql: """
+                CREATE TABLE server_replicas (
+                    replica_id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    serial TEXT NOT NULL,
+                    enrolled_at TEXT NOT NULL,
+                    revoked_at TEXT,
+                    first_seen TEXT,
+                    last_seen TEXT,
+                    last_sync TEXT,
+                    last_error_code TEXT,
+                    last_error_at TEXT,
+                    cursor INTEGER NOT NULL DEFAULT 0,
+                    acknowledged INTEGER NOT NULL DEFAULT 0,
+                    unsynced INTEGER NOT NULL DEFAULT 0,
+                    rejected INTEGER NOT NULL DEFAULT 0,
+                    client_version TEXT,
+                    schema_version INTEGER,
+                    clock_skew_ms INTEGER,
+                    database_bytes INTEGER
+                );
+                CREATE TABLE server_rejections (
+                    replica_id TEXT NOT NULL,
+                    counter INTEGER NOT NULL,
+                    code TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    at TEXT NOT NULL,
+                    PRIMARY KEY (replica_id, counter)
+                ) WITHOUT ROWID;
+                CREATE INDEX stays_by_status ON stays (status, room);
+                """)
+        }
+        return migrator
+    }
+
+    static func configuration() -> Configuration {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.label = "ShelterSync.ServerStore"
+        return config
+    }
+
+    /// Creates the store (mode 0600) with rooms 1…`rooms`, written once, by the server.
+    public static func create(at path: String, rooms: Int, now: Date = Date()) throws -> ServerStore {
+        do { try PrivateFile.create(at: path) } catch {
+            throw ServerError(.directory, "cannot create the server store \(path): \(error)")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration())
+        try migrator().migrate(pool)
+        let serverID = ReplicaID.random()
+        let server = ServerStore(path: path, serverID: serverID, pool: pool)
+        try pool.write { db in
+            try server.store.initialize(db, replicaID: serverID, createdAt: Timestamp.format(now))
+            for number in stride(from: 1, through: rooms, by: 1) {
+                try server.store.write(db, table: "rooms", rowID: Room.rowID(number),
+                                       values: ["number": .integer(Int64(number)), "in_service": .bool(true)],
+                                       author: author, wallMilliseconds: Self.milliseconds(now))
+            }
+        }
+        return server
+    }
+
+    public static func open(at path: String) throws -> ServerStore {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ServerError(.directory, "no server store at \(path) (run `shelter server init` first)")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration())
+        let migrator = migrator()
+        let id: ReplicaID = try pool.read { db in
+            guard try db.tableExists("server_replicas") else {
+                throw ServerError(.directory, "\(path) is not a ShelterSync server store")
+            }
+            if try migrator.hasBeenSuperseded(db) {
+                throw ServerError(.directory, "\(path) was written by a newer version of ShelterSync")
+            }
+            return try SyncStore(schema: ShelterSchema.schema).state(db).replicaID
+        }
+        try migrator.migrate(pool)
+        return ServerStore(path: path, serverID: id, pool: pool)
+    }
+
+    static func milliseconds(_ date: Date) -> UInt64 { UInt64(max(0, date.timeIntervalSince1970 * 1000)) }
+
+    // MARK: Registry
+
+    /// One enrolled workstation as the registry holds it.
+    public struct Registration: Hashable, Sendable {
+        public var replicaID: ReplicaID
+        public var name: String
+        public var serial: String
+        public var enrolledAt: String
+        public var revokedAt: String?
+        public var acknowledged: UInt64
+    }
+
+    public func checkNameIsFree(_ name: String) throws {
+        try pool.read { db in try Self.checkNameIsFree(db, name) }
+    }
+
+    static func checkNameIsFree(_ db: Database, _ name: String) throws {
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM server_replicas WHERE name = ?", arguments: [name]) == true {
+            throw ServerError(.duplicateName, "a workstation named \(name) is already enrolled; names are unique")
+        }
+    }
+
+    public func enroll(name: String, replicaID: ReplicaID, serial: String, at: Date = Date()) throws {
+        try pool.write { db in
+            try Self.checkNameIsFree(db, name)
+            try db.execute(sql: "INSERT INTO server_replicas (replica_id, name, serial, enrolled_at) VALUES (?, ?, ?, ?)",
+                           arguments: [replicaID.description, name, serial, Timestamp.format(at)])
+        }
+    }
+
+    /// Revokes a workstation's certificate; returns its replica id.
+    @discardableResult
+    public func revoke(name: String, at: Date = Date()) throws -> ReplicaID {
+        try pool.write { db in
+            guard let id = try String.fetchOne(db, sql: "SELECT replica_id FROM server_replicas WHERE name = ?", arguments: [name]),
+                  let replica = ReplicaID(id) else {
+                throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+            }
+            try db.execute(sql: "UPDATE server_replicas SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?",
+                           arguments: [Timestamp.format(at), name])
+            return replica
+        }
+    }
+
+    public func registration(_ replicaID: ReplicaID) async throws -> Registration? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM server_replicas WHERE replica_id = ?", arguments: [replicaID.description]).map {
+                Registration(replicaID: replicaID, name: $0["name"], serial: $0["serial"], enrolledAt: $0["enrolled_at"],
+                             revokedAt: $0["revoked_at"], acknowledged: UInt64($0["acknowledged"] as Int64))
+            }
+        }
+    }
+
+    /// Records that a workstation showed up (also when it is then refused).
+    public func recordSeen(_ replicaID: ReplicaID, at: Date, hello: WireMessage.Hello?) async throws {
+        try await pool.write { db in
+            let now = Timestamp.format(at)
+            try db.execute(sql: "UPDATE server_replicas SET first_seen = COALESCE(first_seen, ?), last_seen = ? WHERE replica_id = ?",
+                           arguments: [now, now, replicaID.description])
+            if let hello {
+                let skew = Int64(hello.hlcNow.milliseconds) - Int64(Self.milliseconds(at))
+                try db.execute(sql: "UPDATE server_replicas SET client_version = ?, schema_version = ?, clock_skew_ms = ? WHERE replica_id = ?",
+                               arguments: [hello.clientVersion, Int64(hello.schemaVersion), skew, replicaID.description])
+            }
+        }
+    }
+
+    /// Records a failed or refused session: a code and a time, never personal data.
+    public func recordError(_ replicaID: ReplicaID, code: String, at: Date) async {
+        _ = try? await pool.write { db in
+            try db.execute(sql: "UPDATE server_replicas SET last_error_code = ?, last_error_at = ? WHERE replica_id = ?",
+                           arguments: [code, Timestamp.format(at), replicaID.description])
+        }
+    }
+
+    public func recordReport(_ replicaID: ReplicaID, outbox: UInt64, databaseBytes: UInt64, at: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE server_replicas SET unsynced = ?, database_bytes = ?, last_sync = ? WHERE replica_id = ?",
+                           arguments: [Int64(outbox), Int64(databaseBytes), Timestamp.format(at), replicaID.description])
+        }
+    }
+
+    /// The last position of the server's log.
+    public func head() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0 }
+    }
+
+    // MARK: Merge
+
+    /// What merging one pushed batch did.
+    public struct PushResult: Hashable, Sendable {
+        public var upToCounter: UInt64
+        public var rejected: [WireMessage.Rejection]
+        public var merged: Int
+        public var conflictsCreated: Int
+    }
+
+    /// Merges one pushed batch in one transaction: each change of `replicaID` in counter order,
+    /// refusing (and reporting) changes that break the shelter's rules, recording a conflict row for
+    /// each concurrent write, then holding the one-family-per-room invariant.
+    public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date()) async throws -> PushResult {
+        try await pool.write { db in
+            try mergePush(db, from: replicaID, changes: changes, at: at)
+        }
+    }
+
+    func mergePush(_ db: Database, from replicaID: ReplicaID, changes: [CellChange], at: Date) throws -> PushResult {
+        let wall = Self.milliseconds(at)
+        var acknowledged = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM server_replicas WHERE replica_id = ?",
+                                                     arguments: [replicaID.description]) ?? 0)
+        var result = PushResult(upToCounter: acknowledged, rejected: [], merged: 0, conflictsCreated: 0)
+        var touchedStays = false
+        var newlyRejected = 0
+        for change in changes.sorted(by: { $0.dot.counter < $1.dot.counter }) {
+            guard change.dot.replica == replicaID else {
+                throw ServerError(.foreignDot, "replica \(replicaID) pushed a change with a dot of replica \(change.dot.replica)")
+            }
+            if change.dot.counter <= acknowledged {
+                // Already processed: a resent batch. Report an earlier refusal again, so it is not lost.
+                if let row = try Row.fetchOne(db, sql: "SELECT code, reason FROM server_rejections WHERE replica_id = ? AND counter = ?",
+                                              arguments: [replicaID.description, Int64(change.dot.counter)]) {
+                    result.rejected.append(.init(counter: change.dot.counter, code: row["code"], reason: row["reason"]))
+                }
+                continue
+            }
+            if let refusal = try ServerRules.check(db, change) {
+                result.rejected.append(.init(counter: change.dot.counter, code: refusal.code, reason: refusal.reason))
+                newlyRejected += 1
+                try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [replicaID.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at)])
+            } else {
+                let report = try store.merge(db, change, wallMilliseconds: wall)
+                if case .merged(_, let concurrent) = report {
+                    for pair in concurrent where !pair.sameValue {
+                        if try recordFieldConflict(db, pair, at: at) { result.conflictsCreated += 1 }
+                    }
+                }
+                result.merged += 1
+                if change.table == ShelterSchema.stays.name { touchedStays = true }
+            }
+            acknowledged = change.dot.counter
+        }
+        if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
+        result.upToCounter = acknowledged
+        try db.execute(sql: "UPDATE server_replicas SET acknowledged = ?, rejected = rejected + ? WHERE replica_id = ?",
+                       arguments: [Int64(acknowledged), newlyRejected, replicaID.description])
+        return result
+    }
+
+    /// The id of a conflict: derived from the competing dots, so one found twice is one row.
+    static func conflictID(_ parts: [String]) -> String {
+        let digest = SHA256.hash(data: Data(parts.sorted().joined(separator: "|").utf8))
+        return digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    private func exists(_ db: Database, conflict id: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM conflicts WHERE id = ?", arguments: [id]) ?? false
+    }
+
+    /// Author and time of a logged write, by its dot.
+    private func origin(_ db: Database, _ dot: Dot) throws -> (author: String, at: String) {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT l.author, l.hlc FROM sync_log l JOIN sync_peers p ON p.idx = l.peer
+            WHERE p.replica_id = ? AND l.counter = ?
+            """, arguments: [dot.replica.description, Int64(dot.counter)])
+        let hlc = HLC(rawValue: UInt64(row?["hlc"] as Int64? ?? 0))
+        return (row?["author"] ?? "unknown", Timestamp.format(Date(timeIntervalSince1970: Double(hlc.milliseconds) / 1000)))
+    }
+
+    private func recordFieldConflict(_ db: Database, _ pair: ConcurrentWrite, at: Date) throws -> Bool {
+        let id = Self.conflictID(["field", pair.table, pair.rowID, pair.column, pair.current.dot.description, pair.incoming.dot.description])
+        guard try !exists(db, conflict: id) else { return false }
+        let current = try origin(db, pair.current.dot)
+        let incoming = try origin(db, pair.incoming.dot)
+        let candidates = [
+            Conflict.Candidate(value: pair.currentValue, author: current.author, replica: pair.current.dot.replica.description, at: current.at),
+            Conflict.Candidate(value: pair.incomingValue, author: incoming.author, replica: pair.incoming.dot.replica.description, at: incoming.at),
+        ]
+        try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+            "kind": .text(Conflict.Kind.field.rawValue), "tbl": .text(pair.table), "row": .text(pair.rowID),
+            "col": .text(pair.column), "status": .text(Conflict.Status.open.rawValue),
+            "candidates": .text(Conflict.encode(candidates)),
+            "winner": pair.keepBoth ? .null : .integer(pair.incomingWins ? 1 : 0),
+            "detected_at": .text(Timestamp.format(at)),
+        ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+        return true
+    }
+
+    /// One family per room: when a room has two active stays, the stay the server confirmed first
+    /// keeps it; the others go back to awaiting a room, by a server write, with a `room` conflict
+    /// naming both stays and suggesting a free room. Returns the conflicts created.
+    func holdRoomInvariant(_ db: Database, at: Date) throws -> Int {
+        let active = try Row.fetchAll(db, sql: "SELECT id, room FROM stays WHERE status = 'active' AND room IS NOT NULL")
+        let byRoom = Dictionary(grouping: active, by: { $0["room"] as Int })
+        var created = 0
+        for (room, rows) in byRoom.sorted(by: { $0.key < $1.key }) where rows.count > 1 {
+            // Confirmed first = the placement (the stay's `room` cell) that reached the server's log first.
+            var placements: [(stay: String, dot: Dot, sequence: Int64)] = []
+            for row in rows {
+                let stay: String = row["id"]
+                guard let meta = try store.rowMeta(db, table: ShelterSchema.stays, rowID: stay),
+                      let stamp = meta.cells["room"] else { continue }
+                let sequence = try Int64.fetchOne(db, sql: """
+                    SELECT l.seq FROM sync_log l JOIN sync_peers p ON p.idx = l.peer WHERE p.replica_id = ? AND l.counter = ?
+                    """, arguments: [stamp.dot.replica.description, Int64(stamp.dot.counter)]) ?? .max
+                placements.append((stay, stamp.dot, sequence))
+            }
+            placements.sort { ($0.sequence, $0.stay) < ($1.sequence, $1.stay) }
+            guard let keeper = placements.first else { continue }
+            for displaced in placements.dropFirst() {
+                try store.write(db, table: ShelterSchema.stays.name, rowID: displaced.stay, values: [
+                    "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
+                ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                let id = Self.conflictID(["room", String(room), keeper.dot.description, displaced.dot.description])
+                guard try !exists(db, conflict: id) else { continue }
+                let keeperOrigin = try origin(db, keeper.dot)
+                let displacedOrigin = try origin(db, displaced.dot)
+                try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+                    "kind": .text(Conflict.Kind.room.rawValue), "tbl": .text(ShelterSchema.stays.name), "row": .text(displaced.stay),
+                    "col": .null, "status": .text(Conflict.Status.open.rawValue),
+                    "candidates": .text(Conflict.encode([
+                        .init(value: .text(keeper.stay), author: keeperOrigin.author, replica: keeper.dot.replica.description, at: keeperOrigin.at),
+                        .init(value: .text(displaced.stay), author: displacedOrigin.author, replica: displaced.dot.replica.description, at: displacedOrigin.at),
+                    ])),
+                    "winner": .integer(0),
+                    "suggestion": .optionalInteger(try freeRoom(db)),
+                    "detected_at": .text(Timestamp.format(at)),
+                ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                created += 1
+            }
+        }
+        return created
+    }
+
+    private func freeRoom(_ db: Database) throws -> Int? {
+        try Int.fetchOne(db, sql: """
+            SELECT number FROM rooms r WHERE in_service = 1
+            AND NOT EXISTS (SELECT 1 FROM stays s WHERE s.status = 'active' AND s.room = r.number)
+            ORDER BY number LIMIT 1
+            """)
+    }
+
+    // MARK: Pull
+
+    /// The next batch of the log after `cursor`, leaving out the replica's own changes (it has them).
+    public func changes(for replicaID: ReplicaID, after cursor: Int64, limit: Int) async throws -> (batch: [WireMessage.Logged], next: Int64, more: Bool) {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE server_replicas SET cursor = ? WHERE replica_id = ?", arguments: [cursor, replicaID.description])
+            let logged = try store.changes(db, after: cursor, limit: limit)
+            let batch = logged.filter { $0.change.dot.replica != replicaID }.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }
+            return (batch, logged.last?.sequence ?? cursor, logged.count == limit)
+        }
+    }
+}

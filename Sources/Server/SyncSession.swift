@@ -1,0 +1,65 @@
+import SyncCore
+
+/// The rules of one sync session (DESIGN §3), as a plain state machine: it takes each message the
+/// peer sent and says what to do. The channel code only turns NIO callbacks into these events, and
+/// the tests drive it directly.
+public struct SyncSessionStateMachine: Sendable {
+    public enum State: Sendable, Equatable {
+        case awaitingHello
+        case established
+        case reported
+        case closed
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Check the hello against the certificate and the registry, then answer `welcome` or `error`.
+        case greet(WireMessage.Hello)
+        /// Merge and commit the batch, then answer `pushAck`.
+        case merge([CellChange])
+        /// Answer one `changes` batch.
+        case pull(cursor: Int64, limit: Int)
+        /// Record the report, answer `bye` and close.
+        case report(outbox: UInt64, databaseBytes: UInt64, lastError: String?)
+        /// Send `error` with this code and close.
+        case fail(ServerError.Code, String)
+    }
+
+    public private(set) var state: State = .awaitingHello
+    public let maximumBatch: Int
+
+    public init(maximumBatch: Int) { self.maximumBatch = maximumBatch }
+
+    public mutating func receive(_ message: WireMessage) -> Action {
+        switch (state, message) {
+        case (.awaitingHello, .hello(let hello)):
+            return .greet(hello)
+        case (.awaitingHello, _):
+            return fail(.protocolViolation, "expected hello, got \(message.name)")
+        case (.established, .push(let changes)):
+            guard changes.count <= maximumBatch else {
+                return fail(.protocolViolation, "a push of \(changes.count) changes exceeds the batch limit of \(maximumBatch)")
+            }
+            return .merge(changes)
+        case (.established, .pull(let cursor, let limit)):
+            guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor") }
+            return .pull(cursor: cursor, limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
+        case (.established, .report(let outbox, let bytes, let lastError)):
+            state = .reported
+            return .report(outbox: outbox, databaseBytes: bytes, lastError: lastError)
+        case (.established, _), (.reported, _):
+            return fail(.protocolViolation, "unexpected \(message.name) in state \(state)")
+        case (.closed, _):
+            return fail(.protocolViolation, "the session is closed")
+        }
+    }
+
+    /// The hello was accepted.
+    public mutating func established() { if state == .awaitingHello { state = .established } }
+
+    public mutating func close() { state = .closed }
+
+    private mutating func fail(_ code: ServerError.Code, _ message: String) -> Action {
+        state = .closed
+        return .fail(code, message)
+    }
+}

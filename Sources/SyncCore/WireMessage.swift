@@ -1,0 +1,212 @@
+/// The messages of the sync protocol (DESIGN §3), version `WireMessage.protocolVersion`.
+///
+/// Each frame carries one message: a type byte and a body in the `BinaryWriter` encoding.
+public enum WireMessage: Hashable, Sendable {
+    public static let protocolVersion: UInt64 = 1
+
+    public struct Hello: Hashable, Sendable {
+        public var protocolVersion: UInt64
+        public var schemaVersion: UInt64
+        public var replicaID: ReplicaID
+        public var clientVersion: String
+        public var hlcNow: HLC
+        /// The replica's highest counter: lets the server see a replica restored from an old copy.
+        public var counter: UInt64
+
+        public init(protocolVersion: UInt64 = WireMessage.protocolVersion, schemaVersion: UInt64, replicaID: ReplicaID,
+                    clientVersion: String, hlcNow: HLC, counter: UInt64) {
+            self.protocolVersion = protocolVersion
+            self.schemaVersion = schemaVersion
+            self.replicaID = replicaID
+            self.clientVersion = clientVersion
+            self.hlcNow = hlcNow
+            self.counter = counter
+        }
+    }
+
+    public struct Welcome: Hashable, Sendable {
+        public var server: ReplicaID
+        /// The server log's last position.
+        public var head: Int64
+        /// The highest counter of this replica the server has processed (merged or rejected).
+        public var acknowledged: UInt64
+        public var maxBatch: UInt64
+
+        public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64) {
+            self.server = server
+            self.head = head
+            self.acknowledged = acknowledged
+            self.maxBatch = maxBatch
+        }
+    }
+
+    /// A change the server refused; it stays in the client's outbox, marked rejected.
+    public struct Rejection: Hashable, Sendable {
+        public var counter: UInt64
+        public var code: String
+        /// Written for staff; never contains personal data.
+        public var reason: String
+
+        public init(counter: UInt64, code: String, reason: String) {
+            self.counter = counter
+            self.code = code
+            self.reason = reason
+        }
+    }
+
+    public struct Logged: Hashable, Sendable {
+        public var sequence: Int64
+        public var change: CellChange
+
+        public init(sequence: Int64, change: CellChange) {
+            self.sequence = sequence
+            self.change = change
+        }
+    }
+
+    case hello(Hello)
+    case welcome(Welcome)
+    case error(code: String, message: String)
+    case push([CellChange])
+    case pushAck(upToCounter: UInt64, rejected: [Rejection])
+    case pull(cursor: Int64, limit: UInt64)
+    case changes([Logged], nextCursor: Int64, more: Bool)
+    case report(outbox: UInt64, databaseBytes: UInt64, lastError: String?)
+    case bye
+
+    public var name: String {
+        switch self {
+        case .hello: "hello"
+        case .welcome: "welcome"
+        case .error: "error"
+        case .push: "push"
+        case .pushAck: "pushAck"
+        case .pull: "pull"
+        case .changes: "changes"
+        case .report: "report"
+        case .bye: "bye"
+        }
+    }
+
+    // MARK: Encoding
+
+    public func encode(into writer: inout BinaryWriter) {
+        switch self {
+        case .hello(let hello):
+            writer.write(byte: 1)
+            writer.write(varint: hello.protocolVersion)
+            writer.write(varint: hello.schemaVersion)
+            writer.write(raw: hello.replicaID.bytes)
+            writer.write(text: hello.clientVersion)
+            writer.write(varint: hello.hlcNow.rawValue)
+            writer.write(varint: hello.counter)
+        case .welcome(let welcome):
+            writer.write(byte: 2)
+            writer.write(raw: welcome.server.bytes)
+            writer.write(signed: welcome.head)
+            writer.write(varint: welcome.acknowledged)
+            writer.write(varint: welcome.maxBatch)
+        case .error(let code, let message):
+            writer.write(byte: 3)
+            writer.write(text: code)
+            writer.write(text: message)
+        case .push(let changes):
+            writer.write(byte: 4)
+            writer.write(varint: UInt64(changes.count))
+            for change in changes { ChangeCodec.encode(change, into: &writer) }
+        case .pushAck(let upTo, let rejected):
+            writer.write(byte: 5)
+            writer.write(varint: upTo)
+            writer.write(varint: UInt64(rejected.count))
+            for rejection in rejected {
+                writer.write(varint: rejection.counter)
+                writer.write(text: rejection.code)
+                writer.write(text: rejection.reason)
+            }
+        case .pull(let cursor, let limit):
+            writer.write(byte: 6)
+            writer.write(signed: cursor)
+            writer.write(varint: limit)
+        case .changes(let batch, let nextCursor, let more):
+            writer.write(byte: 7)
+            writer.write(varint: UInt64(batch.count))
+            for logged in batch {
+                writer.write(signed: logged.sequence)
+                ChangeCodec.encode(logged.change, into: &writer)
+            }
+            writer.write(signed: nextCursor)
+            writer.write(byte: more ? 1 : 0)
+        case .report(let outbox, let bytes, let lastError):
+            writer.write(byte: 8)
+            writer.write(varint: outbox)
+            writer.write(varint: bytes)
+            writer.write(byte: lastError == nil ? 0 : 1)
+            if let lastError { writer.write(text: lastError) }
+        case .bye:
+            writer.write(byte: 9)
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        var writer = BinaryWriter(capacity: 64)
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    /// Decodes one message; any malformed input is a `BinaryReader.Error`, never a trap.
+    public static func decode(_ bytes: [UInt8]) throws(BinaryReader.Error) -> WireMessage {
+        var reader = BinaryReader(bytes)
+        let message: WireMessage
+        switch try reader.readByte() {
+        case 1:
+            message = .hello(Hello(protocolVersion: try reader.readVarint(), schemaVersion: try reader.readVarint(),
+                                   replicaID: try reader.readReplicaID(), clientVersion: try reader.readText(),
+                                   hlcNow: HLC(rawValue: try reader.readVarint()), counter: try reader.readVarint()))
+        case 2:
+            message = .welcome(Welcome(server: try reader.readReplicaID(), head: try reader.readSigned(),
+                                       acknowledged: try reader.readVarint(), maxBatch: try reader.readVarint()))
+        case 3:
+            message = .error(code: try reader.readText(), message: try reader.readText())
+        case 4:
+            let count = try reader.readCount()
+            var changes: [CellChange] = []
+            changes.reserveCapacity(count)
+            for _ in 0..<count { changes.append(try ChangeCodec.decode(from: &reader)) }
+            message = .push(changes)
+        case 5:
+            let upTo = try reader.readVarint()
+            let count = try reader.readCount()
+            var rejected: [Rejection] = []
+            for _ in 0..<count {
+                rejected.append(Rejection(counter: try reader.readVarint(), code: try reader.readText(), reason: try reader.readText()))
+            }
+            message = .pushAck(upToCounter: upTo, rejected: rejected)
+        case 6:
+            message = .pull(cursor: try reader.readSigned(), limit: try reader.readVarint())
+        case 7:
+            let count = try reader.readCount()
+            var batch: [Logged] = []
+            batch.reserveCapacity(count)
+            for _ in 0..<count {
+                let sequence = try reader.readSigned()
+                batch.append(Logged(sequence: sequence, change: try ChangeCodec.decode(from: &reader)))
+            }
+            let next = try reader.readSigned()
+            let more = try reader.readByte()
+            guard more <= 1 else { throw BinaryReader.Error(reason: "flag byte \(more) is not 0 or 1", offset: reader.offset - 1) }
+            message = .changes(batch, nextCursor: next, more: more == 1)
+        case 8:
+            let outbox = try reader.readVarint()
+            let bytes = try reader.readVarint()
+            let hasError = try reader.readByte()
+            guard hasError <= 1 else { throw BinaryReader.Error(reason: "flag byte \(hasError) is not 0 or 1", offset: reader.offset - 1) }
+            message = .report(outbox: outbox, databaseBytes: bytes, lastError: hasError == 1 ? try reader.readText() : nil)
+        case 9:
+            message = .bye
+        case let type:
+            throw BinaryReader.Error(reason: "unknown message type \(type)", offset: 0)
+        }
+        guard reader.isAtEnd else { throw BinaryReader.Error(reason: "\(reader.remaining) trailing bytes after \(message.name)", offset: reader.offset) }
+        return message
+    }
+}
