@@ -24,6 +24,15 @@ public struct ReplicaInspector {
         }
     }
 
+    /// The shelter's tables only (no sync metadata): what staff see. Equal on converged replicas.
+    public func domainSnapshot() throws -> [String: [String]] {
+        try snapshot().filter { ["rooms", "staff", "residents", "children", "stays", "conflicts"].contains($0.key) }
+    }
+
+    public func integrityCheck() throws -> [String] {
+        try read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+    }
+
     public func count(_ sql: String) throws -> Int {
         try read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
     }

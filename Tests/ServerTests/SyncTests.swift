@@ -1,0 +1,222 @@
+import ClientKit
+import Foundation
+import GRDB
+import Server
+import ShelterDomain
+import SyncCore
+import Testing
+import TestSupport
+
+/// Real server on loopback, real certificates made per test, real replicas.
+@Suite struct SyncTests {
+    @Test func theFirstSyncBringsTheServersRooms() async throws {
+        let server = try await TestServer.start(rooms: 4)
+        defer { server.remove() }
+        let reception = try server.workstation("reception")
+        #expect(try reception.roomBoard().rooms.isEmpty, "a bound replica holds no rooms before its first sync")
+        let report = try await reception.sync()
+        #expect(report.pulled == 4 && report.pushed == 0 && report.conflicts == 0)
+        #expect(try reception.roomBoard().capacity == 4)
+        #expect(try reception.status().lastSync != nil)
+        // A sync with nothing to do pulls and pushes nothing.
+        let noop = try await reception.sync()
+        #expect(noop.pulled == 0 && noop.pushed == 0 && noop.cursor == report.cursor)
+        try await server.stop()
+    }
+
+    @Test func differentFieldsOfOneResidentMergeWithoutConflict() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        _ = try await a.sync()
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: "mette")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        // Given both workstations offline, each editing a different field.
+        try a.setResident(admitted.resident, fields: [("phone", "11111111")], by: "mette")
+        try b.setResident(admitted.resident, fields: [("language", "ar"), ("interpreter", "yes")], by: "jonas")
+        // When they sync.
+        _ = try await a.sync()
+        let bReport = try await b.sync()
+        _ = try await a.sync()
+        // Then both edits are kept on both, and nothing is a conflict.
+        #expect(bReport.conflicts == 0)
+        for replica in [a, b] {
+            let record = try replica.resident(admitted.resident)
+            #expect(record.phone == "11111111" && record.language == "ar" && record.interpreter)
+            #expect(try replica.conflicts().isEmpty)
+        }
+        try await server.stop()
+    }
+
+    @Test func theSameFieldBecomesOneConflictWithTheSameWinnerEverywhere() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        try a.setResident(admitted.resident, fields: [("phone", "11111111")], by: "mette")
+        try b.setResident(admitted.resident, fields: [("phone", "22222222")], by: "jonas")
+        _ = try await a.sync()
+        let bReport = try await b.sync()
+        let aReport = try await a.sync()
+        #expect(bReport.conflicts == 1 && aReport.conflicts == 1, "each replica learns of the conflict once")
+        let onA = try a.conflicts(), onB = try b.conflicts()
+        #expect(onA.count == 1 && onB == onA)
+        let conflict = try #require(onA.first)
+        #expect(conflict.kind == .field && conflict.table == "residents" && conflict.column == "phone")
+        #expect(Set(conflict.candidates.map(\.value)) == [.text("11111111"), .text("22222222")])
+        #expect(Set(conflict.candidates.map(\.author)) == ["mette", "jonas"])
+        let winner = try #require(conflict.winner)
+        // The winner is the current value, on both replicas.
+        #expect(try a.resident(admitted.resident).phone == conflict.candidates[winner].value.textValue)
+        #expect(try b.resident(admitted.resident).phone == conflict.candidates[winner].value.textValue)
+        // Resolving is a normal write that syncs and closes it everywhere.
+        try b.resolveConflict(String(conflict.id.prefix(8)), keep: 1 - winner, by: "jonas")
+        _ = try await b.sync()
+        _ = try await a.sync()
+        #expect(try a.conflicts().isEmpty && b.conflicts().isEmpty)
+        #expect(try a.conflicts(includeResolved: true).first?.resolvedBy == "jonas")
+        #expect(try a.resident(admitted.resident).phone == conflict.candidates[1 - winner].value.textValue)
+        try await server.stop()
+    }
+
+    @Test func theSameFreeRoomGoesToTheStayConfirmedFirst() async throws {
+        let server = try await TestServer.start(rooms: 3)
+        defer { server.remove() }
+        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        _ = try await a.sync()
+        _ = try await b.sync()
+        // Given two workstations that both place a family in room 2 while offline.
+        let first = try a.admit(Admission(name: "Eva", municipality: "Greve", room: 2), by: "mette")
+        let second = try b.admit(Admission(name: "Fatima", municipality: "Solrød", room: 2), by: "jonas")
+        // When a syncs first, then b, then a again.
+        _ = try await a.sync()
+        let bReport = try await b.sync()
+        _ = try await a.sync()
+        // Then exactly one stay holds room 2 on every replica: the one the server confirmed first.
+        #expect(bReport.conflicts == 1)
+        for replica in [a, b] {
+            let board = try replica.roomBoard()
+            #expect(board.rooms.first { $0.number == 2 }?.stay == first.stay)
+            let stays = try replica.stays()
+            #expect(stays.first { $0.id == second.stay }?.status == .awaitingRoom)
+            #expect(stays.filter { $0.status == .active && $0.room == 2 }.count == 1)
+            let conflict = try #require(try replica.conflicts().first)
+            #expect(conflict.kind == .room && conflict.column == nil && conflict.row == second.stay)
+            #expect(conflict.candidates.map(\.value) == [.text(first.stay), .text(second.stay)] && conflict.winner == 0)
+            #expect(conflict.suggestion == 1, "room 1 is free")
+        }
+        // The confirmed placement never moves; the other stay takes the suggested room.
+        #expect(throws: ReplicaError.self) { try b.resolveConflict(try b.conflicts()[0].id, keep: 1, by: "jonas") }
+        try b.resolveConflict(try b.conflicts()[0].id, value: "1", by: "jonas")
+        _ = try await b.sync()
+        _ = try await a.sync()
+        #expect(try a.stays().first { $0.id == second.stay }?.room == 1)
+        #expect(try a.conflicts().isEmpty)
+        try await server.stop()
+    }
+
+    @Test func threeReplicasConvergeWhateverTheOrderOfSyncs() async throws {
+        let seed = SeededRandom.seed(from: "SYNC_SEED", default: 3)
+        var rng = SeededRandom(seed: seed)
+        let server = try await TestServer.start(rooms: 5)
+        defer { server.remove() }
+        let replicas = [try server.workstation("a"), try server.workstation("b"), try server.workstation("c")]
+        for replica in replicas { _ = try await replica.sync() }
+        var residents: [String] = []
+        for round in 0..<6 {
+            for (index, replica) in replicas.enumerated() {
+                if residents.isEmpty || rng.chance(0.3) {
+                    let room = rng.chance(0.5) ? Int.random(in: 1...5, using: &rng) : nil
+                    if let admitted = try? replica.admit(Admission(name: "R\(round)\(index)", municipality: "Køge", room: room), by: "s\(index)") {
+                        residents.append(admitted.resident)
+                    }
+                } else if let resident = residents.randomElement(using: &rng) {
+                    try? replica.setResident(resident, fields: [(["phone", "language", "notes"].randomElement(using: &rng)!, "v\(round)\(index)")], by: "s\(index)")
+                }
+            }
+            for replica in replicas.shuffled(using: &rng) where rng.chance(0.6) { _ = try await replica.sync() }
+        }
+        // Everyone syncs twice, in a random order each time.
+        for _ in 0..<2 { for replica in replicas.shuffled(using: &rng) { _ = try await replica.sync() } }
+        let snapshots = try replicas.map { try ReplicaInspector(path: $0.path).domainSnapshot() }
+        #expect(snapshots[0] == snapshots[1] && snapshots[1] == snapshots[2], "seed \(seed): replicas differ")
+        let serverSnapshot = try ReplicaInspector(path: server.directory.storePath).domainSnapshot()
+        #expect(snapshots[0] == serverSnapshot, "seed \(seed): a replica differs from the server")
+        for replica in replicas {
+            let active = try replica.stays().filter { $0.status == .active }
+            #expect(Set(active.compactMap(\.room)).count == active.count, "seed \(seed): two active stays in one room")
+            #expect(try replica.status().unsynced == 0)
+        }
+        try await server.stop()
+    }
+
+    @Test func aChangeTheServerRefusesIsKeptAndMarkedRejected() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let a = try server.workstation("a")
+        let admitted = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: "mette")
+        _ = try await a.sync()
+        // Given a workstation whose code let a name onto an anonymous resident (written around the rules).
+        try await DatabaseQueue(path: a.path).write { db in
+            let store = SyncStore(schema: ShelterSchema.schema)
+            try store.write(db, table: "residents", rowID: admitted.resident, values: ["name": .text("Rose Hansen")], author: "mallory", wallMilliseconds: 1)
+        }
+        // When it syncs, the server refuses that change, and says so.
+        let report = try await a.sync()
+        #expect(report.rejected == 1 && report.pushed == 0)
+        let status = try a.status()
+        #expect(status.unsynced == 0 && status.rejected == 1)
+        #expect(try a.history(of: admitted.resident).first?.state == "rejected")
+        // The server stored no name.
+        let name = try await DatabaseQueue(path: server.directory.storePath).read { db in
+            try String.fetchOne(db, sql: "SELECT name FROM residents WHERE id = ?", arguments: [admitted.resident])
+        }
+        #expect(name == nil)
+        try await server.stop()
+    }
+
+    @Test func aFailedSyncLeavesTheReplicaAsItWas() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let a = try server.workstation("a")
+        try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        try await server.stop()
+        // The server is gone: the sync fails clearly and nothing changes but the recorded error.
+        let before = try ReplicaInspector(path: a.path).domainSnapshot()
+        await #expect(throws: ReplicaError.self) { try await a.sync() }
+        #expect(try a.status().unsynced == 2)
+        #expect(try a.status().lastError?.code == "unreachable")
+        #expect(try ReplicaInspector(path: a.path).domainSnapshot() == before)
+    }
+
+    @Test func gracefulShutdownDuringSyncsLosesNoCommittedChange() async throws {
+        let server = try await TestServer.start(rooms: 9)
+        defer { server.remove() }
+        let replicas = try (0..<4).map { try server.workstation("w\($0)") }
+        for (index, replica) in replicas.enumerated() {
+            for n in 0..<150 { try replica.admit(Admission(name: "N\(index)-\(n)", municipality: "K"), by: "s") }
+        }
+        // Syncs in flight when SIGTERM's path is taken.
+        let syncs = replicas.map { replica in Task { try? await replica.sync() } }
+        try await Task.sleep(for: .milliseconds(40))
+        try await server.stop()
+        for sync in syncs { _ = await sync.value }
+        // Every change a workstation saw acknowledged is in the server's store.
+        let store = try DatabaseQueue(path: server.directory.storePath)
+        for replica in replicas {
+            let acknowledged = try await DatabaseQueue(path: replica.path).read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_log WHERE state = 1") ?? 0
+            }
+            let onServer = try await store.read { db in
+                try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM sync_log l JOIN sync_peers p ON p.idx = l.peer WHERE p.replica_id = ?
+                    """, arguments: [replica.id.description]) ?? 0
+            }
+            #expect(onServer >= acknowledged, "the server lost changes it had acknowledged")
+        }
+        #expect(try ReplicaInspector(path: server.directory.storePath).integrityCheck() == ["ok"])
+    }
+}

@@ -1,0 +1,122 @@
+import ClientKit
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Server
+import ServiceLifecycle
+import SyncCore
+import SyncTransport
+
+/// A real sync server on loopback, port 0, with a CA and certificates made for this test only.
+public final class TestServer: Sendable {
+    public let directory: ServerDirectory
+    public let folder: TemporaryDirectory
+    public let port: Int
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    public var address: String { "127.0.0.1:\(port)" }
+
+    public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30)) async throws -> TestServer {
+        let folder = try TemporaryDirectory("server")
+        let directory = try ServerDirectory.initialize(at: folder.file("srv"), rooms: rooms)
+        var logger = Logger(label: "test.server")
+        logger.logLevel = .critical
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        var configuration = SyncServer.Configuration(host: "127.0.0.1", port: 0)
+        configuration.idleTimeout = idleTimeout
+        let server = try SyncServer(directory: directory, configuration: configuration, logger: logger) { address in
+            continuation.yield(address.port ?? 0)
+            continuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw CancellationError() }
+        return TestServer(directory: directory, folder: folder, port: port, group: group, task: task)
+    }
+
+    init(directory: ServerDirectory, folder: TemporaryDirectory, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.directory = directory
+        self.folder = folder
+        self.port = port
+        self.group = group
+        self.task = task
+    }
+
+    /// Enrolls a workstation and creates its replica, bound to this server.
+    public func workstation(_ name: String, now: @escaping @Sendable () -> Date = { Date() }) throws -> Replica {
+        let enrollment = try directory.enroll(name: name, bundlePath: folder.file("\(name).bundle"))
+        let pem = String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self)
+        return try Replica.create(at: folder.file("\(name).replica"), bundlePEM: pem, bundleSource: enrollment.bundlePath,
+                                  server: address, configuration: .init(now: now))
+    }
+
+    /// SIGTERM's path: stop accepting, let sessions in flight finish, return.
+    public func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    public func remove() { folder.remove() }
+}
+
+/// One raw attempt at a session: optional TLS, send `hello`, return the first answer.
+public enum RawClient {
+    public enum Outcome: Sendable {
+        case answered(WireMessage)
+        case closed
+        case failed(String)
+    }
+
+    public static func hello(port: Int, tls: TLSConfiguration?, replicaID: ReplicaID, counter: UInt64 = 0,
+                             schemaVersion: UInt64 = 2, protocolVersion: UInt64 = WireMessage.protocolVersion) async -> Outcome {
+        do {
+            let context = try tls.map { try NIOSSLContext(configuration: $0) }
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(5))
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        if let context { try sync.addHandler(try NIOSSLClientHandler(context: context, serverHostname: "localhost")) }
+                        try sync.addHandler(ByteToMessageHandler(WireFrameDecoder()))
+                        try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                        return try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            return try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(.hello(.init(protocolVersion: protocolVersion, schemaVersion: schemaVersion, replicaID: replicaID,
+                                                      clientVersion: "raw", hlcNow: HLC(milliseconds: 1, logical: 0), counter: counter)))
+                var iterator = inbound.makeAsyncIterator()
+                guard let first = try await iterator.next() else { return .closed }
+                return .answered(first)
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    /// Sends raw bytes over plain TCP and reads until the server closes (or `timeout`).
+    public static func plainTCP(port: Int, bytes: [UInt8]) async -> Outcome {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            return try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(bytes: bytes))
+                var received: [UInt8] = []
+                for try await buffer in inbound { received += buffer.readableBytesView }
+                // The TLS server answers a plain client at most with a TLS alert, never a message.
+                if let message = try? WireMessage.decode(Array(received.dropFirst(4))) { return .answered(message) }
+                return .closed
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
