@@ -111,9 +111,9 @@ struct Run: AsyncParsableCommand {
         var configuration = SyncServer.Configuration(host: host, port: port)
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
         let server = try reportingServerErrors {
-            try SyncServer(directory: directory, configuration: configuration, logger: logger) { address in
+            try SyncServer(directory: directory, configuration: configuration, logger: logger, onListening: { address in
                 FileHandle.standardError.write(Data("listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? port)\n".utf8))
-            }
+            })
         }
         let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -17,10 +17,14 @@ public struct Replica: Sendable {
         /// Runs inside every action's transaction just before it commits. Crash tests use it to
         /// stop a process mid-write; nothing else should.
         public var beforeCommit: (@Sendable () -> Void)?
+        /// Sees the SQL of every statement the replica runs (tests check query plans with it).
+        public var statementObserver: (@Sendable (String) -> Void)?
 
-        public init(now: @escaping @Sendable () -> Date = { Date() }, beforeCommit: (@Sendable () -> Void)? = nil) {
+        public init(now: @escaping @Sendable () -> Date = { Date() }, beforeCommit: (@Sendable () -> Void)? = nil,
+                    statementObserver: (@Sendable (String) -> Void)? = nil) {
             self.now = now
             self.beforeCommit = beforeCommit
+            self.statementObserver = statementObserver
         }
     }
 
@@ -45,8 +49,11 @@ public struct Replica: Sendable {
         return migrator
     }
 
-    static func databaseConfiguration(readonly: Bool = false) -> GRDB.Configuration {
+    static func databaseConfiguration(readonly: Bool = false, observer: (@Sendable (String) -> Void)? = nil) -> GRDB.Configuration {
         var config = GRDB.Configuration()
+        if let observer {
+            config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
+        }
         config.readonly = readonly
         config.busyMode = .timeout(10)
         config.label = "ShelterSync.Replica"
@@ -72,7 +79,7 @@ public struct Replica: Sendable {
             throw ReplicaError(.storage, "cannot create replica file \(path): \(error)")
         }
         do {
-            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
+            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
             try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
             let replica = Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
             try replica.setUp(rooms: rooms, author: author, server: server)
@@ -101,7 +108,7 @@ public struct Replica: Sendable {
             throw ReplicaError(.storage, "cannot create replica file \(path): \(error)")
         }
         do {
-            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
+            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
             try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
             let replica = Replica(path: path, id: bundle.replicaID, writer: queue, configuration: configuration)
             let identity = StoredIdentity(certificatePEM: try bundle.identity.certificatePEM, privateKeyPEM: try bundle.identity.privateKeyPEM,
@@ -166,7 +173,7 @@ public struct Replica: Sendable {
             throw mapError(error, path: path)
         }
         do {
-            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration())
+            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
             if needsMigration { try migrator.migrate(queue) }
             return Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
         } catch {

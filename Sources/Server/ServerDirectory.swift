@@ -93,7 +93,9 @@ public struct ServerDirectory: Sendable {
         }
     }
 
-    public func store() throws -> ServerStore { try ServerStore.open(at: storePath) }
+    public func store(statementObserver: (@Sendable (String) -> Void)? = nil) throws -> ServerStore {
+        try ServerStore.open(at: storePath, statementObserver: statementObserver)
+    }
 
     /// Issues one workstation identity and writes its bundle (0600, never over an existing file).
     public func enroll(name: String, bundlePath: String? = nil, now: Date = Date()) throws -> Enrollment {

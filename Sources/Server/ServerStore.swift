@@ -62,8 +62,11 @@ public struct ServerStore: Sendable {
         return migrator
     }
 
-    static func configuration() -> Configuration {
+    static func configuration(observer: (@Sendable (String) -> Void)? = nil) -> Configuration {
         var config = Configuration()
+        if let observer {
+            config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
+        }
         config.busyMode = .timeout(10)
         config.label = "ShelterSync.ServerStore"
         return config
@@ -89,11 +92,12 @@ public struct ServerStore: Sendable {
         return server
     }
 
-    public static func open(at path: String) throws -> ServerStore {
+    /// Opens the store; `statementObserver` sees the SQL of every statement (tests check query plans).
+    public static func open(at path: String, statementObserver: (@Sendable (String) -> Void)? = nil) throws -> ServerStore {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ServerError(.directory, "no server store at \(path) (run `shelter server init` first)")
         }
-        let pool = try DatabasePool(path: path, configuration: configuration())
+        let pool = try DatabasePool(path: path, configuration: configuration(observer: statementObserver))
         let migrator = migrator()
         let id: ReplicaID = try pool.read { db in
             guard try db.tableExists("server_replicas") else {

@@ -39,8 +39,9 @@ public final class SyncServer: Service, Sendable {
     let onListening: @Sendable (SocketAddress) -> Void
 
     public init(directory: ServerDirectory, configuration: Configuration = Configuration(), logger: Logger,
+                statementObserver: (@Sendable (String) -> Void)? = nil,
                 onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
-        self.store = try directory.store()
+        self.store = try directory.store(statementObserver: statementObserver)
         self.configuration = configuration
         let identity = try directory.serverIdentity()
         self.sslContext = try NIOSSLContext(configuration: TLSSettings.server(identity: identity, ca: try directory.ca().certificate))

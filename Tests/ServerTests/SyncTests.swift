@@ -178,6 +178,28 @@ import TestSupport
         try await server.stop()
     }
 
+    @Test func aResentBatchRepeatsNoEffect() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let a = try server.workstation("a")
+        _ = try await a.sync()
+        for n in 0..<5 { try a.admit(Admission(name: "N\(n)", municipality: "K", room: n + 1), by: "s") }
+        _ = try await a.sync()
+        let store = ReplicaInspector(path: server.directory.storePath)
+        let before = try store.snapshot()
+        // Given a session whose acknowledgements were lost: the workstation still thinks all is unsynced.
+        try await DatabaseQueue(path: a.path).write { db in try db.execute(sql: "UPDATE sync_log SET state = 0 WHERE state = 1") }
+        #expect(try a.status().unsynced == 10)
+        // When it pushes everything again.
+        _ = try await a.sync()
+        // Then the server's store is exactly as it was (apart from the registry's times), and the outbox is empty.
+        var after = try store.snapshot()
+        after["server_replicas"] = before["server_replicas"]
+        #expect(after == before)
+        #expect(try a.status().unsynced == 0)
+        try await server.stop()
+    }
+
     @Test func aFailedSyncLeavesTheReplicaAsItWas() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }

@@ -19,7 +19,8 @@ public final class TestServer: Sendable {
 
     public var address: String { "127.0.0.1:\(port)" }
 
-    public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30)) async throws -> TestServer {
+    public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30),
+                             statementObserver: (@Sendable (String) -> Void)? = nil) async throws -> TestServer {
         let folder = try TemporaryDirectory("server")
         let directory = try ServerDirectory.initialize(at: folder.file("srv"), rooms: rooms)
         var logger = Logger(label: "test.server")
@@ -27,7 +28,8 @@ public final class TestServer: Sendable {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var configuration = SyncServer.Configuration(host: "127.0.0.1", port: 0)
         configuration.idleTimeout = idleTimeout
-        let server = try SyncServer(directory: directory, configuration: configuration, logger: logger) { address in
+        let server = try SyncServer(directory: directory, configuration: configuration, logger: logger,
+                                    statementObserver: statementObserver) { address in
             continuation.yield(address.port ?? 0)
             continuation.finish()
         }
@@ -47,11 +49,11 @@ public final class TestServer: Sendable {
     }
 
     /// Enrolls a workstation and creates its replica, bound to this server.
-    public func workstation(_ name: String, now: @escaping @Sendable () -> Date = { Date() }) throws -> Replica {
+    public func workstation(_ name: String, configuration: Replica.Configuration = .init()) throws -> Replica {
         let enrollment = try directory.enroll(name: name, bundlePath: folder.file("\(name).bundle"))
         let pem = String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self)
         return try Replica.create(at: folder.file("\(name).replica"), bundlePEM: pem, bundleSource: enrollment.bundlePath,
-                                  server: address, configuration: .init(now: now))
+                                  server: address, configuration: configuration)
     }
 
     /// SIGTERM's path: stop accepting, let sessions in flight finish, return.

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The server admin's commands and the workstation's sync commands, as real processes.
+@Suite(.serialized) struct ServerCLITests {
+    func mode(_ path: String) -> Int? { try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int }
+
+    @Test(.timeLimit(.minutes(2))) func aServerAndTwoWorkstationsThroughTheCLI() throws {
+        let dir = try TemporaryDirectory("server-cli")
+        defer { dir.remove() }
+        let srv = dir.file("srv")
+        func shelter(_ arguments: String...) throws -> ShelterProcess.Result { try ShelterProcess.run(arguments) }
+
+        // server init: 0700 directory, 0600 keys; a second init is refused.
+        #expect(try shelter("server", "init", "--dir", srv, "--rooms", "3", "--host", "shelter.local").status == 0)
+        #expect(mode(srv) == 0o700)
+        for file in ["ca-key.pem", "server-key.pem", "server.db"] { #expect(mode("\(srv)/\(file)") == 0o600, "\(file)") }
+        let again = try shelter("server", "init", "--dir", srv)
+        #expect(again.status != 0 && again.stderr.contains("already holds a ShelterSync server"))
+
+        // enroll: unique names, 0600 bundles.
+        let enrolled = try shelter("server", "enroll", "--dir", srv, "--name", "reception", "--out", dir.file("reception.bundle"))
+        #expect(enrolled.status == 0 && enrolled.stdout.contains("replica") && enrolled.stdout.contains("serial"), "\(enrolled)")
+        #expect(mode(dir.file("reception.bundle")) == 0o600)
+        #expect(try shelter("server", "enroll", "--dir", srv, "--name", "office", "--out", dir.file("office.bundle")).status == 0)
+        let duplicate = try shelter("server", "enroll", "--dir", srv, "--name", "reception", "--out", dir.file("other.bundle"))
+        #expect(duplicate.status != 0 && duplicate.stderr.contains("already enrolled"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("other.bundle")))
+        #expect(try shelter("server", "enroll", "--dir", srv, "--name", "bad name!").status != 0)
+
+        // run: port 0, the real port on stderr.
+        let errors = Pipe()
+        let server = try ShelterProcess.start(["server", "run", "--dir", srv, "--listen", "127.0.0.1:0"], stderr: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        let firstLine = try #require(readLine(from: errors.fileHandleForReading))
+        #expect(firstLine.hasPrefix("listening on 127.0.0.1:"))
+        let address = String(firstLine.dropFirst("listening on ".count))
+        #expect(!address.hasSuffix(":0"))
+
+        // Workstations bound to the server.
+        let a = dir.file("a.replica"), b = dir.file("b.replica")
+        #expect(try shelter("init", "--replica", a, "--bundle", dir.file("reception.bundle"), "--server", address).status == 0)
+        #expect(try shelter("init", "--replica", b, "--bundle", dir.file("office.bundle"), "--server", address).status == 0)
+        #expect(mode(a) == 0o600)
+        let bound = try shelter("init", "--replica", dir.file("c.replica"), "--bundle", dir.file("office.bundle"), "--server", address, "--rooms", "3")
+        #expect(bound.status != 0)
+        let sync = try shelter("sync", "--replica", a, "--json")
+        #expect(sync.status == 0, "\(sync)")
+        let report = try sync.json()
+        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs"])
+        #expect(report["pulled"] as? Int == 3)
+        #expect(try shelter("sync", "--replica", b).status == 0)
+
+        // A conflict, through the CLI.
+        let admitted = try shelter("admit", "--replica", a, "--name", "Anna", "--municipality", "Køge", "--json").json()
+        let resident = try #require(admitted["resident"] as? String)
+        #expect(try shelter("sync", "--replica", a).status == 0)
+        #expect(try shelter("sync", "--replica", b).status == 0)
+        #expect(try shelter("resident", "set", resident, "phone=1", "--replica", a).status == 0)
+        #expect(try shelter("resident", "set", resident, "phone=2", "--replica", b).status == 0)
+        #expect(try shelter("sync", "--replica", a).status == 0)
+        #expect(try shelter("sync", "--replica", b, "--json").json()["conflicts"] as? Int == 1)
+        let listed = try shelter("conflicts", "--replica", b, "--json").json()
+        let conflict = try #require((listed["conflicts"] as? [[String: Any]])?.first)
+        #expect(Set(conflict.keys).isSuperset(of: ["id", "kind", "table", "row", "column", "status", "values", "winner"]))
+        #expect(conflict["kind"] as? String == "field" && conflict["column"] as? String == "phone" && conflict["status"] as? String == "open")
+        let values = try #require(conflict["values"] as? [[String: Any]])
+        #expect(Set(values.compactMap { $0["value"] as? String }) == ["1", "2"])
+        #expect(Set(values[0].keys) == ["value", "author", "replica", "at"])
+        let id = try #require(conflict["id"] as? String)
+        #expect(try shelter("conflicts", "resolve", id, "--keep", "9", "--replica", b).status != 0)
+        #expect(try shelter("conflicts", "resolve", id, "--keep", "0", "--value", "3", "--replica", b).status != 0)
+        #expect(try shelter("conflicts", "resolve", String(id.prefix(8)), "--keep", "0", "--replica", b).status == 0)
+        #expect((try shelter("conflicts", "--replica", b, "--json").json()["conflicts"] as? [Any])?.isEmpty == true)
+        #expect((try shelter("conflicts", "--all", "--replica", b, "--json").json()["conflicts"] as? [Any])?.count == 1)
+
+        // Revoked while running: refused, exit 1, the change stays unsynced.
+        #expect(try shelter("server", "revoke", "--dir", srv, "--name", "office").status == 0)
+        #expect(try shelter("resident", "set", resident, "language=ar", "--replica", b).status == 0)
+        let refused = try shelter("sync", "--replica", b)
+        #expect(refused.status == 1 && refused.stderr.contains("revoked"))
+        let status = try shelter("status", "--replica", b, "--json").json()
+        #expect((status["unsynced"] as? Int ?? 0) >= 1 && status["server"] as? String == address && status["lastSync"] is String)
+
+        // SIGTERM: exit 0.
+        kill(server.processIdentifier, SIGTERM)
+        server.waitUntilExit()
+        #expect(server.terminationReason == .exit && server.terminationStatus == 0)
+        let unreachable = try shelter("sync", "--replica", a)
+        #expect(unreachable.status == 1 && unreachable.stderr.contains("cannot reach the sync server"))
+    }
+
+    @Test func badServerInputIsRefusedClearly() throws {
+        let dir = try TemporaryDirectory("server-cli")
+        defer { dir.remove() }
+        let noDir = try ShelterProcess.run(["server", "enroll", "--dir", dir.file("nothing"), "--name", "x"])
+        #expect(noDir.status != 0 && noDir.stderr.contains("does not hold a ShelterSync server"))
+        let listen = try ShelterProcess.run(["server", "run", "--dir", dir.path, "--listen", "nonsense"])
+        #expect(listen.status != 0 && listen.stderr.contains("HOST:PORT"))
+        // A bundle that is corrupt, and one whose certificate another CA signed.
+        try Data("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: dir.file("corrupt.bundle")))
+        let corrupt = try ShelterProcess.run(["init", "--replica", dir.file("r.replica"), "--bundle", dir.file("corrupt.bundle"), "--server", "127.0.0.1:7443"])
+        #expect(corrupt.status != 0 && corrupt.stderr.contains("corrupt.bundle"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("r.replica")), "a refused init leaves no file")
+        #expect(try ShelterProcess.run(["server", "init", "--dir", dir.file("one")]).status == 0)
+        #expect(try ShelterProcess.run(["server", "init", "--dir", dir.file("two")]).status == 0)
+        #expect(try ShelterProcess.run(["server", "enroll", "--dir", dir.file("one"), "--name", "w", "--out", dir.file("w.bundle")]).status == 0)
+        let bundle = try String(contentsOfFile: dir.file("w.bundle"), encoding: .utf8)
+        let otherCA = try String(contentsOfFile: dir.file("two") + "/ca.pem", encoding: .utf8)
+        let blocks = bundle.components(separatedBy: "-----BEGIN CERTIFICATE-----")
+        try (blocks[0] + "-----BEGIN CERTIFICATE-----" + blocks[1] + otherCA).write(toFile: dir.file("mixed.bundle"), atomically: true, encoding: .utf8)
+        let mixed = try ShelterProcess.run(["init", "--replica", dir.file("r.replica"), "--bundle", dir.file("mixed.bundle"), "--server", "127.0.0.1:7443"])
+        #expect(mixed.status != 0 && mixed.stderr.contains("not signed by the bundle's CA"), "\(mixed)")
+        let address = try ShelterProcess.run(["init", "--replica", dir.file("r.replica"), "--bundle", dir.file("w.bundle"), "--server", "no-port"])
+        #expect(address.status != 0 && address.stderr.contains("HOST:PORT"))
+        let standalone = dir.file("s.replica")
+        #expect(try ShelterProcess.run(["init", "--replica", standalone]).status == 0)
+        let noServer = try ShelterProcess.run(["sync", "--replica", standalone])
+        #expect(noServer.status != 0 && noServer.stderr.contains("standalone replica with no sync server"))
+    }
+}
+
+/// One line from a pipe (the server's first stderr line), or nil at end of file.
+func readLine(from handle: FileHandle) -> String? {
+    var bytes: [UInt8] = []
+    while true {
+        let chunk = handle.readData(ofLength: 1)
+        guard let byte = chunk.first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+        if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+        bytes.append(byte)
+    }
+}

@@ -1,0 +1,66 @@
+import ClientKit
+import Foundation
+import GRDB
+import Server
+import ShelterDomain
+import Synchronization
+import Testing
+import TestSupport
+
+/// A sync with nothing to do must not scan tables: its cost does not grow with the database.
+@Suite struct NoopSyncTests {
+    final class Recorder: Sendable {
+        let statements = Mutex<[String]>([])
+        let recording = Mutex(false)
+        func observe(_ sql: String) { if recording.withLock({ $0 }) { statements.withLock { $0.append(sql) } } }
+        func record<T>(_ body: () async throws -> T) async rethrows -> T {
+            statements.withLock { $0 = [] }
+            recording.withLock { $0 = true }
+            defer { recording.withLock { $0 = false } }
+            return try await body()
+        }
+    }
+
+    /// The tables a statement scans (SQLite's `SCAN t`), tiny single-row tables aside. Walking the
+    /// partial index `sync_log_outbox` is allowed: it holds only the unsynced changes (empty here).
+    static func scans(_ statements: [String], in path: String) throws -> [String] {
+        var config = Configuration()
+        config.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: config)
+        return try queue.read { db in
+            var found: [String] = []
+            for sql in Set(statements) where sql.hasPrefix("SELECT") || sql.hasPrefix("UPDATE") || sql.hasPrefix("INSERT") || sql.hasPrefix("DELETE") {
+                let plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }
+                for detail in plan where detail.hasPrefix("SCAN") && !detail.contains("sync_state") && !detail.contains("sync_identity") && !detail.contains("CONSTANT ROW")
+                    && !detail.contains("INDEX sync_log_outbox") {
+                    found.append("\(detail)  ←  \(sql)")
+                }
+            }
+            return found
+        }
+    }
+
+    @Test func aNoopSyncScansNoTableOnEitherSide() async throws {
+        let serverRecorder = Recorder(), clientRecorder = Recorder()
+        let server = try await TestServer.start(statementObserver: { serverRecorder.observe($0) })
+        defer { server.remove() }
+        let a = try server.workstation("a", configuration: .init(statementObserver: { clientRecorder.observe($0) }))
+        let b = try server.workstation("b")
+        // Given some records on both sides.
+        for n in 0..<40 { try b.admit(Admission(name: "N\(n)", municipality: "K"), by: "s") }
+        _ = try await b.sync()
+        _ = try await a.sync()
+        // When a syncs with nothing to do.
+        let report = try await serverRecorder.record { try await clientRecorder.record { try await a.sync() } }
+        #expect(report.pushed == 0 && report.pulled == 0)
+        // Then no statement on either side reads a table from end to end.
+        let clientStatements = clientRecorder.statements.withLock { $0 }
+        let serverStatements = serverRecorder.statements.withLock { $0 }
+        #expect(!clientStatements.isEmpty && !serverStatements.isEmpty, "the observers saw the sync")
+        let clientScans = try Self.scans(clientStatements, in: a.path)
+        let serverScans = try Self.scans(serverStatements, in: server.directory.storePath)
+        #expect(clientScans.isEmpty, "the workstation scans: \(clientScans)")
+        #expect(serverScans.isEmpty, "the server scans: \(serverScans)")
+        try await server.stop()
+    }
+}
