@@ -99,6 +99,12 @@ public final class SyncServer: Service, Sendable {
         var machine = SyncSessionStateMachine(maximumBatch: configuration.maximumBatch)
         do {
             try await connection.executeThenClose { inbound, outbound in
+                // Records the failure for the admin's view first, then tells the peer.
+                func refuse(_ code: String, _ message: String) async {
+                    log.outcome = code
+                    if let replica = log.replica { await store.recordError(replica, code: code, at: Date()) }
+                    try? await outbound.write(.error(code: code, message: message))
+                }
                 do {
                     for try await message in inbound {
                         switch machine.receive(message) {
@@ -108,8 +114,7 @@ public final class SyncServer: Service, Sendable {
                                 machine.established()
                                 try await outbound.write(.welcome(welcome))
                             case .failure(let error):
-                                log.outcome = error.code.rawValue
-                                try await outbound.write(.error(code: error.code.rawValue, message: error.message))
+                                await refuse(error.code.rawValue, error.message)
                                 return
                             }
                         case .merge(let changes):
@@ -128,27 +133,23 @@ public final class SyncServer: Service, Sendable {
                             try await outbound.write(.bye)
                             return
                         case .fail(let code, let message):
-                            log.outcome = code.rawValue
-                            try await outbound.write(.error(code: code.rawValue, message: message))
+                            await refuse(code.rawValue, message)
                             return
                         }
                     }
                 } catch let error as WireError {
                     let code: ServerError.Code = error.kind == .frameTooLarge ? .frameTooLarge : .malformedMessage
-                    log.outcome = code.rawValue
-                    try? await outbound.write(.error(code: code.rawValue, message: error.description))
+                    await refuse(code.rawValue, error.description)
                 } catch let error as ServerError {
-                    log.outcome = error.code.rawValue
-                    try? await outbound.write(.error(code: error.code.rawValue, message: error.message))
+                    await refuse(error.code.rawValue, error.message)
                 }
             }
         } catch {
-            if log.outcome == "incomplete" || log.outcome == "ok" {
+            // The connection broke (TLS, timeout, a peer that went away) before the session ended.
+            if log.outcome == "incomplete" {
                 log.outcome = Self.outcome(of: error)
+                if let replica = log.replica { await store.recordError(replica, code: log.outcome, at: Date()) }
             }
-        }
-        if let replica = log.replica, log.outcome != "ok" {
-            await store.recordError(replica, code: log.outcome, at: Date())
         }
         let elapsed = ContinuousClock.now - started
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
