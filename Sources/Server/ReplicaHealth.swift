@@ -1,0 +1,79 @@
+import Foundation
+
+/// What the server knows of one enrolled workstation, for the admin (DESIGN §6). Never personal data.
+public struct ReplicaHealth: Hashable, Sendable {
+    public enum State: String, Hashable, Sendable, CaseIterable {
+        /// Synced recently and not far behind.
+        case ok
+        /// More of the server's log than the threshold has not reached it yet.
+        case behind
+        /// No successful sync for longer than the threshold.
+        case stale
+        /// Its certificate was revoked.
+        case revoked
+        /// Enrolled, never synced.
+        case neverSynced = "never-synced"
+    }
+
+    /// When a workstation counts as behind or stale; set by `shelter server run` options.
+    public struct Thresholds: Hashable, Sendable {
+        /// `behind` when the cursor lag is above this many log entries.
+        public var behindLag: Int64
+        /// `stale` when the last successful sync is older than this.
+        public var staleAfter: TimeInterval
+
+        public init(behindLag: Int64 = 500, staleAfter: TimeInterval = 24 * 3600) {
+            self.behindLag = behindLag
+            self.staleAfter = staleAfter
+        }
+    }
+
+    public struct LastError: Hashable, Sendable {
+        public var code: String
+        public var at: String
+    }
+
+    public var name: String
+    public var replicaID: String
+    public var serial: String
+    public var enrolledAt: String
+    public var firstSeen: String?
+    public var lastSeen: String?
+    public var lastSync: String?
+    public var lastError: LastError?
+    /// Server head − the workstation's cursor.
+    public var lag: Int64
+    /// Unsynced changes it reported at its last sync.
+    public var unsynced: Int64
+    /// Its changes the server refused.
+    public var rejected: Int64
+    public var clientVersion: String?
+    public var schemaVersion: Int?
+    /// Its HLC wall time against the server's at hello, in ms (positive: its clock is ahead).
+    public var clockSkewMs: Int64?
+    /// Open conflicts one of whose values it wrote.
+    public var openConflicts: Int
+    public var revoked: Bool
+    public var state: State
+
+    /// The state, in order of precedence: revoked, never synced, stale, behind, ok.
+    public static func state(revoked: Bool, lastSync: Date?, lag: Int64, now: Date, thresholds: Thresholds) -> State {
+        if revoked { return .revoked }
+        guard let lastSync else { return .neverSynced }
+        if now.timeIntervalSince(lastSync) > thresholds.staleAfter { return .stale }
+        if lag > thresholds.behindLag { return .behind }
+        return .ok
+    }
+
+    /// Seconds since the last successful sync, nil if never.
+    public func secondsSinceLastSync(now: Date) -> Double? {
+        lastSync.flatMap { try? Date($0, strategy: .iso8601) }.map { now.timeIntervalSince($0) }
+    }
+}
+
+/// The admin's view of every workstation at one moment.
+public struct HealthReport: Hashable, Sendable {
+    public var head: Int64
+    public var generatedAt: String
+    public var replicas: [ReplicaHealth]
+}
