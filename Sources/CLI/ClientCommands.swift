@@ -326,6 +326,8 @@ struct Status: ParsableCommand {
                 ("unsynced", .int(status.unsynced)),
                 ("lastSync", .string(status.lastSync)),
                 ("server", .string(status.server)),
+                ("rejected", .int(status.rejected)),
+                ("lastError", status.lastError.map { .object([("code", .string($0.code)), ("message", .string($0.message)), ("at", .string($0.at))]) } ?? .null),
             ]))
             return
         }

@@ -10,7 +10,7 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run and administer the central sync server.",
-        subcommands: [ServerInit.self, Enroll.self, Revoke.self, Run.self])
+        subcommands: [ServerInit.self, Enroll.self, Revoke.self, Run.self, Replicas.self])
 }
 
 /// The server directory every server command takes.
@@ -98,9 +98,24 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ServerDirectoryOptions
     @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free port.", valueName: "host:port")) var listen = "127.0.0.1:7443"
     @Option(help: ArgumentHelp("Disconnect a peer that sends nothing for this many seconds.", valueName: "seconds")) var idleTimeout = 30
+    @Option(help: ArgumentHelp("The admin HTTP surface (/metrics, /healthz, /); port 0 picks a free port.", valueName: "host:port"))
+    var adminListen = "127.0.0.1:7480"
+    @Option(help: ArgumentHelp("A workstation is `behind` when more than this many log entries have not reached it.", valueName: "entries"))
+    var behindLag = 500
+    @Option(help: ArgumentHelp("A workstation is `stale` when its last successful sync is older than this.", valueName: "hours"))
+    var staleAfter = 24.0
+
+    func validate() throws {
+        _ = try parseListen(listen)
+        _ = try parseListen(adminListen)
+        guard behindLag >= 0 else { throw ValidationError("--behind-lag must be 0 or more") }
+        guard staleAfter > 0 else { throw ValidationError("--stale-after must be more than 0 hours") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be more than 0 seconds") }
+    }
 
     func run() async throws {
         let (host, port) = try parseListen(listen)
+        let (adminHost, adminPort) = try parseListen(adminListen)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
@@ -110,18 +125,74 @@ struct Run: AsyncParsableCommand {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         var configuration = SyncServer.Configuration(host: host, port: port)
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
+        try reportingServerErrors {
+            try directory.store().saveThresholds(.init(behindLag: Int64(behindLag), staleAfter: staleAfter * 3600))
+        }
         let server = try reportingServerErrors {
             try SyncServer(directory: directory, configuration: configuration, logger: logger, onListening: { address in
                 FileHandle.standardError.write(Data("listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? port)\n".utf8))
             })
         }
-        let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let admin = AdminHTTP.application(store: server.store, metrics: server.metrics, host: adminHost, port: adminPort,
+                                          logger: Logger(label: "shelter.admin")) { address in
+            FileHandle.standardError.write(Data("admin on \(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(address.port ?? adminPort)\n".utf8))
+        }
+        let group = ServiceGroup(configuration: .init(services: [server, admin], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
             printError("the sync server stopped: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+struct Replicas: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every enrolled workstation's health: state, last seen, last sync, lag, unsynced, rejected, clock skew, conflicts, last error.",
+        discussion: """
+            States: ok · behind (lag above --behind-lag of `server run`) · stale (no successful sync for longer \
+            than --stale-after) · revoked · never-synced. Reads the store, also while the server runs.
+            """)
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let report = try reportingServerErrors { try directory.store().healthReport() }
+        if json {
+            printJSON(.object([
+                ("head", .int(report.head)),
+                ("replicas", .array(report.replicas.map { replica in
+                    .object([
+                        ("name", .string(replica.name)),
+                        ("replicaId", .string(replica.replicaID)),
+                        ("state", .string(replica.state.rawValue)),
+                        ("lastSeen", .string(replica.lastSeen)),
+                        ("lastSync", .string(replica.lastSync)),
+                        ("lag", .int(replica.lag)),
+                        ("unsynced", .int(replica.unsynced)),
+                        ("rejected", .int(replica.rejected)),
+                        ("clockSkewMs", replica.clockSkewMs.map { .int($0) } ?? .null),
+                        ("openConflicts", .int(replica.openConflicts)),
+                        ("clientVersion", .string(replica.clientVersion)),
+                        ("schemaVersion", .int(replica.schemaVersion)),
+                        ("lastError", replica.lastError.map { .object([("code", .string($0.code)), ("at", .string($0.at))]) } ?? .null),
+                    ])
+                })),
+            ]))
+            return
+        }
+        var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "SKEW MS", "CONFLICTS", "LAST ERROR"])
+        for replica in report.replicas {
+            table.add([replica.name, replica.state.rawValue, replica.lastSeen ?? "never", replica.lastSync ?? "never",
+                       String(replica.lag), String(replica.unsynced), String(replica.rejected),
+                       replica.clockSkewMs.map(String.init) ?? "-", String(replica.openConflicts),
+                       replica.lastError.map { "\($0.code) at \($0.at)" } ?? ""])
+        }
+        print(table.text)
+        print("log head \(report.head); \(report.replicas.count) workstation\(report.replicas.count == 1 ? "" : "s") enrolled")
     }
 }
 

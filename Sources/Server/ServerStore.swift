@@ -59,6 +59,16 @@ public struct ServerStore: Sendable {
                 CREATE INDEX stays_by_status ON stays (status, room);
                 """)
         }
+        migrator.registerMigration("server-2") { db in
+            try db.execute(sql: """
+                CREATE TABLE server_settings (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    behind_lag INTEGER NOT NULL,
+                    stale_after_seconds INTEGER NOT NULL,
+                    health_checked_at TEXT
+                );
+                """)
+        }
         return migrator
     }
 
@@ -189,10 +199,11 @@ public struct ServerStore: Sendable {
         }
     }
 
-    public func recordReport(_ replicaID: ReplicaID, outbox: UInt64, databaseBytes: UInt64, at: Date) async throws {
+    /// Records a completed session: where the workstation's cursor now is, what it still has to push.
+    public func recordReport(_ replicaID: ReplicaID, cursor: Int64, outbox: UInt64, databaseBytes: UInt64, at: Date) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE server_replicas SET unsynced = ?, database_bytes = ?, last_sync = ? WHERE replica_id = ?",
-                           arguments: [Int64(outbox), Int64(databaseBytes), Timestamp.format(at), replicaID.description])
+            try db.execute(sql: "UPDATE server_replicas SET cursor = ?, unsynced = ?, database_bytes = ?, last_sync = ? WHERE replica_id = ?",
+                           arguments: [cursor, Int64(outbox), Int64(databaseBytes), Timestamp.format(at), replicaID.description])
         }
     }
 
@@ -365,6 +376,76 @@ public struct ServerStore: Sendable {
             let logged = try store.changes(db, after: cursor, limit: limit)
             let batch = logged.filter { $0.change.dot.replica != replicaID }.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }
             return (batch, logged.last?.sequence ?? cursor, logged.count == limit)
+        }
+    }
+}
+
+// MARK: - Health
+
+extension ServerStore {
+    /// Stores the thresholds `shelter server run` was started with, so every reader of the store
+    /// (`shelter server replicas`, the admin page) computes the same states.
+    public func saveThresholds(_ thresholds: ReplicaHealth.Thresholds) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO server_settings (id, behind_lag, stale_after_seconds) VALUES (1, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET behind_lag = excluded.behind_lag, stale_after_seconds = excluded.stale_after_seconds
+                """, arguments: [thresholds.behindLag, Int64(thresholds.staleAfter)])
+        }
+    }
+
+    static func thresholds(_ db: Database) throws -> ReplicaHealth.Thresholds {
+        guard let row = try Row.fetchOne(db, sql: "SELECT behind_lag, stale_after_seconds FROM server_settings WHERE id = 1") else {
+            return ReplicaHealth.Thresholds()
+        }
+        return ReplicaHealth.Thresholds(behindLag: row["behind_lag"], staleAfter: TimeInterval(row["stale_after_seconds"] as Int64))
+    }
+
+    /// Every enrolled workstation's health, read in one transaction. Safe while the server runs.
+    public func healthReport(now: Date = Date()) throws -> HealthReport {
+        try pool.read { db in try Self.healthReport(db, now: now) }
+    }
+
+    public func healthReport(now: Date = Date()) async throws -> HealthReport {
+        try await pool.read { db in try Self.healthReport(db, now: now) }
+    }
+
+    static func healthReport(_ db: Database, now: Date) throws -> HealthReport {
+        let thresholds = try thresholds(db)
+        let head = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0
+        // Open conflicts per replica that wrote one of their values (few rows: open conflicts only).
+        var openConflicts: [String: Int] = [:]
+        for text in try String.fetchAll(db, sql: "SELECT candidates FROM conflicts WHERE status = 'open'") {
+            for replica in Set(Conflict.decode(text).map(\.replica)) { openConflicts[replica, default: 0] += 1 }
+        }
+        let replicas = try Row.fetchAll(db, sql: "SELECT * FROM server_replicas ORDER BY name").map { row -> ReplicaHealth in
+            let id: String = row["replica_id"]
+            let lastSync: String? = row["last_sync"]
+            let revoked = (row["revoked_at"] as String?) != nil
+            let lag = max(0, head - (row["cursor"] as Int64))
+            let errorCode: String? = row["last_error_code"]
+            let errorAt: String? = row["last_error_at"]
+            return ReplicaHealth(
+                name: row["name"], replicaID: id, serial: row["serial"], enrolledAt: row["enrolled_at"],
+                firstSeen: row["first_seen"], lastSeen: row["last_seen"], lastSync: lastSync,
+                lastError: errorCode.map { ReplicaHealth.LastError(code: $0, at: errorAt ?? "") },
+                lag: lastSync == nil ? head : lag, unsynced: row["unsynced"], rejected: row["rejected"],
+                clientVersion: row["client_version"], schemaVersion: row["schema_version"], clockSkewMs: row["clock_skew_ms"],
+                openConflicts: openConflicts[id] ?? 0, revoked: revoked,
+                state: ReplicaHealth.state(revoked: revoked, lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
+                                           lag: lag, now: now, thresholds: thresholds))
+        }
+        return HealthReport(head: head, generatedAt: Timestamp.format(now), replicas: replicas)
+    }
+
+    /// Whether the store takes writes (for `/healthz`); returns the log head.
+    public func checkWritable(now: Date = Date()) async throws -> Int64 {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO server_settings (id, behind_lag, stale_after_seconds, health_checked_at) VALUES (1, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET health_checked_at = excluded.health_checked_at
+                """, arguments: [ReplicaHealth.Thresholds().behindLag, Int64(ReplicaHealth.Thresholds().staleAfter), Timestamp.format(now)])
+            return try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0
         }
     }
 }

@@ -33,15 +33,17 @@ public final class SyncServer: Service, Sendable {
     }
 
     public let store: ServerStore
+    public let metrics: ServerMetrics
     let configuration: Configuration
     let sslContext: NIOSSLContext
     let logger: Logger
     let onListening: @Sendable (SocketAddress) -> Void
 
     public init(directory: ServerDirectory, configuration: Configuration = Configuration(), logger: Logger,
-                statementObserver: (@Sendable (String) -> Void)? = nil,
+                metrics: ServerMetrics = ServerMetrics(), statementObserver: (@Sendable (String) -> Void)? = nil,
                 onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
         self.store = try directory.store(statementObserver: statementObserver)
+        self.metrics = metrics
         self.configuration = configuration
         let identity = try directory.serverIdentity()
         self.sslContext = try NIOSSLContext(configuration: TLSSettings.server(identity: identity, ca: try directory.ca().certificate))
@@ -118,7 +120,9 @@ public final class SyncServer: Service, Sendable {
                                 return
                             }
                         case .merge(let changes):
+                            let mergeStarted = ContinuousClock.now
                             let result = try await store.mergePush(from: log.replica!, changes: changes)
+                            metrics.mergeDuration(ContinuousClock.now - mergeStarted)
                             log.pushed += result.merged
                             log.rejected += result.rejected.count
                             log.conflicts += result.conflictsCreated
@@ -127,8 +131,8 @@ public final class SyncServer: Service, Sendable {
                             let (batch, next, more) = try await store.changes(for: log.replica!, after: cursor, limit: limit)
                             log.pulled += batch.count
                             try await outbound.write(.changes(batch, nextCursor: next, more: more))
-                        case .report(let outbox, let bytes, _):
-                            try await store.recordReport(log.replica!, outbox: outbox, databaseBytes: bytes, at: Date())
+                        case .report(let cursor, let outbox, let bytes, _):
+                            try await store.recordReport(log.replica!, cursor: cursor, outbox: outbox, databaseBytes: bytes, at: Date())
                             log.outcome = "ok"
                             try await outbound.write(.bye)
                             return
@@ -151,6 +155,7 @@ public final class SyncServer: Service, Sendable {
                 if let replica = log.replica { await store.recordError(replica, code: log.outcome, at: Date()) }
             }
         }
+        metrics.session(outcome: log.outcome, pushed: log.pushed, pulled: log.pulled, conflicts: log.conflicts)
         let elapsed = ContinuousClock.now - started
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         // Ids and counts only: no names of residents, no CPR numbers, no notes.

@@ -19,7 +19,7 @@ public struct SyncSessionStateMachine: Sendable {
         /// Answer one `changes` batch.
         case pull(cursor: Int64, limit: Int)
         /// Record the report, answer `bye` and close.
-        case report(outbox: UInt64, databaseBytes: UInt64, lastError: String?)
+        case report(cursor: Int64, outbox: UInt64, databaseBytes: UInt64, lastError: String?)
         /// Send `error` with this code and close.
         case fail(ServerError.Code, String)
     }
@@ -43,9 +43,9 @@ public struct SyncSessionStateMachine: Sendable {
         case (.established, .pull(let cursor, let limit)):
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor") }
             return .pull(cursor: cursor, limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
-        case (.established, .report(let outbox, let bytes, let lastError)):
+        case (.established, .report(let cursor, let outbox, let bytes, let lastError)):
             state = .reported
-            return .report(outbox: outbox, databaseBytes: bytes, lastError: lastError)
+            return .report(cursor: cursor, outbox: outbox, databaseBytes: bytes, lastError: lastError)
         case (.established, _), (.reported, _):
             return fail(.protocolViolation, "unexpected \(message.name) in state \(state)")
         case (.closed, _):

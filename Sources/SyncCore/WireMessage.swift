@@ -71,7 +71,8 @@ public enum WireMessage: Hashable, Sendable {
     case pushAck(upToCounter: UInt64, rejected: [Rejection])
     case pull(cursor: Int64, limit: UInt64)
     case changes([Logged], nextCursor: Int64, more: Bool)
-    case report(outbox: UInt64, databaseBytes: UInt64, lastError: String?)
+    /// The session's end: the cursor the client now stands at, its outbox, its file size, its last error code.
+    case report(cursor: Int64, outbox: UInt64, databaseBytes: UInt64, lastError: String?)
     case bye
 
     public var name: String {
@@ -136,8 +137,9 @@ public enum WireMessage: Hashable, Sendable {
             }
             writer.write(signed: nextCursor)
             writer.write(byte: more ? 1 : 0)
-        case .report(let outbox, let bytes, let lastError):
+        case .report(let cursor, let outbox, let bytes, let lastError):
             writer.write(byte: 8)
+            writer.write(signed: cursor)
             writer.write(varint: outbox)
             writer.write(varint: bytes)
             writer.write(byte: lastError == nil ? 0 : 1)
@@ -196,11 +198,12 @@ public enum WireMessage: Hashable, Sendable {
             guard more <= 1 else { throw BinaryReader.Error(reason: "flag byte \(more) is not 0 or 1", offset: reader.offset - 1) }
             message = .changes(batch, nextCursor: next, more: more == 1)
         case 8:
+            let cursor = try reader.readSigned()
             let outbox = try reader.readVarint()
             let bytes = try reader.readVarint()
             let hasError = try reader.readByte()
             guard hasError <= 1 else { throw BinaryReader.Error(reason: "flag byte \(hasError) is not 0 or 1", offset: reader.offset - 1) }
-            message = .report(outbox: outbox, databaseBytes: bytes, lastError: hasError == 1 ? try reader.readText() : nil)
+            message = .report(cursor: cursor, outbox: outbox, databaseBytes: bytes, lastError: hasError == 1 ? try reader.readText() : nil)
         case 9:
             message = .bye
         case let type:

@@ -56,7 +56,8 @@ import TestSupport
         #expect(rose["display"] as? String == "Rose" && rose["status"] as? String == "awaitingRoom" && rose["room"] is NSNull)
 
         let status = try shelter("status", "--json").json()
-        #expect(keys(status) == ["lastSync", "replica", "server", "unsynced"])
+        #expect(keys(status) == ["lastError", "lastSync", "rejected", "replica", "server", "unsynced"])
+        #expect(status["lastError"] is NSNull && status["rejected"] as? Int == 0)
         #expect(status["replica"] as? String == replicaID && status["unsynced"] as? Int == 4 + 4 + 2)
         #expect(status["lastSync"] is NSNull && status["server"] is NSNull)
 

@@ -14,11 +14,11 @@ import Testing
         #expect(machine.receive(.push([])) == .merge([]))
         #expect(machine.receive(.pull(cursor: 5, limit: 0)) == .pull(cursor: 5, limit: 10))
         #expect(machine.receive(.pull(cursor: 5, limit: 1000)) == .pull(cursor: 5, limit: 10))
-        #expect(machine.receive(.report(outbox: 0, databaseBytes: 1, lastError: nil)) == .report(outbox: 0, databaseBytes: 1, lastError: nil))
+        #expect(machine.receive(.report(cursor: 3, outbox: 0, databaseBytes: 1, lastError: nil)) == .report(cursor: 3, outbox: 0, databaseBytes: 1, lastError: nil))
         #expect(machine.state == .reported)
     }
 
-    @Test(arguments: [WireMessage.push([]), .pull(cursor: 0, limit: 1), .bye, .report(outbox: 0, databaseBytes: 0, lastError: nil)])
+    @Test(arguments: [WireMessage.push([]), .pull(cursor: 0, limit: 1), .bye, .report(cursor: 0, outbox: 0, databaseBytes: 0, lastError: nil)])
     func nothingBeforeHello(_ message: WireMessage) {
         var machine = SyncSessionStateMachine(maximumBatch: 10)
         guard case .fail(let code, _) = machine.receive(message) else {

@@ -14,6 +14,8 @@ public final class TestServer: Sendable {
     public let directory: ServerDirectory
     public let folder: TemporaryDirectory
     public let port: Int
+    /// The admin HTTP port (`/metrics`, `/healthz`, `/`).
+    public let adminPort: Int
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
@@ -26,6 +28,7 @@ public final class TestServer: Sendable {
         var logger = Logger(label: "test.server")
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let (adminPorts, adminContinuation) = AsyncStream.makeStream(of: Int.self)
         var configuration = SyncServer.Configuration(host: "127.0.0.1", port: 0)
         configuration.idleTimeout = idleTimeout
         let server = try SyncServer(directory: directory, configuration: configuration, logger: logger,
@@ -33,17 +36,23 @@ public final class TestServer: Sendable {
             continuation.yield(address.port ?? 0)
             continuation.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+        let admin = AdminHTTP.application(store: server.store, metrics: server.metrics, host: "127.0.0.1", port: 0, logger: logger) { address in
+            adminContinuation.yield(address.port ?? 0)
+            adminContinuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [server, admin], logger: logger))
         let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        return TestServer(directory: directory, folder: folder, port: port, group: group, task: task)
+        var adminIterator = adminPorts.makeAsyncIterator()
+        guard let port = await iterator.next(), let adminPort = await adminIterator.next() else { throw CancellationError() }
+        return TestServer(directory: directory, folder: folder, port: port, adminPort: adminPort, group: group, task: task)
     }
 
-    init(directory: ServerDirectory, folder: TemporaryDirectory, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+    init(directory: ServerDirectory, folder: TemporaryDirectory, port: Int, adminPort: Int, group: ServiceGroup, task: Task<Void, any Error>) {
         self.directory = directory
         self.folder = folder
         self.port = port
+        self.adminPort = adminPort
         self.group = group
         self.task = task
     }
@@ -120,5 +129,52 @@ public enum RawClient {
         } catch {
             return .failed("\(error)")
         }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over loopback (the admin surface is plain HTTP on 127.0.0.1).
+public enum HTTPGet {
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: String
+    }
+
+    public static func get(port: Int, path: String) async throws -> Response {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let raw: [UInt8] = try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+            var bytes: [UInt8] = []
+            for try await buffer in inbound { bytes += buffer.readableBytesView }
+            return bytes
+        }
+        let text = String(decoding: raw, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { throw CancellationError() }
+        let head = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            if let colon = line.firstIndex(of: ":") {
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        var body = String(text[split.upperBound...])
+        if headers["transfer-encoding"] == "chunked" { body = dechunk(body) }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    static func dechunk(_ text: String) -> String {
+        var rest = Substring(text), out = ""
+        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16), size > 0 {
+            let start = lineEnd.upperBound
+            let utf8 = rest[start...].utf8
+            let end = utf8.index(utf8.startIndex, offsetBy: size)
+            out += String(rest[start..<end])
+            rest = rest[end...].dropFirst(2)
+        }
+        return out
     }
 }

@@ -1,0 +1,175 @@
+import ClientKit
+import Foundation
+import Server
+import ShelterDomain
+import Testing
+import TestSupport
+
+@Suite struct ReplicaStateTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    let thresholds = ReplicaHealth.Thresholds(behindLag: 100, staleAfter: 24 * 3600)
+
+    @Test func eachState() {
+        func state(revoked: Bool = false, syncedAgo: TimeInterval?, lag: Int64 = 0) -> ReplicaHealth.State {
+            ReplicaHealth.state(revoked: revoked, lastSync: syncedAgo.map { now.addingTimeInterval(-$0) }, lag: lag, now: now, thresholds: thresholds)
+        }
+        #expect(state(syncedAgo: 60) == .ok)
+        #expect(state(syncedAgo: 60, lag: 100) == .ok, "at the threshold is not above it")
+        #expect(state(syncedAgo: 60, lag: 101) == .behind)
+        #expect(state(syncedAgo: 24 * 3600 + 1) == .stale)
+        #expect(state(syncedAgo: 24 * 3600 + 1, lag: 500) == .stale, "stale outranks behind")
+        #expect(state(syncedAgo: nil) == .neverSynced)
+        #expect(state(revoked: true, syncedAgo: nil) == .revoked)
+        #expect(state(revoked: true, syncedAgo: 60) == .revoked, "revoked outranks everything")
+    }
+}
+
+@Suite struct HealthTests {
+    /// Given: reception synced long ago, office writes a lot, night never syncs, garden is revoked.
+    func world() async throws -> (TestServer, Replica, Replica) {
+        let server = try await TestServer.start(rooms: 5)
+        try server.directory.store().saveThresholds(.init(behindLag: 3, staleAfter: 3600))
+        let reception = try server.workstation("reception")
+        let office = try server.workstation("office")
+        _ = try server.directory.enroll(name: "night", bundlePath: server.folder.file("night.bundle"))
+        let garden = try server.workstation("garden")
+        _ = try await reception.sync()
+        _ = try await garden.sync()
+        _ = try await office.sync()
+        try office.admit(Admission(name: "Anna Jensen", cpr: "010190-1234", municipality: "Køge", room: 1), by: "jonas")
+        try office.admit(Admission(name: "Eva Holm", municipality: "Greve", room: 2), by: "jonas")
+        _ = try await office.sync()
+        try server.directory.store().revoke(name: "garden")
+        await #expect(throws: ReplicaError.self) { try await garden.sync() }
+        return (server, reception, office)
+    }
+
+    @Test func replicasJSONFromARealServer() async throws {
+        let (server, _, _) = try await world()
+        defer { server.remove() }
+        // The admin reads the store with the CLI while the server runs.
+        let result = try ShelterProcess.run(["server", "replicas", "--dir", server.directory.path, "--json"])
+        #expect(result.status == 0, "\(result)")
+        let json = try result.json()
+        let head = try #require(json["head"] as? Int)
+        #expect(head > 5)
+        let replicas = try #require(json["replicas"] as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: replicas.map { ($0["name"] as! String, $0) })
+        #expect(Set(byName.keys) == ["reception", "office", "night", "garden"])
+        #expect(Set(replicas[0].keys) == ["name", "replicaId", "state", "lastSeen", "lastSync", "lag", "unsynced", "rejected",
+                                          "clockSkewMs", "openConflicts", "clientVersion", "schemaVersion", "lastError"])
+        let office = try #require(byName["office"]), reception = try #require(byName["reception"])
+        #expect(office["state"] as? String == "ok" && office["lag"] as? Int == 0 && office["unsynced"] as? Int == 0)
+        #expect(office["clientVersion"] as? String == Replica.clientVersion && office["schemaVersion"] as? Int == ShelterSchema.version)
+        #expect(office["clockSkewMs"] is Int && office["lastError"] is NSNull)
+        #expect(reception["state"] as? String == "behind", "office's 4 changes (2 residents, 2 stays) have not reached it (threshold 3)")
+        #expect(reception["lag"] as? Int == 4)
+        let night = try #require(byName["night"])
+        #expect(night["state"] as? String == "never-synced" && night["lastSeen"] is NSNull && night["lastSync"] is NSNull)
+        let garden = try #require(byName["garden"])
+        #expect(garden["state"] as? String == "revoked")
+        #expect(garden["lastSeen"] is String, "the refused attempt counts as seen")
+        #expect((garden["lastError"] as? [String: Any])?["code"] as? String == "revoked")
+        // Later, without a sync, everyone who synced is stale (a clock, not a sleep).
+        let later = try await server.directory.store().healthReport(now: Date().addingTimeInterval(2 * 3600))
+        #expect(later.replicas.first { $0.name == "office" }?.state == .stale)
+        #expect(later.replicas.first { $0.name == "garden" }?.state == .revoked)
+        // The table for people, too.
+        let table = try ShelterProcess.run(["server", "replicas", "--dir", server.directory.path])
+        #expect(table.status == 0 && table.stdout.contains("never-synced") && table.stdout.contains("revoked at"))
+        try await server.stop()
+    }
+
+    @Test func metricsAreValidPrometheusText() async throws {
+        let (server, _, _) = try await world()
+        defer { server.remove() }
+        let response = try await HTTPGet.get(port: server.adminPort, path: "/metrics")
+        #expect(response.status == 200)
+        #expect(response.headers["content-type"]?.hasPrefix("text/plain") == true)
+        let samples = try PrometheusText.parse(response.body)
+        #expect(samples["shelter_sync_sessions_total", ["outcome": "ok"]] == 4, "reception, garden, office twice")
+        #expect(samples["shelter_sync_sessions_total", ["outcome": "revoked"]] == 1)
+        #expect(samples["shelter_changes_pushed_total", [:]] == 4)
+        #expect(samples["shelter_changes_pulled_total", [:]] == 15, "three workstations pulled the 5 rooms")
+        #expect(samples["shelter_replica_state", ["replica": "reception", "state": "behind"]] == 1)
+        #expect(samples["shelter_replica_state", ["replica": "reception", "state": "ok"]] == 0)
+        #expect(samples["shelter_replica_state", ["replica": "night", "state": "never-synced"]] == 1)
+        #expect(samples["shelter_replica_lag", ["replica": "reception"]] == 4)
+        #expect(samples["shelter_replica_unsynced", ["replica": "office"]] == 0)
+        #expect(samples["shelter_replica_seconds_since_last_sync", ["replica": "night"]] == -1)
+        #expect((samples["shelter_merge_duration_seconds_count", [:]] ?? 0) >= 1)
+        #expect(!response.body.contains("Anna") && !response.body.contains("010190"))
+        try await server.stop()
+    }
+
+    @Test func healthzAndThePageShowNoPersonalData() async throws {
+        let (server, _, _) = try await world()
+        defer { server.remove() }
+        let health = try await HTTPGet.get(port: server.adminPort, path: "/healthz")
+        #expect(health.status == 200)
+        let body = try JSONSerialization.jsonObject(with: Data(health.body.utf8)) as? [String: Any]
+        #expect(body?["status"] as? String == "ok" && (body?["head"] as? Int ?? 0) > 0)
+        let page = try await HTTPGet.get(port: server.adminPort, path: "/")
+        #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
+        #expect(page.body.contains("http-equiv=\"refresh\""))
+        for name in ["reception", "office", "night", "garden", "never-synced", "revoked", "behind"] {
+            #expect(page.body.contains(name), "the page shows \(name)")
+        }
+        // Residents exist on the server, but none of their data is on the page.
+        for personal in ["Anna", "Jensen", "Eva", "Holm", "010190", "Køge", "Greve"] {
+            #expect(!page.body.contains(personal), "the page leaks \(personal)")
+        }
+        let missing = try await HTTPGet.get(port: server.adminPort, path: "/residents")
+        #expect(missing.status == 404)
+        try await server.stop()
+    }
+}
+
+/// A strict reader of the Prometheus text exposition format (version 0.0.4).
+enum PrometheusText {
+    struct Samples {
+        var values: [String: Double] = [:]
+        static func key(_ name: String, _ labels: [String: String]) -> String {
+            name + "{" + labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "}"
+        }
+        subscript(name: String, labels: [String: String]) -> Double? { values[Self.key(name, labels)] }
+    }
+
+    struct Malformed: Error, CustomStringConvertible {
+        var line: String
+        var description: String { "not Prometheus text: \(line)" }
+    }
+
+    static func parse(_ text: String) throws -> Samples {
+        var samples = Samples()
+        let name = /[a-zA-Z_:][a-zA-Z0-9_:]*/
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("# TYPE ") || line.hasPrefix("# HELP ") {
+                let parts = line.split(separator: " ")
+                guard parts.count >= 3, (try? name.wholeMatch(in: String(parts[2]))) != nil else { throw Malformed(line: String(line)) }
+                if line.hasPrefix("# TYPE ") {
+                    guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3]) else { throw Malformed(line: String(line)) }
+                }
+                continue
+            }
+            guard let match = try /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.wholeMatch(in: String(line)) else {
+                throw Malformed(line: String(line))
+            }
+            var labels: [String: String] = [:]
+            if let body = match.output.3, !body.isEmpty {
+                for pair in body.split(separator: ",") {
+                    guard let labelMatch = try /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"$/.wholeMatch(in: String(pair)) else {
+                        throw Malformed(line: String(line))
+                    }
+                    labels[String(labelMatch.output.1)] = String(labelMatch.output.2)
+                }
+            }
+            let valueText = String(match.output.4)
+            guard let value = Double(valueText) ?? (valueText == "+Inf" ? .infinity : valueText == "-Inf" ? -.infinity : nil) else {
+                throw Malformed(line: String(line))
+            }
+            samples.values[Samples.key(String(match.output.1), labels)] = value
+        }
+        return samples
+    }
+}
