@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClientKit
+import ShelterDomain
 import Foundation
 
 @main
@@ -15,7 +16,10 @@ struct Shelter: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Rooms.self, Admit.self, Assign.self, Discharge.self, Stays.self,
-            ResidentCommand.self, Status.self, History.self, Sync.self, Conflicts.self, ServerCommand.self,
+            ResidentCommand.self, Status.self, History.self, Sync.self, Conflicts.self,
+            StaffCommand.self, Decide.self, MoveOut.self, Notifications.self, Plan.self, StayCommand.self,
+            ComplaintCommand.self, Complaints.self, Rates.self, BillingCommand.self, Meetings.self, Due.self,
+            ServerCommand.self,
         ])
 }
 
@@ -65,6 +69,9 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as ReplicaError {
+        printError(error.message)
+        throw ExitCode(1)
+    } catch let error as DomainError {
         printError(error.message)
         throw ExitCode(1)
     }

@@ -60,6 +60,9 @@ extension Replica {
                 "status": .text((admission.room == nil ? Stay.Status.awaitingRoom : .active).rawValue),
                 "reason": .optionalText(admission.reason.flatMap { $0.isEmpty ? nil : $0 }),
             ], author: author)
+            // The orientering to her home municipality is due from the day she moved in.
+            try writeNotification(db, stay: stayID, kind: .admission, municipality: municipality,
+                                  on: Timestamp.civilDate(of: admission.admittedAt ?? configuration.now()), author: author)
             return Admission.Result(stay: stayID, resident: residentID, room: admission.room)
         }
     }
@@ -85,13 +88,7 @@ extension Replica {
             throw ReplicaError(.invalidArgument, "a discharge needs a reason (--reason)")
         }
         try perform { db in
-            let stay = try requireStay(db, stay)
-            try stay.checkDischargeable()
-            try write(db, ShelterSchema.stays, stay.id, [
-                "status": .text(Stay.Status.discharged.rawValue),
-                "discharged_at": .text(Timestamp.format(at ?? configuration.now())),
-                "discharge_reason": .text(reason),
-            ], author: author)
+            try end(db, try requireStay(db, stay), reason: reason, at: at ?? configuration.now(), author: author)
         }
     }
 

@@ -49,12 +49,29 @@ enum ServerRules {
             if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
                 return Refusal(code: "invalidValue", reason: "the CPR number written to child \(change.rowID) is not valid")
             }
+        case ShelterSchema.decisions.name:
+            // Eligibility decisions, required move-outs and their overturning: a leader's alone.
+            if let refusal = try requireLeader(db, change, for: "a decision") { return refusal }
+        case ShelterSchema.complaints.name:
+            if let status = change.values["status"]?.textValue, status == "upheld" || status == "maintained",
+               let refusal = try requireLeader(db, change, for: "a complaint's reconsideration") {
+                return refusal
+            }
         case ShelterSchema.stays.name:
             if let status = change.values["status"], !status.isNull, Stay.Status(rawValue: status.textValue ?? "") == nil {
                 return Refusal(code: "invalidValue", reason: "stay \(change.rowID): status is not one of awaitingRoom, active, discharged")
             }
         default:
             break
+        }
+        return nil
+    }
+
+    /// The author's role as the server's own staff table has it.
+    static func requireLeader(_ db: Database, _ change: CellChange, for what: String) throws -> Refusal? {
+        let role = try String.fetchOne(db, sql: "SELECT role FROM staff WHERE id = ?", arguments: [Roles.staffID(change.author)])
+        guard role == StaffRole.leader.rawValue else {
+            return Refusal(code: "notPermitted", reason: "only a leader may record \(what); the author of change \(change.dot.counter) is \(role ?? "not registered as staff")")
         }
         return nil
     }

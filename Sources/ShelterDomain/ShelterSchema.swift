@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 2
+    public static let version = 3
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -43,6 +43,9 @@ public enum ShelterSchema {
         .init("discharged_at", code: 5, .text),
         .init("discharge_reason", code: 6, .text, personal: true),
         .init("reason", code: 7, .text, personal: true),
+        // Version 3: the stay plan's contact person and the self-payment the municipality set.
+        .init("contact_person", code: 8, .text, since: 3),
+        .init("self_payment", code: 9, .integer, since: 3),
     ])
 
     /// Conflicts found by the server (version 2): replicated to every workstation, resolved by staff.
@@ -61,5 +64,81 @@ public enum ShelterSchema {
         .init("resolved_at", code: 11, .text),
     ])
 
-    public static let schema = SyncSchema(version: version, tables: [rooms, staff, residents, children, stays, conflicts])
+    /// The leader's decisions about a stay (version 3): eligibility, or a required move-out.
+    public static let decisions = SyncSchema.Table("decisions", code: 7, since: 3, columns: [
+        .init("stay", code: 1, .text, default: .text("")),
+        .init("kind", code: 2, .text, default: .text("eligibility")),
+        .init("outcome", code: 3, .text, default: .text("")),
+        .init("reason", code: 4, .text),
+        .init("note", code: 5, .text, personal: true),
+        .init("refer_to", code: 6, .text),
+        .init("house_rules", code: 7, .integer, default: .integer(0)),
+        .init("decided_on", code: 8, .text, default: .text("")),
+        .init("status", code: 9, .text, default: .text("standing")),
+    ])
+
+    /// Notifications to the home municipality (*orientering*, version 3). No names: the letter is
+    /// made from the records when it is shown.
+    public static let notifications = SyncSchema.Table("notifications", code: 8, since: 3, columns: [
+        .init("stay", code: 1, .text, default: .text("")),
+        .init("kind", code: 2, .text, default: .text("admission")),
+        .init("municipality", code: 3, .text, default: .text("")),
+        .init("event_on", code: 4, .text, default: .text("")),
+        .init("due", code: 5, .text, default: .text("")),
+        .init("legal_deadline", code: 6, .text, default: .text("")),
+        .init("sent_at", code: 7, .text),
+    ])
+
+    /// Goals of the stay plan (version 3).
+    public static let goals = SyncSchema.Table("goals", code: 9, since: 3, columns: [
+        .init("stay", code: 1, .text, default: .text("")),
+        .init("text", code: 2, .text, default: .text(""), personal: true),
+        .init("status", code: 3, .text, default: .text("open")),
+        .init("created_on", code: 4, .text, default: .text("")),
+    ])
+
+    /// Psychologist offers to the woman or a child (version 3).
+    public static let offers = SyncSchema.Table("offers", code: 10, since: 3, columns: [
+        .init("stay", code: 1, .text, default: .text("")),
+        .init("person", code: 2, .text, default: .text("woman")),
+        .init("offered", code: 3, .integer, default: .integer(1)),
+        .init("accepted", code: 4, .integer, default: .integer(0)),
+        .init("hours", code: 5, .real, default: .real(0)),
+    ])
+
+    /// Complaints about a decision (version 3).
+    public static let complaints = SyncSchema.Table("complaints", code: 11, since: 3, columns: [
+        .init("stay", code: 1, .text, default: .text("")),
+        .init("decision_on", code: 2, .text, default: .text("")),
+        .init("form", code: 3, .text, default: .text("written")),
+        .init("text", code: 4, .text, personal: true),
+        .init("received_on", code: 5, .text, default: .text("")),
+        .init("deadline", code: 6, .text, default: .text("")),
+        .init("late", code: 7, .integer, default: .integer(0)),
+        .init("status", code: 8, .text, default: .text("received")),
+        .init("reviewed_on", code: 9, .text),
+        .init("forwarded_on", code: 10, .text),
+    ])
+
+    /// Daily rates per year (version 3); the row id is the year.
+    public static let rates = SyncSchema.Table("rates", code: 12, since: 3, columns: [
+        .init("year", code: 1, .integer, default: .integer(0)),
+        .init("amount", code: 2, .integer, default: .integer(0)),
+    ])
+
+    /// Shelter settings (version 3); the row id is the key.
+    public static let settings = SyncSchema.Table("settings", code: 13, since: 3, columns: [
+        .init("value", code: 1, .text),
+    ])
+
+    /// House meetings held (version 3); the row id is the date.
+    public static let meetings = SyncSchema.Table("meetings", code: 14, since: 3, columns: [
+        .init("held_on", code: 1, .text, default: .text("")),
+        .init("notes", code: 2, .text, personal: true),
+    ])
+
+    public static let schema = SyncSchema(version: version, tables: [
+        rooms, staff, residents, children, stays, conflicts,
+        decisions, notifications, goals, offers, complaints, rates, settings, meetings,
+    ])
 }

@@ -169,7 +169,7 @@ public struct SyncStore: Sendable {
             migrator.registerMigration("domain-\(version)") { db in
                 for table in schema.tables {
                     if table.since == version {
-                        try db.execute(sql: Self.createTableSQL(table))
+                        try db.execute(sql: Self.createTableSQL(table, atVersion: version))
                     } else if table.since < version {
                         for column in table.columns where column.since == version {
                             try db.execute(sql: "ALTER TABLE \(table.name.quotedDatabaseIdentifier) ADD COLUMN \(Self.columnSQL(column))")
@@ -191,8 +191,9 @@ public struct SyncStore: Sendable {
         return sql
     }
 
-    static func createTableSQL(_ table: SyncSchema.Table) -> String {
-        let columns = ["\"id\" TEXT PRIMARY KEY NOT NULL"] + table.columns.map(columnSQL)
+    /// The table as it was at `version`: later columns come with their own `ALTER TABLE`.
+    static func createTableSQL(_ table: SyncSchema.Table, atVersion version: Int) -> String {
+        let columns = ["\"id\" TEXT PRIMARY KEY NOT NULL"] + table.columns.filter { $0.since <= version }.map(columnSQL)
         return "CREATE TABLE \(table.name.quotedDatabaseIdentifier) (\(columns.joined(separator: ", ")))"
     }
 

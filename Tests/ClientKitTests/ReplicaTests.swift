@@ -29,12 +29,13 @@ import TestSupport
         #expect(before == 2, "creating two rooms is two changes")
         let stay = try replica.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde",
                                                children: [.init(alias: "R1"), .init(alias: "R2")]), by: "mette")
-        // resident + 2 children + stay
-        #expect(try replica.status().unsynced == before + 4)
+        // resident + 2 children + stay + the notification to her home municipality
+        #expect(try replica.status().unsynced == before + 5)
         try replica.assign(stay: stay.stay, room: 1, by: "jonas")
         try replica.discharge(stay: stay.stay, reason: "moved", by: "jonas")
         let history = try replica.history(of: stay.stay)
         #expect(history.map(\.author) == ["jonas", "jonas", "mette"])
+        #expect(try replica.notifications().map(\.kind) == [.admission, .discharge], "admission and discharge each notify")
         #expect(history.first?.columns.map(\.name) == ["discharge_reason", "discharged_at", "status"])
         #expect(history.first?.columns.first?.value == nil, "a discharge reason is free text: hidden by default")
         #expect(try replica.history(of: stay.stay, showPersonal: true).first?.columns.first?.value == "moved")
@@ -117,7 +118,7 @@ import TestSupport
         #expect(reopened.id == created.id)
         try reopened.admit(Admission(name: "B", municipality: "K"), by: "s")
         let counters = try reopened.history().map(\.counter)
-        #expect(counters.first == 3 + 2 + 2, "the counter continued after reopening (3 rooms, 2 admissions of 2 rows)")
+        #expect(counters.first == 3 + 3 + 3, "the counter continued after reopening (3 rooms, 2 admissions of resident, stay and notification)")
         #expect(try ReplicaInspector(path: path).problems() == [])
     }
 

@@ -34,7 +34,7 @@ import TestSupport
         } catch let error as ReplicaError {
             #expect(error.code == .syncFailed && error.message.contains("revoked"))
         }
-        #expect(try a.status().unsynced == 2, "its changes stay unsynced")
+        #expect(try a.status().unsynced == 3, "its changes (resident, stay, notification) stay unsynced")
         #expect(try a.status().lastError?.code == "revoked")
         let registry = ReplicaInspector(path: server.directory.storePath)
         #expect(try registry.count("SELECT COUNT(*) FROM server_replicas WHERE name = 'reception' AND revoked_at IS NOT NULL AND last_seen IS NOT NULL AND last_error_code = 'revoked'") == 1)

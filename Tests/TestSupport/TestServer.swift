@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import Server
 import ServiceLifecycle
+import ShelterDomain
 import SyncCore
 import SyncTransport
 
@@ -83,7 +84,7 @@ public enum RawClient {
     }
 
     public static func hello(port: Int, tls: TLSConfiguration?, replicaID: ReplicaID, counter: UInt64 = 0,
-                             schemaVersion: UInt64 = 2, protocolVersion: UInt64 = WireMessage.protocolVersion) async -> Outcome {
+                             schemaVersion: UInt64 = UInt64(ShelterSchema.version), protocolVersion: UInt64 = WireMessage.protocolVersion) async -> Outcome {
         do {
             let context = try tls.map { try NIOSSLContext(configuration: $0) }
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -1,0 +1,450 @@
+import ArgumentParser
+import ClientKit
+import Foundation
+import ShelterDomain
+
+func civilDate(_ text: String, option: String) throws -> CivilDate {
+    guard let date = CivilDate(text) else { throw ValidationError("\(option) takes a date YYYY-MM-DD, not '\(text)'") }
+    return date
+}
+
+struct StaffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "staff", abstract: "The shelter's staff and their roles.",
+        subcommands: [List.self, Add.self], defaultSubcommand: List.self)
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a staff member, or change her role.",
+            discussion: "Roles: leader, socialWorker, contactPerson, houseGuard, office, caretaker. Only a leader may record an eligibility decision, a required move-out, or a complaint's reconsideration.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "Her name (as used with --as).") var name: String
+        @Option(help: "Her role.") var role: String
+
+        func run() throws {
+            let parsed: StaffRole
+            do { parsed = try StaffRole.named(role) } catch {
+                printError(error.message)
+                throw ExitCode(1)
+            }
+            try reportingErrors { try options.open().addStaff(name: name, role: parsed, by: options.author) }
+            print("\(name) is \(parsed.rawValue)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "The registered staff.")
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let staff = try reportingErrors { try options.open().staff() }
+            if json {
+                printJSON(.object([("staff", .array(staff.map { .object([("id", .string($0.id)), ("name", .string($0.name)), ("role", .string($0.role?.rawValue))]) }))]))
+                return
+            }
+            var table = TextTable(header: ["NAME", "ROLE"])
+            for member in staff { table.add([member.name, member.role?.rawValue ?? "?"]) }
+            print(table.text)
+        }
+    }
+}
+
+struct Decide: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The leader's eligibility decision for a stay (leaders only).",
+        discussion: """
+            --not-eligible needs --reason: one of notTargetGroup, severeMentalIllness, substanceAbuse (the \
+            last two: refer to another shelter with --refer-to), or a text. A not-eligible decision ends the \
+            stay and notifies the home municipality; its date starts the 4-week complaint clock.
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "The stay (id or unique prefix).") var stay: String
+    @Flag(exclusivity: .exclusive, help: "The decision.") var outcome: Outcome
+    @Option(help: "Why she is not eligible.") var reason: String?
+    @Option(name: .customLong("refer-to"), help: ArgumentHelp("The shelter she is referred to.", valueName: "shelter")) var referTo: String?
+    @Option(help: ArgumentHelp("When it was decided (ISO 8601).", valueName: "iso8601")) var at: String?
+
+    enum Outcome: String, EnumerableFlag { case eligible, notEligible }
+
+    func validate() throws {
+        if outcome == .notEligible && reason == nil { throw ValidationError("--not-eligible needs --reason") }
+        if outcome == .eligible && (reason != nil || referTo != nil) { throw ValidationError("--reason and --refer-to go with --not-eligible") }
+    }
+
+    func run() throws {
+        let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let replica = try reportingErrors { try options.open() }
+        let id = try reportingErrors { try replica.decide(stay: stay, eligible: outcome == .eligible, reason: reason, referTo: referTo, at: when, by: options.author) }
+        print("decision \(id.prefix(8)): \(outcome == .eligible ? "eligible" : "not eligible; the stay is ended")")
+    }
+}
+
+struct MoveOut: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "move-out",
+        abstract: "Record a move-out the leader requires (leaders only); it ends the stay.",
+        discussion: "With --house-rules it is an expulsion for breaking the house rules, which cannot be appealed.")
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "The stay (id or unique prefix).") var stay: String
+    @Option(help: "Why.") var reason: String
+    @Flag(name: .customLong("house-rules"), help: "An expulsion for breaking the house rules.") var houseRules = false
+    @Option(help: ArgumentHelp("When it was decided (ISO 8601).", valueName: "iso8601")) var at: String?
+
+    func run() throws {
+        let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let replica = try reportingErrors { try options.open() }
+        let id = try reportingErrors { try replica.requireMoveOut(stay: stay, reason: reason, houseRules: houseRules, at: when, by: options.author) }
+        print("decision \(id.prefix(8)): move-out required; the stay is ended")
+    }
+}
+
+struct Notifications: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Notifications to the home municipality (orientering): made on admission and discharge.",
+        discussion: "due: 3 days after moving in or out (the Køge standard); legalDeadline: 3 working days (Monday–Friday, not Danish public holidays, Constitution Day, 24 or 31 December). overdue: not sent and past due.",
+        subcommands: [List.self, Show.self, Sent.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every notification (--pending: those not sent).")
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Only those not sent yet.") var pending = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let list = try reportingErrors { try options.open().notifications(pendingOnly: pending) }
+            if json {
+                printJSON(.object([("notifications", .array(list.map { n in
+                    .object([("id", .string(n.id)), ("stay", .string(n.stay)), ("kind", .string(n.kind.rawValue)),
+                             ("municipality", .string(n.municipality)), ("due", .string(n.due.description)),
+                             ("legalDeadline", .string(n.legalDeadline.description)), ("sentAt", .string(n.sentAt)), ("overdue", .bool(n.overdue))])
+                }))]))
+                return
+            }
+            var table = TextTable(header: ["ID", "STAY", "KIND", "MUNICIPALITY", "DUE", "LEGAL DEADLINE", "SENT"])
+            for n in list {
+                table.add([String(n.id.prefix(8)), String(n.stay.prefix(8)), n.kind.rawValue, n.municipality, n.due.description + (n.overdue ? " OVERDUE" : ""),
+                           n.legalDeadline.description, n.sentAt ?? "-"])
+            }
+            print(table.text)
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the letter in Danish, ready to send (an anonymous stay's letter holds no name and no CPR number).")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The notification (id or unique prefix).") var id: String
+
+        func run() throws {
+            print(try reportingErrors { try options.open().notificationLetter(id) }, terminator: "")
+        }
+    }
+
+    struct Sent: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record that the notification was sent.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The notification (id or unique prefix).") var id: String
+        @Option(help: ArgumentHelp("When it was sent (ISO 8601).", valueName: "iso8601")) var at: String?
+
+        func run() throws {
+            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            try reportingErrors { try options.open().markNotificationSent(id, at: when, by: options.author) }
+            print("notification \(id) recorded as sent")
+        }
+    }
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The stay plan: goals agreed with her, her contact person, psychologist offers.",
+        subcommands: [Show.self, Add.self, SetGoal.self, Offer.self], defaultSubcommand: Show.self)
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a stay's plan.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The stay (id or unique prefix).") var stay: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let plan = try reportingErrors { try options.open().plan(stay: stay) }
+            if json {
+                printJSON(.object([
+                    ("stay", .string(plan.stay)), ("contactPerson", .string(plan.contactPerson)),
+                    ("goals", .array(plan.goals.map { .object([("id", .string($0.id)), ("text", .string($0.text)), ("status", .string($0.status)), ("createdOn", .string($0.createdOn))]) })),
+                    ("offers", .array(plan.offers.map { .object([("id", .string($0.id)), ("person", .string($0.person)), ("offered", .bool($0.offered)), ("accepted", .bool($0.accepted)), ("hours", .double($0.hours))]) })),
+                ]))
+                return
+            }
+            print("contact person  \(plan.contactPerson ?? "-")")
+            for goal in plan.goals { print("goal \(goal.id.prefix(8))  [\(goal.status)]  \(goal.text)") }
+            for offer in plan.offers {
+                print("psychologist  \(offer.person == "woman" ? "her" : "child \(offer.person.prefix(8))")  \(offer.accepted ? "accepted" : "offered"), \(offer.hours) h")
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a goal agreed with her.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The stay (id or unique prefix).") var stay: String
+        @Argument(help: "The goal.") var text: String
+
+        func run() throws {
+            let id = try reportingErrors { try options.open().addGoal(stay: stay, text: text, by: options.author) }
+            print("goal \(id)")
+        }
+    }
+
+    struct SetGoal: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a goal's status: open, done or dropped.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The goal (id or unique prefix).") var goal: String
+        @Option(help: "open, done or dropped.") var status: String
+
+        func run() throws {
+            try reportingErrors { try options.open().setGoal(goal, status: status, by: options.author) }
+            print("goal \(goal) is \(status)")
+        }
+    }
+
+    struct Offer: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record a psychologist offer to her, or to a child (--child).")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The stay (id or unique prefix).") var stay: String
+        @Option(help: "The child (id or unique prefix); without it the offer is to her.") var child: String?
+        @Flag(help: "The offer was accepted.") var accepted = false
+        @Option(help: "Hours given.") var hours: Double = 0
+
+        func run() throws {
+            let id = try reportingErrors { try options.open().recordOffer(stay: stay, child: child, accepted: accepted, hours: hours, by: options.author) }
+            print("offer \(id)")
+        }
+    }
+}
+
+struct StayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stay", abstract: "Change a stay.", subcommands: [Set.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set fields of a stay: self-payment=AMOUNT (kr, as set by the home municipality), contact-person=STAFF.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The stay (id or unique prefix).") var stay: String
+        @Argument(help: ArgumentHelp("FIELD=VALUE pairs.", valueName: "field=value")) var assignments: [String]
+
+        func validate() throws {
+            if assignments.isEmpty { throw ValidationError("give at least one FIELD=VALUE") }
+            for assignment in assignments where !assignment.contains("=") { throw ValidationError("'\(assignment)' is not FIELD=VALUE") }
+        }
+
+        func run() throws {
+            let fields = assignments.map { assignment -> (field: String, value: String) in
+                let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+            }
+            try reportingErrors { try options.open().setStay(stay, fields: fields, by: options.author) }
+            print("updated \(fields.map(\.field).joined(separator: ", "))")
+        }
+    }
+}
+
+struct ComplaintCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "complaint", abstract: "Complaints about a decision: record, reconsider, forward.",
+        subcommands: [Add.self, Review.self, Forwarded.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record a complaint about a decision (within 4 weeks of it; a later one is marked late).",
+            discussion: "An expulsion for breaking the house rules cannot be appealed: such a complaint is refused.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The stay (id or unique prefix).") var stay: String
+        @Option(help: ArgumentHelp("The date of the decision.", valueName: "yyyy-mm-dd")) var decision: String
+        @Flag(exclusivity: .exclusive, help: "How the complaint came.") var form: Form
+        @Argument(help: "The complaint.") var text: String
+        @Option(help: ArgumentHelp("When it was received (ISO 8601).", valueName: "iso8601")) var at: String?
+
+        enum Form: String, EnumerableFlag { case written, oral }
+
+        func run() throws {
+            let decided = try civilDate(decision, option: "--decision")
+            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            let replica = try reportingErrors { try options.open() }
+            let id = try reportingErrors { try replica.addComplaint(stay: stay, decisionOn: decided, written: form == .written, text: text, at: when, by: options.author) }
+            let record = try reportingErrors { try replica.complaints().first { $0.id == id } }
+            print("complaint \(id), deadline \(record?.deadline ?? "")\(record?.late == true ? " (late)" : "")")
+        }
+    }
+
+    struct Review: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The leader's reconsideration (leaders only): upheld changes the decision; maintained sends it on to Ankestyrelsen.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The complaint (id or unique prefix).") var id: String
+        @Flag(exclusivity: .exclusive, help: "The outcome.") var outcome: Outcome
+        @Option(help: ArgumentHelp("When (ISO 8601).", valueName: "iso8601")) var at: String?
+
+        enum Outcome: String, EnumerableFlag { case upheld, maintained }
+
+        func run() throws {
+            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            try reportingErrors { try options.open().reviewComplaint(id, upheld: outcome == .upheld, at: when, by: options.author) }
+            print("complaint \(id) \(outcome == .upheld ? "upheld: the decision no longer stands" : "maintained: forward it to Ankestyrelsen")")
+        }
+    }
+
+    struct Forwarded: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record that a maintained complaint was forwarded to Ankestyrelsen.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The complaint (id or unique prefix).") var id: String
+        @Option(help: ArgumentHelp("When (ISO 8601).", valueName: "iso8601")) var at: String?
+
+        func run() throws {
+            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            try reportingErrors { try options.open().complaintForwarded(id, at: when, by: options.author) }
+            print("complaint \(id) forwarded")
+        }
+    }
+}
+
+struct Complaints: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Every complaint with its deadline and status.")
+    @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let list = try reportingErrors { try options.open().complaints() }
+        if json {
+            printJSON(.object([("complaints", .array(list.map { c in
+                .object([("id", .string(c.id)), ("stay", .string(c.stay)), ("decisionOn", .string(c.decisionOn)), ("form", .string(c.form)),
+                         ("text", .string(c.text)), ("receivedOn", .string(c.receivedOn)), ("deadline", .string(c.deadline)), ("late", .bool(c.late)),
+                         ("status", .string(c.status)), ("reviewedOn", .string(c.reviewedOn)), ("forwardedOn", .string(c.forwardedOn))])
+            }))]))
+            return
+        }
+        var table = TextTable(header: ["ID", "STAY", "DECISION", "RECEIVED", "DEADLINE", "STATUS"])
+        for c in list {
+            table.add([String(c.id.prefix(8)), String(c.stay.prefix(8)), c.decisionOn, c.receivedOn, c.deadline + (c.late ? " (late)" : ""), c.status])
+        }
+        print(table.text)
+    }
+}
+
+struct Rates: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Daily rates (døgntakst) per year.", subcommands: [Set.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the daily rate of a year, in whole kroner (2022: 2839).")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The year.") var year: Int
+        @Argument(help: "Kroner per day.") var amount: Int
+
+        func run() throws {
+            try reportingErrors { try options.open().setRate(year: year, amount: amount, by: options.author) }
+            print("daily rate \(year): \(amount) kr")
+        }
+    }
+}
+
+struct BillingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billing",
+        abstract: "What each home municipality owes for a month.",
+        discussion: "Days rule: each calendar day from the admission day up to, not including, the discharge day (a same-day stay counts one day); a stay that has not ended counts to the end of the month. Amount = days × the year's rate. Anonymous stays appear without names.")
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: ArgumentHelp("The month.", valueName: "yyyy-mm")) var month: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let parts = month.split(separator: "-")
+        guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let year = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m) else {
+            throw ValidationError("--month takes YYYY-MM, not '\(month)'")
+        }
+        let report = try reportingErrors { try options.open().billing(year: year, month: m) }
+        guard let rate = report.rate else {
+            printError("no daily rate is set for \(year): shelter rates set \(year) AMOUNT")
+            throw ExitCode(1)
+        }
+        if json {
+            printJSON(.object([("month", .string(report.month)), ("rate", .int(rate)), ("municipalities", .array(report.municipalities.map { m in
+                .object([("municipality", .string(m.municipality)), ("stays", .array(m.stays.map { line in
+                    .object([("stay", .string(line.stay)), ("display", .string(line.display)), ("anonymous", .bool(line.anonymous)),
+                             ("days", .int(line.days)), ("selfPayment", .int(line.selfPayment))])
+                })), ("days", .int(m.days)), ("rate", .int(m.rate)), ("amount", .int(m.amount)), ("selfPayment", .int(m.selfPayment))])
+            }))]))
+            return
+        }
+        for m in report.municipalities {
+            print("\(m.municipality): \(m.days) day\(m.days == 1 ? "" : "s") × \(m.rate) kr = \(m.amount) kr" + (m.selfPayment > 0 ? "; self-payment \(m.selfPayment) kr" : ""))
+            for line in m.stays {
+                print("  stay \(line.stay.prefix(8))  \(line.display)  \(line.days) day\(line.days == 1 ? "" : "s")" + (line.selfPayment.map { ", self-payment \($0) kr" } ?? ""))
+            }
+        }
+        if report.municipalities.isEmpty { print("no stays in \(report.month)") }
+    }
+}
+
+struct Meetings: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "House meetings, every 14 days from a configured first date.",
+        subcommands: [List.self, Held.self, Configure.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "The next house meetings.")
+        @OptionGroup var options: ReplicaOptions
+        @Option(help: "How many.") var count = 5
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let list = try reportingErrors { try options.open().meetings(count: count) }
+            if json {
+                printJSON(.object([("meetings", .array(list.map { .object([("date", .string($0.date.description)), ("held", .bool($0.held)), ("notes", .string($0.notes))]) }))]))
+                return
+            }
+            for meeting in list { print("\(meeting.date)\(meeting.held ? "  held" : "")") }
+        }
+    }
+
+    struct Held: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record a house meeting that was held.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: ArgumentHelp("Its date.", valueName: "yyyy-mm-dd")) var date: String
+        @Option(help: "Notes.") var notes: String?
+
+        func run() throws {
+            let day = try civilDate(date, option: "DATE")
+            try reportingErrors { try options.open().meetingHeld(on: day, notes: notes, by: options.author) }
+            print("house meeting \(day) recorded")
+        }
+    }
+
+    struct Configure: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the date of the first house meeting.")
+        @OptionGroup var options: ReplicaOptions
+        @Option(help: ArgumentHelp("The first meeting.", valueName: "yyyy-mm-dd")) var first: String
+
+        func run() throws {
+            let day = try civilDate(first, option: "--first")
+            try reportingErrors { try options.open().configureMeetings(first: day, by: options.author) }
+            print("house meetings every 14 days from \(day)")
+        }
+    }
+}
+
+struct Due: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Everything with a date in the next days: notifications, complaints, meetings, stays awaiting a decision or a room; overdue first.")
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: "How many days ahead.") var days = 7
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let items = try reportingErrors { try options.open().due(days: days) }
+        if json {
+            printJSON(.object([("due", .array(items.map { .object([("kind", .string($0.kind.rawValue)), ("date", .string($0.date.description)),
+                                                                    ("overdue", .bool($0.overdue)), ("subject", .string($0.subject)), ("text", .string($0.text))]) }))]))
+            return
+        }
+        if items.isEmpty { print("nothing due in the next \(days) days") }
+        for item in items { print("\(item.overdue ? "OVERDUE " : "")\(item.date)  \(item.text)") }
+    }
+}

@@ -1,0 +1,112 @@
+import ShelterDomain
+
+public struct StaffMember: Hashable, Sendable {
+    public var id: String
+    public var name: String
+    public var role: StaffRole?
+}
+
+public struct NotificationRecord: Hashable, Sendable {
+    public var id: String
+    public var stay: String
+    public var kind: NotificationLetter.Kind
+    public var municipality: String
+    public var eventOn: CivilDate
+    public var due: CivilDate
+    public var legalDeadline: CivilDate
+    public var sentAt: String?
+    /// Not sent, and the shelter's own 3-day limit (`due`) has passed.
+    public var overdue: Bool
+}
+
+public struct DecisionRecord: Hashable, Sendable {
+    public var id: String
+    public var stay: String
+    public var kind: String
+    public var outcome: String
+    public var reason: String?
+    public var referTo: String?
+    public var houseRules: Bool
+    public var decidedOn: String
+    public var status: String
+    public var author: String?
+}
+
+public struct StayPlan: Hashable, Sendable {
+    public struct Goal: Hashable, Sendable {
+        public var id: String
+        public var text: String
+        public var status: String
+        public var createdOn: String
+    }
+
+    public struct Offer: Hashable, Sendable {
+        public var id: String
+        /// `woman`, or a child's id.
+        public var person: String
+        public var offered: Bool
+        public var accepted: Bool
+        public var hours: Double
+    }
+
+    public var stay: String
+    public var contactPerson: String?
+    public var goals: [Goal]
+    public var offers: [Offer]
+}
+
+public struct ComplaintRecord: Hashable, Sendable {
+    public var id: String
+    public var stay: String
+    public var decisionOn: String
+    public var form: String
+    public var text: String?
+    public var receivedOn: String
+    public var deadline: String
+    public var late: Bool
+    public var status: String
+    public var reviewedOn: String?
+    public var forwardedOn: String?
+}
+
+public struct BillingReport: Hashable, Sendable {
+    public struct Line: Hashable, Sendable {
+        public var stay: String
+        /// Name, or "anonymous" for an anonymous stay (never a name then).
+        public var display: String
+        public var anonymous: Bool
+        public var days: Int
+        public var selfPayment: Int?
+    }
+
+    public struct Municipality: Hashable, Sendable {
+        public var municipality: String
+        public var stays: [Line]
+        public var days: Int
+        public var rate: Int
+        public var amount: Int
+        public var selfPayment: Int
+    }
+
+    public var month: String
+    public var rate: Int?
+    public var municipalities: [Municipality]
+}
+
+public struct MeetingRecord: Hashable, Sendable {
+    public var date: CivilDate
+    public var held: Bool
+    public var notes: String?
+}
+
+/// One thing with a date that staff must act on.
+public struct DueItem: Hashable, Sendable {
+    public enum Kind: String, Sendable { case notification, complaintForwarding, meeting, awaitingDecision, awaitingRoom }
+    public var kind: Kind
+    public var date: CivilDate
+    public var overdue: Bool
+    /// The record it concerns (a notification, complaint or stay id; a meeting's date).
+    public var subject: String
+    /// Written for staff, without personal data.
+    public var text: String
+}
