@@ -138,7 +138,10 @@ extension Replica {
     public func notifications(pendingOnly: Bool = false) throws -> [NotificationRecord] {
         let today = today()
         return try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM notifications \(pendingOnly ? "WHERE sent_at IS NULL" : "") ORDER BY due, id").compactMap { row in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM notifications \(pendingOnly ? "WHERE sent_at IS NULL" : "")
+                ORDER BY due, event_on, CASE kind WHEN 'admission' THEN 0 ELSE 1 END, id
+                """).compactMap { row in
                 guard let event = CivilDate(row["event_on"]), let due = CivilDate(row["due"]), let legal = CivilDate(row["legal_deadline"]) else { return nil }
                 let sent: String? = row["sent_at"]
                 return NotificationRecord(id: row["id"], stay: row["stay"], kind: NotificationLetter.Kind(rawValue: row["kind"]) ?? .admission,

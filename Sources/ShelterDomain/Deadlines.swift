@@ -18,21 +18,23 @@ public enum Deadlines {
     /// Christmas Day, Boxing Day) and Constitution Day, Christmas Eve and New Year's Eve.
     public static func holidays(_ year: Int) -> [CivilDate: String] {
         let easter = easterSunday(year)
-        return [
-            CivilDate(year: year, month: 1, day: 1): "Nytårsdag",
-            easter.adding(days: -3): "Skærtorsdag",
-            easter.adding(days: -2): "Langfredag",
-            easter: "Påskedag",
-            easter.adding(days: 1): "2. påskedag",
-            easter.adding(days: 39): "Kristi himmelfartsdag",
-            easter.adding(days: 49): "Pinsedag",
-            easter.adding(days: 50): "2. pinsedag",
-            CivilDate(year: year, month: 6, day: 5): "Grundlovsdag",
-            CivilDate(year: year, month: 12, day: 24): "Juleaftensdag",
-            CivilDate(year: year, month: 12, day: 25): "Juledag",
-            CivilDate(year: year, month: 12, day: 26): "2. juledag",
-            CivilDate(year: year, month: 12, day: 31): "Nytårsaftensdag",
+        let days: [(CivilDate, String)] = [
+            (CivilDate(year: year, month: 1, day: 1), "Nytårsdag"),
+            (easter.adding(days: -3), "Skærtorsdag"),
+            (easter.adding(days: -2), "Langfredag"),
+            (easter, "Påskedag"),
+            (easter.adding(days: 1), "2. påskedag"),
+            (easter.adding(days: 39), "Kristi himmelfartsdag"),
+            (easter.adding(days: 49), "Pinsedag"),
+            (easter.adding(days: 50), "2. pinsedag"),
+            (CivilDate(year: year, month: 6, day: 5), "Grundlovsdag"),
+            (CivilDate(year: year, month: 12, day: 24), "Juleaftensdag"),
+            (CivilDate(year: year, month: 12, day: 25), "Juledag"),
+            (CivilDate(year: year, month: 12, day: 26), "2. juledag"),
+            (CivilDate(year: year, month: 12, day: 31), "Nytårsaftensdag"),
         ]
+        // Two can fall on one day (Whit Monday 2028 is Constitution Day).
+        return Dictionary(days, uniquingKeysWith: { "\($0) og \($1)" })
     }
 
     /// Monday to Friday, and not one of `holidays`.

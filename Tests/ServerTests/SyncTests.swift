@@ -242,3 +242,34 @@ import TestSupport
         #expect(try ReplicaInspector(path: server.directory.storePath).integrityCheck() == ["ok"])
     }
 }
+
+@Suite struct ServerRoleTests {
+    @Test func theServerRefusesADecisionPushedByANonLeader() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let a = try server.workstation("a")
+        _ = try await a.sync()
+        try a.addStaff(name: "Mette", role: .leader, by: "setup")
+        try a.addStaff(name: "Jonas", role: .socialWorker, by: "setup")
+        let stay = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: "Jonas").stay
+        _ = try await a.sync()
+        // A decision by a social worker, written around the workstation's own check (old or modified code).
+        try await DatabaseQueue(path: a.path).write { db in
+            try SyncStore(schema: ShelterSchema.schema).write(db, table: "decisions", rowID: "d0000000000000000000000000000001", values: [
+                "stay": .text(stay), "kind": .text("eligibility"), "outcome": .text("eligible"), "decided_on": .text("2026-11-26"),
+            ], author: "Jonas", wallMilliseconds: 1)
+        }
+        // And a genuine one by the leader.
+        try a.decide(stay: stay, eligible: true, by: "Mette")
+        let report = try await a.sync()
+        #expect(report.rejected == 1)
+        let onServer = try await DatabaseQueue(path: server.directory.storePath).read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM decisions")
+        }
+        #expect(onServer.count == 1 && !onServer.contains("d0000000000000000000000000000001"))
+        #expect(try a.status().rejected == 1)
+        let rejected = try #require(try a.history().first { $0.state == "rejected" })
+        #expect(rejected.table == "decisions" && rejected.author == "Jonas")
+        try await server.stop()
+    }
+}

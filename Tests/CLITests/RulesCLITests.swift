@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TestSupport
+
+@Suite struct RulesCLITests {
+    @Test func theRulesThroughTheCLI() throws {
+        let dir = try TemporaryDirectory("rules-cli")
+        defer { dir.remove() }
+        let env = ["SHELTER_REPLICA": dir.file("r.replica"), "SHELTER_STAFF": "Mette"]
+        func shelter(_ arguments: String...) throws -> ShelterProcess.Result { try ShelterProcess.run(arguments, environment: env) }
+        #expect(try shelter("init", "--rooms", "3").status == 0)
+        #expect(try shelter("staff", "add", "Mette", "--role", "leader").status == 0)
+        #expect(try shelter("staff", "add", "Jonas", "--role", "socialWorker").status == 0)
+        let badRole = try shelter("staff", "add", "X", "--role", "boss")
+        #expect(badRole.status != 0 && badRole.stderr.contains("unknown role 'boss'"))
+        let staff = try #require(try shelter("staff", "--json").json()["staff"] as? [[String: Any]])
+        #expect(staff.count == 2 && Set(staff[0].keys) == ["id", "name", "role"])
+
+        let admitted = try shelter("admit", "--anonymous", "--alias", "Rose", "--municipality", "Roskilde", "--room", "1", "--at", "2027-03-25T10:00", "--json").json()
+        let stay = try #require(admitted["stay"] as? String)
+        let list = try shelter("notifications", "--pending", "--json").json()
+        let notification = try #require((list["notifications"] as? [[String: Any]])?.first)
+        #expect(Set(notification.keys) == ["id", "stay", "kind", "municipality", "due", "legalDeadline", "sentAt", "overdue"])
+        #expect(notification["kind"] as? String == "admission" && notification["legalDeadline"] as? String == "2027-04-01")
+        #expect(notification["sentAt"] is NSNull && notification["overdue"] as? Bool == false)
+        let id = try #require(notification["id"] as? String)
+        let letter = try shelter("notifications", "show", String(id.prefix(8)))
+        #expect(letter.status == 0 && letter.stdout.contains("Orientering efter servicelovens § 109") && !letter.stdout.contains("Rose"))
+        #expect(try shelter("notifications", "sent", String(id.prefix(8)), "--at", "2027-03-26T09:00:00+01:00").status == 0)
+        let sent = try #require((try shelter("notifications", "--json").json()["notifications"] as? [[String: Any]])?.first)
+        #expect(sent["sentAt"] as? String == "2027-03-26T08:00:00Z")
+        #expect(try shelter("notifications", "--pending", "--json").json()["notifications"].flatMap { $0 as? [Any] }?.isEmpty == true)
+
+        // Leader-only, refused for a social worker with a clear message, and nothing written.
+        let refused = try ShelterProcess.run(["decide", stay, "--eligible"], environment: env.merging(["SHELTER_STAFF": "Jonas"]) { $1 })
+        #expect(refused.status == 1 && refused.stderr.contains("only a leader may record an eligibility decision"))
+        let missingReason = try shelter("decide", stay, "--not-eligible")
+        #expect(missingReason.status != 0 && missingReason.stderr.contains("--reason"))
+        #expect(try shelter("decide", stay, "--eligible").status == 0)
+
+        #expect(try shelter("rates", "set", "2027", "3100").status == 0)
+        let billing = try shelter("billing", "--month", "2027-03", "--json").json()
+        #expect(Set(billing.keys) == ["month", "rate", "municipalities"])
+        let roskilde = try #require((billing["municipalities"] as? [[String: Any]])?.first)
+        #expect(Set(roskilde.keys) == ["municipality", "stays", "days", "rate", "amount", "selfPayment"])
+        #expect(roskilde["days"] as? Int == 7 && roskilde["amount"] as? Int == 7 * 3100, "25–31 March")
+        #expect(((roskilde["stays"] as? [[String: Any]])?.first?["display"] as? String) == "anonymous")
+        let noRate = try shelter("billing", "--month", "2031-01")
+        #expect(noRate.status == 1 && noRate.stderr.contains("rates set 2031"))
+        #expect(try shelter("billing", "--month", "March").status != 0)
+
+        #expect(try shelter("move-out", stay, "--reason", "vold mod en anden beboer", "--house-rules", "--at", "2027-04-02T10:00").status == 0)
+        let appeal = try shelter("complaint", "add", stay, "--decision", "2027-04-02", "--written", "uenig")
+        #expect(appeal.status == 1 && appeal.stderr.contains("cannot be appealed"))
+        #expect(try shelter("complaints", "--json").json()["complaints"].flatMap { $0 as? [Any] }?.isEmpty == true)
+
+        #expect(try shelter("meetings", "configure", "--first", "2026-11-02").status == 0)
+        let meetings = try #require(try shelter("meetings", "--json", "--count", "2").json()["meetings"] as? [[String: Any]])
+        #expect(meetings.count == 2 && Set(meetings[0].keys) == ["date", "held", "notes"])
+        let due = try shelter("due", "--json").json()
+        #expect(due["due"] is [Any])
+        #expect(try shelter("meetings", "held", "not-a-date").status != 0)
+    }
+}
