@@ -99,16 +99,14 @@ extension Replica {
 
             // Push the outbox, oldest first, one committed batch at a time.
             while true {
-                let batch = try read { db in try store.outbox(db, limit: batchSize) }
+                let batch = try outboxBatch(limit: batchSize)
                 guard let last = batch.last else { break }
-                try await outbound.write(.push(batch.map(\.change)))
+                try await outbound.write(.push(batch))
                 guard case .pushAck(let upTo, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected pushAck") }
-                guard upTo >= last.change.dot.counter else {
-                    throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(last.change.dot.counter)")
+                guard upTo >= last.dot.counter else {
+                    throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(last.dot.counter)")
                 }
-                try perform { db in
-                    try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
-                }
+                try acknowledge(upTo: upTo, rejected: rejected)
                 report.pushed += batch.count - rejected.count
                 report.rejected += rejected.count
             }
@@ -118,21 +116,8 @@ extension Replica {
             while more {
                 try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize)))
                 guard case .changes(let batch, let next, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
-                let conflicts = try perform { db -> Int in
-                    var found = 0
-                    for logged in batch {
-                        var isNewConflict = false
-                        if logged.change.table == ShelterSchema.conflicts.name,
-                           logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
-                            isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
-                        }
-                        if case .merged = try store.merge(db, logged.change, wallMilliseconds: wallMilliseconds()), isNewConflict { found += 1 }
-                    }
-                    try store.setCursor(db, next)
-                    return found
-                }
+                report.conflicts += try applyPulled(batch, nextCursor: next)
                 report.pulled += batch.count
-                report.conflicts += conflicts
                 report.cursor = next
                 more = hasMore
             }
@@ -145,6 +130,45 @@ extension Replica {
             report.durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             return report
         }
+    }
+
+    // MARK: The steps of a session, without the network
+
+    /// The next batch of this replica's unsynced changes, oldest first.
+    public func outboxBatch(limit: Int) throws -> [CellChange] {
+        try read { db in try store.outbox(db, limit: limit).map(\.change) }
+    }
+
+    /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the
+    /// refused ones marked rejected with the server's reason.
+    public func acknowledge(upTo: UInt64, rejected: [WireMessage.Rejection]) throws {
+        try perform { db in
+            try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
+        }
+    }
+
+    /// Applies one pulled batch and stores `nextCursor`, in one transaction; returns how many new
+    /// open conflicts it brought.
+    @discardableResult
+    public func applyPulled(_ batch: [WireMessage.Logged], nextCursor: Int64) throws -> Int {
+        try perform { db -> Int in
+            var found = 0
+            for logged in batch {
+                var isNewConflict = false
+                if logged.change.table == ShelterSchema.conflicts.name,
+                   logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
+                    isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
+                }
+                if case .merged = try store.merge(db, logged.change, wallMilliseconds: wallMilliseconds()), isNewConflict { found += 1 }
+            }
+            try store.setCursor(db, nextCursor)
+            return found
+        }
+    }
+
+    /// The replica's sync state (cursor, counter, clock), as `hello` reports it.
+    public func syncState() throws -> SyncState {
+        try read { db in try store.state(db) }
     }
 
     func wallMilliseconds() -> UInt64 { UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)) }

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import ShelterDomain
+import SyncCore
 
 /// Reads a replica file directly (read-only) to check what the library promises about it.
 public struct ReplicaInspector {
@@ -26,7 +28,8 @@ public struct ReplicaInspector {
 
     /// The shelter's tables only (no sync metadata): what staff see. Equal on converged replicas.
     public func domainSnapshot() throws -> [String: [String]] {
-        try snapshot().filter { ["rooms", "staff", "residents", "children", "stays", "conflicts"].contains($0.key) }
+        let tables = Set(ShelterSchema.schema.tables.map(\.name))
+        return try snapshot().filter { tables.contains($0.key) }
     }
 
     public func integrityCheck() throws -> [String] {
