@@ -98,6 +98,7 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ServerDirectoryOptions
     @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free port.", valueName: "host:port")) var listen = "127.0.0.1:7443"
     @Option(help: ArgumentHelp("Disconnect a peer that sends nothing for this many seconds.", valueName: "seconds")) var idleTimeout = 30
+    @Option(help: ArgumentHelp("The most changes in one pushed or pulled batch.", valueName: "changes")) var maxBatch = 1000
     @Option(help: ArgumentHelp("The admin HTTP surface (/metrics, /healthz, /); port 0 picks a free port.", valueName: "host:port"))
     var adminListen = "127.0.0.1:7480"
     @Option(help: ArgumentHelp("A workstation is `behind` when more than this many log entries have not reached it.", valueName: "entries"))
@@ -111,6 +112,7 @@ struct Run: AsyncParsableCommand {
         guard behindLag >= 0 else { throw ValidationError("--behind-lag must be 0 or more") }
         guard staleAfter > 0 else { throw ValidationError("--stale-after must be more than 0 hours") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be more than 0 seconds") }
+        guard (1...10_000).contains(maxBatch) else { throw ValidationError("--max-batch must be between 1 and 10000") }
     }
 
     func run() async throws {
@@ -125,6 +127,7 @@ struct Run: AsyncParsableCommand {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         var configuration = SyncServer.Configuration(host: host, port: port)
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
+        configuration.maximumBatch = maxBatch
         try reportingServerErrors {
             try directory.store().saveThresholds(.init(behindLag: Int64(behindLag), staleAfter: staleAfter * 3600))
         }

@@ -118,16 +118,21 @@ import TestSupport
         #expect(try ShelterProcess.run(["init", "--replica", standalone]).status == 0)
         let noServer = try ShelterProcess.run(["sync", "--replica", standalone])
         #expect(noServer.status != 0 && noServer.stderr.contains("standalone replica with no sync server"))
-    }
-}
 
-/// One line from a pipe (the server's first stderr line), or nil at end of file.
-func readLine(from handle: FileHandle) -> String? {
-    var bytes: [UInt8] = []
-    while true {
-        let chunk = handle.readData(ofLength: 1)
-        guard let byte = chunk.first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
-        if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
-        bytes.append(byte)
+        // A replica file cut short (a disk that filled up, a copy interrupted): a clear error, no crash.
+        #expect(try ShelterProcess.run(["admit", "--replica", standalone, "--name", "A", "--municipality", "K"]).status == 0)
+        let truncated = dir.file("truncated.replica")
+        try Data(try Data(contentsOf: URL(fileURLWithPath: standalone)).prefix(8192)).write(to: URL(fileURLWithPath: truncated))
+        for command in [["rooms"], ["stays", "--json"], ["admit", "--name", "B", "--municipality", "K"]] {
+            let result = try ShelterProcess.run(command + ["--replica", truncated])
+            #expect(result.status == 1, "\(command): \(result)")
+            #expect(result.stderr.contains("truncated.replica") && (result.stderr.contains("corrupt") || result.stderr.contains("not a ShelterSync replica")), "\(result.stderr)")
+        }
+
+        // A server name that does not resolve.
+        let nowhere = dir.file("nowhere.replica")
+        #expect(try ShelterProcess.run(["init", "--replica", nowhere, "--bundle", dir.file("w.bundle"), "--server", "no-such-host.invalid:7443"]).status == 0)
+        let unresolved = try ShelterProcess.run(["sync", "--replica", nowhere])
+        #expect(unresolved.status == 1 && unresolved.stderr.contains("no-such-host.invalid"), "\(unresolved)")
     }
 }

@@ -64,3 +64,19 @@ public struct ReplicaInspector {
         }
     }
 }
+
+/// One read-only connection kept open, for polling a file another process is writing.
+public final class LiveReader: @unchecked Sendable {
+    // @unchecked: a DatabaseQueue serializes every access itself.
+    let queue: DatabaseQueue
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.readonly = true
+        queue = try DatabaseQueue(path: path, configuration: config)
+    }
+
+    public func int(_ sql: String) throws -> Int {
+        try queue.read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+    }
+}

@@ -110,6 +110,32 @@ public enum RawClient {
         }
     }
 
+    /// Opens TLS (when `tls` is given), sends raw bytes, and reads until the server closes.
+    /// Returns the first message the server sent, if any.
+    public static func raw(port: Int, tls: TLSConfiguration?, bytes: [UInt8]) async -> Outcome {
+        do {
+            let context = try tls.map { try NIOSSLContext(configuration: $0) }
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let context { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: "localhost")) }
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            return try await channel.executeThenClose { inbound, outbound in
+                if !bytes.isEmpty { try await outbound.write(ByteBuffer(bytes: bytes)) }
+                var received: [UInt8] = []
+                do { for try await buffer in inbound { received += buffer.readableBytesView } } catch {}
+                guard received.count >= 4 else { return .closed }
+                let length = Int(received[0]) << 24 | Int(received[1]) << 16 | Int(received[2]) << 8 | Int(received[3])
+                guard received.count >= 4 + length, let message = try? WireMessage.decode(Array(received[4..<(4 + length)])) else { return .closed }
+                return .answered(message)
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
     /// Sends raw bytes over plain TCP and reads until the server closes (or `timeout`).
     public static func plainTCP(port: Int, bytes: [UInt8]) async -> Outcome {
         do {
