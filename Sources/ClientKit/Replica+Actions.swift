@@ -35,8 +35,8 @@ extension Replica {
             if let room = admission.room {
                 try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true))
             }
-            let residentID = Self.newID()
-            let stayID = Self.newID()
+            let residentID = newID()
+            let stayID = newID()
             try write(db, ShelterSchema.residents, residentID, [
                 "anonymous": .bool(admission.anonymous),
                 "name": .optionalText(admission.anonymous ? nil : admission.name.flatMap { $0.isEmpty ? nil : $0 }),
@@ -46,7 +46,7 @@ extension Replica {
                 "documented": .bool(admission.documented),
             ], author: author)
             for child in children {
-                try write(db, ShelterSchema.children, Self.newID(), [
+                try write(db, ShelterSchema.children, newID(), [
                     "resident": .text(residentID),
                     "name": .optionalText(child.name),
                     "cpr": .optionalText(child.cpr),

@@ -24,7 +24,7 @@ extension Replica {
 
     /// Creates the notification to the home municipality for an admission or a discharge.
     func writeNotification(_ db: Database, stay: String, kind: NotificationLetter.Kind, municipality: String, on event: CivilDate, author: String) throws {
-        try write(db, ShelterSchema.notifications, Self.newID(), [
+        try write(db, ShelterSchema.notifications, newID(), [
             "stay": .text(stay), "kind": .text(kind.rawValue), "municipality": .text(municipality),
             "event_on": .text(event.description),
             "due": .text(Deadlines.notificationDue(after: event).description),
@@ -87,7 +87,7 @@ extension Replica {
                 throw ReplicaError(DomainError(.invalidTransition, "stay \(stay.id.prefix(8)) is discharged; decide before the stay ends"))
             }
             let code = reason.flatMap { IneligibilityReason(rawValue: $0) }
-            let id = Self.newID()
+            let id = newID()
             try write(db, ShelterSchema.decisions, id, [
                 "stay": .text(stay.id), "kind": .text("eligibility"), "outcome": .text(eligible ? "eligible" : "notEligible"),
                 "reason": eligible ? .null : .text((code ?? .other).rawValue),
@@ -111,7 +111,7 @@ extension Replica {
         return try perform { db in
             try requireLeader(db, author, for: "a required move-out")
             let stay = try requireStay(db, stay)
-            let id = Self.newID()
+            let id = newID()
             try write(db, ShelterSchema.decisions, id, [
                 "stay": .text(stay.id), "kind": .text("moveOut"), "outcome": .text("moveOut"),
                 "reason": .text(houseRules ? "houseRules" : "other"), "note": .text(reason), "house_rules": .bool(houseRules),
@@ -197,7 +197,7 @@ extension Replica {
         guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, "a goal needs a text") }
         return try perform { db in
             let stay = try requireStay(db, stay)
-            let id = Self.newID()
+            let id = newID()
             try write(db, ShelterSchema.goals, id, ["stay": .text(stay.id), "text": .text(text), "status": .text("open"),
                                                     "created_on": .text(today().description)], author: author)
             return id
@@ -232,7 +232,7 @@ extension Replica {
                 }
                 person = id
             }
-            let id = Self.newID()
+            let id = newID()
             try write(db, ShelterSchema.offers, id, ["stay": .text(stay.id), "person": .text(person), "offered": .bool(true),
                                                      "accepted": .bool(accepted), "hours": .real(hours)], author: author)
             return id
@@ -300,7 +300,7 @@ extension Replica {
                 throw ReplicaError(DomainError(.notPermitted, "the decision of \(decisionOn) was an expulsion for breaking the house rules, which cannot be appealed; the complaint is not recorded"))
             }
             let deadline = Deadlines.complaintDeadline(decidedOn: decisionOn)
-            let id = Self.newID()
+            let id = newID()
             try write(db, ShelterSchema.complaints, id, [
                 "stay": .text(stay.id), "decision_on": .text(decisionOn.description), "form": .text(written ? "written" : "oral"),
                 "text": .optionalText(text.isEmpty ? nil : text), "received_on": .text(received.description),

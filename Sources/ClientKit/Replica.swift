@@ -19,12 +19,17 @@ public struct Replica: Sendable {
         public var beforeCommit: (@Sendable () -> Void)?
         /// Sees the SQL of every statement the replica runs (tests check query plans with it).
         public var statementObserver: (@Sendable (String) -> Void)?
+        /// Makes new row ids (128 random bits as 32 hex digits); a simulation sets a seeded one so a
+        /// run replays exactly.
+        public var makeID: @Sendable () -> String
 
         public init(now: @escaping @Sendable () -> Date = { Date() }, beforeCommit: (@Sendable () -> Void)? = nil,
-                    statementObserver: (@Sendable (String) -> Void)? = nil) {
+                    statementObserver: (@Sendable (String) -> Void)? = nil,
+                    makeID: @escaping @Sendable () -> String = Replica.randomID) {
             self.now = now
             self.beforeCommit = beforeCommit
             self.statementObserver = statementObserver
+            self.makeID = makeID
         }
     }
 
@@ -251,9 +256,12 @@ public struct Replica: Sendable {
     }
 
     /// A new row id: 128 random bits as 32 lower-case hex digits.
-    static func newID() -> String {
+    @Sendable public static func randomID() -> String {
         UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
+
+    /// A new row id from the configured generator.
+    func newID() -> String { configuration.makeID() }
 }
 
 extension Replica {

@@ -83,13 +83,12 @@ public struct ServerStore: Sendable {
     }
 
     /// Creates the store (mode 0600) with rooms 1…`rooms`, written once, by the server.
-    public static func create(at path: String, rooms: Int, now: Date = Date()) throws -> ServerStore {
+    public static func create(at path: String, rooms: Int, now: Date = Date(), serverID: ReplicaID = .random()) throws -> ServerStore {
         do { try PrivateFile.create(at: path) } catch {
             throw ServerError(.directory, "cannot create the server store \(path): \(error)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration())
         try migrator().migrate(pool)
-        let serverID = ReplicaID.random()
         let server = ServerStore(path: path, serverID: serverID, pool: pool)
         try pool.write { db in
             try server.store.initialize(db, replicaID: serverID, createdAt: Timestamp.format(now))
@@ -274,6 +273,9 @@ public struct ServerStore: Sendable {
         return result
     }
 
+    /// The competing writes of a conflict, as stored in its `dots` column (`replica:counter|…`).
+    static func dots(_ dots: [Dot]) -> String { dots.map(\.description).joined(separator: "|") }
+
     /// The id of a conflict: derived from the competing dots, so one found twice is one row.
     static func conflictID(_ parts: [String]) -> String {
         let digest = SHA256.hash(data: Data(parts.sorted().joined(separator: "|").utf8))
@@ -309,6 +311,7 @@ public struct ServerStore: Sendable {
             "candidates": .text(Conflict.encode(candidates)),
             "winner": pair.keepBoth ? .null : .integer(pair.incomingWins ? 1 : 0),
             "detected_at": .text(Timestamp.format(at)),
+            "dots": .text(Self.dots([pair.current.dot, pair.incoming.dot])),
         ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
         return true
     }
@@ -352,6 +355,7 @@ public struct ServerStore: Sendable {
                     "winner": .integer(0),
                     "suggestion": .optionalInteger(try freeRoom(db)),
                     "detected_at": .text(Timestamp.format(at)),
+                    "dots": .text(Self.dots([keeper.dot, displaced.dot])),
                 ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
                 created += 1
             }

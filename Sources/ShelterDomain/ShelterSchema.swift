@@ -62,6 +62,8 @@ public enum ShelterSchema {
         .init("detected_at", code: 9, .text),
         .init("resolved_by", code: 10, .text),
         .init("resolved_at", code: 11, .text),
+        // Version 3: the competing writes' dots, `replica:counter|replica:counter` (the audit trail).
+        .init("dots", code: 12, .text, since: 3),
     ])
 
     /// The leader's decisions about a stay (version 3): eligibility, or a required move-out.
