@@ -136,8 +136,10 @@ struct Run: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? port)\n".utf8))
             })
         }
+        var adminLogger = Logger(label: "shelter.admin")
+        adminLogger.logLevel = .warning  // `admin on HOST:PORT` below says what Hummingbird's start line would
         let admin = AdminHTTP.application(store: server.store, metrics: server.metrics, host: adminHost, port: adminPort,
-                                          logger: Logger(label: "shelter.admin")) { address in
+                                          logger: adminLogger) { address in
             FileHandle.standardError.write(Data("admin on \(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(address.port ?? adminPort)\n".utf8))
         }
         let group = ServiceGroup(configuration: .init(services: [server, admin], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -31,10 +31,12 @@ import TestSupport
 
         // run: port 0, the real port on stderr.
         let errors = Pipe()
-        let server = try ShelterProcess.start(["server", "run", "--dir", srv, "--listen", "127.0.0.1:0"], stderr: errors)
+        let server = try ShelterProcess.start(["server", "run", "--dir", srv, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], stderr: errors)
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        let firstLine = try #require(readLine(from: errors.fileHandleForReading))
+        let firstLine = try #require(readLine(from: errors.fileHandleForReading, startingWith: "listening on "))
         #expect(firstLine.hasPrefix("listening on 127.0.0.1:"))
+        let handle = errors.fileHandleForReading
+        Thread.detachNewThread { while !handle.availableData.isEmpty {} }
         let address = String(firstLine.dropFirst("listening on ".count))
         #expect(!address.hasSuffix(":0"))
 

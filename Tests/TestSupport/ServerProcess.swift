@@ -10,7 +10,7 @@ public struct ServerProcess {
         let errors = Pipe()
         let process = try ShelterProcess.start(["server", "run", "--dir", directory, "--listen", "127.0.0.1:\(port)",
                                                 "--admin-listen", "127.0.0.1:0"] + extra, stderr: errors)
-        guard let line = readLine(from: errors.fileHandleForReading), line.hasPrefix("listening on 127.0.0.1:"),
+        guard let line = readLine(from: errors.fileHandleForReading, startingWith: "listening on 127.0.0.1:"),
               let chosen = Int(line.dropFirst("listening on 127.0.0.1:".count)) else {
             process.terminate()
             throw CocoaError(.fileReadUnknown)
@@ -43,6 +43,14 @@ public func readLine(from handle: FileHandle) -> String? {
         if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
         bytes.append(byte)
     }
+}
+
+/// The first line from a pipe that starts with `prefix` (other lines are skipped), or nil at end of file.
+public func readLine(from handle: FileHandle, startingWith prefix: String) -> String? {
+    while let line = readLine(from: handle) {
+        if line.hasPrefix(prefix) { return line }
+    }
+    return nil
 }
 
 /// Waits (polling, up to `timeout`) until `condition` holds; returns whether it did.
