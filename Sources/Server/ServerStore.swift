@@ -262,7 +262,7 @@ public struct ServerStore: Sendable {
                     }
                 }
                 result.merged += 1
-                if change.table == ShelterSchema.stays.name { touchedStays = true }
+                if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
             }
             acknowledged = change.dot.counter
         }
@@ -316,10 +316,35 @@ public struct ServerStore: Sendable {
         return true
     }
 
-    /// One family per room: when a room has two active stays, the stay the server confirmed first
-    /// keeps it; the others go back to awaiting a room, by a server write, with a `room` conflict
-    /// naming both stays and suggesting a free room. Returns the conflicts created.
+    /// The invariants of stays and rooms, held after every merge that touched them (DESIGN §2).
+    /// Field-level merge decides each cell on its own, so concurrent writes can leave a row that no
+    /// single write made (an `assign` and the server's compensation, say); the server repairs that
+    /// with writes of its own:
+    /// 1. an active stay with no room, or a room that does not exist, goes back to awaiting a room;
+    /// 2. a room taken out of service while a family lives in it is put back in service (a confirmed
+    ///    placement never moves);
+    /// 3. one family per room: of two active stays in one room, the one the server confirmed first
+    ///    keeps it; the others go back to awaiting a room, with a `room` conflict naming both stays
+    ///    and suggesting a free room.
+    /// Returns the conflicts created.
     func holdRoomInvariant(_ db: Database, at: Date) throws -> Int {
+        let wall = Self.milliseconds(at)
+        let roomless = try String.fetchAll(db, sql: """
+            SELECT id FROM stays WHERE status = 'active' AND (room IS NULL OR room NOT IN (SELECT number FROM rooms)) ORDER BY id
+            """)
+        for stay in roomless {
+            try store.write(db, table: ShelterSchema.stays.name, rowID: stay, values: [
+                "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
+            ], author: Self.author, wallMilliseconds: wall)
+        }
+        let closedButLivedIn = try Int.fetchAll(db, sql: """
+            SELECT DISTINCT r.number FROM rooms r JOIN stays s ON s.room = r.number AND s.status = 'active'
+            WHERE r.in_service = 0 ORDER BY r.number
+            """)
+        for number in closedButLivedIn {
+            try store.write(db, table: ShelterSchema.rooms.name, rowID: Room.rowID(number), values: ["in_service": .bool(true)],
+                            author: Self.author, wallMilliseconds: wall)
+        }
         let active = try Row.fetchAll(db, sql: "SELECT id, room FROM stays WHERE status = 'active' AND room IS NOT NULL")
         let byRoom = Dictionary(grouping: active, by: { $0["room"] as Int })
         var created = 0

@@ -264,13 +264,17 @@ struct Simulation {
 }
 
 @Suite(.serialized) struct SimulationTests {
+    /// Seeds a long run once failed on (an active stay left without a room by two concurrent
+    /// writes, fixed by the server holding the stays' invariants); kept in the fast set.
+    static let regressionSeeds: [UInt64] = [9, 133, 145, 205, 218]
+
     /// A fast set of seeds in `swift test`; `SIM_SEEDS=N` (and `SIM_STEPS=M`) for a long run,
     /// `SIM_SEED=S` to replay one seed.
     static var seeds: [UInt64] {
         let env = ProcessInfo.processInfo.environment
         if let one = env["SIM_SEED"].flatMap(UInt64.init) { return [one] }
-        let count = env["SIM_SEEDS"].flatMap(Int.init) ?? 12
-        return (1...UInt64(count)).map { $0 }
+        if let count = env["SIM_SEEDS"].flatMap(Int.init) { return (1...UInt64(count)).map { $0 } }
+        return Array(1...12) + regressionSeeds
     }
 
     @Test func aSeedReplaysExactly() async throws {
@@ -285,7 +289,7 @@ struct Simulation {
     }
 
     @Test func convergenceInvariantsAndNoLostWrite() async throws {
-        let steps = ProcessInfo.processInfo.environment["SIM_STEPS"].flatMap(Int.init) ?? 150
+        let steps = ProcessInfo.processInfo.environment["SIM_STEPS"].flatMap(Int.init) ?? 200
         var totals = Simulation.Stats()
         for seed in Self.seeds {
             var rng = SeededRandom(seed: seed)
