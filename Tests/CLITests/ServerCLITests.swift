@@ -131,6 +131,28 @@ import TestSupport
             #expect(result.stderr.contains("truncated.replica") && (result.stderr.contains("corrupt") || result.stderr.contains("not a ShelterSync replica")), "\(result.stderr)")
         }
 
+        // A read-only replica: refused clearly, the file unchanged. As root, permissions do not stop
+        // writes, so the command runs as `nobody`.
+        let locked = try TemporaryDirectory("readonly")
+        defer { locked.remove() }
+        chmod(locked.path, 0o755)
+        let readOnly = locked.file("r.replica")
+        #expect(try ShelterProcess.run(["init", "--replica", readOnly, "--rooms", "3"]).status == 0)
+        chmod(readOnly, 0o444)
+        let before = fileBytes(readOnly)
+        let asOther: [String] = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "nobody", "--", ShelterProcess.binary] : [ShelterProcess.binary]
+        let attempt = Process()
+        attempt.executableURL = URL(fileURLWithPath: asOther[0])
+        attempt.arguments = Array(asOther.dropFirst()) + ["admit", "--replica", readOnly, "--name", "B", "--municipality", "K"]
+        let errors = Pipe()
+        attempt.standardError = errors
+        attempt.standardOutput = Pipe()
+        try attempt.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        attempt.waitUntilExit()
+        #expect(attempt.terminationStatus == 1 && message.contains("is read-only; nothing was changed"), "\(message)")
+        #expect(fileBytes(readOnly) == before)
+
         // A server name that does not resolve.
         let nowhere = dir.file("nowhere.replica")
         #expect(try ShelterProcess.run(["init", "--replica", nowhere, "--bundle", dir.file("w.bundle"), "--server", "no-such-host.invalid:7443"]).status == 0)
