@@ -142,7 +142,7 @@ struct Admit: ParsableCommand {
     }
 
     func run() throws {
-        let arrived = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let arrived = try timestamp(at)
         let kids = children.map { spec -> Admission.Child in
             let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
             return Admission.Child(name: parts.first, cpr: parts.count > 1 ? parts[1] : nil)
@@ -181,7 +181,7 @@ struct Discharge: ParsableCommand {
     @Option(help: ArgumentHelp("When she left, if earlier (ISO 8601).", valueName: "iso8601")) var at: String?
 
     func run() throws {
-        let left = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let left = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
         try reportingErrors { try replica.discharge(stay: stay, reason: reason, at: left, by: options.author) }
         print("stay \(try reportingErrors { try replica.resolveStay(stay) }) is discharged")

@@ -73,7 +73,7 @@ struct Decide: ParsableCommand {
     }
 
     func run() throws {
-        let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let when = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
         let id = try reportingErrors { try replica.decide(stay: stay, eligible: outcome == .eligible, reason: reason, referTo: referTo, at: when, by: options.author) }
         print("decision \(id.prefix(8)): \(outcome == .eligible ? "eligible" : "not eligible; the stay is ended")")
@@ -92,7 +92,7 @@ struct MoveOut: ParsableCommand {
     @Option(help: ArgumentHelp("When it was decided (ISO 8601).", valueName: "iso8601")) var at: String?
 
     func run() throws {
-        let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+        let when = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
         let id = try reportingErrors { try replica.requireMoveOut(stay: stay, reason: reason, houseRules: houseRules, at: when, by: options.author) }
         print("decision \(id.prefix(8)): move-out required; the stay is ended")
@@ -147,7 +147,7 @@ struct Notifications: ParsableCommand {
         @Option(help: ArgumentHelp("When it was sent (ISO 8601).", valueName: "iso8601")) var at: String?
 
         func run() throws {
-            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            let when = try timestamp(at)
             try reportingErrors { try options.open().markNotificationSent(id, at: when, by: options.author) }
             print("notification \(id) recorded as sent")
         }
@@ -268,7 +268,7 @@ struct ComplaintCommand: ParsableCommand {
 
         func run() throws {
             let decided = try civilDate(decision, option: "--decision")
-            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            let when = try timestamp(at)
             let replica = try reportingErrors { try options.open() }
             let id = try reportingErrors { try replica.addComplaint(stay: stay, decisionOn: decided, written: form == .written, text: text, at: when, by: options.author) }
             let record = try reportingErrors { try replica.complaints().first { $0.id == id } }
@@ -286,7 +286,7 @@ struct ComplaintCommand: ParsableCommand {
         enum Outcome: String, EnumerableFlag { case upheld, maintained }
 
         func run() throws {
-            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            let when = try timestamp(at)
             try reportingErrors { try options.open().reviewComplaint(id, upheld: outcome == .upheld, at: when, by: options.author) }
             print("complaint \(id) \(outcome == .upheld ? "upheld: the decision no longer stands" : "maintained: forward it to Ankestyrelsen")")
         }
@@ -299,7 +299,7 @@ struct ComplaintCommand: ParsableCommand {
         @Option(help: ArgumentHelp("When (ISO 8601).", valueName: "iso8601")) var at: String?
 
         func run() throws {
-            let when = try at.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+            let when = try timestamp(at)
             try reportingErrors { try options.open().complaintForwarded(id, at: when, by: options.author) }
             print("complaint \(id) forwarded")
         }

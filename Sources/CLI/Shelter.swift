@@ -86,6 +86,11 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
+/// An `--at` value: nil when not given; a clear error and exit 1 when it is not a time.
+func timestamp(_ text: String?) throws -> Date? {
+    try text.map { text in try reportingErrors { try Replica.checkedTimestamp(text) } }
+}
+
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
 }

@@ -74,7 +74,7 @@ extension Replica {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: hostname))
                     try sync.addHandler(IdleStateHandler(readTimeout: readTimeout))
-                    try sync.addHandler(ReadTimeoutHandler())
+                    try sync.addHandler(ReadIdleTimeout())
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder()))
                     try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
                     return try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
@@ -186,7 +186,7 @@ extension Replica {
             return ("identity", "this replica's workstation identity cannot be used: \(error.message)")
         case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
             return ("tls", "the TLS handshake with the sync server at \(server) failed (\(error)); is this workstation enrolled with this server, and is its certificate still valid?")
-        case is ReadTimeoutHandler.Timeout:
+        case is ReadIdleTimeout.Timeout:
             return ("timeout", "the sync server at \(server) stopped answering")
         case let error as NIOConnectionError:
             if error.dnsAAAAError != nil || error.dnsAError != nil, error.connectionErrors.isEmpty {
@@ -203,21 +203,5 @@ extension Replica {
         default:
             return ("unreachable", "the sync with \(server) failed: \(error)")
         }
-    }
-}
-
-/// Turns a silent server into an error instead of a hang.
-final class ReadTimeoutHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-
-    struct Timeout: Error {}
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.fireErrorCaught(Timeout())
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -76,6 +76,15 @@ public struct Replica: Sendable {
             throw ReplicaError(.invalidArgument, "the number of rooms must be between 1 and 999, not \(rooms)")
         }
         try checkAuthor(author)
+        return try createFile(at: path, replicaID: replicaID, configuration: configuration) { replica in
+            try replica.setUp(rooms: rooms, author: author, server: server)
+        }
+    }
+
+    /// Creates the file (0600, never over an existing one) in WAL mode and runs `setUp` on the new
+    /// replica; if anything fails, nothing is left behind.
+    private static func createFile(at path: String, replicaID: ReplicaID, configuration: Configuration,
+                                   setUp: (Replica) throws -> Void) throws -> Replica {
         do {
             try PrivateFile.create(at: path)
         } catch .exists {
@@ -87,7 +96,7 @@ public struct Replica: Sendable {
             let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
             try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
             let replica = Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
-            try replica.setUp(rooms: rooms, author: author, server: server)
+            try setUp(replica)
             return replica
         } catch {
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
@@ -105,24 +114,10 @@ public struct Replica: Sendable {
             throw ReplicaError(.invalidArgument, error.message, underlying: error)
         }
         _ = try ServerAddress(server)
-        do {
-            try PrivateFile.create(at: path)
-        } catch .exists {
-            throw ReplicaError(.fileExists, "\(path) already exists; shelter init never overwrites a file")
-        } catch {
-            throw ReplicaError(.storage, "cannot create replica file \(path): \(error)")
-        }
-        do {
-            let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
-            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
-            let replica = Replica(path: path, id: bundle.replicaID, writer: queue, configuration: configuration)
+        return try createFile(at: path, replicaID: bundle.replicaID, configuration: configuration) { replica in
             let identity = StoredIdentity(certificatePEM: try bundle.identity.certificatePEM, privateKeyPEM: try bundle.identity.privateKeyPEM,
                                           caPEM: try bundle.caPEM)
             try replica.setUp(rooms: 0, author: bundle.name, server: server, identity: identity)
-            return replica
-        } catch {
-            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
-            throw mapError(error, path: path)
         }
     }
 

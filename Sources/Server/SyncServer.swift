@@ -63,7 +63,7 @@ public final class SyncServer: Service, Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: sslContext))
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
-                    try sync.addHandler(IdleTimeoutHandler())
+                    try sync.addHandler(ReadIdleTimeout())
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(maximumFrameSize: configuration.maximumFrameSize)))
                     try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
                     return try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
@@ -174,7 +174,7 @@ public final class SyncServer: Service, Sendable {
         switch error {
         case is NIOSSLError, is BoringSSLError: "tlsFailed"
         case let error as ChannelError where error == .inputClosed || error == .eof: "disconnected"
-        case is IdleTimeoutHandler.Timeout: ServerError.Code.timeout.rawValue
+        case is ReadIdleTimeout.Timeout: ServerError.Code.timeout.rawValue
         default: "disconnected"
         }
     }
@@ -217,21 +217,5 @@ public final class SyncServer: Service, Sendable {
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
         }
-    }
-}
-
-/// Closes a connection on which nothing arrived for the idle timeout.
-final class IdleTimeoutHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-
-    struct Timeout: Error {}
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.fireErrorCaught(Timeout())
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }

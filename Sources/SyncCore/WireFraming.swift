@@ -65,3 +65,22 @@ public struct WireFrameEncoder: MessageToByteEncoder {
         out.writeBytes(bytes)
     }
 }
+
+/// Closes a connection on which nothing arrived for the `IdleStateHandler`'s read timeout, raising
+/// `ReadIdleTimeout.Timeout` first so the session can tell a silent peer from a broken one.
+public final class ReadIdleTimeout: ChannelInboundHandler, Sendable {
+    public typealias InboundIn = NIOAny
+
+    public struct Timeout: Error {}
+
+    public init() {}
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.fireErrorCaught(Timeout())
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
