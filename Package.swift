@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "shelter", targets: ["CLI"]),
+        .executable(name: "shelter-bench", targets: ["Bench"]),
         .library(name: "SyncCore", targets: ["SyncCore"]),
         .library(name: "ShelterDomain", targets: ["ShelterDomain"]),
         .library(name: "ClientKit", targets: ["ClientKit"]),
@@ -87,6 +88,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "Bench",
+            dependencies: [
+                "ClientKit", "Server", "ShelterDomain", "SyncCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(

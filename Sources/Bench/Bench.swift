@@ -1,0 +1,75 @@
+import ArgumentParser
+import ClientKit
+import Foundation
+import GRDB
+import Server
+import ShelterDomain
+import SyncCore
+
+/// `shelter-bench`: the cost of sync against plain SQLite, measured in one run on this machine.
+/// Build it in release mode: `swift run -c release shelter-bench [--quick] [--json]`.
+@main
+struct ShelterBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shelter-bench",
+        abstract: "Benchmarks of ShelterSync against plain SQLite (run in release mode).",
+        discussion: "Builds its world in a temporary directory and runs on loopback with real TLS; the server is a `shelter server run` child process next to this binary.")
+
+    @Flag(help: "Divide every size by ten (a run well under a minute).") var quick = false
+    @Flag(help: "Print one JSON document instead of a table.") var json = false
+    @Option(help: "Staff actions for local-write.") var actions = 10_000
+    @Option(help: "Cell changes for push and bootstrap.") var changes = 100_000
+    @Option(help: "Rows of the large replica for noop-sync.") var noopRows = 100_000
+    @Option(help: "Replicas syncing at once in fan-in.") var replicas = 50
+    @Option(help: "Changes per replica in fan-in.") var perReplica = 1_000
+
+    struct Result {
+        var name: String
+        var value: Double
+        var unit: String
+        var baseline: Double?
+        var ratio: Double?
+        var note: String
+    }
+
+    func run() async throws {
+        let scale = quick ? 10 : 1
+        let world = try BenchWorld()
+        defer { world.remove() }
+        var results: [Result] = []
+        results += try await world.localWrite(actions: actions / scale)
+        results += try await world.pushAndBootstrap(changes: changes / scale)
+        results += try await world.noopSync(smallRows: 1_000, largeRows: noopRows / scale)
+        results += try await world.fanIn(replicas: replicas, perReplica: perReplica / scale)
+        results += try world.metadata()
+        if json {
+            let items = results.map { r -> String in
+                func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }
+                return "{\"name\": \"\(r.name)\", \"value\": \(num(r.value)), \"unit\": \"\(r.unit)\", \"baseline\": \(num(r.baseline)), \"ratio\": \(num(r.ratio))}"
+            }
+            print("{\"results\": [\(items.joined(separator: ", "))]}")
+        } else {
+            print("name                    value          unit            baseline       ratio    note")
+            for r in results {
+                let value = String(format: "%.1f", r.value).padding(toLength: 14, withPad: " ", startingAt: 0)
+                let baseline = (r.baseline.map { String(format: "%.1f", $0) } ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
+                let ratio = (r.ratio.map { String(format: "%.2f", $0) } ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)
+                print("\(r.name.padding(toLength: 23, withPad: " ", startingAt: 0)) \(value) \(r.unit.padding(toLength: 15, withPad: " ", startingAt: 0)) \(baseline) \(ratio) \(r.note)")
+            }
+        }
+    }
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = ContinuousClock.now
+    try body()
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = ContinuousClock.now
+    try await body()
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}

@@ -1,0 +1,262 @@
+import ClientKit
+import Foundation
+import GRDB
+import Server
+import ShelterDomain
+import SyncCore
+
+/// The bench's world: a server directory, a `shelter server run` child process on loopback, and
+/// workstation replicas enrolled with it.
+final class BenchWorld {
+    let folder: String
+    let directory: ServerDirectory
+    var server: Process?
+    var port = 0
+    var enrolled = 0
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.path + "/shelter-bench-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        directory = try ServerDirectory.initialize(at: folder + "/srv", rooms: 9)
+        try startServer()
+    }
+
+    func remove() {
+        if let server, server.isRunning { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// The `shelter` binary built next to this one.
+    var shelterBinary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shelter").path
+    }
+
+    func startServer() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: shelterBinary)
+        process.arguments = ["server", "run", "--dir", directory.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--idle-timeout", "120"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let handle = errors.fileHandleForReading
+        var line = ""
+        while !line.hasPrefix("listening on 127.0.0.1:") {
+            var bytes: [UInt8] = []
+            while true {
+                let byte = handle.readData(ofLength: 1)
+                guard let b = byte.first else { throw CocoaError(.fileReadUnknown) }
+                if b == 10 { break }
+                bytes.append(b)
+            }
+            line = String(decoding: bytes, as: UTF8.self)
+        }
+        port = Int(line.dropFirst("listening on 127.0.0.1:".count)) ?? 0
+        Thread.detachNewThread { while !handle.availableData.isEmpty {} }
+        server = process
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in MB.
+    func serverPeakRSS() -> Double? {
+        guard let pid = server?.processIdentifier,
+              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kb / 1024
+    }
+
+    func workstation() throws -> Replica {
+        enrolled += 1
+        let name = "w\(enrolled)"
+        let enrollment = try directory.enroll(name: name, bundlePath: folder + "/\(name).bundle")
+        let pem = String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self)
+        return try Replica.create(at: folder + "/\(name).replica", bundlePEM: pem, bundleSource: enrollment.bundlePath, server: "127.0.0.1:\(port)")
+    }
+
+    /// Writes `count` tracked changes (new residents) into a replica in one transaction: the outbox
+    /// the push benchmarks send, made quickly.
+    func fill(_ replica: Replica, count: Int, tag: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        let queue = try DatabaseQueue(path: replica.path, configuration: config)
+        let store = SyncStore(schema: ShelterSchema.schema)
+        try queue.write { db in
+            for n in 0..<count {
+                try store.write(db, table: "residents", rowID: String(format: "%@%026d", tag, n),
+                                values: ["anonymous": .integer(0), "name": .text("Resident \(n)"), "municipality": .text("Køge"),
+                                         "documented": .integer(1), "language": .text("da")],
+                                author: "bench", wallMilliseconds: 1_800_000_000_000 + UInt64(n))
+            }
+        }
+    }
+
+    /// The same rows inserted into a plain SQLite table (no change tracking), in one transaction.
+    func plainInsert(count: Int) throws -> Double {
+        let path = folder + "/plain-\(UUID().uuidString.prefix(6)).sqlite"
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE residents (id TEXT PRIMARY KEY NOT NULL, anonymous INTEGER, name TEXT, municipality TEXT, documented INTEGER, language TEXT)")
+        }
+        return try seconds {
+            try queue.write { db in
+                let statement = try db.makeStatement(sql: "INSERT INTO residents VALUES (?, ?, ?, ?, ?, ?)")
+                for n in 0..<count {
+                    try statement.execute(arguments: [String(format: "pl%026d", n), 0, "Resident \(n)", "Køge", 1, "da"])
+                }
+            }
+        }
+    }
+
+    // MARK: 1. local-write
+
+    func localWrite(actions: Int) async throws -> [ShelterBench.Result] {
+        let replica = try workstation()
+        _ = try await replica.sync()
+        let admissions = actions / 2
+        var residents: [String] = []
+        let tracked = try seconds {
+            for n in 0..<admissions {
+                residents.append(try replica.admit(Admission(name: "N\(n)", municipality: "Køge"), by: "bench").resident)
+            }
+            for n in 0..<(actions - admissions) {
+                try replica.setResident(residents[n % residents.count], fields: [("phone", "\(n)")], by: "bench")
+            }
+        }
+        let plain = try plainActions(admissions: admissions, edits: actions - admissions)
+        let perAction = tracked / Double(actions) * 1e6, basePerAction = plain / Double(actions) * 1e6
+        return [.init(name: "local-write", value: perAction, unit: "µs/action", baseline: basePerAction, ratio: perAction / basePerAction,
+                      note: "\(actions) actions (admit + field edit), one transaction each")]
+    }
+
+
+    /// The same rows as `localWrite`'s actions with plain GRDB: each action one transaction, no change tracking.
+    func plainActions(admissions: Int, edits: Int) throws -> Double {
+        let path = folder + "/plain-actions.sqlite"
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        try queue.write { db in
+            try db.execute(sql: """
+                CREATE TABLE residents (id TEXT PRIMARY KEY NOT NULL, anonymous INTEGER, name TEXT, municipality TEXT, documented INTEGER, phone TEXT);
+                CREATE TABLE stays (id TEXT PRIMARY KEY NOT NULL, resident TEXT, admitted_at TEXT, room INTEGER, status TEXT);
+                CREATE TABLE notifications (id TEXT PRIMARY KEY NOT NULL, stay TEXT, kind TEXT, municipality TEXT, due TEXT, legal_deadline TEXT);
+                """)
+        }
+        return try seconds {
+            for n in 0..<admissions {
+                try queue.write { db in
+                    try db.execute(sql: "INSERT INTO residents (id, anonymous, name, municipality, documented) VALUES (?, 0, ?, 'Køge', 0)", arguments: ["r\(n)", "N\(n)"])
+                    try db.execute(sql: "INSERT INTO stays VALUES (?, ?, '2026-11-26T10:00:00Z', NULL, 'awaitingRoom')", arguments: ["s\(n)", "r\(n)"])
+                    try db.execute(sql: "INSERT INTO notifications VALUES (?, ?, 'admission', 'Køge', '2026-11-29', '2026-12-01')", arguments: ["n\(n)", "s\(n)"])
+                }
+            }
+            for n in 0..<edits {
+                try queue.write { db in try db.execute(sql: "UPDATE residents SET phone = ? WHERE id = ?", arguments: ["\(n)", "r\(n % admissions)"]) }
+            }
+        }
+    }
+
+    // MARK: 2–3. push and bootstrap
+
+    func pushAndBootstrap(changes: Int) async throws -> [ShelterBench.Result] {
+        let writer = try workstation()
+        _ = try await writer.sync()
+        try fill(writer, count: changes, tag: "pu")
+        var report: SyncReport?
+        let push = try await seconds { report = try await writer.sync() }
+        let baseline = try plainInsert(count: changes)
+        let reader = try workstation()
+        var pulled: SyncReport?
+        let bootstrap = try await seconds { pulled = try await reader.sync() }
+        let pushRate = Double(report?.pushed ?? 0) / push, pullRate = Double(pulled?.pulled ?? 0) / bootstrap
+        let baseRate = Double(changes) / baseline
+        return [
+            .init(name: "push", value: pushRate, unit: "changes/s", baseline: baseRate, ratio: baseRate / pushRate,
+                  note: "\(report?.pushed ?? 0) changes over mTLS, merged and committed"),
+            .init(name: "bootstrap", value: pullRate, unit: "cells/s", baseline: baseRate, ratio: baseRate / pullRate,
+                  note: "a new replica pulling \(pulled?.pulled ?? 0) changes"),
+        ]
+    }
+
+    // MARK: 4. noop-sync
+
+    func noopSync(smallRows: Int, largeRows: Int) async throws -> [ShelterBench.Result] {
+        func median(_ replica: Replica) async throws -> Double {
+            var times: [Double] = []
+            for _ in 0..<21 { times.append(try await seconds { _ = try await replica.sync() }) }
+            return times.sorted()[times.count / 2] * 1000
+        }
+        let small = try workstation()
+        try fill(small, count: smallRows, tag: "ns")
+        _ = try await small.sync()
+        let large = try workstation()
+        try fill(large, count: largeRows, tag: "nl")
+        _ = try await large.sync()
+        _ = try await small.sync()
+        let smallTime = try await median(small), largeTime = try await median(large)
+        return [
+            .init(name: "noop-sync-\(smallRows)", value: smallTime, unit: "ms", baseline: nil, ratio: nil, note: "median of 21 syncs with nothing to do"),
+            .init(name: "noop-sync-\(largeRows)", value: largeTime, unit: "ms", baseline: smallTime, ratio: largeTime / smallTime,
+                  note: "ratio: large against small replica"),
+        ]
+    }
+
+    // MARK: 5 and 7. fan-in, server RSS
+
+    func fanIn(replicas count: Int, perReplica: Int) async throws -> [ShelterBench.Result] {
+        var replicas: [Replica] = []
+        for _ in 0..<count { replicas.append(try workstation()) }
+        // Every replica is up to date first; the measured sessions push their own changes and pull
+        // each other's, not the whole log.
+        for replica in replicas { _ = try await replica.sync() }
+        for (n, replica) in replicas.enumerated() { try fill(replica, count: perReplica, tag: String(format: "f%03d", n)) }
+        var sessions: [Double] = []
+        let total = try await seconds {
+            sessions = try await withThrowingTaskGroup(of: Double.self) { group in
+                for replica in replicas {
+                    group.addTask { try await seconds { _ = try await replica.sync() } }
+                }
+                var all: [Double] = []
+                for try await time in group { all.append(time) }
+                return all
+            }
+        }
+        sessions.sort()
+        let p50 = sessions[sessions.count / 2] * 1000
+        let p99 = sessions[min(sessions.count - 1, Int(Double(sessions.count) * 0.99))] * 1000
+        var results: [ShelterBench.Result] = [
+            .init(name: "fan-in", value: Double(count * perReplica) / total, unit: "changes/s", baseline: nil, ratio: nil,
+                  note: "\(count) replicas × \(perReplica) changes at once"),
+            .init(name: "fan-in-p50", value: p50, unit: "ms/session", baseline: nil, ratio: nil, note: ""),
+            .init(name: "fan-in-p99", value: p99, unit: "ms/session", baseline: nil, ratio: nil, note: ""),
+        ]
+        if let rss = serverPeakRSS() {
+            results.append(.init(name: "server-rss", value: rss, unit: "MB", baseline: nil, ratio: nil, note: "the server's peak resident memory (VmHWM) up to and during fan-in"))
+        }
+        return results
+    }
+
+    // MARK: 6. metadata
+
+    func metadata() throws -> [ShelterBench.Result] {
+        let queue = try DatabaseQueue(path: directory.storePath)
+        return try queue.read { db in
+            let sizes = try Row.fetchAll(db, sql: "SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name")
+            var sync = 0.0, data = 0.0
+            let domain = Set(ShelterSchema.schema.tables.map(\.name))
+            for row in sizes {
+                let name: String = row["name"]
+                let bytes = Double(row["bytes"] as Int64)
+                if name.hasPrefix("sync_") { sync += bytes } else if domain.contains(where: { name == $0 || name.hasPrefix("sqlite_autoindex_\($0)_") }) { data += bytes }
+            }
+            let rows = Double(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_rows") ?? 1)
+            let rowMeta = Double(try Int.fetchOne(db, sql: "SELECT SUM(LENGTH(meta)) + SUM(LENGTH(id)) FROM sync_rows") ?? 0)
+            return [
+                .init(name: "metadata", value: sync / rows, unit: "bytes/row", baseline: data / rows, ratio: sync / data,
+                      note: "server store on disk: sync tables (incl. the change log) against the records themselves"),
+                .init(name: "metadata-rows", value: rowMeta / rows, unit: "bytes/row", baseline: data / rows, ratio: rowMeta / data,
+                      note: "per-row version vector and cell stamps only (sync_rows), without the change log"),
+            ]
+        }
+    }
+}
