@@ -24,7 +24,7 @@ enum ServerRules {
         }
         switch change.table {
         case ShelterSchema.residents.name:
-            let current = try Row.fetchOne(db, sql: "SELECT anonymous, name, cpr FROM residents WHERE id = ?", arguments: [change.rowID])
+            let current = try Row.fetchOne(db.cachedStatement(sql: "SELECT anonymous, name, cpr FROM residents WHERE id = ?"), arguments: [change.rowID])
             let anonymous = change.values["anonymous"]?.boolValue ?? (current?["anonymous"] as Bool? ?? false)
             if anonymous {
                 if sets("name") || sets("cpr") {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 extension SyncValue: DatabaseValueConvertible {
     public var databaseValue: DatabaseValue {
@@ -96,6 +97,8 @@ public enum MergeReport: Hashable, Sendable {
 /// - `sync_pending`: changes held back until their causal context has arrived.
 public struct SyncStore: Sendable {
     public let schema: SyncSchema
+    /// Peer numbers of this store's database. One `SyncStore` serves one database file.
+    let peers = PeerNumbers()
 
     public init(schema: SyncSchema) { self.schema = schema }
 
@@ -213,7 +216,7 @@ public struct SyncStore: Sendable {
     }
 
     public func state(_ db: Database) throws -> SyncState {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sync_state WHERE id = 1") else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM sync_state WHERE id = 1")) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
         }
         let idText: String = row["replica_id"]
@@ -301,8 +304,8 @@ public struct SyncStore: Sendable {
         try applyValues(db, table: table, rowID: rowID, values: apply)
         try saveMeta(db, table: table, rowID: rowID, meta: newMeta)
         _ = try appendLog(db, change: change, table: table, state: .unsynced)
-        try db.execute(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1",
-                       arguments: [Int64(state.counter), Int64(clock.last.rawValue)])
+        try db.cachedStatement(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1")
+            .execute(arguments: [Int64(state.counter), Int64(clock.last.rawValue)])
         return change
     }
 
@@ -314,7 +317,7 @@ public struct SyncStore: Sendable {
         var clock = HybridLogicalClock(last: state.clock)
         clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
         state.clock = clock.last
-        try db.execute(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1", arguments: [Int64(clock.last.rawValue)])
+        try db.cachedStatement(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1").execute(arguments: [Int64(clock.last.rawValue)])
 
         var concurrent: [ConcurrentWrite] = []
         guard let sequence = try mergeOne(db, change, table: table, concurrent: &concurrent) else {
@@ -324,7 +327,7 @@ public struct SyncStore: Sendable {
         var progress = true
         while progress {
             progress = false
-            let held = try Row.fetchAll(db, sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ? ORDER BY peer, counter",
+            let held = try Row.fetchAll(db.cachedStatement(sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ? ORDER BY peer, counter"),
                                         arguments: [table.code, change.rowID])
             for row in held {
                 let pendingChange = try decodeChange(row["change"] as Data)
@@ -369,7 +372,7 @@ public struct SyncStore: Sendable {
 
     /// The metadata of one row, nil when the row has never been written here.
     public func rowMeta(_ db: Database, table: SyncSchema.Table, rowID: String) throws -> RowMeta? {
-        guard let blob = try Data.fetchOne(db, sql: "SELECT meta FROM sync_rows WHERE tbl = ? AND id = ?",
+        guard let blob = try Data.fetchOne(db.cachedStatement(sql: "SELECT meta FROM sync_rows WHERE tbl = ? AND id = ?"),
                                            arguments: [table.code, rowID]) else { return nil }
         return try decodeMeta(db, [UInt8](blob), table: table)
     }
@@ -379,7 +382,7 @@ public struct SyncStore: Sendable {
         let names = Array(columns)
         guard !names.isEmpty else { return [:] }
         let sql = "SELECT \(names.map(\.quotedDatabaseIdentifier).joined(separator: ", ")) FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"
-        guard let row = try Row.fetchOne(db, sql: sql, arguments: [rowID]) else { return [:] }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [rowID]) else { return [:] }
         var result: [String: SyncValue] = [:]
         for (index, name) in names.enumerated() {
             result[name] = SyncValue.fromDatabaseValue(row[index] as DatabaseValue) ?? .null
@@ -418,7 +421,7 @@ public struct SyncStore: Sendable {
             SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection
             FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
             """, arguments: arguments)
-        var peers = PeerCache()
+        var peers = PeerCache(cache: self.peers)
         return try rows.map { row in
             let code: Int = row["tbl"]
             guard let table = schema.table(code: code) else {
@@ -470,8 +473,8 @@ public struct SyncStore: Sendable {
     }
 
     private func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)",
-                       arguments: [table.code, rowID, Data(try encodeMeta(db, meta, table: table))])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
+            .execute(arguments: [table.code, rowID, Data(try encodeMeta(db, meta, table: table))])
     }
 
     private func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
@@ -483,33 +486,39 @@ public struct SyncStore: Sendable {
             values.write(varint: UInt64(table.column(named: name)!.code))
             values.write(value: value)
         }
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID,
+            """).execute(arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID,
                              Int64(change.hlc.rawValue), change.author, Data(context.bytes), Data(values.bytes), state.rawValue])
         return db.lastInsertedRowID
     }
 
-    /// The local number of a replica id, made on first use.
+    /// The local number of a replica id, made on first use. Peers only grow and never change
+    /// number, so the answer is memoised for the connection.
     func peerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64 {
+        let cache = peers
+        if let idx = cache.number(of: replica) { return idx }
         if let idx = try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"),
                                         arguments: [replica.description]) {
+            cache.remember(idx, replica)
             return idx
         }
-        try db.execute(sql: "INSERT INTO sync_peers (replica_id) VALUES (?)", arguments: [replica.description])
+        try db.cachedStatement(sql: "INSERT INTO sync_peers (replica_id) VALUES (?)").execute(arguments: [replica.description])
+        // Not remembered: a rollback would give the number back to SQLite, and to another replica.
+        cache.inserted(in: db)
         return db.lastInsertedRowID
     }
 
     struct PeerCache {
-        var ids: [Int64: ReplicaID] = [:]
+        let cache: PeerNumbers
         mutating func id(_ db: Database, _ idx: Int64) throws -> ReplicaID {
-            if let id = ids[idx] { return id }
+            if let id = cache.id(of: idx) { return id }
             guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT replica_id FROM sync_peers WHERE idx = ?"), arguments: [idx]),
                   let id = ReplicaID(text) else {
                 throw SyncError(.corruptData, "the replica's metadata names peer \(idx), which is not in sync_peers")
             }
-            ids[idx] = id
+            cache.remember(idx, id)
             return id
         }
     }
@@ -549,7 +558,7 @@ public struct SyncStore: Sendable {
     }
 
     private func decodeMeta(_ db: Database, _ bytes: [UInt8], table: SyncSchema.Table) throws -> RowMeta {
-        var peers = PeerCache()
+        var peers = PeerCache(cache: self.peers)
         var reader = BinaryReader(bytes)
         return try corrupt("the metadata of a \(table.name) row") { () throws -> RowMeta in
             let vectorCount = try reader.readCount()
@@ -600,5 +609,41 @@ public struct SyncStore: Sendable {
         do { return try body() } catch let error as BinaryReader.Error {
             throw SyncError(.corruptData, "\(what) is corrupt: \(error)", underlying: error)
         }
+    }
+}
+
+/// The peer numbers of one database file, memoised: peers only grow and never change number.
+/// Only committed numbers are remembered.
+final class PeerNumbers: Sendable {
+    private struct Maps {
+        var byID: [ReplicaID: Int64] = [:]
+        var byNumber: [Int64: ReplicaID] = [:]
+        /// A write transaction has inserted peers and not ended: what is read now may roll back.
+        var uncommittedInserts = false
+    }
+
+    private let maps = Mutex(Maps())
+
+    func number(of id: ReplicaID) -> Int64? { maps.withLock { $0.byID[id] } }
+    func id(of number: Int64) -> ReplicaID? { maps.withLock { $0.byNumber[number] } }
+
+    /// Remembers a pair read from `sync_peers`, unless it may be an uncommitted insert.
+    func remember(_ number: Int64, _ id: ReplicaID) {
+        maps.withLock {
+            guard !$0.uncommittedInserts else { return }
+            $0.byID[id] = number
+            $0.byNumber[number] = id
+        }
+    }
+
+    /// A peer was inserted in `db`'s current transaction: remember nothing until it ends.
+    func inserted(in db: Database) {
+        let first = maps.withLock { maps -> Bool in
+            defer { maps.uncommittedInserts = true }
+            return !maps.uncommittedInserts
+        }
+        guard first else { return }
+        db.afterNextTransaction(onCommit: { [self] _ in maps.withLock { $0.uncommittedInserts = false } },
+                                onRollback: { [self] _ in maps.withLock { $0.uncommittedInserts = false } })
     }
 }
