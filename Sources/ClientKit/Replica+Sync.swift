@@ -153,14 +153,17 @@ extension Replica {
     public func applyPulled(_ batch: [WireMessage.Logged], nextCursor: Int64) throws -> Int {
         try perform { db -> Int in
             var found = 0
+            var clock = try store.loadClock(db)
+            let wall = wallMilliseconds()
             for logged in batch {
                 var isNewConflict = false
                 if logged.change.table == ShelterSchema.conflicts.name,
                    logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
                     isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
                 }
-                if case .merged = try store.merge(db, logged.change, wallMilliseconds: wallMilliseconds()), isNewConflict { found += 1 }
+                if case .merged = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall), isNewConflict { found += 1 }
             }
+            try store.saveClock(db, clock)
             try store.setCursor(db, nextCursor)
             return found
         }

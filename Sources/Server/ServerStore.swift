@@ -237,6 +237,7 @@ public struct ServerStore: Sendable {
         var result = PushResult(upToCounter: acknowledged, rejected: [], merged: 0, conflictsCreated: 0)
         var touchedStays = false
         var newlyRejected = 0
+        var clock = try store.loadClock(db)
         for change in changes.sorted(by: { $0.dot.counter < $1.dot.counter }) {
             guard change.dot.replica == replicaID else {
                 throw ServerError(.foreignDot, "replica \(replicaID) pushed a change with a dot of replica \(change.dot.replica)")
@@ -255,17 +256,22 @@ public struct ServerStore: Sendable {
                 try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at) VALUES (?, ?, ?, ?, ?)",
                                arguments: [replicaID.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at)])
             } else {
-                let report = try store.merge(db, change, wallMilliseconds: wall)
-                if case .merged(_, let concurrent) = report {
+                let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
+                if case .merged(_, let concurrent) = report, concurrent.contains(where: { !$0.sameValue }) {
+                    // The server's own writes tick from the stored clock: save it first, reload after.
+                    try store.saveClock(db, clock)
                     for pair in concurrent where !pair.sameValue {
                         if try recordFieldConflict(db, pair, at: at) { result.conflictsCreated += 1 }
                     }
+                    clock = try store.loadClock(db)
                 }
                 result.merged += 1
                 if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
             }
             acknowledged = change.dot.counter
         }
+        // Saved before the server's own writes (conflicts, compensations), which tick from it.
+        try store.saveClock(db, clock)
         if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
         result.upToCounter = acknowledged
         try db.execute(sql: "UPDATE server_replicas SET acknowledged = ?, rejected = rejected + ? WHERE replica_id = ?",

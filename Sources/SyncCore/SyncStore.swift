@@ -311,13 +311,27 @@ public struct SyncStore: Sendable {
 
     /// Merges a change made on another replica. Call inside a transaction.
     public func merge(_ db: Database, _ change: CellChange, wallMilliseconds: UInt64) throws -> MergeReport {
+        var clock = try loadClock(db)
+        let report = try merge(db, change, clock: &clock, wallMilliseconds: wallMilliseconds)
+        try saveClock(db, clock)
+        return report
+    }
+
+    /// The replica's clock, for merging a batch: load once, merge each change, save once.
+    public func loadClock(_ db: Database) throws -> HybridLogicalClock {
+        HybridLogicalClock(last: HLC(rawValue: UInt64(max(0, try Int64.fetchOne(db.cachedStatement(sql: "SELECT hlc FROM sync_state WHERE id = 1")) ?? 0))))
+    }
+
+    public func saveClock(_ db: Database, _ clock: HybridLogicalClock) throws {
+        try db.cachedStatement(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1").execute(arguments: [Int64(clock.last.rawValue)])
+    }
+
+    /// Merges a change made on another replica, moving `clock` past its stamp; the caller saves the
+    /// clock (`saveClock`) before the transaction ends.
+    public func merge(_ db: Database, _ change: CellChange, clock: inout HybridLogicalClock, wallMilliseconds: UInt64) throws -> MergeReport {
         let table = try self.table(change.table)
         try checkColumns(change.values.keys, of: table)
-        var state = try self.state(db)
-        var clock = HybridLogicalClock(last: state.clock)
         clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
-        state.clock = clock.last
-        try db.cachedStatement(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1").execute(arguments: [Int64(clock.last.rawValue)])
 
         var concurrent: [ConcurrentWrite] = []
         guard let sequence = try mergeOne(db, change, table: table, concurrent: &concurrent) else {
