@@ -56,6 +56,8 @@ public struct Replica: Sendable {
 
     static func databaseConfiguration(readonly: Bool = false, observer: (@Sendable (String) -> Void)? = nil) -> GRDB.Configuration {
         var config = GRDB.Configuration()
+        // Durability is a promise here (a committed action survives a power cut), not a default.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         if let observer {
             config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
         }

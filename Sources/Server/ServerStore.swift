@@ -74,6 +74,7 @@ public struct ServerStore: Sendable {
 
     static func configuration(observer: (@Sendable (String) -> Void)? = nil) -> Configuration {
         var config = Configuration()
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         if let observer {
             config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
         }
