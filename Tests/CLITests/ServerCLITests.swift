@@ -140,7 +140,14 @@ import TestSupport
         #expect(try ShelterProcess.run(["init", "--replica", readOnly, "--rooms", "3"]).status == 0)
         chmod(readOnly, 0o444)
         let before = fileBytes(readOnly)
-        let asOther: [String] = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "nobody", "--", ShelterProcess.binary] : [ShelterProcess.binary]
+        // `nobody` may not reach the build folder (a clone under /root): run a copy from the temp dir.
+        var binary = ShelterProcess.binary
+        if getuid() == 0 {
+            binary = locked.file("shelter")
+            try FileManager.default.copyItem(atPath: ShelterProcess.binary, toPath: binary)
+            chmod(binary, 0o755)
+        }
+        let asOther: [String] = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "nobody", "--", binary] : [binary]
         let attempt = Process()
         attempt.executableURL = URL(fileURLWithPath: asOther[0])
         attempt.arguments = Array(asOther.dropFirst()) + ["admit", "--replica", readOnly, "--name", "B", "--municipality", "K"]
