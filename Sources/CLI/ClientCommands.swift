@@ -166,9 +166,8 @@ struct Assign: ParsableCommand {
     @Argument(help: "The room number.") var room: Int
 
     func run() throws {
-        let replica = try reportingErrors { try options.open() }
-        try reportingErrors { try replica.assign(stay: stay, room: room, by: options.author) }
-        print("stay \(try reportingErrors { try replica.resolveStay(stay) }) is in room \(room)")
+        let id = try reportingErrors { try options.open().assign(stay: stay, room: room, by: options.author) }
+        print("stay \(id) is in room \(room)")
     }
 }
 
@@ -182,9 +181,8 @@ struct Discharge: ParsableCommand {
 
     func run() throws {
         let left = try timestamp(at)
-        let replica = try reportingErrors { try options.open() }
-        try reportingErrors { try replica.discharge(stay: stay, reason: reason, at: left, by: options.author) }
-        print("stay \(try reportingErrors { try replica.resolveStay(stay) }) is discharged")
+        let id = try reportingErrors { try options.open().discharge(stay: stay, reason: reason, at: left, by: options.author) }
+        print("stay \(id) is discharged")
     }
 }
 

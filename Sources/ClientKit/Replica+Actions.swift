@@ -67,10 +67,12 @@ extension Replica {
         }
     }
 
-    /// Places a stay in a room, or moves it to another one. `stay` is an id or a unique prefix.
-    public func assign(stay: String, room: Int, by author: String) throws {
+    /// Places a stay in a room, or moves it to another one. `stay` is an id or a unique prefix;
+    /// returns the stay's full id.
+    @discardableResult
+    public func assign(stay: String, room: Int, by author: String) throws -> String {
         try Self.checkAuthor(author)
-        try perform { db in
+        return try perform { db in
             let stay = try requireStay(db, stay)
             try stay.checkAssignable()
             try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true), movingStay: stay.id)
@@ -78,17 +80,21 @@ extension Replica {
                 "room": .integer(Int64(room)),
                 "status": .text(Stay.Status.active.rawValue),
             ], author: author)
+            return stay.id
         }
     }
 
-    /// Ends a stay; her room becomes free.
-    public func discharge(stay: String, reason: String, at: Date? = nil, by author: String) throws {
+    /// Ends a stay; her room becomes free. Returns the stay's full id.
+    @discardableResult
+    public func discharge(stay: String, reason: String, at: Date? = nil, by author: String) throws -> String {
         try Self.checkAuthor(author)
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw ReplicaError(.invalidArgument, "a discharge needs a reason (--reason)")
         }
-        try perform { db in
-            try end(db, try requireStay(db, stay), reason: reason, at: at ?? configuration.now(), author: author)
+        return try perform { db in
+            let stay = try requireStay(db, stay)
+            try end(db, stay, reason: reason, at: at ?? configuration.now(), author: author)
+            return stay.id
         }
     }
 

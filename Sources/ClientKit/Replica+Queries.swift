@@ -10,7 +10,7 @@ extension Replica {
     public func roomBoard() throws -> RoomBoard {
         try read { db in
             let rooms = try rooms(db)
-            let active = try stays(db, activeOnly: true).filter { $0.status == .active }
+            let active = try stays(db, activeOnly: true)
             let summaries = try Dictionary(stays(db, includeDischarged: false).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             var entries: [RoomBoard.Entry] = []
             for room in rooms {

@@ -128,7 +128,7 @@ extension Replica {
             return try Row.fetchAll(db, sql: "SELECT * FROM decisions \(filter == nil ? "" : "WHERE stay = ?") ORDER BY decided_on, id",
                                     arguments: StatementArguments(filter.map { [$0] } ?? [])).map {
                 DecisionRecord(id: $0["id"], stay: $0["stay"], kind: $0["kind"], outcome: $0["outcome"], reason: $0["reason"],
-                               referTo: $0["refer_to"], houseRules: $0["house_rules"], decidedOn: $0["decided_on"], status: $0["status"], author: nil)
+                               referTo: $0["refer_to"], houseRules: $0["house_rules"], decidedOn: $0["decided_on"], status: $0["status"])
             }
         }
     }

@@ -124,7 +124,7 @@ extension Replica {
 
             let (outbox, lastError) = try read { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
             let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            try await outbound.write(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes ?? 0), lastError: lastError))
+            try await outbound.write(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes), lastError: lastError))
             guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
             let elapsed = ContinuousClock.now - started
             report.durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)

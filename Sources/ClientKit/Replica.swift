@@ -208,8 +208,7 @@ public struct Replica: Sendable {
 
     /// One local write through the sync layer, stamped with this replica's next dot.
     func write(_ db: Database, _ table: SyncSchema.Table, _ rowID: String, _ values: [String: SyncValue], author: String) throws {
-        try store.write(db, table: table.name, rowID: rowID, values: values, author: author,
-                        wallMilliseconds: UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)))
+        try store.write(db, table: table.name, rowID: rowID, values: values, author: author, wallMilliseconds: wallMilliseconds())
     }
 
     /// Runs checks outside a transaction, turning a broken rule into a `ReplicaError`.

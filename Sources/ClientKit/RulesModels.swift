@@ -29,7 +29,6 @@ public struct DecisionRecord: Hashable, Sendable {
     public var houseRules: Bool
     public var decidedOn: String
     public var status: String
-    public var author: String?
 }
 
 public struct StayPlan: Hashable, Sendable {

@@ -406,9 +406,9 @@ public struct ServerStore: Sendable {
     // MARK: Pull
 
     /// The next batch of the log after `cursor`, leaving out the replica's own changes (it has them).
+    /// A read: the workstation's cursor is recorded once, by `recordReport` at the session's end.
     public func changes(for replicaID: ReplicaID, after cursor: Int64, limit: Int) async throws -> (batch: [WireMessage.Logged], next: Int64, more: Bool) {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE server_replicas SET cursor = ? WHERE replica_id = ?", arguments: [cursor, replicaID.description])
+        try await pool.read { db in
             let logged = try store.changes(db, after: cursor, limit: limit)
             let batch = logged.filter { $0.change.dot.replica != replicaID }.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }
             return (batch, logged.last?.sequence ?? cursor, logged.count == limit)

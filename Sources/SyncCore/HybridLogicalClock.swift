@@ -64,18 +64,3 @@ public struct HybridLogicalClock: Sendable {
         return HLC(rawValue: stamp.rawValue + 1)
     }
 }
-
-extension HybridLogicalClock {
-    /// Milliseconds since 1970 by the system clock.
-    public static func wallMilliseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(max(0, ts.tv_sec)) * 1000 + UInt64(max(0, ts.tv_nsec)) / 1_000_000
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
