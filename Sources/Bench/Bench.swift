@@ -22,6 +22,20 @@ struct ShelterBench: AsyncParsableCommand {
     @Option(help: "Rows of the large replica for noop-sync.") var noopRows = 100_000
     @Option(help: "Replicas syncing at once in fan-in.") var replicas = 50
     @Option(help: "Changes per replica in fan-in.") var perReplica = 1_000
+    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, noop-sync, metadata); push includes bootstrap, fan-in includes server-rss.")
+    var only: String?
+
+    static let groups = ["local-write", "fan-in", "push", "noop-sync", "metadata"]
+
+    func validate() throws {
+        for name in selected where !Self.groups.contains(name) {
+            throw ValidationError("--only: \(name) is not a measurement; choose from \(Self.groups.joined(separator: ", "))")
+        }
+    }
+
+    var selected: [String] {
+        only.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? Self.groups
+    }
 
     struct Result {
         var name: String
@@ -37,14 +51,15 @@ struct ShelterBench: AsyncParsableCommand {
         let world = try BenchWorld()
         defer { world.remove() }
         var results: [Result] = []
-        results += try await world.localWrite(actions: actions / scale)
+        let run = Set(selected)
+        if run.contains("local-write") { results += try await world.localWrite(actions: actions / scale) }
         // Fan-in first, while the server's log is small: its replicas must be up to date before the
         // measured sessions, and bootstrapping 50 replicas from a large log is not what it measures.
-        let fanIn = try await world.fanIn(replicas: replicas, perReplica: perReplica / scale)
-        results += try await world.pushAndBootstrap(changes: changes / scale)
-        results += try await world.noopSync(smallRows: 1_000, largeRows: noopRows / scale)
+        let fanIn = run.contains("fan-in") ? try await world.fanIn(replicas: replicas, perReplica: perReplica / scale) : []
+        if run.contains("push") { results += try await world.pushAndBootstrap(changes: changes / scale) }
+        if run.contains("noop-sync") { results += try await world.noopSync(smallRows: 1_000, largeRows: noopRows / scale) }
         results += fanIn
-        results += try world.metadata()
+        if run.contains("metadata") { results += try world.metadata() }
         if json {
             let items = results.map { r -> String in
                 func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }

@@ -97,29 +97,40 @@ extension Replica {
             let batchSize = Int(max(1, min(welcome.maxBatch, 10_000)))
             var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
 
-            // Push the outbox, oldest first, one committed batch at a time.
+            // Push the outbox, oldest first. Two batches are in flight: the server merges one while
+            // this replica reads the next and records the last acknowledgement. Each batch is
+            // marked acknowledged only after the server committed it.
+            var sentUpTo: UInt64 = 0
+            var inFlight: [(last: UInt64, count: Int)] = []
             while true {
-                let batch = try outboxBatch(limit: batchSize)
-                guard let last = batch.last else { break }
-                try await outbound.write(.push(batch))
-                guard case .pushAck(let upTo, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected pushAck") }
-                guard upTo >= last.dot.counter else {
-                    throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(last.dot.counter)")
+                while inFlight.count < Self.pushWindow {
+                    let batch = try outboxBatch(after: sentUpTo, limit: batchSize)
+                    guard let last = batch.last else { break }
+                    try await outbound.write(.push(batch))
+                    inFlight.append((last.dot.counter, batch.count))
+                    sentUpTo = last.dot.counter
                 }
+                guard let (expected, count) = inFlight.first else { break }
+                guard case .pushAck(let upTo, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected pushAck") }
+                guard upTo >= expected else {
+                    throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(expected)")
+                }
+                inFlight.removeFirst()
                 try acknowledge(upTo: upTo, rejected: rejected)
-                report.pushed += batch.count - rejected.count
+                report.pushed += count - rejected.count
                 report.rejected += rejected.count
             }
 
-            // Pull everything new; each batch lands with its cursor in one transaction.
-            var more = true
-            while more {
-                try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize)))
-                guard case .changes(let batch, let next, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
+            // Pull everything new; each batch lands with its cursor in one transaction. The next
+            // batch is asked for before this one is applied, so the server reads it meanwhile.
+            try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize)))
+            while true {
+                guard case .changes(let batch, let next, let more) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
+                if more { try await outbound.write(.pull(cursor: next, limit: UInt64(batchSize))) }
                 report.conflicts += try applyPulled(batch, nextCursor: next)
                 report.pulled += batch.count
                 report.cursor = next
-                more = hasMore
+                if !more { break }
             }
 
             let (outbox, lastError) = try read { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
@@ -134,9 +145,12 @@ extension Replica {
 
     // MARK: The steps of a session, without the network
 
-    /// The next batch of this replica's unsynced changes, oldest first.
-    public func outboxBatch(limit: Int) throws -> [CellChange] {
-        try read { db in try store.outbox(db, limit: limit).map(\.change) }
+    /// Batches of the outbox in flight at once during a push.
+    static let pushWindow = 2
+
+    /// The next batch of this replica's unsynced changes after counter `after`, oldest first.
+    public func outboxBatch(after counter: UInt64 = 0, limit: Int) throws -> [CellChange] {
+        try read { db in try store.outbox(db, after: counter, limit: limit).map(\.change) }
     }
 
     /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the

@@ -409,9 +409,8 @@ public struct ServerStore: Sendable {
     /// A read: the workstation's cursor is recorded once, by `recordReport` at the session's end.
     public func changes(for replicaID: ReplicaID, after cursor: Int64, limit: Int) async throws -> (batch: [WireMessage.Logged], next: Int64, more: Bool) {
         try await pool.read { db in
-            let logged = try store.changes(db, after: cursor, limit: limit)
-            let batch = logged.filter { $0.change.dot.replica != replicaID }.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }
-            return (batch, logged.last?.sequence ?? cursor, logged.count == limit)
+            let read = try store.changes(db, after: cursor, notFrom: replicaID, limit: limit)
+            return (read.changes.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }, read.readUpTo, read.more)
         }
     }
 }

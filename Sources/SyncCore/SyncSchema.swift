@@ -4,18 +4,23 @@
 /// Every synced table has a text primary key `id`. Tables and columns are only ever added; `since`
 /// names the schema version that added them, and the migration of that version creates them.
 public struct SyncSchema: Sendable {
-    public var version: Int
-    public var tables: [Table]
+    public let version: Int
+    public let tables: [Table]
+    /// Positions in `tables`, by name and by code: looked up for every change merged.
+    private let byName: [String: Int]
+    private let byCode: [Int: Int]
 
     public init(version: Int, tables: [Table]) {
         self.version = version
         self.tables = tables
         precondition(Set(tables.map(\.code)).count == tables.count, "table codes must be unique")
         precondition(Set(tables.map(\.name)).count == tables.count, "table names must be unique")
+        byName = Dictionary(uniqueKeysWithValues: tables.enumerated().map { ($1.name, $0) })
+        byCode = Dictionary(uniqueKeysWithValues: tables.enumerated().map { ($1.code, $0) })
     }
 
-    public func table(named name: String) -> Table? { tables.first { $0.name == name } }
-    public func table(code: Int) -> Table? { tables.first { $0.code == code } }
+    public func table(named name: String) -> Table? { byName[name].map { tables[$0] } }
+    public func table(code: Int) -> Table? { byCode[code].map { tables[$0] } }
 
     public enum ColumnType: String, Sendable {
         case integer = "INTEGER", real = "REAL", text = "TEXT"
@@ -46,11 +51,17 @@ public struct SyncSchema: Sendable {
     }
 
     public struct Table: Sendable {
-        public var name: String
+        public let name: String
         /// Stable number of the table, used in stored metadata and on the wire.
-        public var code: Int
-        public var columns: [Column]
-        public var since: Int
+        public let code: Int
+        public let columns: [Column]
+        public let since: Int
+        /// Columns never decided by a clock.
+        public let keepBoth: Set<String>
+        public let personalColumns: Set<String>
+        /// Positions in `columns`, by name and by code: looked up for every cell merged.
+        private let byName: [String: Int]
+        private let byCode: [Int: Int]
 
         public init(_ name: String, code: Int, since: Int = 1, columns: [Column]) {
             self.name = name
@@ -59,11 +70,13 @@ public struct SyncSchema: Sendable {
             self.since = since
             precondition(Set(columns.map(\.code)).count == columns.count, "column codes must be unique in \(name)")
             precondition(!columns.contains { $0.name == "id" }, "id is implicit in \(name)")
+            keepBoth = Set(columns.filter(\.keepBoth).map(\.name))
+            personalColumns = Set(columns.filter(\.personal).map(\.name))
+            byName = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($1.name, $0) })
+            byCode = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($1.code, $0) })
         }
 
-        public func column(named name: String) -> Column? { columns.first { $0.name == name } }
-        public func column(code: Int) -> Column? { columns.first { $0.code == code } }
-        public var keepBoth: Set<String> { Set(columns.filter(\.keepBoth).map(\.name)) }
-        public var personalColumns: Set<String> { Set(columns.filter(\.personal).map(\.name)) }
+        public func column(named name: String) -> Column? { byName[name].map { columns[$0] } }
+        public func column(code: Int) -> Column? { byCode[code].map { columns[$0] } }
     }
 }

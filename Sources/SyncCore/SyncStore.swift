@@ -99,6 +99,10 @@ public struct SyncStore: Sendable {
     public let schema: SyncSchema
     /// Peer numbers of this store's database. One `SyncStore` serves one database file.
     let peers = PeerNumbers()
+    /// Whether `sync_pending` is known to be empty, so a merge need not look for held-back changes.
+    let pending = PendingFlag()
+    /// The text of each upsert the merge has needed, by table and column set.
+    let upserts = UpsertTexts()
 
     public init(schema: SyncSchema) { self.schema = schema }
 
@@ -216,24 +220,22 @@ public struct SyncStore: Sendable {
     }
 
     public func state(_ db: Database) throws -> SyncState {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM sync_state WHERE id = 1")) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT replica_id, counter, hlc, created_at, server, cursor, last_sync_at, last_error_code, last_error, last_error_at
+            FROM sync_state WHERE id = 1
+            """)) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
         }
-        let idText: String = row["replica_id"]
+        let idText: String = row[0]
         guard let id = ReplicaID(idText) else {
             throw SyncError(.corruptData, "the replica's id \(idText) is not a UUID")
         }
         return SyncState(
             replicaID: id,
-            counter: UInt64(max(0, row["counter"] as Int64)),
-            clock: HLC(rawValue: UInt64(max(0, row["hlc"] as Int64))),
-            createdAt: row["created_at"],
-            server: row["server"],
-            cursor: row["cursor"],
-            lastSyncAt: row["last_sync_at"],
-            lastErrorCode: row["last_error_code"],
-            lastError: row["last_error"],
-            lastErrorAt: row["last_error_at"])
+            counter: UInt64(max(0, row[1] as Int64)),
+            clock: HLC(rawValue: UInt64(max(0, row[2] as Int64))),
+            createdAt: row[3], server: row[4], cursor: row[5], lastSyncAt: row[6],
+            lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
     }
 
     public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
@@ -338,7 +340,7 @@ public struct SyncStore: Sendable {
             return try isKnown(db, change) ? .duplicate : .heldBack
         }
         // Release held-back changes of this row whose context is now complete.
-        var progress = true
+        var progress = try !pending.isKnownEmpty(db)
         while progress {
             progress = false
             let held = try Row.fetchAll(db.cachedStatement(sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ? ORDER BY peer, counter"),
@@ -366,6 +368,7 @@ public struct SyncStore: Sendable {
             return nil
         case .notReady:
             let bytes = Data(ChangeCodec.encode(change))
+            pending.inserted()
             try db.execute(sql: "INSERT OR IGNORE INTO sync_pending (peer, counter, tbl, row, change) VALUES (?, ?, ?, ?, ?)",
                            arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID, bytes])
             return nil
@@ -387,7 +390,7 @@ public struct SyncStore: Sendable {
     /// The metadata of one row, nil when the row has never been written here.
     public func rowMeta(_ db: Database, table: SyncSchema.Table, rowID: String) throws -> RowMeta? {
         guard let blob = try Data.fetchOne(db.cachedStatement(sql: "SELECT meta FROM sync_rows WHERE tbl = ? AND id = ?"),
-                                           arguments: [table.code, rowID]) else { return nil }
+                                           arguments: StatementArguments([table.code.databaseValue, rowID.databaseValue])) else { return nil }
         return try decodeMeta(db, [UInt8](blob), table: table)
     }
 
@@ -405,8 +408,8 @@ public struct SyncStore: Sendable {
     }
 
     /// Local changes not yet acknowledged by the server, oldest first.
-    public func outbox(_ db: Database, limit: Int = .max) throws -> [LoggedChange] {
-        try loggedChanges(db, where: "state = 0", arguments: [], order: "counter ASC", limit: limit)
+    public func outbox(_ db: Database, after counter: UInt64 = 0, limit: Int = .max) throws -> [LoggedChange] {
+        try loggedChanges(db, where: "state = 0 AND counter > ?", arguments: [Int64(counter)], order: "counter ASC", limit: limit)
     }
 
     public func outboxCount(_ db: Database) throws -> Int {
@@ -428,29 +431,43 @@ public struct SyncStore: Sendable {
         try loggedChanges(db, where: "seq > ?", arguments: [sequence], order: "seq ASC", limit: limit)
     }
 
+    /// Up to `limit` changes logged after position `sequence` that `replica` did not write (it has
+    /// them), in log order, and how far the log was read: the last change's position when the
+    /// batch is full, else the log's head, so the reader's cursor skips its own writes without
+    /// anyone decoding them. Call inside one read transaction.
+    public func changes(_ db: Database, after sequence: Int64, notFrom replica: ReplicaID, limit: Int)
+        throws -> (changes: [LoggedChange], readUpTo: Int64, more: Bool) {
+        let own = try knownPeerIndex(db, replica)
+        let batch = try loggedChanges(db, where: "seq > ? AND peer != ?", arguments: [sequence, own ?? -1], order: "seq ASC", limit: limit)
+        if batch.count == limit, let last = batch.last { return (batch, last.sequence, true) }
+        let head = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM sync_log")) ?? 0
+        return (batch, max(sequence, head), false)
+    }
+
     private func loggedChanges(_ db: Database, where condition: String, arguments: StatementArguments,
                                order: String, limit: Int) throws -> [LoggedChange] {
         let limitSQL = limit == .max ? "" : " LIMIT \(limit)"
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection
             FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
-            """, arguments: arguments)
+            """), arguments: arguments)
         var peers = PeerCache(cache: self.peers)
+        // Columns by position (as selected above): by-name access costs a lookup per read.
         return try rows.map { row in
-            let code: Int = row["tbl"]
+            let code: Int = row[3]
             guard let table = schema.table(code: code) else {
                 throw SyncError(.corruptData, "the change log names table code \(code), which this version does not know")
             }
             let change = CellChange(
-                table: table.name, rowID: row["row"],
-                values: try decodeValues([UInt8](row["vals"] as Data), table: table),
-                dot: Dot(replica: try peers.id(db, row["peer"]), counter: UInt64(row["counter"] as Int64)),
-                hlc: HLC(rawValue: UInt64(row["hlc"] as Int64)),
-                author: row["author"],
-                context: try decodeVector(db, [UInt8](row["context"] as Data), peers: &peers))
-            return LoggedChange(sequence: row["seq"], change: change,
-                                state: LoggedChange.State(rawValue: row["state"]) ?? .received,
-                                rejection: row["rejection"])
+                table: table.name, rowID: row[4],
+                values: try decodeValues([UInt8](row[8] as Data), table: table),
+                dot: Dot(replica: try peers.id(db, row[1]), counter: UInt64(row[2] as Int64)),
+                hlc: HLC(rawValue: UInt64(row[5] as Int64)),
+                author: row[6],
+                context: try decodeVector(db, [UInt8](row[7] as Data), peers: &peers))
+            return LoggedChange(sequence: row[0], change: change,
+                                state: LoggedChange.State(rawValue: row[9]) ?? .received,
+                                rejection: row[10])
         }
     }
 
@@ -470,25 +487,29 @@ public struct SyncStore: Sendable {
     }
 
     private func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
-        let names = values.keys.sorted()
-        let quotedTable = table.name.quotedDatabaseIdentifier
-        if names.isEmpty {
-            try db.execute(sql: "INSERT OR IGNORE INTO \(quotedTable) (id) VALUES (?)", arguments: [rowID])
-            return
+        var cells: [(code: Int, name: String, value: SyncValue)] = []
+        cells.reserveCapacity(values.count)
+        for (name, value) in values { cells.append((table.column(named: name)!.code, name, value)) }
+        cells.sort { $0.code < $1.code }
+        let sql = upserts.text(table: table, codes: cells.map(\.code)) {
+            let quotedTable = table.name.quotedDatabaseIdentifier
+            if cells.isEmpty { return "INSERT OR IGNORE INTO \(quotedTable) (id) VALUES (?)" }
+            let columns = cells.map(\.name.quotedDatabaseIdentifier)
+            return """
+                INSERT INTO \(quotedTable) (id, \(columns.joined(separator: ", ")))
+                VALUES (?\(String(repeating: ", ?", count: cells.count)))
+                ON CONFLICT (id) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                """
         }
-        let columns = names.map(\.quotedDatabaseIdentifier)
-        let sql = """
-            INSERT INTO \(quotedTable) (id, \(columns.joined(separator: ", ")))
-            VALUES (?\(String(repeating: ", ?", count: names.count)))
-            ON CONFLICT (id) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
-            """
-        let statement = try db.cachedStatement(sql: sql)
-        try statement.execute(arguments: StatementArguments([rowID.databaseValue] + names.map { values[$0]!.databaseValue }))
+        var arguments: [DatabaseValue] = [rowID.databaseValue]
+        arguments.reserveCapacity(cells.count + 1)
+        for cell in cells { arguments.append(cell.value.databaseValue) }
+        try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments))
     }
 
     private func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
-            .execute(arguments: [table.code, rowID, Data(try encodeMeta(db, meta, table: table))])
+            .execute(arguments: StatementArguments([table.code.databaseValue, rowID.databaseValue, Data(try encodeMeta(db, meta, table: table)).databaseValue]))
     }
 
     private func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
@@ -496,16 +517,27 @@ public struct SyncStore: Sendable {
         try encodeVector(db, change.context, into: &context)
         var values = BinaryWriter()
         values.write(varint: UInt64(change.values.count))
-        for (name, value) in change.values.sorted(by: { $0.key < $1.key }) {
-            values.write(varint: UInt64(table.column(named: name)!.code))
-            values.write(value: value)
+        var cells: [(code: Int, value: SyncValue)] = change.values.map { (table.column(named: $0.key)!.code, $0.value) }
+        cells.sort { $0.code < $1.code }
+        for cell in cells {
+            values.write(varint: UInt64(cell.code))
+            values.write(value: cell.value)
         }
         try db.cachedStatement(sql: """
             INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID,
-                             Int64(change.hlc.rawValue), change.author, Data(context.bytes), Data(values.bytes), state.rawValue])
+            """).execute(arguments: StatementArguments([
+                try peerIndex(db, change.dot.replica).databaseValue, Int64(change.dot.counter).databaseValue,
+                table.code.databaseValue, change.rowID.databaseValue, Int64(change.hlc.rawValue).databaseValue,
+                change.author.databaseValue, Data(context.bytes).databaseValue, Data(values.bytes).databaseValue,
+                state.rawValue.databaseValue]))
         return db.lastInsertedRowID
+    }
+
+    /// The local number of a replica id if this store has one, without making one.
+    func knownPeerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64? {
+        if let idx = peers.number(of: replica) { return idx }
+        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"), arguments: [replica.description])
     }
 
     /// The local number of a replica id, made on first use. Peers only grow and never change
@@ -562,8 +594,10 @@ public struct SyncStore: Sendable {
         var writer = BinaryWriter(capacity: 16 + meta.cells.count * 12)
         try encodeVector(db, meta.versionVector, into: &writer)
         writer.write(varint: UInt64(meta.cells.count))
-        for (name, stamp) in meta.cells.sorted(by: { $0.key < $1.key }) {
-            writer.write(varint: UInt64(table.column(named: name)!.code))
+        var cells: [(code: Int, stamp: CellStamp)] = meta.cells.map { (table.column(named: $0.key)!.code, $0.value) }
+        cells.sort { $0.code < $1.code }
+        for (code, stamp) in cells {
+            writer.write(varint: UInt64(code))
             writer.write(varint: UInt64(try peerIndex(db, stamp.dot.replica)))
             writer.write(varint: stamp.dot.counter)
             writer.write(varint: stamp.hlc.rawValue)
@@ -659,5 +693,41 @@ final class PeerNumbers: Sendable {
         guard first else { return }
         db.afterNextTransaction(onCommit: { [self] _ in maps.withLock { $0.uncommittedInserts = false } },
                                 onRollback: { [self] _ in maps.withLock { $0.uncommittedInserts = false } })
+    }
+}
+
+/// Whether a database's `sync_pending` is known to be empty. Merges look for held-back changes of
+/// a row only when it may not be; the flag is dropped whenever that may have changed.
+final class PendingFlag: Sendable {
+    private let knownEmpty = Mutex(false)
+
+    func isKnownEmpty(_ db: Database) throws -> Bool {
+        if knownEmpty.withLock({ $0 }) { return true }
+        guard try !Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sync_pending)"))! else { return false }
+        knownEmpty.withLock { $0 = true }
+        // A rollback could bring back rows this transaction released.
+        db.afterNextTransaction(onCommit: { _ in }, onRollback: { [self] _ in knownEmpty.withLock { $0 = false } })
+        return true
+    }
+
+    /// A change is being held back.
+    func inserted() { knownEmpty.withLock { $0 = false } }
+}
+
+/// The SQL text of the domain upserts, made once per table and set of columns.
+final class UpsertTexts: Sendable {
+    private struct Key: Hashable {
+        var table: Int
+        var codes: [Int]
+    }
+
+    private let texts = Mutex([Key: String]())
+
+    func text(table: SyncSchema.Table, codes: [Int], make: () -> String) -> String {
+        let key = Key(table: table.code, codes: codes)
+        if let text = texts.withLock({ $0[key] }) { return text }
+        let text = make()
+        texts.withLock { $0[key] = text }
+        return text
     }
 }
