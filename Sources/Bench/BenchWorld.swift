@@ -23,6 +23,10 @@ final class BenchWorld {
 
     func remove() {
         if let server, server.isRunning { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        if let keep = ProcessInfo.processInfo.environment["BENCH_KEEP_LOG"] {
+            try? FileManager.default.removeItem(atPath: keep)
+            try? FileManager.default.copyItem(atPath: folder + "/server.log", toPath: keep)
+        }
         try? FileManager.default.removeItem(atPath: folder)
     }
 
@@ -52,7 +56,13 @@ final class BenchWorld {
             line = String(decoding: bytes, as: UTF8.self)
         }
         port = Int(line.dropFirst("listening on 127.0.0.1:".count)) ?? 0
-        Thread.detachNewThread { while !handle.availableData.isEmpty {} }
+        // The rest of the server's log goes to server.log in the world's folder.
+        let logPath = folder + "/server.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)
+        Thread.detachNewThread {
+            while case let data = handle.availableData, !data.isEmpty { log?.write(data) }
+        }
         server = process
     }
 
@@ -123,35 +133,50 @@ final class BenchWorld {
                 try replica.setResident(residents[n % residents.count], fields: [("phone", "\(n)")], by: "bench")
             }
         }
-        let plain = try plainActions(admissions: admissions, edits: actions - admissions)
+        let plain = try plainActions(replica: replica, residents: residents, edits: actions - admissions)
         let perAction = tracked / Double(actions) * 1e6, basePerAction = plain / Double(actions) * 1e6
         return [.init(name: "local-write", value: perAction, unit: "µs/action", baseline: basePerAction, ratio: perAction / basePerAction,
                       note: "\(actions) actions (admit + field edit), one transaction each")]
     }
 
-
-    /// The same rows as `localWrite`'s actions with plain GRDB: each action one transaction, no change tracking.
-    func plainActions(admissions: Int, edits: Int) throws -> Double {
+    /// The same rows as `localWrite`'s actions — same tables, ids and values, read back from the
+    /// replica — written with plain GRDB: each action one transaction, no change tracking.
+    func plainActions(replica: Replica, residents: [String], edits: Int) throws -> Double {
+        let tables = ["residents", "stays", "notifications"]
+        let source = try DatabaseQueue(path: replica.path)
+        var schema: [String] = []
+        var rows: [String: [String: Row]] = [:]   // table → the row keyed by resident id
+        try source.read { db in
+            for table in tables {
+                schema.append(try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [table])!)
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM residents") { rows["residents", default: [:]][row["id"]] = row }
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM stays") { rows["stays", default: [:]][row["resident"]] = row }
+            for row in try Row.fetchAll(db, sql: "SELECT n.* FROM notifications n JOIN stays s ON s.id = n.stay") {
+                rows["notifications", default: [:]][try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [row["stay"] as String])!] = row
+            }
+        }
         let path = folder + "/plain-actions.sqlite"
         let queue = try DatabaseQueue(path: path)
         try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
-        try queue.write { db in
-            try db.execute(sql: """
-                CREATE TABLE residents (id TEXT PRIMARY KEY NOT NULL, anonymous INTEGER, name TEXT, municipality TEXT, documented INTEGER, phone TEXT);
-                CREATE TABLE stays (id TEXT PRIMARY KEY NOT NULL, resident TEXT, admitted_at TEXT, room INTEGER, status TEXT);
-                CREATE TABLE notifications (id TEXT PRIMARY KEY NOT NULL, stay TEXT, kind TEXT, municipality TEXT, due TEXT, legal_deadline TEXT);
-                """)
+        try queue.write { db in for sql in schema { try db.execute(sql: sql) } }
+        func insert(_ db: Database, _ table: String, _ row: Row, without: Set<String> = []) throws {
+            let columns = row.columnNames.filter { !without.contains($0) }
+            try db.execute(sql: "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))",
+                           arguments: StatementArguments(columns.map { row[$0] as DatabaseValue }))
         }
         return try seconds {
-            for n in 0..<admissions {
+            for resident in residents {
                 try queue.write { db in
-                    try db.execute(sql: "INSERT INTO residents (id, anonymous, name, municipality, documented) VALUES (?, 0, ?, 'Køge', 0)", arguments: ["r\(n)", "N\(n)"])
-                    try db.execute(sql: "INSERT INTO stays VALUES (?, ?, '2026-11-26T10:00:00Z', NULL, 'awaitingRoom')", arguments: ["s\(n)", "r\(n)"])
-                    try db.execute(sql: "INSERT INTO notifications VALUES (?, ?, 'admission', 'Køge', '2026-11-29', '2026-12-01')", arguments: ["n\(n)", "s\(n)"])
+                    try insert(db, "residents", rows["residents"]![resident]!, without: ["phone"])
+                    try insert(db, "stays", rows["stays"]![resident]!)
+                    try insert(db, "notifications", rows["notifications"]![resident]!)
                 }
             }
             for n in 0..<edits {
-                try queue.write { db in try db.execute(sql: "UPDATE residents SET phone = ? WHERE id = ?", arguments: ["\(n)", "r\(n % admissions)"]) }
+                try queue.write { db in
+                    try db.execute(sql: "UPDATE residents SET phone = ? WHERE id = ?", arguments: ["\(n)", residents[n % residents.count]])
+                }
             }
         }
     }
@@ -206,32 +231,55 @@ final class BenchWorld {
     func fanIn(replicas count: Int, perReplica: Int) async throws -> [ShelterBench.Result] {
         var replicas: [Replica] = []
         for _ in 0..<count { replicas.append(try workstation()) }
-        // Every replica is up to date first; the measured sessions push their own changes and pull
-        // each other's, not the whole log.
+        // Every replica is up to date first; the measured sessions push their own changes.
         for replica in replicas { _ = try await replica.sync() }
         for (n, replica) in replicas.enumerated() { try fill(replica, count: perReplica, tag: String(format: "f%03d", n)) }
-        var sessions: [Double] = []
-        let total = try await seconds {
-            sessions = try await withThrowingTaskGroup(of: Double.self) { group in
-                for replica in replicas {
-                    group.addTask { try await seconds { _ = try await replica.sync() } }
-                }
-                var all: [Double] = []
-                for try await time in group { all.append(time) }
-                return all
+        /// Every replica syncs at once, each in its own `shelter sync` process as on its own
+        /// workstation; returns the total time and each session's time as the client measured it.
+        func allAtOnce(pull: Bool) async throws -> (total: Double, sessions: [Double]) {
+            var processes: [(Process, Pipe)] = []
+            let started = ContinuousClock.now
+            for replica in replicas {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: shelterBinary)
+                process.arguments = ["sync", "--replica", replica.path, "--json"] + (pull ? [] : ["--push-only"])
+                let output = Pipe()
+                process.standardOutput = output
+                try process.run()
+                processes.append((process, output))
             }
+            var sessions: [Double] = []
+            for (process, output) in processes {
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                guard process.terminationStatus == 0,
+                      let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let ms = json["durationMs"] as? Int else {
+                    throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "a fan-in sync failed (exit \(process.terminationStatus))"])
+                }
+                sessions.append(Double(ms) / 1000)
+            }
+            let elapsed = ContinuousClock.now - started
+            return (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, sessions.sorted())
         }
-        sessions.sort()
-        let p50 = sessions[sessions.count / 2] * 1000
-        let p99 = sessions[min(sessions.count - 1, Int(Double(sessions.count) * 0.99))] * 1000
+        func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000 }
+        // The fan-in: every workstation's changes reach the server at once (push-only sessions:
+        // on this machine the 50 workstations share the server's two cores, so pulling here would
+        // mostly measure their work, not the server's).
+        let fanIn = try await allAtOnce(pull: false)
+        // Then every workstation catches up at once: full sessions pulling the others' changes.
+        let catchUp = try await allAtOnce(pull: true)
         var results: [ShelterBench.Result] = [
-            .init(name: "fan-in", value: Double(count * perReplica) / total, unit: "changes/s", baseline: nil, ratio: nil,
-                  note: "\(count) replicas × \(perReplica) changes at once"),
-            .init(name: "fan-in-p50", value: p50, unit: "ms/session", baseline: nil, ratio: nil, note: ""),
-            .init(name: "fan-in-p99", value: p99, unit: "ms/session", baseline: nil, ratio: nil, note: ""),
+            .init(name: "fan-in", value: Double(count * perReplica) / fanIn.total, unit: "changes/s", baseline: nil, ratio: nil,
+                  note: "\(count) replicas × \(perReplica) changes pushed at once (sync --push-only)"),
+            .init(name: "fan-in-p50", value: percentile(fanIn.sessions, 0.5), unit: "ms/session", baseline: nil, ratio: nil, note: ""),
+            .init(name: "fan-in-p99", value: percentile(fanIn.sessions, 0.99), unit: "ms/session", baseline: nil, ratio: nil, note: ""),
+            .init(name: "catch-up-p50", value: percentile(catchUp.sessions, 0.5), unit: "ms/session", baseline: nil, ratio: nil,
+                  note: "then all \(count) sync at once, each pulling the other \((count - 1) * perReplica) changes"),
+            .init(name: "catch-up-p99", value: percentile(catchUp.sessions, 0.99), unit: "ms/session", baseline: nil, ratio: nil, note: ""),
         ]
         if let rss = serverPeakRSS() {
-            results.append(.init(name: "server-rss", value: rss, unit: "MB", baseline: nil, ratio: nil, note: "the server's peak resident memory (VmHWM) up to and during fan-in"))
+            results.append(.init(name: "server-rss", value: rss, unit: "MB", baseline: nil, ratio: nil, note: "the server's peak resident memory (VmHWM) up to and during fan-in and catch-up"))
         }
         return results
     }

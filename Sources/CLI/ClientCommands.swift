@@ -383,11 +383,13 @@ struct Sync: AsyncParsableCommand {
         discussion: "When the server cannot be reached or refuses, nothing is lost: the changes stay unsynced.")
 
     @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Only push this workstation's changes (quick, e.g. before going offline); pull at the next sync.")
+    var pushOnly = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         let replica = try reportingErrors { try options.open() }
-        let report = try await reportingErrors { try await replica.sync() }
+        let report = try await reportingErrors { try await replica.sync(pull: !pushOnly) }
         if report.rejected > 0 {
             printError("the server refused \(report.rejected) change\(report.rejected == 1 ? "" : "s"); they are kept, marked rejected (see shelter history)")
         }

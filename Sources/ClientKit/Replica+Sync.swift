@@ -30,7 +30,10 @@ extension Replica {
     /// batch is applied together with the new cursor in one transaction: a session cut at any point
     /// loses nothing and repeats no effect. When the server cannot be reached or refuses, the replica
     /// keeps its changes unsynced and records the error (never personal data) for `status`.
-    public func sync(connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
+    ///
+    /// With `pull: false` the session only pushes (and reports): this replica's changes are safe on
+    /// the server sooner, and it catches up at the next full sync.
+    public func sync(pull: Bool = true, connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
         let started = ContinuousClock.now
         let (state, stored) = try read { db in (try store.state(db), try store.identity(db)) }
         guard let serverText = state.server, let stored else {
@@ -38,7 +41,7 @@ extension Replica {
         }
         let server = try ServerAddress(serverText)
         do {
-            let report = try await session(server: server, stored: stored, state: state, started: started,
+            let report = try await session(server: server, stored: stored, state: state, started: started, pull: pull,
                                            connectTimeout: connectTimeout, readTimeout: readTimeout)
             try perform { db in try store.recordSync(db, at: Timestamp.format(configuration.now()), errorCode: nil, error: nil) }
             return report
@@ -60,7 +63,7 @@ extension Replica {
         var message: String
     }
 
-    private func session(server: ServerAddress, stored: StoredIdentity, state: SyncState, started: ContinuousClock.Instant,
+    private func session(server: ServerAddress, stored: StoredIdentity, state: SyncState, started: ContinuousClock.Instant, pull: Bool,
                          connectTimeout: TimeAmount, readTimeout: TimeAmount) async throws -> SyncReport {
         let bundle = try WorkstationBundle(pem: stored.certificatePEM + "\n" + stored.privateKeyPEM + "\n" + stored.caPEM,
                                            source: "the identity stored in \(path)")
@@ -123,8 +126,8 @@ extension Replica {
 
             // Pull everything new; each batch lands with its cursor in one transaction. The next
             // batch is asked for before this one is applied, so the server reads it meanwhile.
-            try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize)))
-            while true {
+            if pull { try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize))) }
+            while pull {
                 guard case .changes(let batch, let next, let more) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
                 if more { try await outbound.write(.pull(cursor: next, limit: UInt64(batchSize))) }
                 report.conflicts += try applyPulled(batch, nextCursor: next)

@@ -253,7 +253,16 @@ public struct Replica: Sendable {
 
     /// A new row id: 128 random bits as 32 lower-case hex digits.
     @Sendable public static func randomID() -> String {
-        UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        return withUnsafeBytes(of: UUID().uuid) { bytes in
+            String(unsafeUninitializedCapacity: 32) { out in
+                for (i, byte) in bytes.enumerated() {
+                    out[2 * i] = hex[Int(byte >> 4)]
+                    out[2 * i + 1] = hex[Int(byte & 0x0f)]
+                }
+                return 32
+            }
+        }
     }
 
     /// A new row id from the configured generator.

@@ -178,6 +178,65 @@ import TestSupport
         try await server.stop()
     }
 
+    @Test func batchesInFlightKeepEveryAcknowledgementAndRefusalInOrder() async throws {
+        // Batches of 2: a push of 13 changes is 7 batches, two in flight at a time.
+        let server = try await TestServer.start(maximumBatch: 2)
+        defer { server.remove() }
+        let a = try server.workstation("a")
+        _ = try await a.sync()
+        var residents: [String] = []
+        for n in 0..<2 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: "s").resident) }
+        let anonymous = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: "s")
+        // The 10th change breaks the rules (a name on an anonymous resident); three more follow it.
+        try await DatabaseQueue(path: a.path).write { db in
+            try SyncStore(schema: ShelterSchema.schema).write(db, table: "residents", rowID: anonymous.resident, values: ["name": .text("Rose Hansen")],
+                                                              author: "mallory", wallMilliseconds: 1)
+        }
+        for n in 2..<3 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: "s").resident) }
+        #expect(try a.status().unsynced == 13)
+        let report = try await a.sync()
+        #expect(report.pushed == 12 && report.rejected == 1)
+        let status = try a.status()
+        #expect(status.unsynced == 0 && status.rejected == 1)
+        #expect(try a.history(of: anonymous.resident).first?.state == "rejected")
+        // Everything else reached the server, in order, once.
+        let store = ReplicaInspector(path: server.directory.storePath)
+        #expect(try store.count("SELECT COUNT(*) FROM residents WHERE name IN ('N0', 'N1', 'N2')") == 3)
+        #expect(try store.count("SELECT COUNT(*) FROM residents WHERE id = '\(anonymous.resident)' AND name IS NULL") == 1)
+        #expect(try store.count("SELECT acknowledged FROM server_replicas WHERE name = 'a'") == 13)
+        // A second workstation pulls the 12 merged changes (and the rooms) in batches of 2.
+        let b = try server.workstation("b")
+        let pulled = try await b.sync()
+        #expect(pulled.pulled == 9 + 12)
+        #expect(try Set(b.stays().map(\.resident)) == Set(residents + [anonymous.resident]))
+        try await server.stop()
+    }
+
+    @Test func aPushOnlySyncSendsEverythingAndPullsNothing() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        _ = try await a.sync()
+        _ = try await b.sync()
+        let fromB = try b.admit(Admission(name: "B", municipality: "K"), by: "s")
+        _ = try await b.sync()
+        let fromA = try a.admit(Admission(name: "A", municipality: "K"), by: "s")
+        let before = try a.syncState().cursor
+        // When a pushes only.
+        let report = try await a.sync(pull: false)
+        // Then its changes are on the server and acknowledged, and it has pulled nothing yet.
+        #expect(report.pushed == 3 && report.pulled == 0 && report.cursor == before)
+        #expect(try a.status().unsynced == 0)
+        #expect(try a.syncState().cursor == before)
+        #expect(try !a.stays().contains { $0.id == fromB.stay })
+        #expect(try ReplicaInspector(path: server.directory.storePath).count("SELECT COUNT(*) FROM stays WHERE id = '\(fromA.stay)'") == 1)
+        // The next full sync catches up, and skips a's own changes.
+        let full = try await a.sync()
+        #expect(full.pushed == 0 && full.pulled == 3)
+        #expect(try a.stays().contains { $0.id == fromB.stay })
+        try await server.stop()
+    }
+
     @Test func aResentBatchRepeatsNoEffect() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }

@@ -22,7 +22,7 @@ public final class TestServer: Sendable {
 
     public var address: String { "127.0.0.1:\(port)" }
 
-    public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30),
+    public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30), maximumBatch: Int? = nil,
                              statementObserver: (@Sendable (String) -> Void)? = nil) async throws -> TestServer {
         let folder = try TemporaryDirectory("server")
         let directory = try ServerDirectory.initialize(at: folder.file("srv"), rooms: rooms)
@@ -32,6 +32,7 @@ public final class TestServer: Sendable {
         let (adminPorts, adminContinuation) = AsyncStream.makeStream(of: Int.self)
         var configuration = SyncServer.Configuration(host: "127.0.0.1", port: 0)
         configuration.idleTimeout = idleTimeout
+        if let maximumBatch { configuration.maximumBatch = maximumBatch }
         let server = try SyncServer(directory: directory, configuration: configuration, logger: logger,
                                     statementObserver: statementObserver) { address in
             continuation.yield(address.port ?? 0)

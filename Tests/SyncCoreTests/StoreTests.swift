@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+import SyncCore
+import Testing
+
+/// The store's memos and its pull query, on one SQLite file.
+@Suite struct StoreTests {
+    static let schema = SyncSchema(version: 1, tables: [
+        .init("t", code: 1, columns: [.init("a", code: 1, .integer), .init("b", code: 2, .integer)]),
+    ])
+
+    func makeStore() throws -> (SyncStore, DatabaseQueue) {
+        let store = SyncStore(schema: Self.schema)
+        var migrator = DatabaseMigrator()
+        store.registerMigrations(in: &migrator)
+        let queue = try DatabaseQueue()
+        try migrator.migrate(queue)
+        try queue.write { db in try store.initialize(db, replicaID: .random(), createdAt: "now") }
+        return (store, queue)
+    }
+
+    func change(_ replica: ReplicaID, _ counter: UInt64, row: String, a: Int64, context: VersionVector = VersionVector()) -> CellChange {
+        CellChange(table: "t", rowID: row, values: ["a": .integer(a)], dot: Dot(replica: replica, counter: counter),
+                   hlc: HLC(rawValue: counter << 16), author: "x", context: context)
+    }
+
+    struct Rollback: Error {}
+
+    /// A transaction that emptied the held-back changes and then rolled back must not leave the
+    /// store believing none are held: the next merge still releases them.
+    @Test func aRolledBackReleaseKeepsTheHeldBackChange() throws {
+        let (store, queue) = try makeStore()
+        let writer = ReplicaID.random()
+        let first = change(writer, 1, row: "r", a: 1)
+        let second = change(writer, 2, row: "r", a: 2, context: VersionVector([writer: 1]))
+        let held = try queue.write { db in try store.merge(db, second, wallMilliseconds: 0) }
+        #expect(held == .heldBack)
+        // Released, then (after another merge found nothing held) rolled back.
+        #expect(throws: Rollback.self) {
+            try queue.write { db in
+                _ = try store.merge(db, first, wallMilliseconds: 0)
+                _ = try store.merge(db, change(writer, 3, row: "other", a: 3), wallMilliseconds: 0)
+                throw Rollback()
+            }
+        }
+        try queue.write { db in _ = try store.merge(db, first, wallMilliseconds: 0) }
+        let (value, held2) = try queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT a FROM t WHERE id = 'r'"), try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_pending"))
+        }
+        #expect(value == 2, "the held-back change was released")
+        #expect(held2 == 0)
+    }
+
+    /// The server's pull leaves out the puller's own changes without decoding them, and moves the
+    /// cursor past them.
+    @Test func aPullSkipsThePullersOwnChanges() throws {
+        let (store, queue) = try makeStore()
+        let (mine, other) = (ReplicaID.random(), ReplicaID.random())
+        try queue.write { db in
+            for n in 1...5 { _ = try store.merge(db, change(mine, UInt64(n), row: "m\(n)", a: Int64(n)), wallMilliseconds: 0) }
+            for n in 1...3 { _ = try store.merge(db, change(other, UInt64(n), row: "o\(n)", a: Int64(n)), wallMilliseconds: 0) }
+            for n in 6...7 { _ = try store.merge(db, change(mine, UInt64(n), row: "m\(n)", a: Int64(n)), wallMilliseconds: 0) }
+        }
+        try queue.read { db in
+            // Positions 1–5 mine, 6–8 the other's, 9–10 mine.
+            let full = try store.changes(db, after: 0, notFrom: mine, limit: 2)
+            #expect(full.changes.map(\.sequence) == [6, 7] && full.readUpTo == 7 && full.more)
+            let rest = try store.changes(db, after: 7, notFrom: mine, limit: 2)
+            #expect(rest.changes.map(\.sequence) == [8] && rest.readUpTo == 10 && !rest.more, "the cursor moves past the puller's own tail")
+            let none = try store.changes(db, after: 10, notFrom: mine, limit: 2)
+            #expect(none.changes.isEmpty && none.readUpTo == 10 && !none.more)
+            let stranger = try store.changes(db, after: 0, notFrom: .random(), limit: 100)
+            #expect(stranger.changes.count == 10 && stranger.readUpTo == 10, "a replica the log has never seen gets everything")
+        }
+    }
+}
