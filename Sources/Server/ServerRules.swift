@@ -24,14 +24,19 @@ enum ServerRules {
         }
         switch change.table {
         case ShelterSchema.residents.name:
-            let current = try Row.fetchOne(db.cachedStatement(sql: "SELECT anonymous, name, cpr FROM residents WHERE id = ?"), arguments: [change.rowID])
-            let anonymous = change.values["anonymous"]?.boolValue ?? (current?["anonymous"] as Bool? ?? false)
+            // Checked for every pushed resident change: read through SQLite's C API (see RawStatement).
+            let select = try RawStatement(db, "SELECT anonymous, name, cpr FROM residents WHERE id = ?")
+            select.bind(1, change.rowID)
+            let current = try select.oneRow { row in
+                (anonymous: !row.isNull(0) && row.int64(0) != 0, name: row.optionalText(1), cpr: row.optionalText(2))
+            }
+            let anonymous = change.values["anonymous"]?.boolValue ?? (current?.anonymous ?? false)
             if anonymous {
                 if sets("name") || sets("cpr") {
                     return Refusal(code: "anonymity", reason: "resident \(change.rowID) is anonymous: a name or CPR number is refused")
                 }
-                let keepsName = change.values["name"] == nil && (current?["name"] as String?).map { !$0.isEmpty } == true
-                let keepsCPR = change.values["cpr"] == nil && (current?["cpr"] as String?).map { !$0.isEmpty } == true
+                let keepsName = change.values["name"] == nil && current?.name.map { !$0.isEmpty } == true
+                let keepsCPR = change.values["cpr"] == nil && current?.cpr.map { !$0.isEmpty } == true
                 if keepsName || keepsCPR {
                     return Refusal(code: "anonymity", reason: "resident \(change.rowID) has a name or CPR number and cannot become anonymous without clearing them")
                 }

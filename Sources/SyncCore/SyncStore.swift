@@ -292,13 +292,17 @@ public struct SyncStore: Sendable {
         let table = try self.table(tableName)
         try checkColumns(values.keys, of: table)
         guard !values.isEmpty else { throw SyncError(.unknownColumn, "a write to \(tableName) must set at least one column") }
-        var state = try self.state(db)
-        var clock = HybridLogicalClock(last: state.clock)
+        let select = try RawStatement(db, "SELECT replica_id, counter, hlc FROM sync_state WHERE id = 1")
+        guard let (idText, lastCounter, lastClock) = try select.oneRow({ ($0.text(0), $0.int64(1), $0.int64(2)) }) else {
+            throw SyncError(.notAReplica, "the replica has no sync state row")
+        }
+        guard let replicaID = ReplicaID(idText) else { throw SyncError(.corruptData, "the replica's id \(idText) is not a UUID") }
+        var clock = HybridLogicalClock(last: HLC(rawValue: UInt64(max(0, lastClock))))
         let hlc = clock.tick(wallMilliseconds: wallMilliseconds)
-        state.counter += 1
+        let counter = UInt64(max(0, lastCounter)) + 1
         let meta = try rowMeta(db, table: table, rowID: rowID)
         let change = CellChange(table: tableName, rowID: rowID, values: values,
-                                dot: Dot(replica: state.replicaID, counter: state.counter), hlc: hlc,
+                                dot: Dot(replica: replicaID, counter: counter), hlc: hlc,
                                 author: author, context: meta?.versionVector ?? VersionVector())
         guard case .merged(let apply, let newMeta, _) = Merge.merge(change, into: meta) else {
             throw SyncError(.corruptData, "a local write to \(tableName) \(rowID) could not be merged: its dot is already known")
@@ -306,8 +310,10 @@ public struct SyncStore: Sendable {
         try applyValues(db, table: table, rowID: rowID, values: apply)
         try saveMeta(db, table: table, rowID: rowID, meta: newMeta)
         _ = try appendLog(db, change: change, table: table, state: .unsynced)
-        try db.cachedStatement(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1")
-            .execute(arguments: [Int64(state.counter), Int64(clock.last.rawValue)])
+        let update = try RawStatement(db, "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1")
+        update.bind(1, Int64(counter))
+        update.bind(2, Int64(clock.last.rawValue))
+        try update.execute()
         return change
     }
 
@@ -389,9 +395,11 @@ public struct SyncStore: Sendable {
 
     /// The metadata of one row, nil when the row has never been written here.
     public func rowMeta(_ db: Database, table: SyncSchema.Table, rowID: String) throws -> RowMeta? {
-        guard let blob = try Data.fetchOne(db.cachedStatement(sql: "SELECT meta FROM sync_rows WHERE tbl = ? AND id = ?"),
-                                           arguments: StatementArguments([table.code.databaseValue, rowID.databaseValue])) else { return nil }
-        return try decodeMeta(db, [UInt8](blob), table: table)
+        let select = try RawStatement(db, "SELECT meta FROM sync_rows WHERE tbl = ? AND id = ?")
+        select.bind(1, table.code)
+        select.bind(2, rowID)
+        guard let bytes = try select.oneRow({ $0.blob(0) }) else { return nil }
+        return try decodeMeta(db, bytes, table: table)
     }
 
     /// The current values of some columns of a row.
@@ -399,17 +407,18 @@ public struct SyncStore: Sendable {
         let names = Array(columns)
         guard !names.isEmpty else { return [:] }
         let sql = "SELECT \(names.map(\.quotedDatabaseIdentifier).joined(separator: ", ")) FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [rowID]) else { return [:] }
-        var result: [String: SyncValue] = [:]
-        for (index, name) in names.enumerated() {
-            result[name] = SyncValue.fromDatabaseValue(row[index] as DatabaseValue) ?? .null
-        }
-        return result
+        let select = try RawStatement(db, sql)
+        select.bind(1, rowID)
+        return try select.oneRow { row in
+            var result: [String: SyncValue] = [:]
+            for (index, name) in names.enumerated() { result[name] = row.value(Int32(index)) ?? .null }
+            return result
+        } ?? [:]
     }
 
     /// Local changes not yet acknowledged by the server, oldest first.
     public func outbox(_ db: Database, after counter: UInt64 = 0, limit: Int = .max) throws -> [LoggedChange] {
-        try loggedChanges(db, where: "state = 0 AND counter > ?", arguments: [Int64(counter)], order: "counter ASC", limit: limit)
+        try loggedChanges(db, where: "state = 0 AND counter > ?", arguments: [.integer(Int64(counter))], order: "counter ASC", limit: limit)
     }
 
     public func outboxCount(_ db: Database) throws -> Int {
@@ -421,14 +430,14 @@ public struct SyncStore: Sendable {
         if let rows {
             guard !rows.isEmpty else { return [] }
             let marks = Array(repeating: "?", count: rows.count).joined(separator: ", ")
-            return try loggedChanges(db, where: "row IN (\(marks))", arguments: StatementArguments(rows), order: "seq DESC", limit: limit)
+            return try loggedChanges(db, where: "row IN (\(marks))", arguments: rows.map { .text($0) }, order: "seq DESC", limit: limit)
         }
         return try loggedChanges(db, where: "1", arguments: [], order: "seq DESC", limit: limit)
     }
 
     /// Changes logged after position `sequence`, in log order (the server's pull).
     public func changes(_ db: Database, after sequence: Int64, limit: Int) throws -> [LoggedChange] {
-        try loggedChanges(db, where: "seq > ?", arguments: [sequence], order: "seq ASC", limit: limit)
+        try loggedChanges(db, where: "seq > ?", arguments: [.integer(sequence)], order: "seq ASC", limit: limit)
     }
 
     /// Up to `limit` changes logged after position `sequence` that `replica` did not write (it has
@@ -438,36 +447,41 @@ public struct SyncStore: Sendable {
     public func changes(_ db: Database, after sequence: Int64, notFrom replica: ReplicaID, limit: Int)
         throws -> (changes: [LoggedChange], readUpTo: Int64, more: Bool) {
         let own = try knownPeerIndex(db, replica)
-        let batch = try loggedChanges(db, where: "seq > ? AND peer != ?", arguments: [sequence, own ?? -1], order: "seq ASC", limit: limit)
+        let batch = try loggedChanges(db, where: "seq > ? AND peer != ?", arguments: [.integer(sequence), .integer(own ?? -1)], order: "seq ASC", limit: limit)
         if batch.count == limit, let last = batch.last { return (batch, last.sequence, true) }
         let head = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM sync_log")) ?? 0
         return (batch, max(sequence, head), false)
     }
 
-    private func loggedChanges(_ db: Database, where condition: String, arguments: StatementArguments,
+    private func loggedChanges(_ db: Database, where condition: String, arguments: [SyncValue],
                                order: String, limit: Int) throws -> [LoggedChange] {
         let limitSQL = limit == .max ? "" : " LIMIT \(limit)"
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
+        let select = try RawStatement(db, """
             SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection
             FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
-            """), arguments: arguments)
+            """)
+        for (index, argument) in arguments.enumerated() { select.bind(Int32(index + 1), argument) }
+        // Rows are read in full first: decoding a vector may look up a peer with another statement.
+        var rows: [(sequence: Int64, peer: Int64, counter: Int64, table: Int, row: String, hlc: Int64, author: String,
+                    context: [UInt8], values: [UInt8], state: Int, rejection: String?)] = []
+        while try select.step() {
+            rows.append((select.int64(0), select.int64(1), select.int64(2), Int(select.int64(3)), select.text(4), select.int64(5),
+                         select.text(6), select.blob(7), select.blob(8), Int(select.int64(9)), select.optionalText(10)))
+        }
         var peers = PeerCache(cache: self.peers)
-        // Columns by position (as selected above): by-name access costs a lookup per read.
         return try rows.map { row in
-            let code: Int = row[3]
-            guard let table = schema.table(code: code) else {
-                throw SyncError(.corruptData, "the change log names table code \(code), which this version does not know")
+            guard let table = schema.table(code: row.table) else {
+                throw SyncError(.corruptData, "the change log names table code \(row.table), which this version does not know")
             }
             let change = CellChange(
-                table: table.name, rowID: row[4],
-                values: try decodeValues([UInt8](row[8] as Data), table: table),
-                dot: Dot(replica: try peers.id(db, row[1]), counter: UInt64(row[2] as Int64)),
-                hlc: HLC(rawValue: UInt64(row[5] as Int64)),
-                author: row[6],
-                context: try decodeVector(db, [UInt8](row[7] as Data), peers: &peers))
-            return LoggedChange(sequence: row[0], change: change,
-                                state: LoggedChange.State(rawValue: row[9]) ?? .received,
-                                rejection: row[10])
+                table: table.name, rowID: row.row,
+                values: try decodeValues(row.values, table: table),
+                dot: Dot(replica: try peers.id(db, row.peer), counter: UInt64(row.counter)),
+                hlc: HLC(rawValue: UInt64(row.hlc)),
+                author: row.author,
+                context: try decodeVector(db, row.context, peers: &peers))
+            return LoggedChange(sequence: row.sequence, change: change,
+                                state: LoggedChange.State(rawValue: row.state) ?? .received, rejection: row.rejection)
         }
     }
 
@@ -501,15 +515,19 @@ public struct SyncStore: Sendable {
                 ON CONFLICT (id) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
                 """
         }
-        var arguments: [DatabaseValue] = [rowID.databaseValue]
-        arguments.reserveCapacity(cells.count + 1)
-        for cell in cells { arguments.append(cell.value.databaseValue) }
-        try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments))
+        let upsert = try RawStatement(db, sql)
+        upsert.bind(1, rowID)
+        for (index, cell) in cells.enumerated() { upsert.bind(Int32(index + 2), cell.value) }
+        try upsert.execute()
     }
 
     private func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
-            .execute(arguments: StatementArguments([table.code.databaseValue, rowID.databaseValue, Data(try encodeMeta(db, meta, table: table)).databaseValue]))
+        let bytes = try encodeMeta(db, meta, table: table)
+        let insert = try RawStatement(db, "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
+        insert.bind(1, table.code)
+        insert.bind(2, rowID)
+        insert.bind(3, blob: bytes)
+        try insert.execute()
     }
 
     private func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
@@ -523,14 +541,21 @@ public struct SyncStore: Sendable {
             values.write(varint: UInt64(cell.code))
             values.write(value: cell.value)
         }
-        try db.cachedStatement(sql: """
+        let peer = try peerIndex(db, change.dot.replica)
+        let insert = try RawStatement(db, """
             INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: StatementArguments([
-                try peerIndex(db, change.dot.replica).databaseValue, Int64(change.dot.counter).databaseValue,
-                table.code.databaseValue, change.rowID.databaseValue, Int64(change.hlc.rawValue).databaseValue,
-                change.author.databaseValue, Data(context.bytes).databaseValue, Data(values.bytes).databaseValue,
-                state.rawValue.databaseValue]))
+            """)
+        insert.bind(1, peer)
+        insert.bind(2, Int64(change.dot.counter))
+        insert.bind(3, table.code)
+        insert.bind(4, change.rowID)
+        insert.bind(5, Int64(change.hlc.rawValue))
+        insert.bind(6, change.author)
+        insert.bind(7, blob: context.bytes)
+        insert.bind(8, blob: values.bytes)
+        insert.bind(9, state.rawValue)
+        try insert.execute()
         return db.lastInsertedRowID
     }
 
