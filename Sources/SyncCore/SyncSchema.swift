@@ -50,7 +50,9 @@ public struct SyncSchema: Sendable {
         }
     }
 
-    public struct Table: Sendable {
+    /// A class, not a struct: tables are looked up for every change, and copying one (its arrays,
+    /// sets and dictionaries) showed up in the merge's profile.
+    public final class Table: Sendable {
         public let name: String
         /// Stable number of the table, used in stored metadata and on the wire.
         public let code: Int

@@ -615,24 +615,48 @@ public struct SyncStore: Sendable {
         }
     }
 
+    /// The first bytes of row metadata in the compact format (2): a varint that no canonical
+    /// encoder writes (zero with a continuation byte), so it cannot begin a format-1 blob, whose
+    /// first byte is the canonical count of its version vector.
+    static let compactMetaMarker: [UInt8] = [0x80, 0x00]
+
+    /// Row metadata, format 2: the version vector, then each distinct cell stamp once, then each
+    /// cell as a column code and the number of its stamp. The cells of a row are mostly written
+    /// together (an admission writes all of a resident's at once), so each stamp — a dot and an HLC,
+    /// ≈ 14 bytes — is stored once rather than per cell.
     private func encodeMeta(_ db: Database, _ meta: RowMeta, table: SyncSchema.Table) throws -> [UInt8] {
-        var writer = BinaryWriter(capacity: 16 + meta.cells.count * 12)
+        var writer = BinaryWriter(capacity: 24 + meta.cells.count * 3)
+        writer.write(raw: Self.compactMetaMarker)
         try encodeVector(db, meta.versionVector, into: &writer)
-        writer.write(varint: UInt64(meta.cells.count))
         var cells: [(code: Int, stamp: CellStamp)] = meta.cells.map { (table.column(named: $0.key)!.code, $0.value) }
         cells.sort { $0.code < $1.code }
-        for (code, stamp) in cells {
-            writer.write(varint: UInt64(code))
+        var stamps: [CellStamp] = []
+        var numbers: [Int] = []
+        for cell in cells {
+            if let number = stamps.firstIndex(of: cell.stamp) { numbers.append(number) } else {
+                numbers.append(stamps.count)
+                stamps.append(cell.stamp)
+            }
+        }
+        writer.write(varint: UInt64(stamps.count))
+        for stamp in stamps {
             writer.write(varint: UInt64(try peerIndex(db, stamp.dot.replica)))
             writer.write(varint: stamp.dot.counter)
             writer.write(varint: stamp.hlc.rawValue)
         }
+        writer.write(varint: UInt64(cells.count))
+        for (cell, number) in zip(cells, numbers) {
+            writer.write(varint: UInt64(cell.code))
+            writer.write(varint: UInt64(number))
+        }
         return writer.bytes
     }
 
+    /// Reads row metadata in either format: 2 (compact, written since 0.4) or 1 (a stamp per cell).
     private func decodeMeta(_ db: Database, _ bytes: [UInt8], table: SyncSchema.Table) throws -> RowMeta {
         var peers = PeerCache(cache: self.peers)
-        var reader = BinaryReader(bytes)
+        let compact = bytes.starts(with: Self.compactMetaMarker)
+        var reader = BinaryReader(compact ? Array(bytes.dropFirst(Self.compactMetaMarker.count)) : bytes)
         return try corrupt("the metadata of a \(table.name) row") { () throws -> RowMeta in
             let vectorCount = try reader.readCount()
             var entries: [ReplicaID: UInt64] = [:]
@@ -640,18 +664,36 @@ public struct SyncStore: Sendable {
                 let idx = Int64(bitPattern: try reader.readVarint())
                 entries[try peers.id(db, idx)] = try reader.readVarint()
             }
-            let cellCount = try reader.readCount()
-            var cells: [String: CellStamp] = [:]
-            for _ in 0..<cellCount {
-                let code = Int(try reader.readVarint())
+            func stamp() throws -> CellStamp {
                 let replica = try peers.id(db, Int64(bitPattern: try reader.readVarint()))
                 let counter = try reader.readVarint()
-                let hlc = HLC(rawValue: try reader.readVarint())
+                return CellStamp(dot: Dot(replica: replica, counter: counter), hlc: HLC(rawValue: try reader.readVarint()))
+            }
+            func column(_ code: Int) throws -> String {
                 guard let column = table.column(code: code) else {
                     throw SyncError(.corruptData, "column code \(code) of \(table.name) is unknown")
                 }
-                cells[column.name] = CellStamp(dot: Dot(replica: replica, counter: counter), hlc: hlc)
+                return column.name
             }
+            var stamps: [CellStamp] = []
+            if compact {
+                for _ in 0..<(try reader.readCount()) { stamps.append(try stamp()) }
+            }
+            let cellCount = try reader.readCount()
+            var cells: [String: CellStamp] = [:]
+            for _ in 0..<cellCount {
+                let name = try column(Int(try reader.readVarint()))
+                if compact {
+                    let number = Int(try reader.readVarint())
+                    guard stamps.indices.contains(number) else {
+                        throw SyncError(.corruptData, "a \(table.name) row's metadata names stamp \(number) of \(stamps.count)")
+                    }
+                    cells[name] = stamps[number]
+                } else {
+                    cells[name] = try stamp()
+                }
+            }
+            guard reader.isAtEnd else { throw SyncError(.corruptData, "the metadata of a \(table.name) row has trailing bytes") }
             return RowMeta(versionVector: VersionVector(entries), cells: cells)
         }
     }

@@ -74,3 +74,31 @@ import Testing
         }
     }
 }
+
+extension StoreTests {
+    /// Row metadata written before the compact format (a stamp per cell) still reads the same, and
+    /// the next write stores it compactly.
+    @Test func rowMetadataInTheFirstFormatStillReads() throws {
+        let (store, queue) = try makeStore()
+        let table = Self.schema.tables[0]
+        let written = try queue.write { db in
+            try store.write(db, table: "t", rowID: "r", values: ["a": .integer(1), "b": .integer(2)], author: "x", wallMilliseconds: 1_800_000_000_000)
+        }
+        let (compact, meta) = try queue.read { db in
+            (try Data.fetchOne(db, sql: "SELECT meta FROM sync_rows WHERE id = 'r'")!, try store.rowMeta(db, table: table, rowID: "r"))
+        }
+        #expect(meta?.cells["a"] == CellStamp(dot: written.dot, hlc: written.hlc) && meta?.cells["b"] == meta?.cells["a"])
+        // Format 1, by hand: vector [peer 1: 1], then two cells each with peer 1, counter 1 and the HLC.
+        var legacy = BinaryWriter()
+        for varint in [1, 1, 1, 2] { legacy.write(varint: UInt64(varint)) }
+        for code in [1, 2] {
+            for varint in [UInt64(code), 1, 1, written.hlc.rawValue] { legacy.write(varint: varint) }
+        }
+        #expect(legacy.bytes.count > compact.count, "the compact form stores the shared stamp once")
+        try queue.write { db in try db.execute(sql: "UPDATE sync_rows SET meta = ? WHERE id = 'r'", arguments: [Data(legacy.bytes)]) }
+        #expect(try queue.read { db in try store.rowMeta(db, table: table, rowID: "r") } == meta)
+        // A format-1 blob with a byte too many is corrupt, not silently read.
+        try queue.write { db in try db.execute(sql: "UPDATE sync_rows SET meta = ? WHERE id = 'r'", arguments: [Data(legacy.bytes + [0])]) }
+        #expect(throws: SyncError.self) { try queue.read { db in try store.rowMeta(db, table: table, rowID: "r") } }
+    }
+}
