@@ -61,10 +61,17 @@ public enum Merge {
             return .notReady(missing: missing)
         }
         let incoming = CellStamp(dot: change.dot, hlc: change.hlc)
+        if row == nil {
+            // A new row (its writer saw nothing of it, or it would have waited above): every cell
+            // is simply set. The most common merge of all — bootstraps, admissions — so it skips
+            // the cell-by-cell loop below, which would reach the same result.
+            meta.cells = change.values.mapValues { _ in incoming }
+            meta.versionVector.absorb(change.dot)
+            return .merged(apply: change.values, meta: meta, concurrent: [])
+        }
         var apply: [String: SyncValue] = [:]
         var concurrent: [ConcurrentWrite] = []
-        for column in change.values.keys.sorted() {
-            let value = change.values[column]!
+        for (column, value) in change.values {
             guard let current = meta.cells[column] else {
                 // Never written: the change simply sets it.
                 apply[column] = value
@@ -91,6 +98,8 @@ public enum Merge {
         }
         // 4. The row's history absorbs the write.
         meta.versionVector.absorb(change.dot)
+        // Reported in column order, whatever the dictionary's order.
+        if concurrent.count > 1 { concurrent.sort { $0.column < $1.column } }
         return .merged(apply: apply, meta: meta, concurrent: concurrent)
     }
 }
