@@ -104,7 +104,15 @@ public struct BinaryReader: Sendable {
     public mutating func readText() throws(Error) -> String {
         let count = try readCount()
         let raw = try readRaw(count: count)
-        guard let text = String(validating: raw, as: UTF8.self) else { throw fail("text is not valid UTF-8") }
+        // `String(validating:)` is generic in the standard library and showed up in the profile of
+        // every push and pull (runtime generic metadata, per text). `String(decoding:)` is the fast
+        // path but repairs bad input, so the result must be byte-for-byte the input to be valid.
+        let valid: String? = raw.withUnsafeBufferPointer { input in
+            let text = String(decoding: input, as: UTF8.self)
+            let same = text.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(input) } ?? text.utf8.elementsEqual(input)
+            return same ? text : nil
+        }
+        guard let text = valid else { throw fail("text is not valid UTF-8") }
         return text
     }
 

@@ -49,7 +49,7 @@ public enum ChangeCodec {
         let author = try reader.readText()
         let context = try decodeVector(from: &reader)
         let count = try reader.readCount()
-        var values: [String: SyncValue] = [:]
+        var values = [String: SyncValue](minimumCapacity: count)
         for _ in 0..<count {
             let column = try reader.readText()
             values[column] = try reader.readValue()

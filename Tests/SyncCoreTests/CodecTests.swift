@@ -21,6 +21,25 @@ import TestSupport
         #expect(try ChangeCodec.decode(ChangeCodec.encode(change)) == change)
     }
 
+    /// Texts are UTF-8, checked byte for byte: bad sequences are refused, never repaired.
+    @Test(arguments: [[UInt8]([0x80]), [0xC0, 0xAF], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0x4B, 0xF8, 0x88, 0x80, 0x80, 0x80], [0xFF]])
+    func invalidUTF8IsRefused(_ bad: [UInt8]) {
+        var writer = BinaryWriter()
+        writer.write(varint: UInt64(bad.count))
+        writer.write(raw: bad)
+        var reader = BinaryReader(writer.bytes)
+        #expect(throws: BinaryReader.Error.self) { try reader.readText() }
+    }
+
+    @Test(arguments: ["", "Køge", "Ærø Å", "\u{FFFD} is a real character", "👩‍👧 family", String(repeating: "ø", count: 300)])
+    func validUTF8RoundTrips(_ text: String) throws {
+        var writer = BinaryWriter()
+        writer.write(text: text)
+        var reader = BinaryReader(writer.bytes)
+        #expect(try reader.readText() == text)
+        #expect(reader.isAtEnd)
+    }
+
     @Test func truncatedAndMutatedBytesFailCleanly() {
         let seed = SeededRandom.seed(from: "CODEC_SEED", default: 7)
         var rng = SeededRandom(seed: seed)
