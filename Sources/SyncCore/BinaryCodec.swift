@@ -24,9 +24,8 @@ public struct BinaryWriter: Sendable {
     }
 
     public mutating func write(text: String) {
-        let utf8 = Array(text.utf8)
-        write(varint: UInt64(utf8.count))
-        bytes.append(contentsOf: utf8)
+        write(varint: UInt64(text.utf8.count))
+        bytes.append(contentsOf: text.utf8)
     }
 
     public mutating func write(raw: some Sequence<UInt8>) { bytes.append(contentsOf: raw) }

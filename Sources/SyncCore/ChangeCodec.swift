@@ -4,7 +4,7 @@ public enum ChangeCodec {
     public static func encode(_ change: CellChange, into writer: inout BinaryWriter) {
         writer.write(text: change.table)
         writer.write(text: change.rowID)
-        writer.write(raw: change.dot.replica.bytes)
+        change.dot.replica.write(into: &writer)
         writer.write(varint: change.dot.counter)
         writer.write(varint: change.hlc.rawValue)
         writer.write(text: change.author)
@@ -25,7 +25,7 @@ public enum ChangeCodec {
     public static func encode(_ vector: VersionVector, into writer: inout BinaryWriter) {
         writer.write(varint: UInt64(vector.entries.count))
         for (replica, counter) in vector.entries.sorted(by: { $0.key < $1.key }) {
-            writer.write(raw: replica.bytes)
+            replica.write(into: &writer)
             writer.write(varint: counter)
         }
     }

@@ -21,11 +21,21 @@ public struct ReplicaID: Hashable, Comparable, Sendable, CustomStringConvertible
     /// Lower-case canonical text, the form stored and compared.
     public var description: String { uuid.uuidString.lowercased() }
 
-    public static func < (lhs: ReplicaID, rhs: ReplicaID) -> Bool { lhs.description < rhs.description }
+    /// The order of the canonical texts, computed on the bytes: the text is the bytes in order as
+    /// hex digits (0–9 before a–f) with dashes at fixed places, so both orders agree — and this
+    /// one builds no strings (it decides ties between concurrent writes and sorts every vector).
+    public static func < (lhs: ReplicaID, rhs: ReplicaID) -> Bool {
+        withUnsafeBytes(of: lhs.uuid.uuid) { l in withUnsafeBytes(of: rhs.uuid.uuid) { r in l.lexicographicallyPrecedes(r) } }
+    }
 
     /// The 16 raw bytes, as written on the wire.
     public var bytes: [UInt8] {
         withUnsafeBytes(of: uuid.uuid) { Array($0) }
+    }
+
+    /// Appends the 16 raw bytes to `writer` without an intermediate array.
+    func write(into writer: inout BinaryWriter) {
+        withUnsafeBytes(of: uuid.uuid) { writer.write(raw: $0) }
     }
 
     /// Builds an id from 16 raw bytes.

@@ -702,7 +702,7 @@ public struct SyncStore: Sendable {
         var reader = BinaryReader(bytes)
         return try corrupt("the values of a \(table.name) change") { () throws -> [String: SyncValue] in
             let count = try reader.readCount()
-            var values: [String: SyncValue] = [:]
+            var values = [String: SyncValue](minimumCapacity: count)
             for _ in 0..<count {
                 let code = Int(try reader.readVarint())
                 guard let column = table.column(code: code) else {

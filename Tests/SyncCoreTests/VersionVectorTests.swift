@@ -11,6 +11,22 @@ import TestSupport
         return VersionVector(entries)
     }
 
+    /// Replica ids order by their bytes exactly as by their canonical texts (the order that picks
+    /// the winner of concurrent writes with equal clocks must never change).
+    @Test func replicaOrderIsTheOrderOfTheTexts() {
+        let seed: UInt64 = 20261126
+        var rng = SeededRandom(seed: seed)
+        for _ in 0..<2_000 {
+            // Bytes drawn to share prefixes often, so every position gets compared.
+            let common = Int.random(in: 0...16, using: &rng)
+            let prefix = (0..<common).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let a = ReplicaID(bytes: prefix + (common..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })!
+            let b = ReplicaID(bytes: prefix + (common..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })!
+            #expect((a < b) == (a.description < b.description), "seed \(seed): \(a) vs \(b)")
+            #expect(!(a < a))
+        }
+    }
+
     @Test func compareCases() {
         let a = ReplicaID.random(), b = ReplicaID.random()
         let v1 = VersionVector([a: 1])
