@@ -22,7 +22,7 @@ public struct SyncReport: Hashable, Sendable {
 
 extension Replica {
     /// The version this client reports to the server.
-    public static let clientVersion = "shelter/0.3.0"
+    public static let clientVersion = "shelter/0.4.0"
 
     /// One sync session: hello, push every unsynced change in batches, pull everything new, report.
     ///
