@@ -145,16 +145,14 @@ final class BenchWorld {
         let tables = ["residents", "stays", "notifications"]
         let source = try DatabaseQueue(path: replica.path)
         var schema: [String] = []
-        var rows: [String: [String: Row]] = [:]   // table → the row keyed by resident id
+        var residentRows: [String: Row] = [:], stayOf: [String: Row] = [:], notificationOf: [String: Row] = [:]
         try source.read { db in
             for table in tables {
                 schema.append(try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [table])!)
             }
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM residents") { rows["residents", default: [:]][row["id"]] = row }
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM stays") { rows["stays", default: [:]][row["resident"]] = row }
-            for row in try Row.fetchAll(db, sql: "SELECT n.* FROM notifications n JOIN stays s ON s.id = n.stay") {
-                rows["notifications", default: [:]][try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [row["stay"] as String])!] = row
-            }
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM residents") { residentRows[row["id"]] = row }
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM stays") { stayOf[row["resident"]] = row }
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM notifications") { notificationOf[row["stay"]] = row }
         }
         let path = folder + "/plain-actions.sqlite"
         let queue = try DatabaseQueue(path: path)
@@ -168,9 +166,10 @@ final class BenchWorld {
         return try seconds {
             for resident in residents {
                 try queue.write { db in
-                    try insert(db, "residents", rows["residents"]![resident]!, without: ["phone"])
-                    try insert(db, "stays", rows["stays"]![resident]!)
-                    try insert(db, "notifications", rows["notifications"]![resident]!)
+                    let stay = stayOf[resident]!
+                    try insert(db, "residents", residentRows[resident]!, without: ["phone"])
+                    try insert(db, "stays", stay)
+                    try insert(db, "notifications", notificationOf[stay["id"]]!)
                 }
             }
             for n in 0..<edits {

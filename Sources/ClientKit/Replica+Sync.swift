@@ -126,14 +126,15 @@ extension Replica {
 
             // Pull everything new; each batch lands with its cursor in one transaction. The next
             // batch is asked for before this one is applied, so the server reads it meanwhile.
-            if pull { try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize))) }
-            while pull {
-                guard case .changes(let batch, let next, let more) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
+            var more = pull
+            if more { try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize))) }
+            while more {
+                guard case .changes(let batch, let next, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
+                more = hasMore
                 if more { try await outbound.write(.pull(cursor: next, limit: UInt64(batchSize))) }
                 report.conflicts += try applyPulled(batch, nextCursor: next)
                 report.pulled += batch.count
                 report.cursor = next
-                if !more { break }
             }
 
             let (outbox, lastError) = try read { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }

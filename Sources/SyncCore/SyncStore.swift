@@ -435,11 +435,6 @@ public struct SyncStore: Sendable {
         return try loggedChanges(db, where: "1", arguments: [], order: "seq DESC", limit: limit)
     }
 
-    /// Changes logged after position `sequence`, in log order (the server's pull).
-    public func changes(_ db: Database, after sequence: Int64, limit: Int) throws -> [LoggedChange] {
-        try loggedChanges(db, where: "seq > ?", arguments: [.integer(sequence)], order: "seq ASC", limit: limit)
-    }
-
     /// Up to `limit` changes logged after position `sequence` that `replica` did not write (it has
     /// them), in log order, and how far the log was read: the last change's position when the
     /// batch is full, else the log's head, so the reader's cursor skips its own writes without
