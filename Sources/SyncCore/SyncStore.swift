@@ -758,8 +758,10 @@ final class PeerNumbers: Sendable {
     }
 }
 
-/// Whether a database's `sync_pending` is known to be empty. Merges look for held-back changes of
-/// a row only when it may not be; the flag is dropped whenever that may have changed.
+/// Whether a database's `sync_pending` is known to be empty, so a merge need not look for the
+/// held-back changes of its row. Known only inside the write transaction that looked (another
+/// process may hold changes back between two transactions; none can during one), so the flag is
+/// dropped when that transaction commits or rolls back: one look per merged batch, not per change.
 final class PendingFlag: Sendable {
     private let knownEmpty = Mutex(false)
 
@@ -767,8 +769,8 @@ final class PendingFlag: Sendable {
         if knownEmpty.withLock({ $0 }) { return true }
         guard try !Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sync_pending)"))! else { return false }
         knownEmpty.withLock { $0 = true }
-        // A rollback could bring back rows this transaction released.
-        db.afterNextTransaction(onCommit: { _ in }, onRollback: { [self] _ in knownEmpty.withLock { $0 = false } })
+        let forget: @Sendable (Database) -> Void = { [self] _ in knownEmpty.withLock { $0 = false } }
+        db.afterNextTransaction(onCommit: forget, onRollback: forget)
         return true
     }
 

@@ -102,3 +102,24 @@ extension StoreTests {
         #expect(throws: SyncError.self) { try queue.read { db in try store.rowMeta(db, table: table, rowID: "r") } }
     }
 }
+
+extension StoreTests {
+    /// Two processes on one replica file each have their own store: what one knows about held-back
+    /// changes must not outlive its transaction, or a change the other held back is never released.
+    @Test func anotherProcessesHeldBackChangeIsReleased() throws {
+        let (mine, queue) = try makeStore()
+        let other = SyncStore(schema: Self.schema)   // the second process's store, same file
+        let writer = ReplicaID.random()
+        let first = change(writer, 1, row: "r", a: 1)
+        let second = change(writer, 2, row: "r", a: 2, context: VersionVector([writer: 1]))
+        // This process merges something while nothing is held back…
+        try queue.write { db in _ = try mine.merge(db, change(writer, 3, row: "unrelated", a: 3), wallMilliseconds: 0) }
+        // …the other process holds a change back…
+        let held = try queue.write { db in try other.merge(db, second, wallMilliseconds: 0) }
+        #expect(held == .heldBack)
+        // …and this process then merges what it was waiting for.
+        try queue.write { db in _ = try mine.merge(db, first, wallMilliseconds: 0) }
+        let value = try queue.read { db in try Int.fetchOne(db, sql: "SELECT a FROM t WHERE id = 'r'") }
+        #expect(value == 2, "the other process's held-back change was released")
+    }
+}
