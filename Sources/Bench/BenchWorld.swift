@@ -58,7 +58,7 @@ final class BenchWorld {
         port = Int(line.dropFirst("listening on 127.0.0.1:".count)) ?? 0
         // The rest of the server's log goes to server.log in the world's folder.
         let logPath = folder + "/server.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)
         Thread.detachNewThread {
             while case let data = handle.availableData, !data.isEmpty { log?.write(data) }

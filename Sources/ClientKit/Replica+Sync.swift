@@ -35,7 +35,7 @@ extension Replica {
     /// the server sooner, and it catches up at the next full sync.
     public func sync(pull: Bool = true, connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
         let started = ContinuousClock.now
-        let (state, stored) = try read { db in (try store.state(db), try store.identity(db)) }
+        let (state, stored) = try await readAsync { db in (try store.state(db), try store.identity(db)) }
         guard let serverText = state.server, let stored else {
             throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no sync server; create one with `shelter init --bundle FILE --server HOST:PORT`")
         }
@@ -43,13 +43,13 @@ extension Replica {
         do {
             let report = try await session(server: server, stored: stored, state: state, started: started, pull: pull,
                                            connectTimeout: connectTimeout, readTimeout: readTimeout)
-            try perform { db in try store.recordSync(db, at: Timestamp.format(configuration.now()), errorCode: nil, error: nil) }
+            let at = Timestamp.format(configuration.now())
+            try await performAsync { db in try store.recordSync(db, at: at, errorCode: nil, error: nil) }
             return report
         } catch {
             let failure = Self.syncFailure(error, server: server)
-            _ = try? perform { db in
-                try store.recordSync(db, at: Timestamp.format(configuration.now()), errorCode: failure.code, error: failure.message)
-            }
+            let at = Timestamp.format(configuration.now())
+            _ = try? await performAsync { db in try store.recordSync(db, at: at, errorCode: failure.code, error: failure.message) }
             throw ReplicaError(.syncFailed, failure.message, underlying: error)
         }
     }
@@ -107,7 +107,8 @@ extension Replica {
             var inFlight: [(last: UInt64, count: Int)] = []
             while true {
                 while inFlight.count < Self.pushWindow {
-                    let batch = try outboxBatch(after: sentUpTo, limit: batchSize)
+                    let after = sentUpTo
+                    let batch = try await readAsync { db in try store.outbox(db, after: after, limit: batchSize).map(\.change) }
                     guard let last = batch.last else { break }
                     try await outbound.write(.push(batch))
                     inFlight.append((last.dot.counter, batch.count))
@@ -119,7 +120,7 @@ extension Replica {
                     throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(expected)")
                 }
                 inFlight.removeFirst()
-                try acknowledge(upTo: upTo, rejected: rejected)
+                try await performAsync { db in try acknowledge(db, upTo: upTo, rejected: rejected) }
                 report.pushed += count - rejected.count
                 report.rejected += rejected.count
             }
@@ -132,12 +133,12 @@ extension Replica {
                 guard case .changes(let batch, let next, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
                 more = hasMore
                 if more { try await outbound.write(.pull(cursor: next, limit: UInt64(batchSize))) }
-                report.conflicts += try applyPulled(batch, nextCursor: next)
+                report.conflicts += try await performAsync { db in try applyPulled(db, batch, nextCursor: next) }
                 report.pulled += batch.count
                 report.cursor = next
             }
 
-            let (outbox, lastError) = try read { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
+            let (outbox, lastError) = try await readAsync { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
             let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             try await outbound.write(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes), lastError: lastError))
             guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
@@ -160,31 +161,35 @@ extension Replica {
     /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the
     /// refused ones marked rejected with the server's reason.
     public func acknowledge(upTo: UInt64, rejected: [WireMessage.Rejection]) throws {
-        try perform { db in
-            try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
-        }
+        try perform { db in try acknowledge(db, upTo: upTo, rejected: rejected) }
+    }
+
+    func acknowledge(_ db: Database, upTo: UInt64, rejected: [WireMessage.Rejection]) throws {
+        try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
     }
 
     /// Applies one pulled batch and stores `nextCursor`, in one transaction; returns how many new
     /// open conflicts it brought.
     @discardableResult
     public func applyPulled(_ batch: [WireMessage.Logged], nextCursor: Int64) throws -> Int {
-        try perform { db -> Int in
-            var found = 0
-            var clock = try store.loadClock(db)
-            let wall = wallMilliseconds()
-            for logged in batch {
-                var isNewConflict = false
-                if logged.change.table == ShelterSchema.conflicts.name,
-                   logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
-                    isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
-                }
-                if case .merged = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall), isNewConflict { found += 1 }
+        try perform { db in try applyPulled(db, batch, nextCursor: nextCursor) }
+    }
+
+    func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64) throws -> Int {
+        var found = 0
+        var clock = try store.loadClock(db)
+        let wall = wallMilliseconds()
+        for logged in batch {
+            var isNewConflict = false
+            if logged.change.table == ShelterSchema.conflicts.name,
+               logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
+                isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
             }
-            try store.saveClock(db, clock)
-            try store.setCursor(db, nextCursor)
-            return found
+            if case .merged = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall), isNewConflict { found += 1 }
         }
+        try store.saveClock(db, clock)
+        try store.setCursor(db, nextCursor)
+        return found
     }
 
     /// The replica's sync state (cursor, counter, clock), as `hello` reports it.

@@ -206,6 +206,31 @@ public struct Replica: Sendable {
         }
     }
 
+    /// `perform` for async callers: the transaction runs on the database's own queue while the task
+    /// waits, so a long one never holds a thread of Swift's cooperative pool (a sync session's
+    /// batches: with many sessions in one process, blocking that pool starved some sessions past
+    /// their read timeout).
+    func performAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await writer.write { db in
+                let result = try body(db)
+                configuration.beforeCommit?()
+                return result
+            }
+        } catch {
+            throw Self.mapError(error, path: path)
+        }
+    }
+
+    /// `read` for async callers, likewise off the cooperative pool.
+    func readAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await writer.read(body)
+        } catch {
+            throw Self.mapError(error, path: path)
+        }
+    }
+
     /// One local write through the sync layer, stamped with this replica's next dot.
     func write(_ db: Database, _ table: SyncSchema.Table, _ rowID: String, _ values: [String: SyncValue], author: String) throws {
         try store.write(db, table: table.name, rowID: rowID, values: values, author: author, wallMilliseconds: wallMilliseconds())
