@@ -108,7 +108,7 @@ extension Replica {
             while true {
                 while inFlight.count < Self.pushWindow {
                     let after = sentUpTo
-                    let batch = try await readAsync { db in try store.outbox(db, after: after, limit: batchSize).map(\.change) }
+                    let batch = try await readAsync { db in try outboxBatch(db, after: after, limit: batchSize) }
                     guard let last = batch.last else { break }
                     try await outbound.write(.push(batch))
                     inFlight.append((last.dot.counter, batch.count))
@@ -155,7 +155,11 @@ extension Replica {
 
     /// The next batch of this replica's unsynced changes after counter `after`, oldest first.
     public func outboxBatch(after counter: UInt64 = 0, limit: Int) throws -> [CellChange] {
-        try read { db in try store.outbox(db, after: counter, limit: limit).map(\.change) }
+        try read { db in try outboxBatch(db, after: counter, limit: limit) }
+    }
+
+    func outboxBatch(_ db: Database, after counter: UInt64, limit: Int) throws -> [CellChange] {
+        try store.outbox(db, after: counter, limit: limit).map(\.change)
     }
 
     /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the

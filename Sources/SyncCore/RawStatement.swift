@@ -39,10 +39,6 @@ public struct RawStatement {
         }
     }
 
-    public func bind(_ index: Int32, _ value: String?) {
-        if let value { bind(index, value) } else { sqlite3_bind_null(handle, index) }
-    }
-
     public func bind(_ index: Int32, blob: [UInt8]) {
         blob.withUnsafeBytes { bytes in
             if let base = bytes.baseAddress, bytes.count > 0 {

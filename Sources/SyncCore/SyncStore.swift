@@ -557,22 +557,19 @@ public struct SyncStore: Sendable {
     /// The local number of a replica id if this store has one, without making one.
     func knownPeerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64? {
         if let idx = peers.number(of: replica) { return idx }
-        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"), arguments: [replica.description])
+        guard let idx = try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"),
+                                           arguments: [replica.description]) else { return nil }
+        peers.remember(idx, replica)
+        return idx
     }
 
     /// The local number of a replica id, made on first use. Peers only grow and never change
     /// number, so the answer is memoised for the connection.
     func peerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64 {
-        let cache = peers
-        if let idx = cache.number(of: replica) { return idx }
-        if let idx = try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"),
-                                        arguments: [replica.description]) {
-            cache.remember(idx, replica)
-            return idx
-        }
+        if let idx = try knownPeerIndex(db, replica) { return idx }
         try db.cachedStatement(sql: "INSERT INTO sync_peers (replica_id) VALUES (?)").execute(arguments: [replica.description])
         // Not remembered: a rollback would give the number back to SQLite, and to another replica.
-        cache.inserted(in: db)
+        peers.inserted(in: db)
         return db.lastInsertedRowID
     }
 
