@@ -400,8 +400,16 @@ struct Sync: AsyncParsableCommand {
                 ("conflicts", .int(report.conflicts)),
                 ("cursor", .int(report.cursor)),
                 ("durationMs", .int(report.durationMs)),
+                ("recovered", .int(report.recovered)),
+                ("resumedFrom", report.resumedFrom.map { .int($0) } ?? .null),
             ]))
         } else {
+            if report.recovered > 0 || report.resumedFrom != nil {
+                var healed = "the server had gone back in time (restored from a backup):"
+                if report.recovered > 0 { healed += " gave back \(report.recovered) change\(report.recovered == 1 ? "" : "s") it had lost;" }
+                if let resumed = report.resumedFrom { healed += " pulled again from position \(resumed);" }
+                print(String(healed.dropLast()))
+            }
             print("pushed \(report.pushed), pulled \(report.pulled), \(report.conflicts) new conflict\(report.conflicts == 1 ? "" : "s") (cursor \(report.cursor), \(report.durationMs) ms)")
         }
     }
@@ -480,5 +488,56 @@ struct Conflicts: ParsableCommand {
             try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, by: options.author) }
             print("conflict \(id) resolved")
         }
+    }
+}
+
+struct SetServer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-server",
+        abstract: "Point this workstation at the sync server's new address; its identity, records and unsynced changes stay as they are.",
+        discussion: "The server's certificate must name the new host (`shelter server certify --host NAME`).")
+
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: ArgumentHelp("The sync server's new address.", valueName: "host:port")) var address: String
+
+    func run() throws {
+        let (old, new) = try reportingErrors { try options.open().setServer(address) }
+        print("server \(new)" + (old.map { $0 == new ? " (unchanged)" : " (was \($0))" } ?? ""))
+    }
+}
+
+struct Rescue: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-issue the records of a forked or refused replica file that the server lacks, as new changes of this replica.",
+        discussion: """
+            For a replica the server refused as a copy (replicaForked, replicaRewound): a copied replica file, a \
+            second replica made from one bundle, a workstation restored from its own backup. Make a new replica from \
+            a new bundle and sync it first, then rescue into it; the old file is only read. Each of its changes the \
+            server lacks is written again here (same values, author and time) and goes to the server at the next \
+            sync; a write made meanwhile on the server becomes a conflict, never silently overwritten. Then the \
+            server admin retires the old identity with `shelter server revoke`.
+            """)
+
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: ArgumentHelp("The forked or refused replica file.", valueName: "old.replica")) var from: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let replica = try reportingErrors { try options.open() }
+        let old = try reportingErrors { try Replica.open(at: from) }
+        let report = try reportingErrors { try replica.rescue(from: old) }
+        if json {
+            printJSON(.object([
+                ("from", .string(report.from.description)),
+                ("rescued", .int(report.rescued)),
+                ("alreadyOnServer", .int(report.alreadyOnServer)),
+                ("rescuedBefore", .int(report.rescuedBefore)),
+                ("refused", .int(report.refused)),
+            ]))
+            return
+        }
+        print("rescued \(report.rescued) change\(report.rescued == 1 ? "" : "s") of replica \(report.from) into \(replica.id); "
+              + "\(report.alreadyOnServer) already on the server, \(report.rescuedBefore) rescued before, \(report.refused) refused by the server")
+        if report.rescued > 0 { print("sync this replica to send them: shelter sync --replica \(replica.path)") }
     }
 }

@@ -10,7 +10,7 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run and administer the central sync server.",
-        subcommands: [ServerInit.self, Enroll.self, Revoke.self, Run.self, Replicas.self])
+        subcommands: [ServerInit.self, Enroll.self, Revoke.self, Run.self, Replicas.self, Backup.self, Restore.self, Certify.self])
 }
 
 /// The server directory every server command takes.
@@ -85,7 +85,7 @@ struct Revoke: ParsableCommand {
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
-        let replica = try reportingServerErrors { try directory.store().revoke(name: name) }
+        let replica = try reportingServerErrors { try directory.revoke(name: name) }
         print("revoked \(name) (replica \(replica))")
     }
 }
@@ -125,6 +125,13 @@ struct Run: AsyncParsableCommand {
         }
         let logger = Logger(label: "shelter.server")
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        // One server per directory; `server restore` waits for this lock to be free.
+        let lock = try reportingServerErrors { try directory.lock() }
+        defer { withExtendedLifetime(lock) {} }
+        let reconciled = try reportingServerErrors { try directory.reconcileRegistry() }
+        if reconciled.enrolled + reconciled.revoked > 0 {
+            FileHandle.standardError.write(Data("registry: applied again from registry.journal: \(reconciled.enrolled) enrollment(s), \(reconciled.revoked) revocation(s) the store had lost\n".utf8))
+        }
         var configuration = SyncServer.Configuration(host: host, port: port)
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
         configuration.maximumBatch = maxBatch
@@ -157,7 +164,8 @@ struct Replicas: ParsableCommand {
         abstract: "Every enrolled workstation's health: state, last seen, last sync, lag, unsynced, rejected, clock skew, conflicts, last error.",
         discussion: """
             States: ok · behind (lag above --behind-lag of `server run`) · stale (no successful sync for longer \
-            than --stale-after) · revoked · never-synced. Reads the store, also while the server runs.
+            than --stale-after) · revoked · forked (two copies of one replica sent different changes) · \
+            never-synced. Reads the store, also while the server runs.
             """)
 
     @OptionGroup var options: ServerDirectoryOptions
@@ -181,6 +189,8 @@ struct Replicas: ParsableCommand {
                         ("rejected", .int(replica.rejected)),
                         ("clockSkewMs", replica.clockSkewMs.map { .int($0) } ?? .null),
                         ("openConflicts", .int(replica.openConflicts)),
+                        ("recoveredChanges", .int(replica.recovered)),
+                        ("forkedAt", .string(replica.forkedAt)),
                         ("clientVersion", .string(replica.clientVersion)),
                         ("schemaVersion", .int(replica.schemaVersion)),
                         ("lastError", replica.lastError.map { .object([("code", .string($0.code)), ("at", .string($0.at))]) } ?? .null),
@@ -189,15 +199,77 @@ struct Replicas: ParsableCommand {
             ]))
             return
         }
-        var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "SKEW MS", "CONFLICTS", "LAST ERROR"])
+        var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "RECOVERED", "SKEW MS", "CONFLICTS", "LAST ERROR"])
         for replica in report.replicas {
             table.add([replica.name, replica.state.rawValue, replica.lastSeen ?? "never", replica.lastSync ?? "never",
-                       String(replica.lag), String(replica.unsynced), String(replica.rejected),
+                       String(replica.lag), String(replica.unsynced), String(replica.rejected), String(replica.recovered),
                        replica.clockSkewMs.map(String.init) ?? "-", String(replica.openConflicts),
                        replica.lastError.map { "\($0.code) at \($0.at)" } ?? ""])
         }
         print(table.text)
         print("log head \(report.head); \(report.replicas.count) workstation\(report.replicas.count == 1 ? "" : "s") enrolled")
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the server's store to a new file (0600), consistently, also while the server runs.",
+        discussion: "Restore it with `shelter server restore`; workstations then give back by themselves what the server lost.")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: ArgumentHelp("The backup file to create (never overwritten).", valueName: "file")) var to: String
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let head = try reportingServerErrors { try directory.store().backup(to: to) }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int) ?? 0
+        print("backed up \(directory.storePath) to \(to): log head \(head), \(bytes) bytes")
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replace the server's store with a backup (the server must be stopped); the replaced store is kept beside it.",
+        discussion: """
+            Refuses a file that is not a server store, fails SQLite's integrity check or belongs to another shelter. \
+            Enrollments and revocations made since the backup are applied again from registry.journal. At their next \
+            sync, workstations give back every change the restored server lacks and pull again what they missed.
+            """)
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: ArgumentHelp("The backup file (from `shelter server backup`).", valueName: "file")) var from: String
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let restored = try reportingServerErrors { try directory.restore(from: from) }
+        print("restored \(directory.storePath) from \(from): log head \(restored.head)")
+        if let replaced = restored.replacedPath { print("the replaced store is kept at \(replaced)") }
+        if restored.reenrolled + restored.revoked > 0 {
+            print("applied again from registry.journal: \(restored.reenrolled) enrollment(s), \(restored.revoked) revocation(s)")
+        }
+        print("start the server; each workstation gives back what it lacks at its next sync")
+    }
+}
+
+struct Certify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue a new server certificate for new names (the server moved), signed by the shelter CA.",
+        discussion: "The certificate names localhost, 127.0.0.1, ::1 and each --host. Restart the server to use it; point workstations at it with `shelter set-server HOST:PORT`.")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(name: .customLong("host"), help: ArgumentHelp("A name or address the server is reached by (repeat).", valueName: "name"))
+    var hosts: [String] = []
+    @Option(help: ArgumentHelp("The shelter CA's private key (default: DIR/ca-key.pem).", valueName: "path")) var caKey: String?
+
+    func validate() throws {
+        if hosts.isEmpty { throw ValidationError("give at least one --host NAME") }
+    }
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let issued = try reportingServerErrors { try directory.certify(hosts: hosts, caKeyPath: caKey) }
+        print("server certificate \(issued.serial) for localhost, 127.0.0.1, ::1, \(hosts.joined(separator: ", "))")
+        print("valid until \(issued.validUntil); restart the server to use it")
     }
 }
 

@@ -18,11 +18,25 @@ public struct SyncReport: Hashable, Sendable {
     public var rejected: Int
     public var cursor: Int64
     public var durationMs: Int
+    /// Changes the server had lost (it was restored from a backup) that this replica gave back:
+    /// its own, and other replicas' it had pulled.
+    public var recovered: Int = 0
+    /// Where this replica pulled again from, when the server's history had diverged from the one
+    /// it had pulled (the server went back in time); nil when nothing diverged.
+    public var resumedFrom: Int64?
+}
+
+/// A connection to the sync server that carries whole protocol messages: TLS in `sync()`, memory
+/// in a simulation or an app's own transport. Used by one session at a time, from one task.
+public protocol SyncConnection: AnyObject {
+    func send(_ message: WireMessage) async throws
+    /// The next message, or nil when the server closed the connection.
+    func receive() async throws -> WireMessage?
 }
 
 extension Replica {
     /// The version this client reports to the server.
-    public static let clientVersion = "shelter/0.4.0"
+    public static let clientVersion = "shelter/0.5.0"
 
     /// One sync session: hello, push every unsynced change in batches, pull everything new, report.
     ///
@@ -31,23 +45,38 @@ extension Replica {
     /// loses nothing and repeats no effect. When the server cannot be reached or refuses, the replica
     /// keeps its changes unsynced and records the error (never personal data) for `status`.
     ///
+    /// A server that went back in time (restored from a backup) is healed on the way: this replica
+    /// gives back the changes it lacks and pulls again from the last position both share.
+    ///
     /// With `pull: false` the session only pushes (and reports): this replica's changes are safe on
     /// the server sooner, and it catches up at the next full sync.
     public func sync(pull: Bool = true, connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
-        let started = ContinuousClock.now
         let (state, stored) = try await readAsync { db in (try store.state(db), try store.identity(db)) }
         guard let serverText = state.server, let stored else {
             throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no sync server; create one with `shelter init --bundle FILE --server HOST:PORT`")
         }
         let server = try ServerAddress(serverText)
+        return try await recordingOutcome(server: server.description) {
+            try await connect(to: server, stored: stored, connectTimeout: connectTimeout, readTimeout: readTimeout) { connection in
+                try await exchange(over: connection, pull: pull)
+            }
+        }
+    }
+
+    /// One sync session over a connection the caller made (an app's own transport, a simulation):
+    /// the same session as `sync()`, recorded the same way for `status`.
+    public func sync(over connection: some SyncConnection, pull: Bool = true) async throws -> SyncReport {
+        try await recordingOutcome(server: "the sync server") { try await exchange(over: connection, pull: pull) }
+    }
+
+    private func recordingOutcome(server: String, _ body: () async throws -> SyncReport) async throws -> SyncReport {
         do {
-            let report = try await session(server: server, stored: stored, state: state, started: started, pull: pull,
-                                           connectTimeout: connectTimeout, readTimeout: readTimeout)
+            let report = try await body()
             let at = Timestamp.format(configuration.now())
             try await performAsync { db in try store.recordSync(db, at: at, errorCode: nil, error: nil) }
             return report
         } catch {
-            let failure = Self.syncFailure(error, server: server)
+            let failure = Self.syncFailure(error, server: server, path: path)
             let at = Timestamp.format(configuration.now())
             _ = try? await performAsync { db in try store.recordSync(db, at: at, errorCode: failure.code, error: failure.message) }
             throw ReplicaError(.syncFailed, failure.message, underlying: error)
@@ -63,8 +92,22 @@ extension Replica {
         var message: String
     }
 
-    private func session(server: ServerAddress, stored: StoredIdentity, state: SyncState, started: ContinuousClock.Instant, pull: Bool,
-                         connectTimeout: TimeAmount, readTimeout: TimeAmount) async throws -> SyncReport {
+    /// The TLS connection to the server, as a `SyncConnection`.
+    final class ChannelConnection: SyncConnection {
+        let outbound: NIOAsyncChannelOutboundWriter<WireMessage>
+        var inbound: NIOAsyncChannelInboundStream<WireMessage>.AsyncIterator
+
+        init(_ inbound: NIOAsyncChannelInboundStream<WireMessage>, _ outbound: NIOAsyncChannelOutboundWriter<WireMessage>) {
+            self.inbound = inbound.makeAsyncIterator()
+            self.outbound = outbound
+        }
+
+        func send(_ message: WireMessage) async throws { try await outbound.write(message) }
+        func receive() async throws -> WireMessage? { try await inbound.next() }
+    }
+
+    private func connect<T: Sendable>(to server: ServerAddress, stored: StoredIdentity, connectTimeout: TimeAmount, readTimeout: TimeAmount,
+                                      _ body: (ChannelConnection) async throws -> T) async throws -> T {
         let bundle = try WorkstationBundle(pem: stored.certificatePEM + "\n" + stored.privateKeyPEM + "\n" + stored.caPEM,
                                            source: "the identity stored in \(path)")
         let sslContext = try NIOSSLContext(configuration: TLSSettings.client(identity: bundle.identity, ca: bundle.caCertificate))
@@ -84,68 +127,103 @@ extension Replica {
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
-            var messages = inbound.makeAsyncIterator()
-            func receive() async throws -> WireMessage {
-                guard let message = try await messages.next() else {
-                    throw ProtocolFailure(message: "the server closed the connection")
-                }
-                if case .error(let code, let message) = message { throw ServerRefusal(code: code, message: message) }
-                return message
-            }
-            var clock = HybridLogicalClock(last: state.clock)
-            try await outbound.write(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: id,
-                                                  clientVersion: Self.clientVersion,
-                                                  hlcNow: clock.tick(wallMilliseconds: wallMilliseconds()), counter: state.counter)))
-            guard case .welcome(let welcome) = try await receive() else { throw ProtocolFailure(message: "expected welcome") }
-            let batchSize = Int(max(1, min(welcome.maxBatch, 10_000)))
-            var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
-
-            // Push the outbox, oldest first. Two batches are in flight: the server merges one while
-            // this replica reads the next and records the last acknowledgement. Each batch is
-            // marked acknowledged only after the server committed it.
-            var sentUpTo: UInt64 = 0
-            var inFlight: [(last: UInt64, count: Int)] = []
-            while true {
-                while inFlight.count < Self.pushWindow {
-                    let after = sentUpTo
-                    let batch = try await readAsync { db in try outboxBatch(db, after: after, limit: batchSize) }
-                    guard let last = batch.last else { break }
-                    try await outbound.write(.push(batch))
-                    inFlight.append((last.dot.counter, batch.count))
-                    sentUpTo = last.dot.counter
-                }
-                guard let (expected, count) = inFlight.first else { break }
-                guard case .pushAck(let upTo, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected pushAck") }
-                guard upTo >= expected else {
-                    throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(expected)")
-                }
-                inFlight.removeFirst()
-                try await performAsync { db in try acknowledge(db, upTo: upTo, rejected: rejected) }
-                report.pushed += count - rejected.count
-                report.rejected += rejected.count
-            }
-
-            // Pull everything new; each batch lands with its cursor in one transaction. The next
-            // batch is asked for before this one is applied, so the server reads it meanwhile.
-            var more = pull
-            if more { try await outbound.write(.pull(cursor: report.cursor, limit: UInt64(batchSize))) }
-            while more {
-                guard case .changes(let batch, let next, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
-                more = hasMore
-                if more { try await outbound.write(.pull(cursor: next, limit: UInt64(batchSize))) }
-                report.conflicts += try await performAsync { db in try applyPulled(db, batch, nextCursor: next) }
-                report.pulled += batch.count
-                report.cursor = next
-            }
-
-            let (outbox, lastError) = try await readAsync { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
-            let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            try await outbound.write(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes), lastError: lastError))
-            guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
-            let elapsed = ContinuousClock.now - started
-            report.durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-            return report
+            try await body(ChannelConnection(inbound, outbound))
         }
+    }
+
+    /// The session's steps over any connection.
+    private func exchange(over connection: some SyncConnection, pull: Bool) async throws -> SyncReport {
+        let started = ContinuousClock.now
+        func receive() async throws -> WireMessage {
+            guard let message = try await connection.receive() else {
+                throw ProtocolFailure(message: "the server closed the connection")
+            }
+            if case .error(let code, let message) = message { throw ServerRefusal(code: code, message: message) }
+            return message
+        }
+        let (state, checkpoints) = try await readAsync { db in (try store.state(db), try store.checkpoints(db, limit: WireMessage.maximumCheckpoints)) }
+        var clock = HybridLogicalClock(last: state.clock)
+        try await connection.send(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: id,
+                                               clientVersion: Self.clientVersion,
+                                               hlcNow: clock.tick(wallMilliseconds: wallMilliseconds()), counter: state.counter,
+                                               acknowledged: state.acknowledged, cursor: state.cursor, checkpoints: checkpoints)))
+        guard case .welcome(let welcome) = try await receive() else { throw ProtocolFailure(message: "expected welcome") }
+        let batchSize = Int(max(1, min(welcome.maxBatch, 10_000)))
+        var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
+
+        // The server lacks changes this replica holds (it went back in time): give them back, in
+        // this log's order, before anything else. Only then is the cursor moved back (below): a
+        // session cut before that finds the divergence again next time and finishes the job.
+        if let holdings = welcome.holdings {
+            var after: Int64 = 0
+            while true {
+                let from = after
+                let batch = try await readAsync { db in
+                    try store.recoveryBatch(db, ownProcessed: welcome.acknowledged, holdings: holdings, after: from, limit: batchSize)
+                }
+                guard let last = batch.last else { break }
+                try await connection.send(.recover(batch.map(\.change)))
+                guard case .recoverAck(let merged, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected recoverAck") }
+                let own = batch.map(\.change.dot).filter { $0.replica == id }.map(\.counter)
+                let refused = rejected.filter { $0.dot.replica == id }.map { (counter: $0.dot.counter, reason: "\($0.code): \($0.reason)") }
+                if !own.isEmpty { try await performAsync { db in try store.acknowledgeRecovered(db, own: own, rejected: refused) } }
+                report.recovered += Int(merged)
+                report.rejected += refused.count
+                after = last.sequence
+            }
+        }
+        if welcome.resume < state.cursor {
+            let resume = welcome.resume
+            try await performAsync { db in try store.rewindCursor(db, to: resume) }
+            report.cursor = resume
+            report.resumedFrom = resume
+        }
+
+        // Push the outbox, oldest first. Two batches are in flight: the server merges one while
+        // this replica reads the next and records the last acknowledgement. Each batch is
+        // marked acknowledged only after the server committed it.
+        var sentUpTo: UInt64 = 0
+        var inFlight: [(last: UInt64, count: Int)] = []
+        while true {
+            while inFlight.count < Self.pushWindow {
+                let after = sentUpTo
+                let batch = try await readAsync { db in try outboxBatch(db, after: after, limit: batchSize) }
+                guard let last = batch.last else { break }
+                try await connection.send(.push(batch))
+                inFlight.append((last.dot.counter, batch.count))
+                sentUpTo = last.dot.counter
+            }
+            guard let (expected, count) = inFlight.first else { break }
+            guard case .pushAck(let upTo, let rejected) = try await receive() else { throw ProtocolFailure(message: "expected pushAck") }
+            guard upTo >= expected else {
+                throw ProtocolFailure(message: "the server acknowledged up to \(upTo) of a batch ending at \(expected)")
+            }
+            inFlight.removeFirst()
+            try await performAsync { db in try acknowledge(db, upTo: upTo, rejected: rejected) }
+            report.pushed += count - rejected.count
+            report.rejected += rejected.count
+        }
+
+        // Pull everything new; each batch lands with its cursor in one transaction. The next
+        // batch is asked for before this one is applied, so the server reads it meanwhile.
+        var more = pull
+        if more { try await connection.send(.pull(cursor: report.cursor, limit: UInt64(batchSize))) }
+        while more {
+            guard case .changes(let batch, let next, let nextHash, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
+            more = hasMore
+            if more { try await connection.send(.pull(cursor: next, limit: UInt64(batchSize))) }
+            report.conflicts += try await performAsync { db in try applyPulled(db, batch, nextCursor: next, nextHash: nextHash) }
+            report.pulled += batch.count
+            report.cursor = next
+        }
+
+        let (outbox, lastError) = try await readAsync { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        try await connection.send(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes), lastError: lastError))
+        guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
+        let elapsed = ContinuousClock.now - started
+        report.durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        return report
     }
 
     // MARK: The steps of a session, without the network
@@ -172,14 +250,14 @@ extension Replica {
         try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
     }
 
-    /// Applies one pulled batch and stores `nextCursor`, in one transaction; returns how many new
-    /// open conflicts it brought.
+    /// Applies one pulled batch and stores `nextCursor` (and the server's chain hash there), in one
+    /// transaction; returns how many new open conflicts it brought.
     @discardableResult
-    public func applyPulled(_ batch: [WireMessage.Logged], nextCursor: Int64) throws -> Int {
-        try perform { db in try applyPulled(db, batch, nextCursor: nextCursor) }
+    public func applyPulled(_ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
+        try perform { db in try applyPulled(db, batch, nextCursor: nextCursor, nextHash: nextHash) }
     }
 
-    func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64) throws -> Int {
+    func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
         var found = 0
         var clock = try store.loadClock(db)
         let wall = wallMilliseconds()
@@ -192,7 +270,7 @@ extension Replica {
             if case .merged = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall), isNewConflict { found += 1 }
         }
         try store.saveClock(db, clock)
-        try store.setCursor(db, nextCursor)
+        try store.setCursor(db, nextCursor, hash: nextHash)
         return found
     }
 
@@ -204,8 +282,16 @@ extension Replica {
     func wallMilliseconds() -> UInt64 { UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)) }
 
     /// A failed sync as a code and a message for staff (no personal data: the server sends none).
-    static func syncFailure(_ error: any Error, server: ServerAddress) -> (code: String, message: String) {
+    static func syncFailure(_ error: any Error, server: String, path: String) -> (code: String, message: String) {
         switch error {
+        case let refusal as ServerRefusal where refusal.code == "replicaForked" || refusal.code == "replicaRewound":
+            return (refusal.code, """
+                the sync server at \(server) refused this replica: another copy of it already sent the server other \
+                changes under the same numbers (a copied replica file, a second replica made from one bundle, or this \
+                workstation restored from a backup). Nothing was sent; every change made here is kept, unsynced. Ask the \
+                server admin for a new workstation bundle, then: shelter init --replica NEW --bundle NEW.bundle --server \
+                \(server); shelter sync --replica NEW; shelter rescue --from \(path) --replica NEW (\(refusal.code))
+                """)
         case let refusal as ServerRefusal:
             return (refusal.code, "the sync server at \(server) refused the sync: \(refusal.message) (\(refusal.code))")
         case let failure as ProtocolFailure:
@@ -220,7 +306,7 @@ extension Replica {
             return ("timeout", "the sync server at \(server) stopped answering")
         case let error as NIOConnectionError:
             if error.dnsAAAAError != nil || error.dnsAError != nil, error.connectionErrors.isEmpty {
-                return ("unreachable", "cannot resolve the sync server's host name \(server.host)")
+                return ("unreachable", "cannot resolve the host name of the sync server \(server)")
             }
             let reasons = error.connectionErrors.map { attempt in
                 (attempt.error as? IOError).map { String(cString: strerror($0.errnoCode)).lowercased() } ?? "\(attempt.error)"

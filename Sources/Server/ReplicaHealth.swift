@@ -11,6 +11,10 @@ public struct ReplicaHealth: Hashable, Sendable {
         case stale
         /// Its certificate was revoked.
         case revoked
+        /// Two histories were seen under its replica id (a copied replica file, a second replica
+        /// from one bundle, a workstation restored from its own backup): the copy the server
+        /// refused keeps its changes until they are rescued under a new identity.
+        case forked
         /// Enrolled, never synced.
         case neverSynced = "never-synced"
     }
@@ -53,12 +57,17 @@ public struct ReplicaHealth: Hashable, Sendable {
     public var clockSkewMs: Int64?
     /// Open conflicts one of whose values it wrote.
     public var openConflicts: Int
+    /// Changes a server that went back in time got back from it (its own, and others' it held).
+    public var recovered: Int64
+    /// When two histories were first seen under its replica id.
+    public var forkedAt: String?
     public var revoked: Bool
     public var state: State
 
-    /// The state, in order of precedence: revoked, never synced, stale, behind, ok.
-    public static func state(revoked: Bool, lastSync: Date?, lag: Int64, now: Date, thresholds: Thresholds) -> State {
+    /// The state, in order of precedence: revoked, forked, never synced, stale, behind, ok.
+    public static func state(revoked: Bool, forked: Bool = false, lastSync: Date?, lag: Int64, now: Date, thresholds: Thresholds) -> State {
         if revoked { return .revoked }
+        if forked { return .forked }
         guard let lastSync else { return .neverSynced }
         if now.timeIntervalSince(lastSync) > thresholds.staleAfter { return .stale }
         if lag > thresholds.behindLag { return .behind }

@@ -1,4 +1,9 @@
 import Foundation
+import GRDB
+import ShelterDomain
+#if canImport(Glibc)
+import Glibc
+#endif
 import SyncCore
 import SyncTransport
 import X509
@@ -13,6 +18,12 @@ public struct ServerDirectory: Sendable {
     public var serverCertificatePath: String { path + "/server.pem" }
     public var serverKeyPath: String { path + "/server-key.pem" }
     public var storePath: String { path + "/server.db" }
+    /// Every enrollment and revocation, one line each, appended as they happen: a store restored
+    /// from a backup gets back the workstations enrolled and revoked since (a revoked laptop must
+    /// not come back with an old backup).
+    public var journalPath: String { path + "/registry.journal" }
+    /// Held by a running server; `restore` refuses while it is held.
+    public var lockPath: String { path + "/server.lock" }
 
     private init(path: String) { self.path = path }
 
@@ -118,6 +129,131 @@ public struct ServerDirectory: Sendable {
             unlink(out)
             throw error
         }
+        try appendJournal(.enroll(replicaID: replicaID, name: name, serial: identity.serial, at: Timestamp.format(now)))
         return Enrollment(name: name, replicaID: replicaID, serial: identity.serial, bundlePath: out)
+    }
+
+    /// Revokes a workstation's certificate, in the store and in the registry journal.
+    @discardableResult
+    public func revoke(name: String, at: Date = Date()) throws -> ReplicaID {
+        let replica = try store().revoke(name: name, at: at)
+        try appendJournal(.revoke(replicaID: replica, at: Timestamp.format(at)))
+        return replica
+    }
+
+    // MARK: The registry journal
+
+    private func appendJournal(_ entry: RegistryEntry) throws {
+        let fd = Glibc.open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ServerError(.directory, "cannot write the registry journal \(journalPath): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array((entry.line + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, bytes.count) }
+        guard written == bytes.count, fsync(fd) == 0 else {
+            throw ServerError(.directory, "cannot write the registry journal \(journalPath): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The journal's entries; a line that cannot be read is an error naming the line.
+    func journal() throws -> [RegistryEntry] {
+        guard let data = FileManager.default.contents(atPath: journalPath) else { return [] }
+        var entries: [RegistryEntry] = []
+        for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
+            guard let entry = RegistryEntry(line: String(line)) else {
+                throw ServerError(.directory, "\(journalPath) line \(index + 1) is not a registry entry")
+            }
+            entries.append(entry)
+        }
+        return entries
+    }
+
+    /// Brings the store's registry up to the journal: enrollments and revocations the store does
+    /// not have (it was restored from an older backup) are applied again. A directory without a
+    /// journal (made before 0.5) gets one, written from the store. Returns what was applied again.
+    @discardableResult
+    public func reconcileRegistry() throws -> (enrolled: Int, revoked: Int) {
+        let store = try store()
+        guard FileManager.default.fileExists(atPath: journalPath) else {
+            for entry in try store.registryEntries() { try appendJournal(entry) }
+            return (0, 0)
+        }
+        return try store.apply(try journal())
+    }
+
+    // MARK: Lock, backup and restore
+
+    /// An exclusive lock on the directory (`flock`), released when the value goes away or the process ends.
+    public final class Lock: Sendable {
+        let fd: Int32
+        init(fd: Int32) { self.fd = fd }
+        deinit { close(fd) }
+    }
+
+    /// Takes the directory's lock, or says that a server holds it.
+    public func lock() throws -> Lock {
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ServerError(.directory, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ServerError(.directory, "a server is running on \(path) (it holds \(lockPath)); stop it first")
+        }
+        return Lock(fd: fd)
+    }
+
+    /// What a restore did.
+    public struct Restore: Sendable {
+        /// The restored store's log head.
+        public var head: Int64
+        /// Where the store that was replaced now is (kept, never deleted).
+        public var replacedPath: String?
+        /// Enrollments and revocations applied again from the registry journal.
+        public var reenrolled: Int
+        public var revoked: Int
+    }
+
+    /// Replaces the store with a backup made by `ServerStore.backup` (or any closed copy of a
+    /// store): refuses while the server runs, a file that is not a server store or fails its
+    /// integrity check, and another shelter's store. The replaced store is kept beside it; the
+    /// registry journal is applied again. Workstations then heal the server at their next sync.
+    public func restore(from backup: String, now: Date = Date()) throws -> Restore {
+        let lock = try lock()
+        defer { withExtendedLifetime(lock) {} }
+        var restored = try ServerStore.restore(backup: backup, at: storePath, now: now)
+        let applied = try reconcileRegistry()
+        restored.reenrolled = applied.enrolled
+        restored.revoked = applied.revoked
+        return restored
+    }
+
+    // MARK: Moving the server
+
+    /// Issues a new server certificate for new names (besides localhost, 127.0.0.1 and ::1), signed
+    /// by the shelter CA whose key is at `caKeyPath` (default `ca-key.pem` in the directory), and
+    /// puts it in place of the old one. A running server uses it after a restart.
+    public func certify(hosts: [String], caKeyPath: String? = nil, now: Date = Date()) throws -> (serial: String, validUntil: String) {
+        let keyPath = caKeyPath ?? self.caKeyPath
+        guard FileManager.default.fileExists(atPath: keyPath) else {
+            throw ServerError(.directory, "no CA key at \(keyPath): issuing a server certificate needs the shelter CA's key (--ca-key PATH)")
+        }
+        let ca: ShelterCA
+        do {
+            ca = ShelterCA(identity: try Identity(certificatePEM: try read(caCertificatePath), privateKeyPEM: try read(keyPath), source: keyPath))
+        } catch let error as TransportError {
+            throw ServerError(.directory, "\(error.message) (is \(keyPath) the key of this shelter's CA?)", underlying: error)
+        }
+        for host in hosts where host.isEmpty || host.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw ServerError(.directory, "'\(host)' is not a host name or an IP address")
+        }
+        let server = try ca.issueServer(hosts: hosts, now: now)
+        let files = [(serverKeyPath, try server.privateKeyPEM), (serverCertificatePath, try server.certificatePEM)]
+        for (file, _) in files { unlink(file + ".new") }
+        defer { for (file, _) in files { unlink(file + ".new") } }
+        for (file, text) in files { try writeNew(file + ".new", text) }
+        for (file, _) in files {
+            guard rename(file + ".new", file) == 0 else {
+                throw ServerError(.directory, "cannot put \(file) in place: \(String(cString: strerror(errno)))")
+            }
+        }
+        return (server.serial, Timestamp.format(server.certificate.notValidAfter))
     }
 }

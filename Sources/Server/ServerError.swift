@@ -13,6 +13,10 @@ public struct ServerError: Error, CustomStringConvertible, @unchecked Sendable {
         public static let incompatibleProtocol = Code("incompatibleProtocol")
         public static let incompatibleSchema = Code("incompatibleSchema")
         public static let replicaRewound = Code("replicaRewound")
+        /// The replica pushed a change under a dot the server already holds with other content:
+        /// two copies of one replica (a copied file, a second replica from one bundle, a
+        /// workstation restored from its own backup).
+        public static let replicaForked = Code("replicaForked")
         public static let foreignDot = Code("foreignDot")
         public static let protocolViolation = Code("protocolViolation")
         public static let frameTooLarge = Code("frameTooLarge")

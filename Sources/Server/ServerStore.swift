@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRDB
 import ShelterDomain
 import SyncCore
@@ -7,8 +10,13 @@ import SyncCore
 /// The server's store: a replica of its own (domain and sync tables, written with the server's
 /// replica id) plus the registry of enrolled workstations. One SQLite file, mode 0600, WAL, so the
 /// admin commands read it while the server runs.
+///
+/// Its log is hash-chained (`SyncStore(chained: true)`), and each run of the server writes under a
+/// replica id of its own (`beginRun`): a store restored from a backup never issues a dot that an
+/// earlier run already gave to a workstation.
 public struct ServerStore: Sendable {
     public let path: String
+    /// The replica id the server writes under in this run (conflict rows, compensations).
     public let serverID: ReplicaID
     let pool: DatabasePool
     let store: SyncStore
@@ -20,7 +28,7 @@ public struct ServerStore: Sendable {
         self.path = path
         self.serverID = serverID
         self.pool = pool
-        self.store = SyncStore(schema: ShelterSchema.schema)
+        self.store = SyncStore(schema: ShelterSchema.schema, chained: true)
     }
 
     static func migrator() -> DatabaseMigrator {
@@ -74,6 +82,28 @@ public struct ServerStore: Sendable {
             // index cost ≈ 40 bytes and a random b-tree insert per merged change.
             try db.execute(sql: "DROP INDEX IF EXISTS sync_log_row")
         }
+        migrator.registerMigration("server-4") { db in
+            // Copies and restores: the log's hash chain, each run's writer id, the shelter's
+            // identity (a restore must bring back this shelter's store, not another's), forks and
+            // recovered changes per workstation, and the digest of every refused change.
+            try db.execute(sql: """
+                CREATE TABLE server_runs (
+                    writer TEXT PRIMARY KEY NOT NULL,
+                    started_at TEXT
+                );
+                INSERT INTO server_runs (writer, started_at) SELECT replica_id, created_at FROM sync_state;
+                CREATE TABLE server_identity (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    shelter TEXT NOT NULL,
+                    created_at TEXT NOT NULL
+                );
+                INSERT INTO server_identity (id, shelter, created_at) SELECT 1, replica_id, created_at FROM sync_state;
+                ALTER TABLE server_replicas ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE server_replicas ADD COLUMN forked_at TEXT;
+                ALTER TABLE server_rejections ADD COLUMN digest BLOB;
+                """)
+            try SyncStore(schema: ShelterSchema.schema, chained: true).extendChain(db)
+        }
         return migrator
     }
 
@@ -98,6 +128,8 @@ public struct ServerStore: Sendable {
         let server = ServerStore(path: path, serverID: serverID, pool: pool)
         try pool.write { db in
             try server.store.initialize(db, replicaID: serverID, createdAt: Timestamp.format(now))
+            try db.execute(sql: "INSERT INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [serverID.description, Timestamp.format(now)])
+            try db.execute(sql: "INSERT INTO server_identity (id, shelter, created_at) VALUES (1, ?, ?)", arguments: [serverID.description, Timestamp.format(now)])
             for number in stride(from: 1, through: rooms, by: 1) {
                 try server.store.write(db, table: "rooms", rowID: Room.rowID(number),
                                        values: ["number": .integer(Int64(number)), "in_service": .bool(true)],
@@ -108,6 +140,7 @@ public struct ServerStore: Sendable {
     }
 
     /// Opens the store; `statementObserver` sees the SQL of every statement (tests check query plans).
+    /// A server that will write calls `beginRun` on the result.
     public static func open(at path: String, statementObserver: (@Sendable (String) -> Void)? = nil) throws -> ServerStore {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ServerError(.directory, "no server store at \(path) (run `shelter server init` first)")
@@ -129,6 +162,139 @@ public struct ServerStore: Sendable {
 
     static func milliseconds(_ date: Date) -> UInt64 { UInt64(max(0, date.timeIntervalSince1970 * 1000)) }
 
+    /// Starts a run of the server: from now on it writes under a new replica id (`writer`), with
+    /// counters from 1. A store restored from a backup has forgotten the dots its later runs gave
+    /// out; a new id per run means it can never give one out again with other content.
+    public func beginRun(writer: ReplicaID = .random(), at: Date = Date()) throws -> ServerStore {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, Timestamp.format(at)])
+            try db.execute(sql: "UPDATE sync_state SET replica_id = ?, counter = 0 WHERE id = 1", arguments: [writer.description])
+        }
+        return ServerStore(path: path, serverID: writer, pool: pool)
+    }
+
+    /// Closes the store's connections (a restore replaces the file under a closed store).
+    public func close() throws { try pool.close() }
+
+    /// Puts a backup in place of the store at `storePath` (no server may have it open): checks the
+    /// backup (a whole server store of this shelter, integrity intact), keeps the replaced store
+    /// beside it (`server.db.replaced-TIME`, never deleted), and moves the checked copy into place.
+    public static func restore(backup: String, at storePath: String, now: Date = Date()) throws -> ServerDirectory.Restore {
+        guard FileManager.default.fileExists(atPath: backup) else { throw ServerError(.directory, "no backup file at \(backup)") }
+        if FileManager.default.fileExists(atPath: backup + "-wal") {
+            throw ServerError(.directory, "\(backup) has a write-ahead log beside it (\(backup)-wal): it is a live database, not a closed backup; make backups with `shelter server backup`")
+        }
+        let staged = storePath + ".restoring"
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staged + suffix) }
+        defer { for suffix in ["-wal", "-shm", "-journal"] { unlink(staged + suffix) } }
+        do {
+            try copyFile(backup, to: staged)
+            let shelter = try checkStore(at: staged, source: backup)
+            if FileManager.default.fileExists(atPath: storePath) {
+                let current = try? checkStore(at: storePath, source: storePath, integrity: false)
+                if let current, !current.isEmpty, current != shelter {
+                    throw ServerError(.directory, "\(backup) is a backup of another shelter's server (\(shelter.prefix(8))), not of this one (\(current.prefix(8))); nothing was changed")
+                }
+            }
+        } catch {
+            unlink(staged)
+            if let error = error as? ServerError { throw error }
+            throw ServerError(.directory, "cannot restore from \(backup): \(error)", underlying: error)
+        }
+        var replaced: String?
+        if FileManager.default.fileExists(atPath: storePath) {
+            let aside = storePath + ".replaced-" + Timestamp.format(now).replacingOccurrences(of: ":", with: "")
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: storePath + suffix) {
+                guard rename(storePath + suffix, aside + suffix) == 0 else {
+                    throw ServerError(.directory, "cannot move the current store aside to \(aside + suffix): \(String(cString: strerror(errno)))")
+                }
+            }
+            replaced = aside
+        }
+        guard rename(staged, storePath) == 0 else {
+            throw ServerError(.directory, "cannot move the restored store into place: \(String(cString: strerror(errno)))")
+        }
+        let directory = Glibc.open((storePath as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+        if directory >= 0 { fsync(directory); Glibc.close(directory) }
+        let restored = try ServerStore.open(at: storePath)
+        defer { try? restored.close() }
+        return ServerDirectory.Restore(head: try restored.logHead(), replacedPath: replaced, reenrolled: 0, revoked: 0)
+    }
+
+    /// Checks that `path` is a whole server store this version can use; returns its shelter id.
+    static func checkStore(at path: String, source: String, integrity: Bool = true) throws -> String {
+        let queue: DatabaseQueue
+        do { queue = try DatabaseQueue(path: path) } catch {
+            throw ServerError(.directory, "\(source) cannot be opened as a database: \(error)", underlying: error)
+        }
+        defer { try? queue.close() }
+        return try queue.read { db in
+            var check = ["ok"]
+            do { if integrity { check = try String.fetchAll(db, sql: "PRAGMA integrity_check") } else { _ = try db.tableExists("sync_state") } } catch {
+                throw ServerError(.directory, "\(source) is not a ShelterSync server store (not an SQLite database)")
+            }
+            guard check == ["ok"] else {
+                throw ServerError(.directory, "\(source) fails SQLite's integrity check (\(check.prefix(2).joined(separator: "; "))); nothing was changed")
+            }
+            guard try db.tableExists("server_replicas"), try db.tableExists("sync_state") else {
+                throw ServerError(.directory, "\(source) is not a ShelterSync server store")
+            }
+            if try ServerStore.migrator().hasBeenSuperseded(db) {
+                throw ServerError(.directory, "\(source) was written by a newer version of ShelterSync")
+            }
+            if try db.tableExists("server_identity"), let shelter = try String.fetchOne(db, sql: "SELECT shelter FROM server_identity WHERE id = 1") {
+                return shelter
+            }
+            return try String.fetchOne(db, sql: "SELECT replica_id FROM sync_state WHERE id = 1") ?? ""
+        }
+    }
+
+    private static func copyFile(_ source: String, to destination: String) throws {
+        guard let input = FileHandle(forReadingAtPath: source) else { throw ServerError(.directory, "cannot read \(source)") }
+        defer { try? input.close() }
+        do { try PrivateFile.create(at: destination) } catch {
+            throw ServerError(.directory, "cannot create \(destination): \(error)")
+        }
+        guard let output = FileHandle(forWritingAtPath: destination) else { throw ServerError(.directory, "cannot write \(destination)") }
+        defer { try? output.close() }
+        while true {
+            let chunk = input.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            try output.write(contentsOf: chunk)
+        }
+        try output.synchronize()
+    }
+
+    /// The shelter this store belongs to: the id of the store's first run, kept across runs and restores.
+    public func shelterID() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT shelter FROM server_identity WHERE id = 1") ?? "" }
+    }
+
+    /// A consistent copy of the store, taken while the server runs (SQLite's online backup, one
+    /// step, inside one read transaction), written to a new file (mode 0600, never over an existing
+    /// one) and checked. Returns the copy's log head.
+    public func backup(to destination: String) throws -> Int64 {
+        do { try PrivateFile.create(at: destination) } catch .exists {
+            throw ServerError(.directory, "\(destination) already exists; a backup never overwrites a file")
+        } catch {
+            throw ServerError(.directory, "cannot create the backup file \(destination): \(error)")
+        }
+        do {
+            let copy = try DatabaseQueue(path: destination)
+            try pool.backup(to: copy)
+            let (check, head) = try copy.read { db in
+                (try String.fetchAll(db, sql: "PRAGMA integrity_check"), try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0)
+            }
+            try copy.close()
+            guard check == ["ok"] else { throw ServerError(.directory, "the backup failed its integrity check: \(check.prefix(3).joined(separator: "; "))") }
+            return head
+        } catch {
+            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(destination + suffix) }
+            if let error = error as? ServerError { throw error }
+            throw ServerError(.directory, "the backup to \(destination) failed: \(error)", underlying: error)
+        }
+    }
+
     // MARK: Registry
 
     /// One enrolled workstation as the registry holds it.
@@ -139,6 +305,9 @@ public struct ServerStore: Sendable {
         public var enrolledAt: String
         public var revokedAt: String?
         public var acknowledged: UInt64
+        /// When the server first saw two histories under this replica id (a copied replica file, a
+        /// second replica from one bundle, a workstation restored from its own backup).
+        public var forkedAt: String?
     }
 
     public func checkNameIsFree(_ name: String) throws {
@@ -173,11 +342,47 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// The registry as journal entries: every enrollment, and every revocation.
+    func registryEntries() throws -> [RegistryEntry] {
+        try pool.read { db in
+            var entries: [RegistryEntry] = []
+            for row in try Row.fetchAll(db, sql: "SELECT replica_id, name, serial, enrolled_at, revoked_at FROM server_replicas ORDER BY enrolled_at, name") {
+                guard let id = ReplicaID(row["replica_id"] as String) else { continue }
+                entries.append(.enroll(replicaID: id, name: row["name"], serial: row["serial"], at: row["enrolled_at"]))
+                if let revoked = row["revoked_at"] as String? { entries.append(.revoke(replicaID: id, at: revoked)) }
+            }
+            return entries
+        }
+    }
+
+    /// Applies journal entries the registry lacks: enrollments of replica ids it does not know
+    /// (unless the name is taken by another), revocations it does not have. Returns how many of each.
+    func apply(_ entries: [RegistryEntry]) throws -> (enrolled: Int, revoked: Int) {
+        try pool.write { db in
+            var enrolled = 0, revoked = 0
+            for entry in entries {
+                switch entry {
+                case .enroll(let id, let name, let serial, let at):
+                    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM server_replicas WHERE replica_id = ? OR name = ?",
+                                            arguments: [id.description, name]) != true else { continue }
+                    try db.execute(sql: "INSERT INTO server_replicas (replica_id, name, serial, enrolled_at) VALUES (?, ?, ?, ?)",
+                                   arguments: [id.description, name, serial, at])
+                    enrolled += 1
+                case .revoke(let id, let at):
+                    try db.execute(sql: "UPDATE server_replicas SET revoked_at = ? WHERE replica_id = ? AND revoked_at IS NULL",
+                                   arguments: [at, id.description])
+                    revoked += db.changesCount
+                }
+            }
+            return (enrolled, revoked)
+        }
+    }
+
     public func registration(_ replicaID: ReplicaID) async throws -> Registration? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM server_replicas WHERE replica_id = ?", arguments: [replicaID.description]).map {
                 Registration(replicaID: replicaID, name: $0["name"], serial: $0["serial"], enrolledAt: $0["enrolled_at"],
-                             revokedAt: $0["revoked_at"], acknowledged: UInt64($0["acknowledged"] as Int64))
+                             revokedAt: $0["revoked_at"], acknowledged: UInt64($0["acknowledged"] as Int64), forkedAt: $0["forked_at"])
             }
         }
     }
@@ -196,6 +401,16 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// Records that two histories were seen under one replica id: the admin view shows it `forked`.
+    public func recordFork(_ replicaID: ReplicaID, at: Date) async {
+        _ = try? await pool.write { db in try Self.recordFork(db, replicaID, at: at) }
+    }
+
+    static func recordFork(_ db: Database, _ replicaID: ReplicaID, at: Date) throws {
+        try db.execute(sql: "UPDATE server_replicas SET forked_at = COALESCE(forked_at, ?) WHERE replica_id = ?",
+                       arguments: [Timestamp.format(at), replicaID.description])
+    }
+
     /// Records a failed or refused session: a code and a time, never personal data.
     public func recordError(_ replicaID: ReplicaID, code: String, at: Date) async {
         _ = try? await pool.write { db in
@@ -212,55 +427,133 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// The last position of the server's log, read now (for commands; the server reads it async).
+    public func logHead() throws -> Int64 {
+        try pool.read { db in try store.head(db) }
+    }
+
     /// The last position of the server's log.
     public func head() async throws -> Int64 {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0 }
+        try await pool.read { db in try store.head(db) }
+    }
+
+    /// Where a workstation stands against this log: the last position of its checkpoints at which
+    /// the chain agrees (its cursor when nothing diverged), the head, and — when the server lacks
+    /// changes it may hold — the highest counter held of each replica.
+    public struct Standing: Sendable {
+        public var head: Int64
+        public var resume: Int64
+        public var holdings: VersionVector?
+    }
+
+    public func standing(of hello: WireMessage.Hello, processed: UInt64) async throws -> Standing {
+        try await pool.read { db in
+            let head = try store.head(db)
+            let cursor = max(0, hello.cursor)
+            var resume: Int64 = 0
+            if cursor > 0 {
+                resume = min(cursor, try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head }))
+            }
+            var holdings: VersionVector?
+            if resume < cursor || processed < hello.acknowledged {
+                var held = try store.holdings(db)
+                // What the registry says it processed counts too (refused changes are not in the log).
+                for row in try Row.fetchAll(db, sql: "SELECT replica_id, acknowledged FROM server_replicas WHERE acknowledged > 0") {
+                    guard let id = ReplicaID(row["replica_id"] as String) else { continue }
+                    held.absorb(Dot(replica: id, counter: UInt64(row["acknowledged"] as Int64)))
+                }
+                holdings = held
+            }
+            return Standing(head: head, resume: resume, holdings: holdings)
+        }
     }
 
     // MARK: Merge
 
-    /// What merging one pushed batch did.
+    /// What merging one pushed (or recovered) batch did.
     public struct PushResult: Hashable, Sendable {
+        /// The batch's last counter: every change of the batch up to it is merged, refused or a resend.
         public var upToCounter: UInt64
         public var rejected: [WireMessage.Rejection]
         public var merged: Int
         public var conflictsCreated: Int
+        /// Of a recovery batch: the refused changes, with whose they are.
+        public var recoveryRejections: [WireMessage.RecoveryRejection] = []
+        /// Of a recovery batch: changes of other replicas whose dot the server already held with
+        /// other content (their replica forked); skipped.
+        public var divergent: Int = 0
     }
 
     /// Merges one pushed batch in one transaction: each change of `replicaID` in counter order,
     /// refusing (and reporting) changes that break the shelter's rules, recording a conflict row for
     /// each concurrent write, then holding the one-family-per-room invariant.
+    ///
+    /// A change the server has processed before is a resend when its content is the same (skipped,
+    /// an earlier refusal reported again) and a fork when it differs: the batch is refused with
+    /// `replicaForked` and nothing of it is kept.
     public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date()) async throws -> PushResult {
         try await pool.write { db in
-            try mergePush(db, from: replicaID, changes: changes, at: at)
+            try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false, at: at)
         }
     }
 
-    func mergePush(_ db: Database, from replicaID: ReplicaID, changes: [CellChange], at: Date) throws -> PushResult {
+    /// Merges a recovery batch: changes a server restored from a backup lost and a workstation
+    /// sends again — its own it had acknowledged, and other replicas' it had pulled — in the
+    /// workstation's log order (causal). Each is merged as if it had arrived late: the same rules,
+    /// the room rule, conflicts. A change the server already holds is skipped; one whose dot it
+    /// holds with other content is a fork (refused for the pusher's own, skipped and recorded for
+    /// another replica's).
+    public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date()) async throws -> PushResult {
+        try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, at: at) }
+    }
+
+    func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, at: Date) throws -> PushResult {
         let wall = Self.milliseconds(at)
-        var acknowledged = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM server_replicas WHERE replica_id = ?",
-                                                     arguments: [replicaID.description]) ?? 0)
-        var result = PushResult(upToCounter: acknowledged, rejected: [], merged: 0, conflictsCreated: 0)
+        var processed = Processed(db: db, store: store)
+        let pusherProcessed = try processed.counter(of: pusher)
+        var result = PushResult(upToCounter: pusherProcessed, rejected: [], merged: 0, conflictsCreated: 0)
         var touchedStays = false
-        var newlyRejected = 0
+        var newlyRejected: [ReplicaID: Int] = [:]
         var clock = try store.loadClock(db)
-        for change in changes.sorted(by: { $0.dot.counter < $1.dot.counter }) {
-            guard change.dot.replica == replicaID else {
-                throw ServerError(.foreignDot, "replica \(replicaID) pushed a change with a dot of replica \(change.dot.replica)")
+        for change in changes {
+            let origin = change.dot.replica
+            if origin != pusher {
+                guard recovering else {
+                    throw ServerError(.foreignDot, "replica \(pusher) pushed a change with a dot of replica \(origin)")
+                }
+                guard try processed.isRegistered(origin) || change.author == Self.author else {
+                    throw ServerError(.foreignDot, "replica \(pusher) sent back a change of replica \(origin), which is neither enrolled nor a run of this server")
+                }
             }
-            if change.dot.counter <= acknowledged {
-                // Already processed: a resent batch. Report an earlier refusal again, so it is not lost.
-                if let row = try Row.fetchOne(db, sql: "SELECT code, reason FROM server_rejections WHERE replica_id = ? AND counter = ?",
-                                              arguments: [replicaID.description, Int64(change.dot.counter)]) {
-                    result.rejected.append(.init(counter: change.dot.counter, code: row["code"], reason: row["reason"]))
+            if change.dot.counter <= (try processed.counter(of: origin)) {
+                // Processed before: a resend if the content is the same, a fork if it is not.
+                switch try sameContent(db, change) {
+                case .same, .unknown:
+                    if origin == pusher, !recovering,
+                       let row = try Row.fetchOne(db, sql: "SELECT code, reason FROM server_rejections WHERE replica_id = ? AND counter = ?",
+                                                  arguments: [pusher.description, Int64(change.dot.counter)]) {
+                        // Report an earlier refusal again, so it is not lost.
+                        result.rejected.append(.init(counter: change.dot.counter, code: row["code"], reason: row["reason"]))
+                    }
+                case .different:
+                    if origin == pusher {
+                        throw ServerError(.replicaForked, "change \(change.dot.counter) of this replica is not the change the server already holds under that number: this replica file is a copy, or was restored from a backup, and another copy already sent other changes under the same numbers")
+                    }
+                    try Self.recordFork(db, origin, at: at)
+                    result.divergent += 1
                 }
                 continue
             }
             if let refusal = try ServerRules.check(db, change) {
-                result.rejected.append(.init(counter: change.dot.counter, code: refusal.code, reason: refusal.reason))
-                newlyRejected += 1
-                try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [replicaID.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at)])
+                if origin == pusher && !recovering {
+                    result.rejected.append(.init(counter: change.dot.counter, code: refusal.code, reason: refusal.reason))
+                } else {
+                    result.recoveryRejections.append(.init(dot: change.dot, code: refusal.code, reason: refusal.reason))
+                }
+                newlyRejected[origin, default: 0] += 1
+                try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
+                                           Data(LogHash.of(change).bytes)])
             } else {
                 let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
                 if case .merged(_, let concurrent) = report, concurrent.contains(where: { !$0.sameValue }) {
@@ -274,15 +567,86 @@ public struct ServerStore: Sendable {
                 result.merged += 1
                 if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
             }
-            acknowledged = change.dot.counter
+            processed.advance(origin, to: change.dot.counter)
         }
         // Saved before the server's own writes (conflicts, compensations), which tick from it.
         try store.saveClock(db, clock)
         if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
-        result.upToCounter = acknowledged
-        try db.execute(sql: "UPDATE server_replicas SET acknowledged = ?, rejected = rejected + ? WHERE replica_id = ?",
-                       arguments: [Int64(acknowledged), newlyRejected, replicaID.description])
+        // Acknowledged: this batch, not everything processed under this replica id. A copy of the
+        // replica resending its shared past must not have its own later changes marked as taken
+        // because another copy sent other changes under those numbers.
+        result.upToCounter = recovering ? try processed.counter(of: pusher) : (changes.last?.dot.counter ?? 0)
+        for (replica, counter) in processed.advanced {
+            try db.execute(sql: "UPDATE server_replicas SET acknowledged = MAX(acknowledged, ?), rejected = rejected + ? WHERE replica_id = ?",
+                           arguments: [Int64(counter), newlyRejected[replica] ?? 0, replica.description])
+            if try !processed.isRegistered(replica) {
+                try db.execute(sql: "INSERT OR IGNORE INTO server_runs (writer) VALUES (?)", arguments: [replica.description])
+            }
+        }
+        if recovering && result.merged > 0 {
+            try db.execute(sql: "UPDATE server_replicas SET recovered = recovered + ? WHERE replica_id = ?",
+                           arguments: [result.merged, pusher.description])
+        }
         return result
+    }
+
+    /// How far the server has processed each replica's changes, inside one merge: the registry for
+    /// enrolled workstations, the log for the server's own runs.
+    struct Processed {
+        let db: Database
+        let store: SyncStore
+        private var counters: [ReplicaID: UInt64] = [:]
+        private var registered: [ReplicaID: Bool] = [:]
+        private(set) var advanced: [ReplicaID: UInt64] = [:]
+
+        init(db: Database, store: SyncStore) {
+            self.db = db
+            self.store = store
+        }
+
+        mutating func isRegistered(_ replica: ReplicaID) throws -> Bool {
+            if let known = registered[replica] { return known }
+            let known = try Bool.fetchOne(db, sql: "SELECT 1 FROM server_replicas WHERE replica_id = ?", arguments: [replica.description]) ?? false
+            registered[replica] = known
+            return known
+        }
+
+        mutating func counter(of replica: ReplicaID) throws -> UInt64 {
+            if let counter = counters[replica] { return counter }
+            var counter: UInt64
+            if try isRegistered(replica) {
+                counter = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM server_replicas WHERE replica_id = ?",
+                                                    arguments: [replica.description]) ?? 0)
+            } else {
+                counter = try store.highestCounter(db, of: replica)
+            }
+            counters[replica] = counter
+            return counter
+        }
+
+        mutating func advance(_ replica: ReplicaID, to counter: UInt64) {
+            counters[replica] = max(counters[replica] ?? 0, counter)
+            advanced[replica] = max(advanced[replica] ?? 0, counter)
+        }
+    }
+
+    enum Comparison { case same, different, unknown }
+
+    /// Whether `change` is the change the server already processed under its dot.
+    func sameContent(_ db: Database, _ change: CellChange) throws -> Comparison {
+        let digest = LogHash.of(change)
+        if let logged = try store.logEntry(db, of: change.dot) {
+            return LogHash.of(logged.change) == digest ? .same : .different
+        }
+        if let held = try store.heldBack(db, of: change.dot) {
+            return LogHash.of(held) == digest ? .same : .different
+        }
+        if let row = try Row.fetchOne(db, sql: "SELECT digest FROM server_rejections WHERE replica_id = ? AND counter = ?",
+                                      arguments: [change.dot.replica.description, Int64(change.dot.counter)]) {
+            guard let stored = (row["digest"] as Data?).flatMap({ LogHash(bytes: $0) }) else { return .unknown }  // refused before 0.5
+            return stored == digest ? .same : .different
+        }
+        return .unknown
     }
 
     /// The competing writes of a conflict, as stored in its `dots` column (`replica:counter|…`).
@@ -412,10 +776,11 @@ public struct ServerStore: Sendable {
 
     /// The next batch of the log after `cursor`, leaving out the replica's own changes (it has them).
     /// A read: the workstation's cursor is recorded once, by `recordReport` at the session's end.
-    public func changes(for replicaID: ReplicaID, after cursor: Int64, limit: Int) async throws -> (batch: [WireMessage.Logged], next: Int64, more: Bool) {
+    public func changes(for replicaID: ReplicaID, after cursor: Int64, limit: Int) async throws
+        -> (batch: [WireMessage.Logged], next: Int64, nextHash: LogHash?, more: Bool) {
         try await pool.read { db in
             let read = try store.changes(db, after: cursor, notFrom: replicaID, limit: limit)
-            return (read.changes.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }, read.readUpTo, read.more)
+            return (read.changes.map { WireMessage.Logged(sequence: $0.sequence, change: $0.change) }, read.readUpTo, read.chain, read.more)
         }
     }
 }
@@ -471,8 +836,9 @@ extension ServerStore {
                 lastError: errorCode.map { ReplicaHealth.LastError(code: $0, at: errorAt ?? "") },
                 lag: lastSync == nil ? head : lag, unsynced: row["unsynced"], rejected: row["rejected"],
                 clientVersion: row["client_version"], schemaVersion: row["schema_version"], clockSkewMs: row["clock_skew_ms"],
-                openConflicts: openConflicts[id] ?? 0, revoked: revoked,
-                state: ReplicaHealth.state(revoked: revoked, lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
+                openConflicts: openConflicts[id] ?? 0, recovered: row["recovered"], forkedAt: row["forked_at"], revoked: revoked,
+                state: ReplicaHealth.state(revoked: revoked, forked: (row["forked_at"] as String?) != nil,
+                                           lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
                                            lag: lag, now: now, thresholds: thresholds))
         }
         return HealthReport(head: head, generatedAt: Timestamp.format(now), replicas: replicas)
@@ -486,6 +852,33 @@ extension ServerStore {
                 ON CONFLICT (id) DO UPDATE SET health_checked_at = excluded.health_checked_at
                 """, arguments: [ReplicaHealth.Thresholds().behindLag, Int64(ReplicaHealth.Thresholds().staleAfter), Timestamp.format(now)])
             return try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0
+        }
+    }
+}
+
+/// One line of the registry journal (`registry.journal` in the server directory): tab-separated.
+enum RegistryEntry: Hashable, Sendable {
+    case enroll(replicaID: ReplicaID, name: String, serial: String, at: String)
+    case revoke(replicaID: ReplicaID, at: String)
+
+    var line: String {
+        switch self {
+        case .enroll(let id, let name, let serial, let at): ["enroll", id.description, name, serial, at].joined(separator: "\t")
+        case .revoke(let id, let at): ["revoke", id.description, at].joined(separator: "\t")
+        }
+    }
+
+    init?(line: String) {
+        let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        switch fields.first {
+        case "enroll" where fields.count == 5:
+            guard let id = ReplicaID(fields[1]), !fields[2].isEmpty else { return nil }
+            self = .enroll(replicaID: id, name: fields[2], serial: fields[3], at: fields[4])
+        case "revoke" where fields.count == 3:
+            guard let id = ReplicaID(fields[1]) else { return nil }
+            self = .revoke(replicaID: id, at: fields[2])
+        default:
+            return nil
         }
     }
 }

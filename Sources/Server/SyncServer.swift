@@ -42,7 +42,7 @@ public final class SyncServer: Service, Sendable {
     public init(directory: ServerDirectory, configuration: Configuration = Configuration(), logger: Logger,
                 metrics: ServerMetrics = ServerMetrics(), statementObserver: (@Sendable (String) -> Void)? = nil,
                 onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
-        self.store = try directory.store(statementObserver: statementObserver)
+        self.store = try directory.store(statementObserver: statementObserver).beginRun()
         self.metrics = metrics
         self.configuration = configuration
         let identity = try directory.serverIdentity()
@@ -85,89 +85,53 @@ public final class SyncServer: Service, Sendable {
 
     // MARK: One session
 
-    struct SessionLog {
-        var replica: ReplicaID?
-        var name: String?
-        var outcome = "incomplete"
-        var pushed = 0
-        var pulled = 0
-        var conflicts = 0
-        var rejected = 0
-    }
-
     func serve(_ connection: NIOAsyncChannel<WireMessage, WireMessage>) async {
         let started = ContinuousClock.now
-        var log = SessionLog()
-        var machine = SyncSessionStateMachine(maximumBatch: configuration.maximumBatch)
+        let metrics = self.metrics
+        var session: ServerSession?
+        func open() async -> ServerSession {
+            // The handshake is complete once a message has arrived: the peer's certificate is known.
+            let peer = try? await connection.channel.nioSSL_peerCertificate().get().flatMap { certificate in
+                (try? TLSSettings.certificate(certificate)).map { ServerSession.Peer(replicaID: $0.replicaID, serial: $0.serialNumber.hex) }
+            }
+            return ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
+                                 onMerge: { metrics.mergeDuration($0) })
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
-                // Records the failure for the admin's view first, then tells the peer.
-                func refuse(_ code: String, _ message: String) async {
-                    log.outcome = code
-                    if let replica = log.replica { await store.recordError(replica, code: code, at: Date()) }
-                    try? await outbound.write(.error(code: code, message: message))
-                }
                 do {
                     for try await message in inbound {
-                        switch machine.receive(message) {
-                        case .greet(let hello):
-                            switch await greet(hello, channel: connection.channel, log: &log) {
-                            case .success(let welcome):
-                                machine.established()
-                                try await outbound.write(.welcome(welcome))
-                            case .failure(let error):
-                                await refuse(error.code.rawValue, error.message)
-                                return
-                            }
-                        case .merge(let changes):
-                            let mergeStarted = ContinuousClock.now
-                            let result = try await store.mergePush(from: log.replica!, changes: changes)
-                            metrics.mergeDuration(ContinuousClock.now - mergeStarted)
-                            log.pushed += result.merged
-                            log.rejected += result.rejected.count
-                            log.conflicts += result.conflictsCreated
-                            try await outbound.write(.pushAck(upToCounter: result.upToCounter, rejected: result.rejected))
-                        case .pull(let cursor, let limit):
-                            let (batch, next, more) = try await store.changes(for: log.replica!, after: cursor, limit: limit)
-                            log.pulled += batch.count
-                            try await outbound.write(.changes(batch, nextCursor: next, more: more))
-                        case .report(let cursor, let outbox, let bytes, _):
-                            try await store.recordReport(log.replica!, cursor: cursor, outbox: outbox, databaseBytes: bytes, at: Date())
-                            log.outcome = "ok"
-                            try await outbound.write(.bye)
-                            return
-                        case .fail(let code, let message):
-                            await refuse(code.rawValue, message)
-                            return
-                        }
+                        if session == nil { session = await open() }
+                        let (answers, ends) = await session!.receive(message)
+                        for answer in answers { try await outbound.write(answer) }
+                        if ends { return }
                     }
                 } catch let error as WireError {
+                    if session == nil { session = await open() }
                     let code: ServerError.Code = error.kind == .frameTooLarge ? .frameTooLarge : .malformedMessage
-                    await refuse(code.rawValue, error.description)
-                } catch let error as ServerError {
-                    await refuse(error.code.rawValue, error.message)
+                    try? await outbound.write(await session!.refuse(code, error.description))
                 }
             }
         } catch {
             // The connection broke (TLS, timeout, a peer that went away) before the session ended.
-            if log.outcome == "incomplete" {
-                log.outcome = Self.outcome(of: error)
-                if let replica = log.replica { await store.recordError(replica, code: log.outcome, at: Date()) }
-            }
+            await session?.disconnected(outcome: Self.outcome(of: error))
         }
-        metrics.session(outcome: log.outcome, pushed: log.pushed, pulled: log.pulled, conflicts: log.conflicts)
+        let summary = session?.summary ?? ServerSession.Summary(outcome: "disconnected")
+        metrics.session(outcome: summary.outcome, pushed: summary.pushed + summary.recovered, pulled: summary.pulled, conflicts: summary.conflicts)
         let elapsed = ContinuousClock.now - started
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         // Ids and counts only: no names of residents, no CPR numbers, no notes.
-        logger.info("sync session", metadata: [
-            "sync.replica": "\(log.name ?? log.replica?.description ?? "unidentified")",
-            "sync.outcome": "\(log.outcome)",
-            "sync.pushed": "\(log.pushed)",
-            "sync.pulled": "\(log.pulled)",
-            "sync.conflicts": "\(log.conflicts)",
-            "sync.rejected": "\(log.rejected)",
+        var metadata: Logger.Metadata = [
+            "sync.replica": "\(summary.name ?? summary.replica?.description ?? "unidentified")",
+            "sync.outcome": "\(summary.outcome)",
+            "sync.pushed": "\(summary.pushed)",
+            "sync.pulled": "\(summary.pulled)",
+            "sync.conflicts": "\(summary.conflicts)",
+            "sync.rejected": "\(summary.rejected)",
             "sync.durationMs": "\(milliseconds)",
-        ])
+        ]
+        if summary.recovered > 0 { metadata["sync.recovered"] = "\(summary.recovered)" }
+        logger.info("sync session", metadata: metadata)
     }
 
     static func outcome(of error: any Error) -> String {
@@ -176,46 +140,6 @@ public final class SyncServer: Service, Sendable {
         case let error as ChannelError where error == .inputClosed || error == .eof: "disconnected"
         case is ReadIdleTimeout.Timeout: ServerError.Code.timeout.rawValue
         default: "disconnected"
-        }
-    }
-
-    /// Checks a hello against the peer's certificate and the registry.
-    func greet(_ hello: WireMessage.Hello, channel: any Channel, log: inout SessionLog) async -> Result<WireMessage.Welcome, ServerError> {
-        let now = Date()
-        do {
-            guard let peer = try await channel.nioSSL_peerCertificate().get(),
-                  let certificate = try? TLSSettings.certificate(peer),
-                  let certified = certificate.replicaID else {
-                return .failure(ServerError(.unknownCertificate, "the client certificate carries no replica id"))
-            }
-            guard let registration = try await store.registration(certified) else {
-                return .failure(ServerError(.unknownCertificate, "this certificate is not enrolled with this server"))
-            }
-            log.replica = certified
-            log.name = registration.name
-            try await store.recordSeen(certified, at: now, hello: hello)
-            if registration.revokedAt != nil {
-                return .failure(ServerError(.revoked, "the certificate of workstation \(registration.name) was revoked"))
-            }
-            guard certificate.serialNumber.hex == registration.serial else {
-                return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name)"))
-            }
-            guard hello.replicaID == certified else {
-                return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))
-            }
-            guard hello.protocolVersion == WireMessage.protocolVersion else {
-                return .failure(ServerError(.incompatibleProtocol, "protocol \(hello.protocolVersion) is not spoken here (this server speaks \(WireMessage.protocolVersion))"))
-            }
-            guard hello.schemaVersion == UInt64(ShelterSchema.version) else {
-                return .failure(ServerError(.incompatibleSchema, "schema version \(hello.schemaVersion) does not match the server's \(ShelterSchema.version); upgrade ShelterSync"))
-            }
-            guard hello.counter >= registration.acknowledged else {
-                return .failure(ServerError(.replicaRewound, "the replica's counter \(hello.counter) is behind the \(registration.acknowledged) changes the server already has from it: it was restored from an old copy"))
-            }
-            return .success(.init(server: store.serverID, head: try await store.head(), acknowledged: registration.acknowledged,
-                                  maxBatch: UInt64(configuration.maximumBatch)))
-        } catch {
-            return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
         }
     }
 }

@@ -16,6 +16,8 @@ public struct SyncSessionStateMachine: Sendable {
         case greet(WireMessage.Hello)
         /// Merge and commit the batch, then answer `pushAck`.
         case merge([CellChange])
+        /// Merge and commit a recovery batch (changes a restored server lost), then answer `recoverAck`.
+        case recover([CellChange])
         /// Answer one `changes` batch.
         case pull(cursor: Int64, limit: Int)
         /// Record the report, answer `bye` and close.
@@ -26,6 +28,8 @@ public struct SyncSessionStateMachine: Sendable {
 
     public private(set) var state: State = .awaitingHello
     public let maximumBatch: Int
+    /// The welcome told the workstation what the server holds: it may send changes back (`recover`).
+    public private(set) var healing = false
 
     public init(maximumBatch: Int) { self.maximumBatch = maximumBatch }
 
@@ -40,6 +44,14 @@ public struct SyncSessionStateMachine: Sendable {
                 return fail(.protocolViolation, "a push of \(changes.count) changes exceeds the batch limit of \(maximumBatch)")
             }
             return .merge(changes)
+        case (.established, .recover(let changes)):
+            guard healing else {
+                return fail(.protocolViolation, "recover is only allowed after a welcome that asked for it")
+            }
+            guard changes.count <= maximumBatch else {
+                return fail(.protocolViolation, "a recovery batch of \(changes.count) changes exceeds the batch limit of \(maximumBatch)")
+            }
+            return .recover(changes)
         case (.established, .pull(let cursor, let limit)):
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor") }
             return .pull(cursor: cursor, limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
@@ -53,8 +65,13 @@ public struct SyncSessionStateMachine: Sendable {
         }
     }
 
-    /// The hello was accepted.
-    public mutating func established() { if state == .awaitingHello { state = .established } }
+    /// The hello was accepted; `healing` when the welcome carried the server's holdings.
+    public mutating func established(healing: Bool = false) {
+        if state == .awaitingHello {
+            state = .established
+            self.healing = healing
+        }
+    }
 
     public mutating func close() { state = .closed }
 

@@ -130,6 +130,13 @@ public struct BinaryReader: Sendable {
         }
     }
 
+    /// A flag byte: 0 or 1, anything else is an error.
+    public mutating func readFlag() throws(Error) -> Bool {
+        let byte = try readByte()
+        guard byte <= 1 else { throw Error(reason: "flag byte \(byte) is not 0 or 1", offset: offset - 1) }
+        return byte == 1
+    }
+
     public mutating func readReplicaID() throws(Error) -> ReplicaID {
         let raw = try readRaw(count: 16)
         return ReplicaID(bytes: raw)!

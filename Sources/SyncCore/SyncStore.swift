@@ -35,6 +35,12 @@ public struct SyncState: Hashable, Sendable {
     public var server: String?
     /// How far this replica has pulled the server's log.
     public var cursor: Int64
+    /// The server log's chain hash at `cursor`, as the server sent it; nil when not known (a
+    /// replica made before 0.5, or one that never pulled).
+    public var cursorHash: LogHash?
+    /// This replica's highest counter the server has processed (merged or refused), as far as
+    /// this replica knows: a server that reports less has lost changes (restored from a backup).
+    public var acknowledged: UInt64
     public var lastSyncAt: String?
     /// The last sync that failed: a code, a message without personal data, and when.
     public var lastErrorCode: String?
@@ -74,6 +80,16 @@ public struct LoggedChange: Hashable, Sendable {
     public var change: CellChange
     public var state: State
     public var rejection: String?
+    /// The log's hash chain at this entry: kept by the server's log only (nil elsewhere).
+    public var chain: LogHash?
+
+    public init(sequence: Int64, change: CellChange, state: State, rejection: String? = nil, chain: LogHash? = nil) {
+        self.sequence = sequence
+        self.change = change
+        self.state = state
+        self.rejection = rejection
+        self.chain = chain
+    }
 }
 
 /// What merging a change from another replica did.
@@ -94,17 +110,29 @@ public enum MergeReport: Hashable, Sendable {
 /// - `sync_peers`: a small local number for each replica id, so metadata stays compact;
 /// - `sync_rows`: per synced row, its version vector and the dot + HLC of each cell;
 /// - `sync_log`: every change applied here (the outbox is the local, unsynced part);
-/// - `sync_pending`: changes held back until their causal context has arrived.
+/// - `sync_pending`: changes held back until their causal context has arrived;
+/// - `sync_checkpoints`: positions of the server's log this replica stood at, with the chain hash
+///   there, so it can find the last position it shares with a server that went back in time;
+/// - `sync_rescued`: changes of another (forked) replica re-issued here by `rescue`.
+///
+/// A store made with `chained: true` (the server's) extends the log's hash chain with every entry.
 public struct SyncStore: Sendable {
     public let schema: SyncSchema
+    /// Whether every log entry carries the log's hash chain (the server's log).
+    public let chained: Bool
     /// Peer numbers of this store's database. One `SyncStore` serves one database file.
     let peers = PeerNumbers()
     /// Whether `sync_pending` is known to be empty, so a merge need not look for held-back changes.
     let pending = PendingFlag()
     /// The text of each upsert the merge has needed, by table and column set.
     let upserts = UpsertTexts()
+    /// The chain at the log's last entry, known inside one write transaction (`chained` stores).
+    let chainTip = ChainTip()
 
-    public init(schema: SyncSchema) { self.schema = schema }
+    public init(schema: SyncSchema, chained: Bool = false) {
+        self.schema = schema
+        self.chained = chained
+    }
 
     // MARK: Schema
 
@@ -172,6 +200,26 @@ public struct SyncStore: Sendable {
                 ALTER TABLE sync_state ADD COLUMN last_error_at TEXT;
                 """)
         }
+        migrator.registerMigration("sync-3") { db in
+            try db.execute(sql: """
+                ALTER TABLE sync_log ADD COLUMN chain BLOB;
+                ALTER TABLE sync_state ADD COLUMN cursor_hash BLOB;
+                ALTER TABLE sync_state ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE sync_checkpoints (
+                    position INTEGER PRIMARY KEY,
+                    hash BLOB NOT NULL
+                );
+                CREATE TABLE sync_rescued (
+                    replica TEXT NOT NULL,
+                    counter INTEGER NOT NULL,
+                    reissued INTEGER NOT NULL,
+                    PRIMARY KEY (replica, counter)
+                ) WITHOUT ROWID;
+                UPDATE sync_state SET acknowledged = COALESCE((
+                    SELECT MAX(l.counter) FROM sync_log l JOIN sync_peers p ON p.idx = l.peer
+                    WHERE p.replica_id = sync_state.replica_id AND l.state IN (1, 2)), 0);
+                """)
+        }
         for version in 1...max(1, schema.version) {
             migrator.registerMigration("domain-\(version)") { db in
                 for table in schema.tables {
@@ -221,7 +269,8 @@ public struct SyncStore: Sendable {
 
     public func state(_ db: Database) throws -> SyncState {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT replica_id, counter, hlc, created_at, server, cursor, last_sync_at, last_error_code, last_error, last_error_at
+            SELECT replica_id, counter, hlc, created_at, server, cursor, last_sync_at, last_error_code, last_error, last_error_at,
+                   cursor_hash, acknowledged
             FROM sync_state WHERE id = 1
             """)) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
@@ -234,8 +283,10 @@ public struct SyncStore: Sendable {
             replicaID: id,
             counter: UInt64(max(0, row[1] as Int64)),
             clock: HLC(rawValue: UInt64(max(0, row[2] as Int64))),
-            createdAt: row[3], server: row[4], cursor: row[5], lastSyncAt: row[6],
-            lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
+            createdAt: row[3], server: row[4], cursor: row[5],
+            cursorHash: (row[10] as Data?).flatMap { LogHash(bytes: $0) },
+            acknowledged: UInt64(max(0, row[11] as Int64)),
+            lastSyncAt: row[6], lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
     }
 
     public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
@@ -261,8 +312,9 @@ public struct SyncStore: Sendable {
         }
     }
 
-    public func setCursor(_ db: Database, _ cursor: Int64) throws {
-        try db.execute(sql: "UPDATE sync_state SET cursor = ? WHERE id = 1", arguments: [cursor])
+    /// Points the replica at a new sync server address (`HOST:PORT`), its identity and data unchanged.
+    public func setServer(_ db: Database, _ server: String) throws {
+        try db.execute(sql: "UPDATE sync_state SET server = ? WHERE id = 1", arguments: [server])
     }
 
     /// Marks this replica's own changes up to `counter` as merged by the server, and the refused
@@ -275,6 +327,7 @@ public struct SyncStore: Sendable {
         }
         try db.execute(sql: "UPDATE sync_log SET state = ? WHERE state = ? AND peer = ? AND counter <= ?",
                        arguments: [LoggedChange.State.acknowledged.rawValue, LoggedChange.State.unsynced.rawValue, own, Int64(counter)])
+        try db.execute(sql: "UPDATE sync_state SET acknowledged = MAX(acknowledged, ?) WHERE id = 1", arguments: [Int64(counter)])
     }
 
     /// Local changes the server refused.
@@ -439,29 +492,37 @@ public struct SyncStore: Sendable {
     /// them), in log order, and how far the log was read: the last change's position when the
     /// batch is full, else the log's head, so the reader's cursor skips its own writes without
     /// anyone decoding them. Call inside one read transaction.
+    ///
+    /// `chain` is the log's hash chain at `readUpTo` (nil in a log that keeps no chain).
     public func changes(_ db: Database, after sequence: Int64, notFrom replica: ReplicaID, limit: Int)
-        throws -> (changes: [LoggedChange], readUpTo: Int64, more: Bool) {
+        throws -> (changes: [LoggedChange], readUpTo: Int64, chain: LogHash?, more: Bool) {
         let own = try knownPeerIndex(db, replica)
         let batch = try loggedChanges(db, where: "seq > ? AND peer != ?", arguments: [.integer(sequence), .integer(own ?? -1)], order: "seq ASC", limit: limit)
-        if batch.count == limit, let last = batch.last { return (batch, last.sequence, true) }
-        let head = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM sync_log")) ?? 0
-        return (batch, max(sequence, head), false)
+        if batch.count == limit, let last = batch.last { return (batch, last.sequence, last.chain, true) }
+        let readUpTo = max(sequence, try head(db))
+        return (batch, readUpTo, try chain(db, at: readUpTo), false)
     }
 
-    private func loggedChanges(_ db: Database, where condition: String, arguments: [SyncValue],
+    /// The log's last position (0 when empty).
+    public func head(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM sync_log")) ?? 0
+    }
+
+    func loggedChanges(_ db: Database, where condition: String, arguments: [SyncValue],
                                order: String, limit: Int) throws -> [LoggedChange] {
         let limitSQL = limit == .max ? "" : " LIMIT \(limit)"
         let select = try RawStatement(db, """
-            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection
+            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection, chain
             FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
             """)
         for (index, argument) in arguments.enumerated() { select.bind(Int32(index + 1), argument) }
         // Rows are read in full first: decoding a vector may look up a peer with another statement.
         var rows: [(sequence: Int64, peer: Int64, counter: Int64, table: Int, row: String, hlc: Int64, author: String,
-                    context: [UInt8], values: [UInt8], state: Int, rejection: String?)] = []
+                    context: [UInt8], values: [UInt8], state: Int, rejection: String?, chain: [UInt8]?)] = []
         while try select.step() {
             rows.append((select.int64(0), select.int64(1), select.int64(2), Int(select.int64(3)), select.text(4), select.int64(5),
-                         select.text(6), select.blob(7), select.blob(8), Int(select.int64(9)), select.optionalText(10)))
+                         select.text(6), select.blob(7), select.blob(8), Int(select.int64(9)), select.optionalText(10),
+                         select.isNull(11) ? nil : select.blob(11)))
         }
         var peers = PeerCache(cache: self.peers)
         return try rows.map { row in
@@ -476,7 +537,8 @@ public struct SyncStore: Sendable {
                 author: row.author,
                 context: try decodeVector(db, row.context, peers: &peers))
             return LoggedChange(sequence: row.sequence, change: change,
-                                state: LoggedChange.State(rawValue: row.state) ?? .received, rejection: row.rejection)
+                                state: LoggedChange.State(rawValue: row.state) ?? .received, rejection: row.rejection,
+                                chain: row.chain.flatMap { LogHash(bytes: $0) })
         }
     }
 
@@ -495,7 +557,7 @@ public struct SyncStore: Sendable {
         }
     }
 
-    private func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
+    func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
         var cells: [(code: Int, name: String, value: SyncValue)] = []
         cells.reserveCapacity(values.count)
         for (name, value) in values { cells.append((table.column(named: name)!.code, name, value)) }
@@ -516,7 +578,7 @@ public struct SyncStore: Sendable {
         try upsert.execute()
     }
 
-    private func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
+    func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
         let bytes = try encodeMeta(db, meta, table: table)
         let insert = try RawStatement(db, "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
         insert.bind(1, table.code)
@@ -525,7 +587,7 @@ public struct SyncStore: Sendable {
         try insert.execute()
     }
 
-    private func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
+    func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
         var context = BinaryWriter()
         try encodeVector(db, change.context, into: &context)
         var values = BinaryWriter()
@@ -538,8 +600,8 @@ public struct SyncStore: Sendable {
         }
         let peer = try peerIndex(db, change.dot.replica)
         let insert = try RawStatement(db, """
-            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         insert.bind(1, peer)
         insert.bind(2, Int64(change.dot.counter))
@@ -550,7 +612,13 @@ public struct SyncStore: Sendable {
         insert.bind(7, blob: context.bytes)
         insert.bind(8, blob: values.bytes)
         insert.bind(9, state.rawValue)
+        var chain: LogHash?
+        if chained {
+            chain = try chainTip.tip(db).chained(with: LogHash.of(change))
+            insert.bind(10, blob: chain!.bytes)
+        }
         try insert.execute()
+        if let chain { chainTip.moved(to: chain) }
         return db.lastInsertedRowID
     }
 
@@ -753,6 +821,30 @@ final class PeerNumbers: Sendable {
         db.afterNextTransaction(onCommit: { [self] _ in maps.withLock { $0.uncommittedInserts = false } },
                                 onRollback: { [self] _ in maps.withLock { $0.uncommittedInserts = false } })
     }
+}
+
+/// The chain hash at the last entry of a chained log, read once per write transaction and moved with
+/// each append; forgotten when the transaction ends (a rolled-back append must not leave its hash).
+final class ChainTip: Sendable {
+    private let known = Mutex<LogHash?>(nil)
+
+    func tip(_ db: Database) throws -> LogHash {
+        if let tip = known.withLock({ $0 }) { return tip }
+        let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, chain FROM sync_log ORDER BY seq DESC LIMIT 1"))
+        var tip = LogHash.genesis
+        if let row {
+            guard let bytes = row["chain"] as Data?, let hash = LogHash(bytes: bytes) else {
+                throw SyncError(.corruptData, "the log's last entry (\(row["seq"] as Int64)) carries no chain hash")
+            }
+            tip = hash
+        }
+        known.withLock { $0 = tip }
+        let forget: @Sendable (Database) -> Void = { [self] _ in known.withLock { $0 = nil } }
+        db.afterNextTransaction(onCommit: forget, onRollback: forget)
+        return tip
+    }
+
+    func moved(to tip: LogHash) { known.withLock { $0 = tip } }
 }
 
 /// Whether a database's `sync_pending` is known to be empty, so a merge need not look for the

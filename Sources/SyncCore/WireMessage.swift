@@ -2,7 +2,12 @@
 ///
 /// Each frame carries one message: a type byte and a body in the `BinaryWriter` encoding.
 public enum WireMessage: Hashable, Sendable {
-    public static let protocolVersion: UInt64 = 1
+    /// 2: hello carries the cursor with checkpoints of the server's hash chain, welcome the last
+    /// common position, pulled batches the chain at their end; `recover` heals a server that went
+    /// back in time.
+    public static let protocolVersion: UInt64 = 2
+    /// The most checkpoints a hello may carry.
+    public static let maximumCheckpoints = 64
 
     public struct Hello: Hashable, Sendable {
         public var protocolVersion: UInt64
@@ -12,15 +17,27 @@ public enum WireMessage: Hashable, Sendable {
         public var hlcNow: HLC
         /// The replica's highest counter: lets the server see a replica restored from an old copy.
         public var counter: UInt64
+        /// Its highest counter a server has processed, as far as it knows: a server that has less
+        /// lost changes (it was restored from a backup) and gets them again.
+        public var acknowledged: UInt64
+        /// How far it has pulled the server's log.
+        public var cursor: Int64
+        /// Positions of the server's log it stood at, with the chain hash there, newest first (the
+        /// cursor's first when known): the server answers the last one its own chain agrees with.
+        public var checkpoints: [Checkpoint]
 
         public init(protocolVersion: UInt64 = WireMessage.protocolVersion, schemaVersion: UInt64, replicaID: ReplicaID,
-                    clientVersion: String, hlcNow: HLC, counter: UInt64) {
+                    clientVersion: String, hlcNow: HLC, counter: UInt64, acknowledged: UInt64 = 0,
+                    cursor: Int64 = 0, checkpoints: [Checkpoint] = []) {
             self.protocolVersion = protocolVersion
             self.schemaVersion = schemaVersion
             self.replicaID = replicaID
             self.clientVersion = clientVersion
             self.hlcNow = hlcNow
             self.counter = counter
+            self.acknowledged = acknowledged
+            self.cursor = cursor
+            self.checkpoints = checkpoints
         }
     }
 
@@ -31,12 +48,23 @@ public enum WireMessage: Hashable, Sendable {
         /// The highest counter of this replica the server has processed (merged or rejected).
         public var acknowledged: UInt64
         public var maxBatch: UInt64
+        /// The last position both histories share: the hello's cursor when the server's chain
+        /// agrees there, else the newest checkpoint that agrees (0 when none does). Less than the
+        /// cursor: the server went back in time, and the workstation pulls again from here.
+        public var resume: Int64
+        /// When the server lacks changes the workstation may hold (its history diverged, or it has
+        /// processed less of this replica than the replica knows): the highest counter it holds of
+        /// each replica, so the workstation sends back what is missing (`recover`). Nil otherwise.
+        public var holdings: VersionVector?
 
-        public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64) {
+        public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64, resume: Int64 = 0,
+                    holdings: VersionVector? = nil) {
             self.server = server
             self.head = head
             self.acknowledged = acknowledged
             self.maxBatch = maxBatch
+            self.resume = resume
+            self.holdings = holdings
         }
     }
 
@@ -49,6 +77,20 @@ public enum WireMessage: Hashable, Sendable {
 
         public init(counter: UInt64, code: String, reason: String) {
             self.counter = counter
+            self.code = code
+            self.reason = reason
+        }
+    }
+
+    /// A change of a recovery batch that the server refused: whose it is, and why.
+    public struct RecoveryRejection: Hashable, Sendable {
+        public var dot: Dot
+        public var code: String
+        /// Written for staff; never contains personal data.
+        public var reason: String
+
+        public init(dot: Dot, code: String, reason: String) {
+            self.dot = dot
             self.code = code
             self.reason = reason
         }
@@ -70,10 +112,18 @@ public enum WireMessage: Hashable, Sendable {
     case push([CellChange])
     case pushAck(upToCounter: UInt64, rejected: [Rejection])
     case pull(cursor: Int64, limit: UInt64)
-    case changes([Logged], nextCursor: Int64, more: Bool)
+    /// A pulled batch; `nextHash` is the server's chain at `nextCursor`.
+    case changes([Logged], nextCursor: Int64, nextHash: LogHash?, more: Bool)
     /// The session's end: the cursor the client now stands at, its outbox, its file size, its last error code.
     case report(cursor: Int64, outbox: UInt64, databaseBytes: UInt64, lastError: String?)
     case bye
+    /// Changes a server that went back in time lacks, sent again by a workstation that holds them:
+    /// its own it had acknowledged, and other replicas' it had pulled. Allowed only after a
+    /// welcome that carried `holdings`.
+    case recover([CellChange])
+    /// The recovery batch is merged and committed: how many changes were new to the server, and
+    /// those it refused.
+    case recoverAck(merged: UInt64, rejected: [RecoveryRejection])
 
     public var name: String {
         switch self {
@@ -86,6 +136,8 @@ public enum WireMessage: Hashable, Sendable {
         case .changes: "changes"
         case .report: "report"
         case .bye: "bye"
+        case .recover: "recover"
+        case .recoverAck: "recoverAck"
         }
     }
 
@@ -101,12 +153,22 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(text: hello.clientVersion)
             writer.write(varint: hello.hlcNow.rawValue)
             writer.write(varint: hello.counter)
+            writer.write(varint: hello.acknowledged)
+            writer.write(signed: hello.cursor)
+            writer.write(varint: UInt64(hello.checkpoints.count))
+            for checkpoint in hello.checkpoints {
+                writer.write(signed: checkpoint.position)
+                writer.write(hash: checkpoint.hash)
+            }
         case .welcome(let welcome):
             writer.write(byte: 2)
             writer.write(raw: welcome.server.bytes)
             writer.write(signed: welcome.head)
             writer.write(varint: welcome.acknowledged)
             writer.write(varint: welcome.maxBatch)
+            writer.write(signed: welcome.resume)
+            writer.write(byte: welcome.holdings == nil ? 0 : 1)
+            if let holdings = welcome.holdings { ChangeCodec.encode(holdings, into: &writer) }
         case .error(let code, let message):
             writer.write(byte: 3)
             writer.write(text: code)
@@ -128,7 +190,7 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(byte: 6)
             writer.write(signed: cursor)
             writer.write(varint: limit)
-        case .changes(let batch, let nextCursor, let more):
+        case .changes(let batch, let nextCursor, let nextHash, let more):
             writer.write(byte: 7)
             writer.write(varint: UInt64(batch.count))
             for logged in batch {
@@ -136,6 +198,8 @@ public enum WireMessage: Hashable, Sendable {
                 ChangeCodec.encode(logged.change, into: &writer)
             }
             writer.write(signed: nextCursor)
+            writer.write(byte: nextHash == nil ? 0 : 1)
+            if let nextHash { writer.write(hash: nextHash) }
             writer.write(byte: more ? 1 : 0)
         case .report(let cursor, let outbox, let bytes, let lastError):
             writer.write(byte: 8)
@@ -146,6 +210,20 @@ public enum WireMessage: Hashable, Sendable {
             if let lastError { writer.write(text: lastError) }
         case .bye:
             writer.write(byte: 9)
+        case .recover(let changes):
+            writer.write(byte: 10)
+            writer.write(varint: UInt64(changes.count))
+            for change in changes { ChangeCodec.encode(change, into: &writer) }
+        case .recoverAck(let merged, let rejected):
+            writer.write(byte: 11)
+            writer.write(varint: merged)
+            writer.write(varint: UInt64(rejected.count))
+            for rejection in rejected {
+                rejection.dot.replica.write(into: &writer)
+                writer.write(varint: rejection.dot.counter)
+                writer.write(text: rejection.code)
+                writer.write(text: rejection.reason)
+            }
         }
     }
 
@@ -161,12 +239,22 @@ public enum WireMessage: Hashable, Sendable {
         let message: WireMessage
         switch try reader.readByte() {
         case 1:
-            message = .hello(Hello(protocolVersion: try reader.readVarint(), schemaVersion: try reader.readVarint(),
-                                   replicaID: try reader.readReplicaID(), clientVersion: try reader.readText(),
-                                   hlcNow: HLC(rawValue: try reader.readVarint()), counter: try reader.readVarint()))
+            var hello = Hello(protocolVersion: try reader.readVarint(), schemaVersion: try reader.readVarint(),
+                              replicaID: try reader.readReplicaID(), clientVersion: try reader.readText(),
+                              hlcNow: HLC(rawValue: try reader.readVarint()), counter: try reader.readVarint())
+            hello.acknowledged = try reader.readVarint()
+            hello.cursor = try reader.readSigned()
+            let count = try reader.readCount(max: maximumCheckpoints)
+            for _ in 0..<count {
+                hello.checkpoints.append(Checkpoint(position: try reader.readSigned(), hash: try reader.readHash()))
+            }
+            message = .hello(hello)
         case 2:
-            message = .welcome(Welcome(server: try reader.readReplicaID(), head: try reader.readSigned(),
-                                       acknowledged: try reader.readVarint(), maxBatch: try reader.readVarint()))
+            var welcome = Welcome(server: try reader.readReplicaID(), head: try reader.readSigned(),
+                                  acknowledged: try reader.readVarint(), maxBatch: try reader.readVarint())
+            welcome.resume = try reader.readSigned()
+            if try reader.readFlag() { welcome.holdings = try ChangeCodec.decodeVector(from: &reader) }
+            message = .welcome(welcome)
         case 3:
             message = .error(code: try reader.readText(), message: try reader.readText())
         case 4:
@@ -194,9 +282,8 @@ public enum WireMessage: Hashable, Sendable {
                 batch.append(Logged(sequence: sequence, change: try ChangeCodec.decode(from: &reader)))
             }
             let next = try reader.readSigned()
-            let more = try reader.readByte()
-            guard more <= 1 else { throw BinaryReader.Error(reason: "flag byte \(more) is not 0 or 1", offset: reader.offset - 1) }
-            message = .changes(batch, nextCursor: next, more: more == 1)
+            let nextHash = try reader.readFlag() ? try reader.readHash() : nil
+            message = .changes(batch, nextCursor: next, nextHash: nextHash, more: try reader.readFlag())
         case 8:
             let cursor = try reader.readSigned()
             let outbox = try reader.readVarint()
@@ -206,6 +293,21 @@ public enum WireMessage: Hashable, Sendable {
             message = .report(cursor: cursor, outbox: outbox, databaseBytes: bytes, lastError: hasError == 1 ? try reader.readText() : nil)
         case 9:
             message = .bye
+        case 10:
+            let count = try reader.readCount()
+            var changes: [CellChange] = []
+            changes.reserveCapacity(count)
+            for _ in 0..<count { changes.append(try ChangeCodec.decode(from: &reader)) }
+            message = .recover(changes)
+        case 11:
+            let merged = try reader.readVarint()
+            let count = try reader.readCount()
+            var rejected: [RecoveryRejection] = []
+            for _ in 0..<count {
+                let dot = Dot(replica: try reader.readReplicaID(), counter: try reader.readVarint())
+                rejected.append(RecoveryRejection(dot: dot, code: try reader.readText(), reason: try reader.readText()))
+            }
+            message = .recoverAck(merged: merged, rejected: rejected)
         case let type:
             throw BinaryReader.Error(reason: "unknown message type \(type)", offset: 0)
         }

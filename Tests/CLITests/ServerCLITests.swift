@@ -50,8 +50,8 @@ import TestSupport
         let sync = try shelter("sync", "--replica", a, "--json")
         #expect(sync.status == 0, "\(sync)")
         let report = try sync.json()
-        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs"])
-        #expect(report["pulled"] as? Int == 3)
+        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom"])
+        #expect(report["pulled"] as? Int == 3 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull)
         #expect(try shelter("sync", "--replica", b).status == 0)
 
         // A conflict, through the CLI.

@@ -57,7 +57,8 @@ import TestSupport
         let byName = Dictionary(uniqueKeysWithValues: replicas.map { ($0["name"] as! String, $0) })
         #expect(Set(byName.keys) == ["reception", "office", "night", "garden"])
         #expect(Set(replicas[0].keys) == ["name", "replicaId", "state", "lastSeen", "lastSync", "lag", "unsynced", "rejected",
-                                          "clockSkewMs", "openConflicts", "clientVersion", "schemaVersion", "lastError"])
+                                          "clockSkewMs", "openConflicts", "recoveredChanges", "forkedAt", "clientVersion", "schemaVersion", "lastError"])
+        #expect(replicas.allSatisfy { $0["recoveredChanges"] as? Int == 0 && $0["forkedAt"] is NSNull })
         let office = try #require(byName["office"]), reception = try #require(byName["reception"])
         #expect(office["state"] as? String == "ok" && office["lag"] as? Int == 0 && office["unsynced"] as? Int == 0)
         #expect(office["clientVersion"] as? String == Replica.clientVersion && office["schemaVersion"] as? Int == ShelterSchema.version)

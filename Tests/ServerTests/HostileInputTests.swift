@@ -16,16 +16,22 @@ import TestSupport
         let change = CellChange(table: "residents", rowID: "abcdef0123456789", values: ["phone": .text("+45 1234"), "interpreter": .integer(1), "x": .real(2.5), "n": .null],
                                 dot: Dot(replica: .random(), counter: UInt64.random(in: 1...1000, using: &rng)), hlc: HLC(rawValue: 12345),
                                 author: "mette", context: VersionVector([.random(): 3]))
+        let hash = LogHash.of(change)
         return [
-            .hello(.init(schemaVersion: 3, replicaID: .random(), clientVersion: "shelter/0.3.0", hlcNow: HLC(rawValue: 99), counter: 7)),
+            .hello(.init(schemaVersion: 3, replicaID: .random(), clientVersion: "shelter/0.3.0", hlcNow: HLC(rawValue: 99), counter: 7,
+                         acknowledged: 5, cursor: 40, checkpoints: [.init(position: 40, hash: hash), .init(position: 31, hash: .genesis)])),
             .welcome(.init(server: .random(), head: 42, acknowledged: 9, maxBatch: 1000)),
+            .welcome(.init(server: .random(), head: 42, acknowledged: 9, maxBatch: 1000, resume: 31, holdings: VersionVector([.random(): 12]))),
             .error(code: "revoked", message: "no"),
             .push([change, change]),
             .pushAck(upToCounter: 9, rejected: [.init(counter: 3, code: "anonymity", reason: "r")]),
             .pull(cursor: 17, limit: 100),
-            .changes([.init(sequence: 5, change: change)], nextCursor: 5, more: true),
+            .changes([.init(sequence: 5, change: change)], nextCursor: 5, nextHash: hash, more: true),
+            .changes([], nextCursor: 0, nextHash: nil, more: false),
             .report(cursor: 5, outbox: 0, databaseBytes: 4096, lastError: "timeout"),
             .bye,
+            .recover([change]),
+            .recoverAck(merged: 1, rejected: [.init(dot: change.dot, code: "anonymity", reason: "r")]),
         ]
     }
 

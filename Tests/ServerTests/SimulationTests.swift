@@ -24,18 +24,76 @@ final class SeededIDs: Sendable {
     }
 }
 
-/// A deterministic simulation of K workstations and the server's merge (DESIGN §8): random staff
-/// actions, random sync sessions with duplicated, lost and cut batches, partitions, crashes (reopen
-/// from disk), and wall clocks that jump. Everything runs through the real stores; only the network
-/// is replaced by direct calls, so a seed replays exactly.
+/// The network between one workstation and the server, in memory, with its faults: the server
+/// takes only the first `delivered` messages (the rest are lost with the connection), and the
+/// workstation gets only the answers to the first `answered` (an acknowledgement lost after the
+/// server committed). Both sides run their real session code: `Replica.sync(over:)` and `ServerSession`.
+final class MemoryConnection: SyncConnection {
+    struct Cut: Error {}
+
+    var session: ServerSession
+    let delivered: Int
+    let answered: Int
+    private var handled = 0
+    private var answers: [WireMessage] = []
+    private var broken = false
+
+    init(session: ServerSession, delivered: Int = .max, answered: Int = .max) {
+        self.session = session
+        self.delivered = delivered
+        self.answered = answered
+    }
+
+    func send(_ message: WireMessage) async throws {
+        guard !broken else { throw Cut() }
+        guard handled < delivered else {
+            broken = true
+            await session.disconnected(outcome: "disconnected")
+            throw Cut()
+        }
+        handled += 1
+        let (replies, ends) = await session.receive(message)
+        if handled <= answered {
+            answers += replies
+        } else {
+            broken = true
+            await session.disconnected(outcome: "disconnected")
+        }
+        if ends { broken = true }
+    }
+
+    func receive() async throws -> WireMessage? {
+        if !answers.isEmpty { return answers.removeFirst() }
+        if broken { throw Cut() }
+        return nil
+    }
+}
+
+/// A deterministic simulation of K workstations and the server (DESIGN §8): random staff actions,
+/// random sync sessions over an in-memory network that cuts connections and loses
+/// acknowledgements, partitions, crashes (reopen from disk), wall clocks that jump — and the admin's
+/// bad days: the server restored from one of its backups, a replica file copied to a second
+/// machine, a workstation restored from its own backup, and the rescue of a refused copy under a
+/// new identity. Everything runs through the real stores and the real session code on both sides;
+/// only the network is memory, so a seed replays exactly.
 struct Simulation {
     struct Workstation {
         var replica: Replica
         let id: ReplicaID
+        let name: String
         let path: String
         let clock: SimClock
         let ids: SeededIDs
         var partitioned = false
+        /// Another copy of this replica id exists (a copied file, a restore from its own backup),
+        /// so the server may rightly refuse it as a fork. No other workstation may ever be refused.
+        var sharesIdentity = false
+        /// The server refused it as a copy: it keeps working offline until it is rescued.
+        var refused = false
+        /// Rescued under another identity: no longer used, its file kept for the checks.
+        var retired = false
+        /// A copy of its file taken earlier (its own backup), to restore later.
+        var backup: String?
 
         var configuration: Replica.Configuration {
             let clock = self.clock, ids = self.ids
@@ -44,10 +102,16 @@ struct Simulation {
     }
 
     struct Stats: CustomStringConvertible {
-        var steps = 0, actions = 0, refused = 0, sessions = 0, duplicatedPushes = 0, lostAcks = 0, droppedPushes = 0
-        var duplicatedPulls = 0, cutPulls = 0, crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
+        var steps = 0, actions = 0, refused = 0, sessions = 0, failedSessions = 0, cutSessions = 0, lostAnswers = 0
+        var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
+        var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
+        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0
         var description: String {
-            "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions), pushes duplicated \(duplicatedPushes) / acks lost \(lostAcks) / dropped \(droppedPushes), pulls duplicated \(duplicatedPulls) / cut \(cutPulls), crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps), conflicts \(conflicts), writes checked \(writesChecked)"
+            "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
+                + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps), conflicts \(conflicts); "
+                + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
+                + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
+                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked)"
         }
     }
 
@@ -59,6 +123,11 @@ struct Simulation {
     let serverClock = SimClock()
     var stations: [Workstation] = []
     var stats = Stats()
+    /// The server's backups, oldest first.
+    var serverBackups: [String] = []
+    /// Every workstation identity ever enrolled (the registry journal's part in a restore).
+    var enrollments: [(name: String, id: ReplicaID)] = []
+    var serverPath: String { folder.file("server.db") }
 
     init(seed: UInt64, workstations: Int, rooms: Int) throws {
         self.seed = seed
@@ -67,38 +136,70 @@ struct Simulation {
         self.rooms = rooms
         server = try ServerStore.create(at: folder.file("server.db"), rooms: rooms, now: serverClock.now,
                                         serverID: ReplicaID(UUID(uuid: (0xFF, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 0))))
+        server = try server.beginRun(writer: Self.id(&rng), at: serverClock.now)
         for index in 0..<workstations {
             let id = ReplicaID(UUID(uuid: (UInt8(index), 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, UInt8(seed & 0xFF))))
-            try server.enroll(name: "w\(index)", replicaID: id, serial: "sim")
             let clock = SimClock()
             clock.advance(Int64(index) * 7)
-            let path = folder.file("w\(index).replica")
-            var station = Workstation(replica: try Replica.inMemory(rooms: 0), id: id, path: path, clock: clock, ids: SeededIDs(seed: seed &* 31 &+ UInt64(index)))
-            station.replica = try Replica.create(at: path, rooms: 0, author: "setup", replicaID: id, configuration: station.configuration)
-            stations.append(station)
+            try addStation(name: "w\(index)", id: id, clock: clock)
         }
+    }
+
+    /// A replica id from the seeded generator.
+    static func id(_ rng: inout SeededRandom) -> ReplicaID {
+        let (a, b) = (rng.next(), rng.next())
+        let bytes = withUnsafeBytes(of: a.bigEndian) { Array($0) } + withUnsafeBytes(of: b.bigEndian) { Array($0) }
+        return ReplicaID(bytes: bytes)!
+    }
+
+    /// Enrolls a workstation and makes its replica (bound to the server, no rooms until it syncs).
+    mutating func addStation(name: String, id: ReplicaID, clock: SimClock) throws {
+        try server.enroll(name: name, replicaID: id, serial: "sim")
+        enrollments.append((name, id))
+        let path = folder.file("\(name).replica")
+        var station = Workstation(replica: try Replica.inMemory(rooms: 0), id: id, name: name, path: path, clock: clock,
+                                  ids: SeededIDs(seed: seed &* 31 &+ UInt64(stations.count)))
+        station.replica = try Replica.create(at: path, rooms: 0, author: "setup", server: "sim:1", replicaID: id, configuration: station.configuration)
+        stations.append(station)
     }
 
     func remove() { folder.remove() }
 
+    var live: [Int] { stations.indices.filter { !stations[$0].retired } }
+
+    static let trace = ProcessInfo.processInfo.environment["SIM_TRACE"] != nil
+    func note(_ text: @autoclosure () -> String) { if Self.trace { print("[sim \(seed) step \(stats.steps)] \(text())") } }
+
     mutating func run(steps: Int) async throws {
         for _ in 0..<steps {
             stats.steps += 1
-            let index = Int.random(in: 0..<stations.count, using: &rng)
+            let index = live.randomElement(using: &rng)!
             for station in stations {
                 station.clock.advance(Int64.random(in: 0...3_000, using: &rng))
             }
+            serverClock.advance(Int64.random(in: 0...3_000, using: &rng))
             switch Double.random(in: 0..<1, using: &rng) {
-            case ..<0.55: act(on: index)
-            case ..<0.85: if !stations[index].partitioned { try await session(index, faults: true) }
-            case ..<0.90: stations[index].partitioned.toggle()
-            case ..<0.94:
+            case ..<0.50: act(on: index)
+            case ..<0.80: if !stations[index].partitioned { await session(index, faults: true) }
+            case ..<0.85: stations[index].partitioned.toggle()
+            case ..<0.89:
                 // Crash: the process dies; only what was committed is on disk.
                 stations[index].replica = try Replica.open(at: stations[index].path, configuration: stations[index].configuration)
                 stats.crashes += 1
-            case ..<0.96:
-                server = try ServerStore.open(at: folder.file("server.db"))
+            case ..<0.91:
+                try server.close()
+                server = try ServerStore.open(at: serverPath).beginRun(writer: Self.id(&rng), at: serverClock.now)
                 stats.serverCrashes += 1
+            case ..<0.925:
+                let backup = folder.file("server-backup-\(serverBackups.count).db")
+                _ = try server.backup(to: backup)
+                serverBackups.append(backup)
+                stats.serverBackups += 1
+            case ..<0.945: try await restoreServer()
+            case ..<0.950: try copyReplica(of: index)
+            case ..<0.958: try restoreWorkstation(index)
+            case ..<0.965:
+                if let refused = live.first(where: { stations[$0].refused }) { try await rescue(refused) }
             default:
                 // NTP steps a clock back up to an hour, or a laptop wakes a day ahead.
                 let jump = rng.chance(0.5) ? -Int64.random(in: 1...3_600_000, using: &rng) : Int64.random(in: 1...86_400_000, using: &rng)
@@ -106,9 +207,21 @@ struct Simulation {
                 stats.clockJumps += 1
             }
         }
-        // Heal: every workstation syncs twice, without faults.
+        // Heal: every workstation syncs without faults; copies the server refuses are rescued under
+        // a new identity; then everyone syncs twice more.
         for index in stations.indices { stations[index].partitioned = false }
-        for _ in 0..<2 { for index in stations.indices { try await session(index, faults: false) } }
+        for _ in 0..<4 {
+            for index in live { await session(index, faults: false) }
+            let refused = live.filter { stations[$0].refused }
+            if refused.isEmpty { break }
+            for index in refused { try await rescue(index) }
+        }
+        for _ in 0..<2 {
+            for index in live {
+                let ok = await session(index, faults: false)
+                #expect(ok, "seed \(seed): \(stations[index].name) cannot sync after the faults ended (replay with SIM_SEED=\(seed))")
+            }
+        }
     }
 
     mutating func act(on index: Int) {
@@ -147,50 +260,134 @@ struct Simulation {
         }
     }
 
-    /// One sync session through the real stores, with the network's faults when `faults`.
-    mutating func session(_ index: Int, faults: Bool) async throws {
+    /// One sync session through the real session code on both sides, over a network that cuts
+    /// the connection or loses answers when `faults`. Returns whether it completed.
+    @discardableResult
+    mutating func session(_ index: Int, faults: Bool) async -> Bool {
         stats.sessions += 1
+        var delivered = Int.max, answered = Int.max
+        if faults && rng.chance(0.25) {
+            if rng.chance(0.5) {
+                delivered = Int.random(in: 1...8, using: &rng)
+                stats.cutSessions += 1
+            } else {
+                answered = Int.random(in: 0...7, using: &rng)
+                stats.lostAnswers += 1
+            }
+        }
+        let clock = serverClock
+        let serverSession = ServerSession(store: server, maximumBatch: faults ? Int.random(in: 1...12, using: &rng) : 500,
+                                          peer: .init(replicaID: stations[index].id, serial: "sim"), now: { clock.now })
+        let connection = MemoryConnection(session: serverSession, delivered: delivered, answered: answered)
+        do {
+            let report = try await stations[index].replica.sync(over: connection, pull: !(faults && rng.chance(0.1)))
+            note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
+            stats.recovered += report.recovered
+            if report.resumedFrom != nil { stats.resumed += 1 }
+            return true
+        } catch {
+            stats.failedSessions += 1
+            let code = (try? stations[index].replica.status().lastError?.code) ?? nil
+            note("\(index) \(stations[index].name) sync failed: \(code ?? "?")")
+            if code == "replicaForked" || code == "replicaRewound" {
+                if !stations[index].refused { stats.forkRefusals += 1 }
+                stations[index].refused = true
+                #expect(stations[index].sharesIdentity,
+                        "seed \(seed): \(stations[index].name) was refused as a copy (\(code!)) but no copy of it exists (replay with SIM_SEED=\(seed))")
+            } else if !faults {
+                Issue.record("seed \(seed): \(stations[index].name) failed to sync without faults: \(error) (replay with SIM_SEED=\(seed))")
+            }
+            return false
+        }
+    }
+
+    // MARK: The admin's bad days
+
+    /// A consistent copy of a live replica file (SQLite's backup, WAL included).
+    static func copyFile(_ source: String, to destination: String) throws {
+        let copy = try DatabaseQueue(path: destination)
+        try DatabaseQueue(path: source).backup(to: copy)
+        try copy.close()
+    }
+
+    /// The server's disk dies; the admin restores one of its backups (usually the latest) and
+    /// starts the server again. Workstations heal it at their next syncs. Not while a copy of a
+    /// workstation from an earlier point exists: that double fault is a known limit (docs/RELIABILITY.md).
+    mutating func restoreServer() async throws {
+        guard !serverBackups.isEmpty, !stations.contains(where: { !$0.retired && ($0.sharesIdentity || $0.backup != nil) }) else { return }
+        let backup = rng.chance(0.7) ? serverBackups.last! : serverBackups.randomElement(using: &rng)!
+        try server.close()
+        _ = try ServerStore.restore(backup: backup, at: serverPath, now: serverClock.now)
+        server = try ServerStore.open(at: serverPath).beginRun(writer: Self.id(&rng), at: serverClock.now)
+        // The registry journal brings back the workstations enrolled since the backup.
+        for (name, id) in enrollments where try await server.registration(id) == nil {
+            try server.enroll(name: name, replicaID: id, serial: "sim")
+        }
+        stats.serverRestores += 1
+        note("server restored from \(backup)")
+    }
+
+    /// A replica file copied to a second machine, which works on with the same identity.
+    mutating func copyReplica(of index: Int) throws {
+        guard stats.clones < 2, !stations[index].refused else { return }
+        let source = stations[index]
+        let path = folder.file("\(source.name)-copy\(stats.clones).replica")
+        try Self.copyFile(source.path, to: path)
+        let clock = SimClock()
+        clock.advance(source.clock.milliseconds.withLock { $0 } - clock.milliseconds.withLock { $0 })
+        var copy = Workstation(replica: try Replica.inMemory(rooms: 0), id: source.id, name: source.name, path: path, clock: clock,
+                               ids: SeededIDs(seed: seed &* 131 &+ UInt64(stations.count)))
+        copy.replica = try Replica.open(at: path, configuration: copy.configuration)
+        copy.sharesIdentity = true
+        stations[index].sharesIdentity = true
+        stations.append(copy)
+        stats.clones += 1
+        note("\(index) \(source.name) copied to \(stations.count - 1)")
+    }
+
+    /// A workstation backs up its own file; later its disk dies and the backup is restored.
+    mutating func restoreWorkstation(_ index: Int) throws {
         let station = stations[index]
-        // Push, batch by batch.
-        while true {
-            let batch = try station.replica.outboxBatch(limit: faults ? Int.random(in: 1...12, using: &rng) : 500)
-            guard !batch.isEmpty else { break }
-            if faults && rng.chance(0.05) { stats.droppedPushes += 1; return }
-            let result = try await server.mergePush(from: station.id, changes: batch, at: serverClock.now)
-            if faults && rng.chance(0.08) {
-                // The server committed, but the acknowledgement was lost: the batch will be sent again.
-                stats.lostAcks += 1
-                return
-            }
-            if faults && rng.chance(0.08) {
-                stats.duplicatedPushes += 1
-                let again = try await server.mergePush(from: station.id, changes: batch, at: serverClock.now)
-                #expect(again.merged == 0, "seed \(seed): a duplicated batch merged again")
-            }
-            try station.replica.acknowledge(upTo: result.upToCounter, rejected: result.rejected)
+        guard let backup = station.backup else {
+            let backup = folder.file("\(station.name)-\(index)-backup.replica")
+            try Self.copyFile(station.path, to: backup)
+            stations[index].backup = backup
+            note("\(index) \(station.name) backed up at counter \((try? station.replica.syncState().counter) ?? 0)")
+            return
         }
-        // Pull, batch by batch; each batch lands with its cursor.
-        var cursor = try station.replica.syncState().cursor
-        var more = true
-        while more {
-            let (batch, next, hasMore) = try await server.changes(for: station.id, after: cursor, limit: faults ? Int.random(in: 1...10, using: &rng) : 500)
-            if faults && rng.chance(0.05) { stats.cutPulls += 1; return }
-            try station.replica.applyPulled(batch, nextCursor: next)
-            if faults && rng.chance(0.08) {
-                stats.duplicatedPulls += 1
-                try station.replica.applyPulled(batch, nextCursor: next)
-            }
-            cursor = next
-            more = hasMore
-        }
-        try await server.recordReport(station.id, cursor: cursor, outbox: 0, databaseBytes: 0, at: serverClock.now)
+        stations[index].replica = try Replica.inMemory(rooms: 0)  // the process is gone
+        for suffix in ["", "-wal", "-shm"] { unlink(station.path + suffix) }
+        try Self.copyFile(backup, to: station.path)
+        unlink(backup)
+        stations[index].replica = try Replica.open(at: station.path, configuration: station.configuration)
+        stations[index].backup = nil
+        stations[index].sharesIdentity = true
+        stats.workstationRestores += 1
+        note("\(index) \(station.name) restored from its backup, counter now \((try? stations[index].replica.syncState().counter) ?? 0)")
+    }
+
+    /// The admin enrolls a new identity; staff make a replica from it, sync it, rescue the refused
+    /// copy into it, and stop using the copy.
+    mutating func rescue(_ index: Int) async throws {
+        let old = stations[index]
+        let clock = SimClock()
+        clock.advance(old.clock.milliseconds.withLock { $0 } - clock.milliseconds.withLock { $0 })
+        try addStation(name: "\(old.name)-r\(stats.rescues)", id: Self.id(&rng), clock: clock)
+        let new = stations.count - 1
+        let synced = await session(new, faults: false)
+        #expect(synced, "seed \(seed): a new replica for the rescue could not sync")
+        let report = try stations[new].replica.rescue(from: old.replica)
+        stats.rescues += 1
+        stats.rescued += report.rescued
+        stations[index].retired = true
+        note("\(index) \(old.name) rescued into \(new): \(report)")
     }
 
     // MARK: Checks
 
     mutating func check() throws {
         let serverSnapshot = try ReplicaInspector(path: folder.file("server.db")).domainSnapshot()
-        for station in stations {
+        for station in stations where !station.retired {
             let snapshot = try ReplicaInspector(path: station.path).domainSnapshot()
             for table in serverSnapshot.keys.sorted() where snapshot[table] != serverSnapshot[table] {
                 Issue.record("seed \(seed): \(table) on \(station.id.description.prefix(8)) differs from the server (replay with SIM_SEED=\(seed))")
@@ -212,6 +409,39 @@ struct Simulation {
             #expect(conflicts.allSatisfy { ($0["dots"] as String?)?.contains("|") == true }, "seed \(seed): a conflict without its dots")
             #expect(Set(conflicts.map(\.description)).count == conflicts.count, "seed \(seed): a conflict was reported twice")
             try checkLedger(db)
+        }
+        try checkCopies()
+    }
+
+    /// No write that any copy still holds is missing from the server: every change in a live
+    /// workstation's log (its own, acknowledged; others', pulled) is on the server with the same
+    /// content — after server restores too — and every change of a retired (refused) copy is on the
+    /// server as written or was rescued under the new identity.
+    mutating func checkCopies() throws {
+        let held: [Dot: LogHash] = try DatabaseQueue(path: serverPath).read { db in
+            Dictionary(try SyncStore(schema: ShelterSchema.schema).log(db).map { ($0.change.dot, LogHash.of($0.change)) }, uniquingKeysWith: { a, _ in a })
+        }
+        var reissued: [Dot: Dot] = [:]
+        for station in stations where !station.retired {
+            try DatabaseQueue(path: station.path).read { db in
+                for row in try Row.fetchAll(db, sql: "SELECT replica, counter, reissued FROM sync_rescued") {
+                    reissued[Dot(replica: ReplicaID(row[0] as String)!, counter: UInt64(row[1] as Int64))] = Dot(replica: station.id, counter: UInt64(row[2] as Int64))
+                }
+                for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.state != .rejected {
+                    stats.copiesChecked += 1
+                    #expect(held[entry.change.dot] == LogHash.of(entry.change),
+                            "seed \(seed): \(station.name) holds \(entry.change.dot) (\(entry.state)) that the server lacks or holds otherwise (replay with SIM_SEED=\(seed))")
+                }
+            }
+        }
+        for station in stations where station.retired {
+            try DatabaseQueue(path: station.path).read { db in
+                for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.change.dot.replica == station.id && entry.state != .rejected {
+                    stats.copiesChecked += 1
+                    let kept = held[entry.change.dot] == LogHash.of(entry.change) || reissued[entry.change.dot].map { held[$0] != nil } == true
+                    #expect(kept, "seed \(seed): \(entry.change.dot) of the refused copy \(station.name) is neither on the server nor rescued (replay with SIM_SEED=\(seed))")
+                }
+            }
         }
     }
 
@@ -304,13 +534,21 @@ struct Simulation {
             totals.conflicts += simulation.stats.conflicts
             totals.crashes += simulation.stats.crashes
             totals.serverCrashes += simulation.stats.serverCrashes
-            totals.lostAcks += simulation.stats.lostAcks
-            totals.duplicatedPushes += simulation.stats.duplicatedPushes
-            totals.duplicatedPulls += simulation.stats.duplicatedPulls
-            totals.cutPulls += simulation.stats.cutPulls
-            totals.droppedPushes += simulation.stats.droppedPushes
+            totals.failedSessions += simulation.stats.failedSessions
+            totals.cutSessions += simulation.stats.cutSessions
+            totals.lostAnswers += simulation.stats.lostAnswers
             totals.clockJumps += simulation.stats.clockJumps
             totals.refused += simulation.stats.refused
+            totals.serverBackups += simulation.stats.serverBackups
+            totals.serverRestores += simulation.stats.serverRestores
+            totals.recovered += simulation.stats.recovered
+            totals.resumed += simulation.stats.resumed
+            totals.clones += simulation.stats.clones
+            totals.workstationRestores += simulation.stats.workstationRestores
+            totals.forkRefusals += simulation.stats.forkRefusals
+            totals.rescues += simulation.stats.rescues
+            totals.rescued += simulation.stats.rescued
+            totals.copiesChecked += simulation.stats.copiesChecked
         }
         print("simulation: \(Self.seeds.count) seeds; \(totals)")
     }

@@ -1,0 +1,123 @@
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+
+/// What `rescue` did.
+public struct RescueReport: Hashable, Sendable {
+    /// The replica the changes came from.
+    public var from: ReplicaID
+    /// Its changes re-issued here, as new changes of this replica (unsynced until the next sync).
+    public var rescued: Int
+    /// Its changes the server already holds as they were written (nothing to do).
+    public var alreadyOnServer: Int
+    /// Its changes rescued into this replica before.
+    public var rescuedBefore: Int
+    /// Its changes the server refused by a rule (kept there, marked rejected; not rescued).
+    public var refused: Int
+}
+
+extension Replica {
+    // MARK: Moving the server
+
+    /// Points this workstation at the sync server's new address; its identity, data and unsynced
+    /// changes stay as they are. The server's certificate must name the new host
+    /// (`shelter server certify --host NAME`).
+    @discardableResult
+    public func setServer(_ address: String) throws -> (old: String?, new: String) {
+        let server = try ServerAddress(address)
+        return try perform { db in
+            let state = try store.state(db)
+            guard try store.identity(db) != nil else {
+                throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no workstation identity; only a replica made with `shelter init --bundle` syncs with a server")
+            }
+            try store.setServer(db, server.description)
+            return (state.server, server.description)
+        }
+    }
+
+    // MARK: Rescue
+
+    /// Re-issues, as new changes of this replica, the changes of a forked or otherwise refused
+    /// replica (`old`) that the server lacks — a copied replica file, a second replica from one
+    /// bundle, a workstation restored from its own backup. Nothing is discarded: the old file is
+    /// only read.
+    ///
+    /// This replica must be bound to the server and have synced, so it holds what the server holds:
+    /// each change of `old` that the server has exactly as written is skipped; every other one
+    /// (never sent, refused as a fork, or lost) is written here with its values, author and clock
+    /// stamp, and the context of what its writer had seen — limited to writes that really reached
+    /// the server — so a write made meanwhile on the server is concurrent with it, never silently
+    /// overwritten: the server keeps both as a conflict. The next sync sends them.
+    /// Rescuing the same file again re-issues nothing twice.
+    public func rescue(from old: Replica) throws -> RescueReport {
+        guard old.id != id else {
+            throw ReplicaError(.invalidArgument, "\(old.path) and \(path) are the same replica (\(id)); rescue into a replica made from a new bundle")
+        }
+        let oldEntries = try old.read { db in try old.store.log(db).reversed().filter { $0.change.dot.replica == old.id } }
+        let wall = wallMilliseconds()
+        return try perform { db in
+            let state = try store.state(db)
+            guard state.server != nil else {
+                throw ReplicaError(.invalidArgument, "replica \(path) is not bound to a sync server; rescue into a replica made with `shelter init --bundle NEW.bundle --server HOST:PORT`")
+            }
+            guard state.lastSyncAt != nil else {
+                throw ReplicaError(.invalidArgument, "replica \(path) has never synced; run `shelter sync --replica \(path)` first, so it holds what the server holds")
+            }
+            var report = RescueReport(from: old.id, rescued: 0, alreadyOnServer: 0, rescuedBefore: 0, refused: 0)
+            var lacking: [LoggedChange] = []
+            var firstDivergent = UInt64.max
+            for entry in oldEntries {
+                let dot = entry.change.dot
+                if entry.state == .rejected {
+                    report.refused += 1
+                } else if try store.reissuedCounter(db, of: dot) != nil {
+                    report.rescuedBefore += 1
+                    firstDivergent = min(firstDivergent, dot.counter)
+                } else if let held = try store.logEntry(db, of: dot), LogHash.of(held.change) == LogHash.of(entry.change) {
+                    report.alreadyOnServer += 1
+                } else {
+                    lacking.append(entry)
+                    firstDivergent = min(firstDivergent, dot.counter)
+                }
+            }
+            // Per row: which of old's counters were re-issued here, under which of this replica's.
+            var reissuedByRow: [String: [(old: UInt64, new: UInt64)]] = [:]
+            let byCounter = Dictionary(oldEntries.map { ($0.change.dot.counter, $0) }, uniquingKeysWith: { a, _ in a })
+            for row in try Row.fetchAll(db, sql: "SELECT counter, reissued FROM sync_rescued WHERE replica = ?", arguments: [old.id.description]) {
+                if let entry = byCounter[UInt64(row["counter"] as Int64)] {
+                    reissuedByRow[entry.change.table + "/" + entry.change.rowID, default: []].append((UInt64(row["counter"] as Int64), UInt64(row["reissued"] as Int64)))
+                }
+            }
+            for entry in lacking {
+                let change = entry.change
+                let key = change.table + "/" + change.rowID
+                let table = try checkedTable(change.table)
+                let held = try store.rowMeta(db, table: table, rowID: change.rowID)?.versionVector ?? VersionVector()
+                var context: [ReplicaID: UInt64] = [:]
+                for (replica, counter) in change.context.entries {
+                    if replica == old.id {
+                        // Old's own writes count as seen only where the server holds them as written.
+                        context[replica] = min(counter, firstDivergent &- 1, held[replica])
+                        if let mapped = reissuedByRow[key]?.filter({ $0.old <= counter }).map(\.new).max() {
+                            context[id] = max(context[id] ?? 0, min(mapped, held[id]))
+                        }
+                    } else {
+                        context[replica] = min(counter, held[replica])
+                    }
+                }
+                let reissued = try store.reissue(db, change, context: VersionVector(context), wallMilliseconds: wall)
+                reissuedByRow[key, default: []].append((change.dot.counter, reissued.dot.counter))
+                report.rescued += 1
+            }
+            return report
+        }
+    }
+
+    private func checkedTable(_ name: String) throws -> SyncSchema.Table {
+        guard let table = ShelterSchema.schema.table(named: name) else {
+            throw ReplicaError(.storage, "a change to table \(name) cannot be rescued: this version does not know the table")
+        }
+        return table
+    }
+}

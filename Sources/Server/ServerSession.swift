@@ -1,0 +1,157 @@
+import Foundation
+import ShelterDomain
+import SyncCore
+
+/// The server's side of one sync session, without the network (DESIGN §3): it takes each message
+/// the workstation sent and returns the answers. `SyncServer` runs it over TLS; the deterministic
+/// simulation runs it in memory, so both go through the same rules.
+public struct ServerSession: Sendable {
+    /// The workstation as the TLS handshake authenticated it: what its certificate says.
+    public struct Peer: Hashable, Sendable {
+        /// The replica id in the certificate; nil when it carries none.
+        public var replicaID: ReplicaID?
+        public var serial: String
+
+        public init(replicaID: ReplicaID?, serial: String) {
+            self.replicaID = replicaID
+            self.serial = serial
+        }
+    }
+
+    /// What the session did, for its one log line and the metrics: ids and counts only.
+    public struct Summary: Sendable {
+        public var replica: ReplicaID?
+        public var name: String?
+        public var outcome = "incomplete"
+        public var pushed = 0
+        public var pulled = 0
+        public var conflicts = 0
+        public var rejected = 0
+        /// Changes a server that went back in time got back from this workstation.
+        public var recovered = 0
+    }
+
+    public let store: ServerStore
+    let peer: Peer?
+    let now: @Sendable () -> Date
+    let onMerge: @Sendable (Duration) -> Void
+    var machine: SyncSessionStateMachine
+    public private(set) var summary = Summary()
+
+    public init(store: ServerStore, maximumBatch: Int, peer: Peer?, now: @escaping @Sendable () -> Date = { Date() },
+                onMerge: @escaping @Sendable (Duration) -> Void = { _ in }) {
+        self.store = store
+        self.peer = peer
+        self.now = now
+        self.onMerge = onMerge
+        machine = SyncSessionStateMachine(maximumBatch: maximumBatch)
+    }
+
+    public var isOver: Bool { machine.state == .closed || summary.outcome != "incomplete" }
+
+    /// Answers one message; after the answers of the last one, `ends` is true and the connection closes.
+    public mutating func receive(_ message: WireMessage) async -> (answers: [WireMessage], ends: Bool) {
+        do {
+            switch machine.receive(message) {
+            case .greet(let hello):
+                switch await greet(hello) {
+                case .success(let welcome):
+                    machine.established(healing: welcome.holdings != nil)
+                    return ([.welcome(welcome)], false)
+                case .failure(let error):
+                    return ([await refuse(error.code, error.message)], true)
+                }
+            case .merge(let changes):
+                let started = ContinuousClock.now
+                let result = try await store.mergePush(from: summary.replica!, changes: changes, at: now())
+                onMerge(ContinuousClock.now - started)
+                summary.pushed += result.merged
+                summary.rejected += result.rejected.count
+                summary.conflicts += result.conflictsCreated
+                return ([.pushAck(upToCounter: result.upToCounter, rejected: result.rejected)], false)
+            case .recover(let changes):
+                let started = ContinuousClock.now
+                let result = try await store.mergeRecovery(from: summary.replica!, changes: changes, at: now())
+                onMerge(ContinuousClock.now - started)
+                summary.recovered += result.merged
+                summary.rejected += result.recoveryRejections.count
+                summary.conflicts += result.conflictsCreated
+                return ([.recoverAck(merged: UInt64(result.merged), rejected: result.recoveryRejections)], false)
+            case .pull(let cursor, let limit):
+                let read = try await store.changes(for: summary.replica!, after: cursor, limit: limit)
+                summary.pulled += read.batch.count
+                return ([.changes(read.batch, nextCursor: read.next, nextHash: read.nextHash, more: read.more)], false)
+            case .report(let cursor, let outbox, let bytes, _):
+                try await store.recordReport(summary.replica!, cursor: cursor, outbox: outbox, databaseBytes: bytes, at: now())
+                summary.outcome = "ok"
+                return ([.bye], true)
+            case .fail(let code, let message):
+                return ([await refuse(code, message)], true)
+            }
+        } catch let error as ServerError {
+            if error.code == .replicaForked, let replica = summary.replica { await store.recordFork(replica, at: now()) }
+            return ([await refuse(error.code, error.message)], true)
+        } catch {
+            // The store failed (a full disk, an I/O error): nothing of the batch was kept; the
+            // workstation keeps its changes and tries again later. The details stay in the admin's log.
+            return ([await refuse(.internalError, "the server could not store or read the changes; nothing was kept, try again later")], true)
+        }
+    }
+
+    /// Ends the session with an error: recorded for the admin's view first, then the message to send.
+    public mutating func refuse(_ code: ServerError.Code, _ message: String) async -> WireMessage {
+        machine.close()
+        summary.outcome = code.rawValue
+        if let replica = summary.replica { await store.recordError(replica, code: code.rawValue, at: now()) }
+        return .error(code: code.rawValue, message: message)
+    }
+
+    /// The connection broke before the session ended (`outcome`: why, as a code).
+    public mutating func disconnected(outcome: String) async {
+        guard summary.outcome == "incomplete" else { return }
+        machine.close()
+        summary.outcome = outcome
+        if let replica = summary.replica { await store.recordError(replica, code: outcome, at: now()) }
+    }
+
+    /// Checks a hello against the peer's certificate and the registry, and says where the
+    /// workstation stands against the server's log.
+    mutating func greet(_ hello: WireMessage.Hello) async -> Result<WireMessage.Welcome, ServerError> {
+        let now = now()
+        do {
+            guard let peer, let certified = peer.replicaID else {
+                return .failure(ServerError(.unknownCertificate, "the client certificate carries no replica id"))
+            }
+            guard let registration = try await store.registration(certified) else {
+                return .failure(ServerError(.unknownCertificate, "this certificate is not enrolled with this server"))
+            }
+            summary.replica = certified
+            summary.name = registration.name
+            try await store.recordSeen(certified, at: now, hello: hello)
+            if registration.revokedAt != nil {
+                return .failure(ServerError(.revoked, "the certificate of workstation \(registration.name) was revoked"))
+            }
+            guard peer.serial == registration.serial else {
+                return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name)"))
+            }
+            guard hello.replicaID == certified else {
+                return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))
+            }
+            guard hello.protocolVersion == WireMessage.protocolVersion else {
+                return .failure(ServerError(.incompatibleProtocol, "protocol \(hello.protocolVersion) is not spoken here (this server speaks \(WireMessage.protocolVersion)); upgrade ShelterSync"))
+            }
+            guard hello.schemaVersion == UInt64(ShelterSchema.version) else {
+                return .failure(ServerError(.incompatibleSchema, "schema version \(hello.schemaVersion) does not match the server's \(ShelterSchema.version); upgrade ShelterSync"))
+            }
+            guard hello.counter >= registration.acknowledged else {
+                await store.recordFork(certified, at: now)
+                return .failure(ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)"))
+            }
+            let standing = try await store.standing(of: hello, processed: registration.acknowledged)
+            return .success(.init(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
+                                  maxBatch: UInt64(machine.maximumBatch), resume: standing.resume, holdings: standing.holdings))
+        } catch {
+            return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Crypto
+
+/// A SHA-256 digest in the sync layer: of one change's canonical encoding (what tells a true resend
+/// from a fork), or of the server log's hash chain at one position (what tells a workstation that
+/// the server went back in time).
+///
+/// The chain: position 0 is `genesis` (32 zero bytes); the entry at position n carries
+/// `SHA-256(chain(n−1) ‖ digest(change n))`. Two logs whose chains agree at position n hold the same
+/// changes, in the same order, up to n.
+public struct LogHash: Hashable, Sendable, CustomStringConvertible {
+    public static let byteCount = 32
+
+    /// The 32 bytes.
+    public let bytes: [UInt8]
+
+    /// Wraps 32 bytes; nil for any other length.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == Self.byteCount else { return nil }
+        self.bytes = Array(bytes)
+    }
+
+    private init(digest: SHA256.Digest) { bytes = Array(digest) }
+
+    /// The chain before the first entry of every log.
+    public static let genesis = LogHash(bytes: [UInt8](repeating: 0, count: byteCount))!
+
+    /// The digest of one change: SHA-256 of its canonical encoding (`ChangeCodec`: columns and
+    /// vector entries sorted), so the same change gives the same digest on every replica.
+    public static func of(_ change: CellChange) -> LogHash {
+        var writer = BinaryWriter(capacity: 160)
+        ChangeCodec.encode(change, into: &writer)
+        return LogHash(digest: SHA256.hash(data: writer.bytes))
+    }
+
+    /// The chain after appending a change with digest `digest` to a log whose chain is `self`.
+    public func chained(with digest: LogHash) -> LogHash {
+        var hasher = SHA256()
+        hasher.update(data: bytes)
+        hasher.update(data: digest.bytes)
+        return LogHash(digest: hasher.finalize())
+    }
+
+    /// The first 8 bytes in hex: enough to tell two hashes apart in a message.
+    public var description: String {
+        bytes.prefix(8).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+}
+
+extension BinaryWriter {
+    public mutating func write(hash: LogHash) { write(raw: hash.bytes) }
+}
+
+extension BinaryReader {
+    public mutating func readHash() throws(Error) -> LogHash {
+        LogHash(bytes: try readRaw(count: LogHash.byteCount))!
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import GRDB
+
+/// A position of the server's log with the chain hash there.
+public struct Checkpoint: Hashable, Sendable {
+    public var position: Int64
+    public var hash: LogHash
+
+    public init(position: Int64, hash: LogHash) {
+        self.position = position
+        self.hash = hash
+    }
+}
+
+/// Copies and restores (DESIGN §3): the chain of the server's log, the checkpoints a workstation
+/// keeps of it, what the server holds from each replica, the changes a workstation sends again to a
+/// server that lost them, and changes of a forked replica re-issued under a new identity.
+extension SyncStore {
+    // MARK: The chain (server)
+
+    /// The chain hash at `position`: `genesis` at 0, nil beyond the head or where no chain is kept.
+    public func chain(_ db: Database, at position: Int64) throws -> LogHash? {
+        if position == 0 { return .genesis }
+        guard position > 0 else { return nil }
+        let select = try RawStatement(db, "SELECT chain FROM sync_log WHERE seq = ?")
+        select.bind(1, position)
+        return try select.oneRow { $0.isNull(0) ? nil : LogHash(bytes: $0.blob(0)) } ?? nil
+    }
+
+    /// The last of `checkpoints` (newest first) at which this log's chain is the same: the position
+    /// up to which both logs hold the same history. 0 (genesis) when none is.
+    public func lastCommonPosition(_ db: Database, of checkpoints: [Checkpoint]) throws -> Int64 {
+        for checkpoint in checkpoints.sorted(by: { $0.position > $1.position }) where checkpoint.position > 0 {
+            if try chain(db, at: checkpoint.position) == checkpoint.hash { return checkpoint.position }
+        }
+        return 0
+    }
+
+    /// Computes the chain of every entry that has none, in log order (a server store made before
+    /// the chain existed). Call in a migration.
+    public func extendChain(_ db: Database) throws {
+        var tip = LogHash.genesis
+        var after: Int64 = 0
+        while true {
+            let page = try loggedChanges(db, where: "seq > ?", arguments: [.integer(after)], order: "seq ASC", limit: 1000)
+            guard let last = page.last else { return }
+            for entry in page {
+                if let chain = entry.chain {
+                    tip = chain
+                } else {
+                    tip = tip.chained(with: LogHash.of(entry.change))
+                    try db.execute(sql: "UPDATE sync_log SET chain = ? WHERE seq = ?", arguments: [Data(tip.bytes), entry.sequence])
+                }
+            }
+            after = last.sequence
+        }
+    }
+
+    // MARK: Cursor and checkpoints (workstation)
+
+    /// Moves the pull cursor to `cursor`, where the server's chain is `hash`, and keeps it as a
+    /// checkpoint. Checkpoints thin out with distance (the last few, then one per power of two of
+    /// distance), so a replica keeps at most about 70 and can still find a common position near
+    /// any earlier one.
+    public func setCursor(_ db: Database, _ cursor: Int64, hash: LogHash?) throws {
+        try db.execute(sql: "UPDATE sync_state SET cursor = ?, cursor_hash = ? WHERE id = 1",
+                       arguments: [cursor, hash.map { Data($0.bytes) }])
+        guard let hash, cursor > 0 else { return }
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_checkpoints (position, hash) VALUES (?, ?)", arguments: [cursor, Data(hash.bytes)])
+        let positions = try Int64.fetchAll(db.cachedStatement(sql: "SELECT position FROM sync_checkpoints ORDER BY position DESC"))
+        var keptBuckets: Set<Int> = []
+        for (index, position) in positions.enumerated() where index >= Self.recentCheckpoints {
+            let distance = max(1, cursor - position)
+            let bucket = 63 - distance.leadingZeroBitCount
+            if !keptBuckets.insert(bucket).inserted {
+                try db.execute(sql: "DELETE FROM sync_checkpoints WHERE position = ?", arguments: [position])
+            }
+        }
+    }
+
+    /// How many of the newest checkpoints are always kept.
+    static let recentCheckpoints = 4
+
+    /// The checkpoints this replica keeps, newest first: the current cursor's first when known.
+    public func checkpoints(_ db: Database, limit: Int = 64) throws -> [Checkpoint] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT position, hash FROM sync_checkpoints ORDER BY position DESC LIMIT ?"), arguments: [limit])
+            .compactMap { row in LogHash(bytes: row["hash"] as Data).map { Checkpoint(position: row["position"], hash: $0) } }
+    }
+
+    /// The server's history diverged after `position`: the cursor goes back there (pulling again is
+    /// safe, merges are idempotent by dot) and the checkpoints of the history that is gone are dropped.
+    public func rewindCursor(_ db: Database, to position: Int64) throws {
+        let hash: LogHash? = position == 0 ? .genesis : try Data.fetchOne(
+            db, sql: "SELECT hash FROM sync_checkpoints WHERE position = ?", arguments: [position]).flatMap { LogHash(bytes: $0) }
+        try db.execute(sql: "DELETE FROM sync_checkpoints WHERE position > ?", arguments: [position])
+        try db.execute(sql: "UPDATE sync_state SET cursor = ?, cursor_hash = ? WHERE id = 1",
+                       arguments: [position, hash.map { Data($0.bytes) }])
+    }
+
+    // MARK: What a log holds
+
+    /// The logged change with this dot, if any.
+    public func logEntry(_ db: Database, of dot: Dot) throws -> LoggedChange? {
+        guard let peer = try knownPeerIndex(db, dot.replica) else { return nil }
+        return try loggedChanges(db, where: "peer = ? AND counter = ?", arguments: [.integer(peer), .integer(Int64(dot.counter))],
+                                 order: "seq", limit: 1).first
+    }
+
+    /// The held-back change with this dot, if any.
+    public func heldBack(_ db: Database, of dot: Dot) throws -> CellChange? {
+        guard let peer = try knownPeerIndex(db, dot.replica),
+              let data = try Data.fetchOne(db, sql: "SELECT change FROM sync_pending WHERE peer = ? AND counter = ?",
+                                           arguments: [peer, Int64(dot.counter)]) else { return nil }
+        do { return try ChangeCodec.decode([UInt8](data)) } catch {
+            throw SyncError(.corruptData, "a held-back change cannot be decoded: \(error)", underlying: error)
+        }
+    }
+
+    /// The highest counter of `replica` whose change this log holds (merged or held back); 0 if none.
+    public func highestCounter(_ db: Database, of replica: ReplicaID) throws -> UInt64 {
+        guard let peer = try knownPeerIndex(db, replica) else { return 0 }
+        let logged = try Int64.fetchOne(db, sql: "SELECT MAX(counter) FROM sync_log WHERE peer = ?", arguments: [peer]) ?? 0
+        let held = try Int64.fetchOne(db, sql: "SELECT MAX(counter) FROM sync_pending WHERE peer = ?", arguments: [peer]) ?? 0
+        return UInt64(max(0, logged, held))
+    }
+
+    /// The highest counter of each replica whose changes this log holds (merged or held back).
+    /// Reads the whole log's index: for the rare session that heals a restored server.
+    public func holdings(_ db: Database) throws -> VersionVector {
+        var holdings: [ReplicaID: UInt64] = [:]
+        for sql in ["SELECT p.replica_id, MAX(l.counter) FROM sync_log l JOIN sync_peers p ON p.idx = l.peer GROUP BY l.peer",
+                    "SELECT p.replica_id, MAX(l.counter) FROM sync_pending l JOIN sync_peers p ON p.idx = l.peer GROUP BY l.peer"] {
+            for row in try Row.fetchAll(db, sql: sql) {
+                guard let id = ReplicaID(row[0] as String) else { continue }
+                holdings[id] = max(holdings[id] ?? 0, UInt64(max(0, row[1] as Int64)))
+            }
+        }
+        return VersionVector(holdings)
+    }
+
+    // MARK: Healing a server that lost changes (workstation)
+
+    /// The next changes, in this log's order after position `sequence`, that a server holding
+    /// `holdings` lacks and this replica can give it back: its own changes the server had
+    /// processed beyond `ownProcessed` (acknowledged or refused: the server lost them), and changes
+    /// of other replicas beyond what the server holds of each. Unsynced changes go by the ordinary push.
+    public func recoveryBatch(_ db: Database, ownProcessed: UInt64, holdings: VersionVector,
+                              after sequence: Int64, limit: Int) throws -> [LoggedChange] {
+        let own = try peerIndex(db, try state(db).replicaID)
+        var clauses = ["(peer = ? AND counter > ? AND state IN (1, 2))"]
+        var arguments: [SyncValue] = [.integer(own), .integer(Int64(ownProcessed))]
+        for row in try Row.fetchAll(db, sql: "SELECT idx, replica_id FROM sync_peers WHERE idx != ?", arguments: [own]) {
+            guard let id = ReplicaID(row["replica_id"] as String) else { continue }
+            clauses.append("(peer = ? AND counter > ?)")
+            arguments += [.integer(row["idx"]), .integer(Int64(holdings[id]))]
+        }
+        return try loggedChanges(db, where: "seq > ? AND (\(clauses.joined(separator: " OR ")))",
+                                 arguments: [.integer(sequence)] + arguments, order: "seq ASC", limit: limit)
+    }
+
+    /// After the server took a recovery batch: this replica's own changes in it are processed
+    /// again — acknowledged, or refused with the server's reason.
+    public func acknowledgeRecovered(_ db: Database, own counters: [UInt64], rejected: [(counter: UInt64, reason: String)]) throws {
+        let own = try peerIndex(db, try state(db).replicaID)
+        let refused = Dictionary(rejected.map { ($0.counter, $0.reason) }, uniquingKeysWith: { a, _ in a })
+        for counter in counters {
+            if let reason = refused[counter] {
+                try db.execute(sql: "UPDATE sync_log SET state = ?, rejection = ? WHERE peer = ? AND counter = ?",
+                               arguments: [LoggedChange.State.rejected.rawValue, reason, own, Int64(counter)])
+            } else {
+                try db.execute(sql: "UPDATE sync_log SET state = ?, rejection = NULL WHERE peer = ? AND counter = ? AND state != 0",
+                               arguments: [LoggedChange.State.acknowledged.rawValue, own, Int64(counter)])
+            }
+        }
+    }
+
+    // MARK: Rescue (workstation)
+
+    /// The counter under which this replica re-issued a change of `replica`, if it did.
+    public func reissuedCounter(_ db: Database, of dot: Dot) throws -> UInt64? {
+        try Int64.fetchOne(db, sql: "SELECT reissued FROM sync_rescued WHERE replica = ? AND counter = ?",
+                           arguments: [dot.replica.description, Int64(dot.counter)]).map { UInt64($0) }
+    }
+
+    /// Re-issues a change of another replica as a new change of this one: the same table, row,
+    /// values, author and clock stamp, a new dot of this replica, and `context` (what the original
+    /// writer had seen, limited to what this replica holds). Merged here like a change received —
+    /// a concurrent write keeps its place and is reported — and logged as unsynced, so the next
+    /// sync sends it and the server records any conflict. Call inside a transaction.
+    @discardableResult
+    public func reissue(_ db: Database, _ original: CellChange, context: VersionVector, wallMilliseconds: UInt64) throws -> CellChange {
+        let table = try self.table(original.table)
+        try checkColumns(original.values.keys, of: table)
+        let current = try state(db)
+        let counter = current.counter + 1
+        let change = CellChange(table: original.table, rowID: original.rowID, values: original.values,
+                                dot: Dot(replica: current.replicaID, counter: counter), hlc: original.hlc,
+                                author: original.author, context: context)
+        let meta = try rowMeta(db, table: table, rowID: change.rowID)
+        let contested = change.values.keys.filter { meta?.cells[$0] != nil }
+        let values = contested.isEmpty ? [:] : try self.values(db, table: table, rowID: change.rowID, columns: contested)
+        guard case .merged(let apply, let newMeta, _) = Merge.merge(change, into: meta, currentValues: values, keepBoth: table.keepBoth) else {
+            throw SyncError(.corruptData, "a re-issued change to \(change.table) \(change.rowID) names writes this replica does not hold")
+        }
+        try applyValues(db, table: table, rowID: change.rowID, values: apply)
+        try saveMeta(db, table: table, rowID: change.rowID, meta: newMeta)
+        _ = try appendLog(db, change: change, table: table, state: .unsynced)
+        var clock = try loadClock(db)
+        clock.receive(original.hlc, wallMilliseconds: wallMilliseconds)
+        try db.execute(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1", arguments: [Int64(counter), Int64(clock.last.rawValue)])
+        try db.execute(sql: "INSERT INTO sync_rescued (replica, counter, reissued) VALUES (?, ?, ?)",
+                       arguments: [original.dot.replica.description, Int64(original.dot.counter), Int64(counter)])
+        return change
+    }
+}
