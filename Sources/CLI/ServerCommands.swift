@@ -221,6 +221,10 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        if FileManager.default.fileExists(atPath: to) {
+            printError("\(to) already exists; a backup never overwrites a file")
+            throw ExitCode(1)
+        }
         let head = try reportingServerErrors { try directory.store().backup(to: to) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int) ?? 0
         print("backed up \(directory.storePath) to \(to): log head \(head), \(bytes) bytes")

@@ -71,7 +71,7 @@ extension Replica {
                 let dot = entry.change.dot
                 if entry.state == .rejected {
                     report.refused += 1
-                } else if try store.reissuedCounter(db, of: dot) != nil {
+                } else if try store.reissuedCounter(db, of: entry.change) != nil {
                     report.rescuedBefore += 1
                     firstDivergent = min(firstDivergent, dot.counter)
                 } else if let held = try store.logEntry(db, of: dot), LogHash.of(held.change) == LogHash.of(entry.change) {
@@ -84,9 +84,9 @@ extension Replica {
             // Per row: which of old's counters were re-issued here, under which of this replica's.
             var reissuedByRow: [String: [(old: UInt64, new: UInt64)]] = [:]
             let byCounter = Dictionary(oldEntries.map { ($0.change.dot.counter, $0) }, uniquingKeysWith: { a, _ in a })
-            for row in try Row.fetchAll(db, sql: "SELECT counter, reissued FROM sync_rescued WHERE replica = ?", arguments: [old.id.description]) {
-                if let entry = byCounter[UInt64(row["counter"] as Int64)] {
-                    reissuedByRow[entry.change.table + "/" + entry.change.rowID, default: []].append((UInt64(row["counter"] as Int64), UInt64(row["reissued"] as Int64)))
+            for earlier in try store.reissued(db, from: old.id) {
+                if let entry = byCounter[earlier.counter], LogHash.of(entry.change) == earlier.digest {
+                    reissuedByRow[entry.change.table + "/" + entry.change.rowID, default: []].append((earlier.counter, earlier.reissued))
                 }
             }
             for entry in lacking {

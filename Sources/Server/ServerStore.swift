@@ -118,12 +118,21 @@ public struct ServerStore: Sendable {
         return config
     }
 
+    /// A pool whose writer commits with `synchronous = FULL`: an acknowledged push survives a power
+    /// cut. (GRDB's pool sets `NORMAL` after `prepareDatabase` when it turns WAL on, so it is set
+    /// again here; readers never write.)
+    static func makePool(path: String, configuration: Configuration) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        return pool
+    }
+
     /// Creates the store (mode 0600) with rooms 1…`rooms`, written once, by the server.
     public static func create(at path: String, rooms: Int, now: Date = Date(), serverID: ReplicaID = .random()) throws -> ServerStore {
         do { try PrivateFile.create(at: path) } catch {
             throw ServerError(.directory, "cannot create the server store \(path): \(error)")
         }
-        let pool = try DatabasePool(path: path, configuration: configuration())
+        let pool = try makePool(path: path, configuration: configuration())
         try migrator().migrate(pool)
         let server = ServerStore(path: path, serverID: serverID, pool: pool)
         try pool.write { db in
@@ -145,18 +154,19 @@ public struct ServerStore: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ServerError(.directory, "no server store at \(path) (run `shelter server init` first)")
         }
-        let pool = try DatabasePool(path: path, configuration: configuration(observer: statementObserver))
+        let pool = try makePool(path: path, configuration: configuration(observer: statementObserver))
         let migrator = migrator()
-        let id: ReplicaID = try pool.read { db in
+        let (id, upToDate): (ReplicaID, Bool) = try pool.read { db in
             guard try db.tableExists("server_replicas") else {
                 throw ServerError(.directory, "\(path) is not a ShelterSync server store")
             }
             if try migrator.hasBeenSuperseded(db) {
                 throw ServerError(.directory, "\(path) was written by a newer version of ShelterSync")
             }
-            return try SyncStore(schema: ShelterSchema.schema).state(db).replicaID
+            return (try SyncStore(schema: ShelterSchema.schema).state(db).replicaID, try migrator.hasCompletedMigrations(db))
         }
-        try migrator.migrate(pool)
+        // Only an older store is written to on opening: a read command leaves the file as it was.
+        if !upToDate { try migrator.migrate(pool) }
         return ServerStore(path: path, serverID: id, pool: pool)
     }
 
@@ -171,6 +181,11 @@ public struct ServerStore: Sendable {
             try db.execute(sql: "UPDATE sync_state SET replica_id = ?, counter = 0 WHERE id = 1", arguments: [writer.description])
         }
         return ServerStore(path: path, serverID: writer, pool: pool)
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2: FULL).
+    public func writerSynchronous() async throws -> Int {
+        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Closes the store's connections (a restore replaces the file under a closed store).
@@ -203,7 +218,12 @@ public struct ServerStore: Sendable {
         }
         var replaced: String?
         if FileManager.default.fileExists(atPath: storePath) {
-            let aside = storePath + ".replaced-" + Timestamp.format(now).replacingOccurrences(of: ":", with: "")
+            var aside = storePath + ".replaced-" + Timestamp.format(now).replacingOccurrences(of: ":", with: "")
+            var attempt = 1
+            while FileManager.default.fileExists(atPath: aside) {
+                attempt += 1
+                aside = storePath + ".replaced-" + Timestamp.format(now).replacingOccurrences(of: ":", with: "") + "-\(attempt)"
+            }
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: storePath + suffix) {
                 guard rename(storePath + suffix, aside + suffix) == 0 else {
                     throw ServerError(.directory, "cannot move the current store aside to \(aside + suffix): \(String(cString: strerror(errno)))")

@@ -59,21 +59,26 @@ extension SyncStore {
     // MARK: Cursor and checkpoints (workstation)
 
     /// Moves the pull cursor to `cursor`, where the server's chain is `hash`, and keeps it as a
-    /// checkpoint. Checkpoints thin out with distance (the last few, then one per power of two of
-    /// distance), so a replica keeps at most about 70 and can still find a common position near
-    /// any earlier one.
+    /// checkpoint. Checkpoints thin out with distance: the last few are kept, and an older one is
+    /// dropped only while the next older one is no farther from the kept one before it than that
+    /// one is from the cursor. So for any earlier position p there stays a checkpoint within
+    /// max(the gap between two syncs, cursor − p) below it — a server that went back to p costs at
+    /// most about twice that much pulling again — and a replica keeps only about two per doubling
+    /// of its history (tens, never thousands).
     public func setCursor(_ db: Database, _ cursor: Int64, hash: LogHash?) throws {
         try db.execute(sql: "UPDATE sync_state SET cursor = ?, cursor_hash = ? WHERE id = 1",
                        arguments: [cursor, hash.map { Data($0.bytes) }])
         guard let hash, cursor > 0 else { return }
         try db.execute(sql: "INSERT OR REPLACE INTO sync_checkpoints (position, hash) VALUES (?, ?)", arguments: [cursor, Data(hash.bytes)])
         let positions = try Int64.fetchAll(db.cachedStatement(sql: "SELECT position FROM sync_checkpoints ORDER BY position DESC"))
-        var keptBuckets: Set<Int> = []
-        for (index, position) in positions.enumerated() where index >= Self.recentCheckpoints {
-            let distance = max(1, cursor - position)
-            let bucket = 63 - distance.leadingZeroBitCount
-            if !keptBuckets.insert(bucket).inserted {
-                try db.execute(sql: "DELETE FROM sync_checkpoints WHERE position = ?", arguments: [position])
+        guard positions.count > Self.recentCheckpoints else { return }
+        var kept = positions[Self.recentCheckpoints - 1]
+        for index in Self.recentCheckpoints..<positions.count - 1 {
+            let (candidate, older) = (positions[index], positions[index + 1])
+            if kept - older <= cursor - kept {
+                try db.execute(sql: "DELETE FROM sync_checkpoints WHERE position = ?", arguments: [candidate])
+            } else {
+                kept = candidate
             }
         }
     }
@@ -176,10 +181,17 @@ extension SyncStore {
 
     // MARK: Rescue (workstation)
 
-    /// The counter under which this replica re-issued a change of `replica`, if it did.
-    public func reissuedCounter(_ db: Database, of dot: Dot) throws -> UInt64? {
-        try Int64.fetchOne(db, sql: "SELECT reissued FROM sync_rescued WHERE replica = ? AND counter = ?",
-                           arguments: [dot.replica.description, Int64(dot.counter)]).map { UInt64($0) }
+    /// The counter under which this replica re-issued `change` of another replica, if it did.
+    public func reissuedCounter(_ db: Database, of change: CellChange) throws -> UInt64? {
+        try Int64.fetchOne(db, sql: "SELECT reissued FROM sync_rescued WHERE replica = ? AND counter = ? AND digest = ?",
+                           arguments: [change.dot.replica.description, Int64(change.dot.counter), Data(LogHash.of(change).bytes)]).map { UInt64($0) }
+    }
+
+    /// Every change of `replica` re-issued here: its counter, digest, and the counter it was re-issued under.
+    public func reissued(_ db: Database, from replica: ReplicaID) throws -> [(counter: UInt64, digest: LogHash, reissued: UInt64)] {
+        try Row.fetchAll(db, sql: "SELECT counter, digest, reissued FROM sync_rescued WHERE replica = ?", arguments: [replica.description]).compactMap { row in
+            LogHash(bytes: row["digest"] as Data).map { (UInt64(row["counter"] as Int64), $0, UInt64(row["reissued"] as Int64)) }
+        }
     }
 
     /// Re-issues a change of another replica as a new change of this one: the same table, row,
@@ -208,8 +220,8 @@ extension SyncStore {
         var clock = try loadClock(db)
         clock.receive(original.hlc, wallMilliseconds: wallMilliseconds)
         try db.execute(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1", arguments: [Int64(counter), Int64(clock.last.rawValue)])
-        try db.execute(sql: "INSERT INTO sync_rescued (replica, counter, reissued) VALUES (?, ?, ?)",
-                       arguments: [original.dot.replica.description, Int64(original.dot.counter), Int64(counter)])
+        try db.execute(sql: "INSERT INTO sync_rescued (replica, counter, digest, reissued) VALUES (?, ?, ?, ?)",
+                       arguments: [original.dot.replica.description, Int64(original.dot.counter), Data(LogHash.of(original).bytes), Int64(counter)])
         return change
     }
 }

@@ -113,7 +113,8 @@ public enum MergeReport: Hashable, Sendable {
 /// - `sync_pending`: changes held back until their causal context has arrived;
 /// - `sync_checkpoints`: positions of the server's log this replica stood at, with the chain hash
 ///   there, so it can find the last position it shares with a server that went back in time;
-/// - `sync_rescued`: changes of another (forked) replica re-issued here by `rescue`.
+/// - `sync_rescued`: changes of another (forked) replica re-issued here by `rescue`, by dot and
+///   digest (two copies of one replica hold different changes under one dot).
 ///
 /// A store made with `chained: true` (the server's) extends the log's hash chain with every entry.
 public struct SyncStore: Sendable {
@@ -212,8 +213,9 @@ public struct SyncStore: Sendable {
                 CREATE TABLE sync_rescued (
                     replica TEXT NOT NULL,
                     counter INTEGER NOT NULL,
+                    digest BLOB NOT NULL,
                     reissued INTEGER NOT NULL,
-                    PRIMARY KEY (replica, counter)
+                    PRIMARY KEY (replica, counter, digest)
                 ) WITHOUT ROWID;
                 UPDATE sync_state SET acknowledged = COALESCE((
                     SELECT MAX(l.counter) FROM sync_log l JOIN sync_peers p ON p.idx = l.peer

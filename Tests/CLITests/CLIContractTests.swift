@@ -117,6 +117,10 @@ import TestSupport
             (["resident", "set", anonymousResident, "colour=red"], "unknown resident field 'colour'"),
             (["resident", "set", anonymousResident, "phone"], "is not FIELD=VALUE"),
             (["init"], "already exists"),
+            (["set-server", "127.0.0.1:7443"], "standalone replica"),
+            (["set-server", "no-port"], "is not HOST:PORT"),
+            (["rescue", "--from", replica], "are the same replica"),
+            (["rescue", "--from", dir.file("missing.replica")], "does not exist"),
         ]
         for (arguments, message) in cases {
             let result = try ShelterProcess.run(arguments, environment: ["SHELTER_REPLICA": replica])
@@ -144,5 +148,33 @@ import TestSupport
         #expect(fileBytes(text) == Data("Kære kommune".utf8))
         let noReplica = try ShelterProcess.run(["rooms"])
         #expect(noReplica.status != 0 && noReplica.stderr.contains("SHELTER_REPLICA"))
+
+        // A rescue into a replica that is not bound to a server, or from a file that is not a replica.
+        let second = dir.file("second.replica")
+        #expect(try ShelterProcess.run(["init", "--replica", second, "--rooms", "2"]).status == 0)
+        let unbound = try ShelterProcess.run(["rescue", "--from", second, "--replica", replica])
+        #expect(unbound.status != 0 && unbound.stderr.contains("not bound to a sync server"), "\(unbound)")
+        let fromText = try ShelterProcess.run(["rescue", "--from", text, "--replica", replica])
+        #expect(fromText.status != 0 && fromText.stderr.contains("is not a ShelterSync replica"), "\(fromText)")
+        #expect(try ReplicaInspector(path: replica).snapshot() == afterAdmit, "refused rescues and set-server changed nothing")
+
+        // The server admin's new commands, with bad arguments.
+        let srv = dir.file("srv")
+        #expect(try ShelterProcess.run(["server", "init", "--dir", srv]).status == 0)
+        let adminCases: [([String], String)] = [
+            (["server", "backup", "--dir", srv, "--to", text], "already exists"),
+            (["server", "backup", "--dir", dir.file("nowhere"), "--to", dir.file("b.db")], "does not hold a ShelterSync server"),
+            (["server", "restore", "--dir", srv, "--from", text], "not"),
+            (["server", "certify", "--dir", srv], "--host"),
+            (["server", "certify", "--dir", srv, "--host", "bad name"], "is not a host name"),
+        ]
+        let store = fileBytes(srv + "/server.db")
+        for (arguments, message) in adminCases {
+            let result = try ShelterProcess.run(arguments)
+            #expect(result.status != 0, "\(arguments) should fail: \(result)")
+            #expect(result.stderr.contains(message), "\(arguments): stderr was \(result.stderr)")
+        }
+        #expect(fileBytes(srv + "/server.db") == store && fileBytes(text) == Data("Kære kommune".utf8))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("b.db")))
     }
 }

@@ -65,6 +65,8 @@ import TestSupport
         #expect(again.status == 0, "\(again)")
         #expect(try world.onServer(aID) == total, "nothing lost, nothing twice")
         #expect(try ReplicaInspector(path: a).count("SELECT COUNT(*) FROM sync_log WHERE state = 0") == 0)
+        // What the killed push had sent is resent, recognised by its content: a silent, harmless skip.
+        #expect(try ReplicaInspector(path: world.srv + "/server.db").count("SELECT COUNT(*) FROM server_replicas WHERE forked_at IS NOT NULL") == 0)
 
         // Mid-pull: a new workstation pulls the 1,200 changes in batches of 40 and is killed halfway.
         let (b, _) = try world.workstation("b", admissions: 0, firstSync: false)
@@ -104,6 +106,7 @@ import TestSupport
         let again = try ShelterProcess.run(["sync", "--replica", a])
         #expect(again.status == 0, "\(again)")
         #expect(try world.onServer(aID) == total && committed <= total)
+        #expect(try ReplicaInspector(path: world.srv + "/server.db").count("SELECT COUNT(*) FROM server_replicas WHERE forked_at IS NOT NULL") == 0)
         #expect(try ReplicaInspector(path: a).count("SELECT COUNT(*) FROM sync_log WHERE state = 0") == 0)
         #expect(try ReplicaInspector(path: world.srv + "/server.db").count("SELECT COUNT(*) FROM residents") == 400)
     }

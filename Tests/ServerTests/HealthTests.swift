@@ -21,6 +21,10 @@ import TestSupport
         #expect(state(syncedAgo: nil) == .neverSynced)
         #expect(state(revoked: true, syncedAgo: nil) == .revoked)
         #expect(state(revoked: true, syncedAgo: 60) == .revoked, "revoked outranks everything")
+        #expect(ReplicaHealth.state(revoked: false, forked: true, lastSync: now, lag: 0, now: now, thresholds: thresholds) == .forked)
+        #expect(ReplicaHealth.state(revoked: false, forked: true, lastSync: nil, lag: 500, now: now, thresholds: thresholds) == .forked,
+                "forked outranks never-synced, stale and behind")
+        #expect(ReplicaHealth.state(revoked: true, forked: true, lastSync: now, lag: 0, now: now, thresholds: thresholds) == .revoked)
     }
 }
 

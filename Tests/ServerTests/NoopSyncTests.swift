@@ -23,7 +23,7 @@ import TestSupport
 
     /// The tables a statement scans (SQLite's `SCAN t`), tiny single-row tables aside. Walking the
     /// partial index `sync_log_outbox` is allowed: it holds only the unsynced changes (empty here);
-    /// so is `sync_checkpoints`, which thins itself to at most about 70 rows whatever the log's size.
+    /// so is `sync_checkpoints`, which thins itself to a few tens of rows whatever the log's size.
     static func scans(_ statements: [String], in path: String) throws -> [String] {
         var config = Configuration()
         config.readonly = true

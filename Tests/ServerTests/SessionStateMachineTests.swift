@@ -29,6 +29,25 @@ import Testing
         #expect(machine.state == .closed)
     }
 
+    @Test func recoveryOnlyAfterAWelcomeThatAskedForIt() {
+        let change = CellChange(table: "t", rowID: "r", values: [:], dot: Dot(replica: .random(), counter: 1), hlc: .zero, author: "a", context: .init())
+        var calm = SyncSessionStateMachine(maximumBatch: 10)
+        _ = calm.receive(.hello(hello))
+        calm.established()
+        guard case .fail(.protocolViolation, _) = calm.receive(.recover([change])) else {
+            Issue.record("recover was accepted without holdings")
+            return
+        }
+        var healing = SyncSessionStateMachine(maximumBatch: 1)
+        _ = healing.receive(.hello(hello))
+        healing.established(healing: true)
+        #expect(healing.receive(.recover([change])) == .recover([change]))
+        guard case .fail = healing.receive(.recover([change, change])) else {
+            Issue.record("an oversized recovery batch was accepted")
+            return
+        }
+    }
+
     @Test func batchesAndCursorsAreBounded() {
         var machine = SyncSessionStateMachine(maximumBatch: 1)
         _ = machine.receive(.hello(hello))

@@ -421,11 +421,13 @@ struct Simulation {
         let held: [Dot: LogHash] = try DatabaseQueue(path: serverPath).read { db in
             Dictionary(try SyncStore(schema: ShelterSchema.schema).log(db).map { ($0.change.dot, LogHash.of($0.change)) }, uniquingKeysWith: { a, _ in a })
         }
-        var reissued: [Dot: Dot] = [:]
+        struct Rescued: Hashable { var dot: Dot; var digest: LogHash }
+        var reissued: [Rescued: Dot] = [:]
         for station in stations where !station.retired {
             try DatabaseQueue(path: station.path).read { db in
-                for row in try Row.fetchAll(db, sql: "SELECT replica, counter, reissued FROM sync_rescued") {
-                    reissued[Dot(replica: ReplicaID(row[0] as String)!, counter: UInt64(row[1] as Int64))] = Dot(replica: station.id, counter: UInt64(row[2] as Int64))
+                for row in try Row.fetchAll(db, sql: "SELECT replica, counter, digest, reissued FROM sync_rescued") {
+                    let original = Dot(replica: ReplicaID(row[0] as String)!, counter: UInt64(row[1] as Int64))
+                    reissued[Rescued(dot: original, digest: LogHash(bytes: row[2] as Data)!)] = Dot(replica: station.id, counter: UInt64(row[3] as Int64))
                 }
                 for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.state != .rejected {
                     stats.copiesChecked += 1
@@ -438,7 +440,7 @@ struct Simulation {
             try DatabaseQueue(path: station.path).read { db in
                 for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.change.dot.replica == station.id && entry.state != .rejected {
                     stats.copiesChecked += 1
-                    let kept = held[entry.change.dot] == LogHash.of(entry.change) || reissued[entry.change.dot].map { held[$0] != nil } == true
+                    let kept = held[entry.change.dot] == LogHash.of(entry.change) || reissued[Rescued(dot: entry.change.dot, digest: LogHash.of(entry.change))].map { held[$0] != nil } == true
                     #expect(kept, "seed \(seed): \(entry.change.dot) of the refused copy \(station.name) is neither on the server nor rescued (replay with SIM_SEED=\(seed))")
                 }
             }

@@ -6,12 +6,12 @@ public struct ServerProcess {
     public let port: Int
     let stderr: Pipe
 
-    public static func start(directory: String, port: Int = 0, extra: [String] = []) throws -> ServerProcess {
+    public static func start(directory: String, host: String = "127.0.0.1", port: Int = 0, extra: [String] = []) throws -> ServerProcess {
         let errors = Pipe()
-        let process = try ShelterProcess.start(["server", "run", "--dir", directory, "--listen", "127.0.0.1:\(port)",
+        let process = try ShelterProcess.start(["server", "run", "--dir", directory, "--listen", "\(host):\(port)",
                                                 "--admin-listen", "127.0.0.1:0"] + extra, stderr: errors)
-        guard let line = readLine(from: errors.fileHandleForReading, startingWith: "listening on 127.0.0.1:"),
-              let chosen = Int(line.dropFirst("listening on 127.0.0.1:".count)) else {
+        guard let line = readLine(from: errors.fileHandleForReading, startingWith: "listening on \(host):"),
+              let chosen = Int(line.dropFirst("listening on \(host):".count)) else {
             process.terminate()
             throw CocoaError(.fileReadUnknown)
         }

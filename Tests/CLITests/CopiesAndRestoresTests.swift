@@ -1,0 +1,292 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Copies and restores, through real processes (`shelter server run` on port 0, real certificates,
+/// every step a `shelter` command as the admin and staff would type it): a server restored from
+/// last night's backup, a copied replica file, a workstation restored from its own backup, a
+/// second replica from one bundle, and a server that moved. Nothing a workstation still holds is lost.
+@Suite(.serialized) struct CopiesAndRestoresTests {
+    final class World {
+        let dir: TemporaryDirectory
+        let srv: String
+        var server: ServerProcess
+
+        init() throws {
+            dir = try TemporaryDirectory("copies")
+            srv = dir.file("srv")
+            #expect(try ShelterProcess.run(["server", "init", "--dir", srv, "--rooms", "9"]).status == 0)
+            server = try ServerProcess.start(directory: srv)
+        }
+
+        var address: String { "127.0.0.1:\(server.port)" }
+
+        @discardableResult
+        func shelter(_ arguments: String..., expect status: Int32? = 0) throws -> ShelterProcess.Result {
+            let result = try ShelterProcess.run(arguments)
+            if let status { #expect(result.status == status, "shelter \(arguments.joined(separator: " ")): \(result)") }
+            return result
+        }
+
+        /// Enrolls a workstation, makes its replica and syncs it once; returns the replica's path.
+        @discardableResult
+        func workstation(_ name: String, sync: Bool = true) throws -> String {
+            try shelter("server", "enroll", "--dir", srv, "--name", name, "--out", dir.file("\(name).bundle"))
+            let path = dir.file("\(name).replica")
+            try shelter("init", "--replica", path, "--bundle", dir.file("\(name).bundle"), "--server", address)
+            if sync { try shelter("sync", "--replica", path) }
+            return path
+        }
+
+        func admit(_ name: String, on path: String, room: Int? = nil) throws {
+            if let room {
+                try shelter("admit", "--replica", path, "--name", name, "--municipality", "Køge", "--room", String(room))
+            } else {
+                try shelter("admit", "--replica", path, "--name", name, "--municipality", "Køge")
+            }
+        }
+
+        /// How many residents of this name a replica (or the server's store) holds.
+        func count(_ name: String, on path: String) throws -> Int {
+            try ReplicaInspector(path: path).count("SELECT COUNT(*) FROM residents WHERE name = '\(name)'")
+        }
+
+        var store: String { srv + "/server.db" }
+
+        func replicas() throws -> [String: [String: Any]] {
+            let json = try shelter("server", "replicas", "--dir", srv, "--json").json()
+            let replicas = try #require(json["replicas"] as? [[String: Any]])
+            return Dictionary(uniqueKeysWithValues: replicas.map { ($0["name"] as! String, $0) })
+        }
+
+        /// A file copied the way an admin would copy it with the program closed (its WAL, if any, too).
+        func copy(_ source: String, to destination: String) throws {
+            for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: source + suffix) {
+                try? FileManager.default.removeItem(atPath: destination + suffix)
+                try FileManager.default.copyItem(atPath: source + suffix, toPath: destination + suffix)
+            }
+            try? FileManager.default.removeItem(atPath: destination + "-shm")
+        }
+
+        func remove() {
+            server.stop()
+            dir.remove()
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aServerRestoredFromLastNightsBackupIsHealedByItsWorkstations() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a"), b = try world.workstation("b"), c = try world.workstation("c")
+        // Given last night's backup, taken while the server runs.
+        let backup = world.dir.file("last-night.db")
+        let made = try world.shelter("server", "backup", "--dir", world.srv, "--to", backup)
+        #expect(made.stdout.contains("log head 9"), "\(made)")
+        #expect(try world.shelter("server", "backup", "--dir", world.srv, "--to", backup, expect: 1).stderr.contains("already exists"))
+        // This morning a admits Anna and d admits Dina; both sync (acknowledged). c pulls them; then
+        // d's laptop is stolen: its admission now exists only on c.
+        try world.admit("Anna", on: a)
+        try world.shelter("sync", "--replica", a)
+        let d = try world.workstation("d")
+        try world.admit("Dina", on: d, room: 4)
+        try world.shelter("sync", "--replica", d)
+        try world.shelter("sync", "--replica", c)
+        #expect(try world.count("Anna", on: c) == 1 && world.count("Dina", on: c) == 1)
+
+        // When the server's disk dies and the admin restores last night's backup.
+        world.server.kill9()
+        let refused = try world.shelter("server", "restore", "--dir", world.srv, "--from", world.dir.file("missing.db"), expect: 1)
+        #expect(refused.stderr.contains("no backup file"))
+        let restored = try world.shelter("server", "restore", "--dir", world.srv, "--from", backup)
+        #expect(restored.stdout.contains("log head 9") && restored.stdout.contains("replaced store is kept"), "\(restored)")
+        #expect(try world.count("Anna", on: world.store) == 0, "the backup predates the admission")
+        world.server = try ServerProcess.start(directory: world.srv, port: world.server.port)
+        // And b admits Beate after the restore and syncs first: the restored server gives her the
+        // log positions that a and c believe they already have.
+        try world.admit("Beate", on: b)
+        try world.shelter("sync", "--replica", b)
+
+        // Then a's next sync gives Anna back and pulls again from the last common position.
+        let healed = try world.shelter("sync", "--replica", a, "--json").json()
+        #expect(healed["recovered"] as? Int == 3, "Anna's resident, stay and notification: \(healed)")
+        #expect(healed["resumedFrom"] as? Int == 9, "\(healed)")
+        #expect(healed["pulled"] as? Int ?? 0 >= 3, "Beate reached a")
+        // c gives back Dina, whom only it still holds; everyone catches up.
+        let relayed = try world.shelter("sync", "--replica", c)
+        #expect(relayed.stdout.contains("gave back 3 changes"), "Dina's resident, stay and notification: \(relayed)")
+        for path in [b, a, c] { try world.shelter("sync", "--replica", path) }
+        for path in [a, b, c, world.store] {
+            for name in ["Anna", "Beate", "Dina"] {
+                #expect(try world.count(name, on: path) == 1, "\(name) once on \(path)")
+            }
+            #expect(try ReplicaInspector(path: path).count("SELECT COUNT(*) FROM stays WHERE room = 4 AND status = 'active'") == 1)
+        }
+        #expect(try ReplicaInspector(path: a).domainSnapshot() == ReplicaInspector(path: world.store).domainSnapshot())
+        #expect(try ReplicaInspector(path: c).domainSnapshot() == ReplicaInspector(path: world.store).domainSnapshot())
+        let health = try world.replicas()
+        #expect(health["a"]?["recoveredChanges"] as? Int == 3 && health["c"]?["recoveredChanges"] as? Int == 3)
+        #expect(health.values.allSatisfy { $0["state"] as? String != "forked" })
+        // A later sync has nothing to heal.
+        let calm = try world.shelter("sync", "--replica", a, "--json").json()
+        #expect(calm["recovered"] as? Int == 0 && calm["resumedFrom"] is NSNull && calm["pulled"] as? Int == 0)
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aCopiedReplicaIsRefusedKeepsItsAdmissionAndIsRescued() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a"), b = try world.workstation("b")
+        // Given a's replica file copied to a second machine.
+        let copy = world.dir.file("a-copy.replica")
+        try world.copy(a, to: copy)
+        // When both copies admit a woman and sync, the original first.
+        try world.admit("Anna", on: a, room: 2)
+        try world.admit("Clara", on: copy, room: 2)
+        try world.shelter("sync", "--replica", a)
+        let refused = try world.shelter("sync", "--replica", copy, expect: 1)
+        // Then the copy is refused in plain words, and keeps its admission unsynced.
+        #expect(refused.stderr.contains("another copy of it already sent the server other changes") && refused.stderr.contains("replicaForked"),
+                "\(refused)")
+        #expect(refused.stderr.contains("shelter rescue --from \(copy)"))
+        #expect(!refused.stdout.contains("pushed"))
+        let status = try world.shelter("status", "--replica", copy, "--json").json()
+        #expect(status["unsynced"] as? Int == 3)
+        #expect((status["lastError"] as? [String: Any])?["code"] as? String == "replicaForked")
+        #expect(try world.replicas()["a"]?["state"] as? String == "forked")
+        #expect(try world.count("Clara", on: world.store) == 0)
+
+        // The admin enrolls a new workstation; its replica syncs, then rescues the copy's records.
+        let rescuer = try world.workstation("a2")
+        let rescued = try world.shelter("rescue", "--from", copy, "--replica", rescuer, "--json").json()
+        #expect(rescued["rescued"] as? Int == 3 && rescued["refused"] as? Int == 0, "\(rescued)")
+        #expect(rescued["alreadyOnServer"] as? Int == 0, "the copy had made no change of its own before it was copied")
+        let again = try world.shelter("rescue", "--from", copy, "--replica", rescuer, "--json").json()
+        #expect(again["rescued"] as? Int == 0 && again["rescuedBefore"] as? Int == 3, "a second rescue re-issues nothing")
+        let sent = try world.shelter("sync", "--replica", rescuer, "--json").json()
+        #expect(sent["pushed"] as? Int == 3 && sent["conflicts"] as? Int == 1, "Clara's placement in room 2 meets Anna's: \(sent)")
+        for path in [a, b] { try world.shelter("sync", "--replica", path) }
+        for path in [a, b, rescuer, world.store] {
+            #expect(try world.count("Anna", on: path) == 1 && world.count("Clara", on: path) == 1, "\(path)")
+            #expect(try ReplicaInspector(path: path).count("SELECT COUNT(*) FROM stays WHERE room = 2 AND status = 'active'") == 1,
+                    "Anna was confirmed first and keeps room 2")
+        }
+        // The copy's file is untouched by the rescue: still refused, still holding its changes.
+        #expect(try world.shelter("status", "--replica", copy, "--json").json()["unsynced"] as? Int == 3)
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aWorkstationRestoredFromItsOwnBackupIsRefusedKeptAndRescued() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a"), b = try world.workstation("b")
+        try world.admit("Anna", on: a)
+        try world.shelter("sync", "--replica", a)
+        let backup = world.dir.file("a.backup")
+        try world.copy(a, to: backup)
+        try world.admit("Beate", on: a)
+        try world.shelter("sync", "--replica", a)
+
+        // Restored from the backup: a third admission reuses the numbers of the second.
+        try world.copy(backup, to: a)
+        try world.admit("Clara", on: a)
+        let refused = try world.shelter("sync", "--replica", a, expect: 1)
+        #expect(refused.stderr.contains("replicaForked"), "\(refused)")
+        #expect(try world.shelter("status", "--replica", a, "--json").json()["unsynced"] as? Int == 3)
+
+        // Restored again, and this time it only edits one field: its counter is still behind the
+        // server's, so the refusal comes at hello.
+        let behind = world.dir.file("a-behind.replica")
+        try world.copy(backup, to: behind)
+        let anna = try world.shelter("stays", "--replica", behind, "--json").json()
+        let resident = try #require((anna["stays"] as? [[String: Any]])?.first?["resident"] as? String)
+        try world.shelter("resident", "set", resident, "language=ar", "--replica", behind)
+        let rewound = try world.shelter("sync", "--replica", behind, expect: 1)
+        #expect(rewound.stderr.contains("replicaRewound"), "\(rewound)")
+
+        // Both are rescued into a new workstation, and the old identity is retired.
+        let rescuer = try world.workstation("a2")
+        #expect(try world.shelter("rescue", "--from", a, "--replica", rescuer, "--json").json()["rescued"] as? Int == 3)
+        let edit = try world.shelter("rescue", "--from", behind, "--replica", rescuer, "--json").json()
+        #expect(edit["rescued"] as? Int == 1 && edit["alreadyOnServer"] as? Int == 3, "\(edit)")
+        try world.shelter("server", "revoke", "--dir", world.srv, "--name", "a")
+        try world.shelter("sync", "--replica", rescuer)
+        try world.shelter("sync", "--replica", b)
+        for path in [b, rescuer, world.store] {
+            for name in ["Anna", "Beate", "Clara"] { #expect(try world.count(name, on: path) == 1, "\(name) once on \(path)") }
+            #expect(try ReplicaInspector(path: path).count("SELECT COUNT(*) FROM residents WHERE language = 'ar'") == 1)
+        }
+        let health = try world.replicas()
+        #expect(health["a"]?["state"] as? String == "revoked" && health["a"]?["forkedAt"] is String)
+        #expect(try world.shelter("sync", "--replica", a, expect: 1).stderr.contains("revoked"))
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aSecondReplicaFromOneBundleIsRefusedAtItsFirstPush() throws {
+        let world = try World()
+        defer { world.remove() }
+        let first = try world.workstation("a")
+        let second = world.dir.file("a-second.replica")
+        try world.shelter("init", "--replica", second, "--bundle", world.dir.file("a.bundle"), "--server", world.address)
+        try world.shelter("sync", "--replica", second)  // nothing to push: welcome
+        try world.admit("Anna", on: first)
+        try world.admit("Beate", on: second)
+        try world.shelter("sync", "--replica", first)
+        #expect(try world.shelter("sync", "--replica", second, expect: 1).stderr.contains("replicaForked"))
+        #expect(try world.count("Beate", on: world.store) == 0 && world.count("Anna", on: world.store) == 1)
+        #expect(try world.replicas()["a"]?["state"] as? String == "forked")
+    }
+
+    @Test(.timeLimit(.minutes(3))) func theAdminsMistakesAreRefusedAndTheRegistrySurvivesARestore() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a")
+        try world.workstation("b")
+        let backup = world.dir.file("backup.db")
+        try world.shelter("server", "backup", "--dir", world.srv, "--to", backup)
+        // After the backup: c is enrolled, b is revoked (its laptop was stolen).
+        let c = try world.workstation("c")
+        try world.shelter("server", "revoke", "--dir", world.srv, "--name", "b")
+
+        // A restore while the server runs, a file that is not a store, another shelter's backup.
+        #expect(try world.shelter("server", "restore", "--dir", world.srv, "--from", backup, expect: 1).stderr.contains("a server is running"))
+        world.server.stop()
+        let before = fileBytes(world.store)
+        let garbage = world.dir.file("garbage.db")
+        FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x41, count: 8192))
+        #expect(try world.shelter("server", "restore", "--dir", world.srv, "--from", garbage, expect: 1).stderr.contains("not"))
+        let other = world.dir.file("other")
+        try world.shelter("server", "init", "--dir", other)
+        let foreign = world.dir.file("foreign.db")
+        try world.shelter("server", "backup", "--dir", other, "--to", foreign)
+        #expect(try world.shelter("server", "restore", "--dir", world.srv, "--from", foreign, expect: 1).stderr.contains("another shelter"))
+        #expect(fileBytes(world.store) == before, "a refused restore changes nothing")
+
+        // The restore itself: c is enrolled again and b stays revoked.
+        let restored = try world.shelter("server", "restore", "--dir", world.srv, "--from", backup)
+        #expect(restored.stdout.contains("1 enrollment(s), 1 revocation(s)"), "\(restored)")
+        world.server = try ServerProcess.start(directory: world.srv, port: world.server.port)
+        let health = try world.replicas()
+        #expect(health["b"]?["state"] as? String == "revoked" && health["c"] != nil)
+        try world.shelter("sync", "--replica", c)
+        try world.shelter("sync", "--replica", a)
+        #expect(try world.shelter("sync", "--replica", world.dir.file("b.replica"), expect: 1).stderr.contains("revoked"))
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aServerThatMovedIsFoundAgain() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a")
+        try world.admit("Anna", on: a)
+        // The server moves to another address (127.0.0.2: loopback on Linux, not in its certificate).
+        world.server.stop()
+        world.server = try ServerProcess.start(directory: world.srv, host: "127.0.0.2")
+        try world.shelter("set-server", "127.0.0.2:\(world.server.port)", "--replica", a)
+        #expect(try world.shelter("sync", "--replica", a, expect: 1).stderr.contains("TLS"), "the old certificate does not name the new address")
+        #expect(try world.shelter("server", "certify", "--dir", world.srv, "--host", "127.0.0.2", "--ca-key", world.dir.file("nope.pem"), expect: 1)
+            .stderr.contains("no CA key"))
+        let issued = try world.shelter("server", "certify", "--dir", world.srv, "--host", "127.0.0.2")
+        #expect(issued.stdout.contains("127.0.0.2") && issued.stdout.contains("restart"))
+        world.server.stop()
+        world.server = try ServerProcess.start(directory: world.srv, host: "127.0.0.2")
+        try world.shelter("set-server", "127.0.0.2:\(world.server.port)", "--replica", a)
+        #expect(try world.shelter("sync", "--replica", a, "--json").json()["pushed"] as? Int == 3, "identity, data and outbox unchanged")
+        #expect(try world.shelter("set-server", "nowhere", "--replica", a, expect: 1).stderr.contains("HOST:PORT"))
+    }
+}
