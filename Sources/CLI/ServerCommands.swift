@@ -244,7 +244,7 @@ struct Restore: ParsableCommand {
     @Option(help: ArgumentHelp("The backup file (from `shelter server backup`).", valueName: "file")) var from: String
 
     func run() throws {
-        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let directory = try reportingServerErrors { try ServerDirectory.openForRestore(at: try options.path) }
         let restored = try reportingServerErrors { try directory.restore(from: from) }
         print("restored \(directory.storePath) from \(from): log head \(restored.head)")
         if let replaced = restored.replacedPath { print("the replaced store is kept at \(replaced)") }

@@ -5,6 +5,7 @@ import ShelterDomain
 import Glibc
 #endif
 import SyncCore
+import SwiftASN1
 import SyncTransport
 import X509
 
@@ -69,6 +70,16 @@ public struct ServerDirectory: Sendable {
         return directory
     }
 
+    /// A directory to restore a store into: it must hold the shelter's certificates (copied from
+    /// where the admin keeps them, on a new machine); the store itself may be missing or broken.
+    public static func openForRestore(at path: String) throws -> ServerDirectory {
+        let directory = ServerDirectory(path: path)
+        guard FileManager.default.fileExists(atPath: directory.caCertificatePath), FileManager.default.fileExists(atPath: directory.serverCertificatePath) else {
+            throw ServerError(.directory, "\(path) does not hold the shelter's certificates (ca.pem, server.pem, server-key.pem): copy them there first, then restore the store")
+        }
+        return directory
+    }
+
     public static func open(at path: String) throws -> ServerDirectory {
         let directory = ServerDirectory(path: path)
         guard FileManager.default.fileExists(atPath: directory.storePath), FileManager.default.fileExists(atPath: directory.caCertificatePath) else {
@@ -93,6 +104,18 @@ public struct ServerDirectory: Sendable {
             return ShelterCA(identity: try Identity(certificatePEM: try read(caCertificatePath), privateKeyPEM: try read(caKeyPath), source: caCertificatePath))
         } catch let error as TransportError {
             throw ServerError(.directory, error.message, underlying: error)
+        }
+    }
+
+    /// The CA's certificate alone: what a running server needs to check workstations (the CA's key
+    /// is needed only to issue certificates).
+    public func caCertificate() throws -> Certificate {
+        do {
+            return try Certificate(pemEncoded: try read(caCertificatePath))
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            throw ServerError(.directory, "\(caCertificatePath) is not a PEM certificate", underlying: error)
         }
     }
 

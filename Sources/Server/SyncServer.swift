@@ -46,7 +46,7 @@ public final class SyncServer: Service, Sendable {
         self.metrics = metrics
         self.configuration = configuration
         let identity = try directory.serverIdentity()
-        self.sslContext = try NIOSSLContext(configuration: TLSSettings.server(identity: identity, ca: try directory.ca().certificate))
+        self.sslContext = try NIOSSLContext(configuration: TLSSettings.server(identity: identity, ca: try directory.caCertificate()))
         self.logger = logger
         self.onListening = onListening
     }

@@ -269,6 +269,33 @@ import TestSupport
         #expect(try world.shelter("sync", "--replica", world.dir.file("b.replica"), expect: 1).stderr.contains("revoked"))
     }
 
+    @Test(.timeLimit(.minutes(3))) func aServerRestoredOnANewMachine() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a")
+        let backup = world.dir.file("backup.db")
+        try world.shelter("server", "backup", "--dir", world.srv, "--to", backup)
+        try world.admit("Anna", on: a)
+        try world.shelter("sync", "--replica", a)
+        world.server.kill9()
+        // A new machine: an empty directory is refused; with the shelter's certificates and the
+        // registry journal copied in, the backup is restored there.
+        let fresh = world.dir.file("new-machine")
+        try FileManager.default.createDirectory(atPath: fresh, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        #expect(try world.shelter("server", "restore", "--dir", fresh, "--from", backup, expect: 1).stderr.contains("certificates"))
+        for file in ["ca.pem", "server.pem", "server-key.pem", "registry.journal"] {
+            try FileManager.default.copyItem(atPath: world.srv + "/" + file, toPath: fresh + "/" + file)
+        }
+        let restored = try world.shelter("server", "restore", "--dir", fresh, "--from", backup)
+        #expect(!restored.stdout.contains("replaced store"), "nothing was replaced: \(restored)")
+        world.server = try ServerProcess.start(directory: fresh)
+        try world.shelter("set-server", world.address, "--replica", a)
+        let healed = try world.shelter("sync", "--replica", a, "--json").json()
+        #expect(healed["recovered"] as? Int == 3, "\(healed)")
+        #expect(try world.count("Anna", on: fresh + "/server.db") == 1)
+        #expect(try FileManager.default.attributesOfItem(atPath: fresh + "/server.db")[.posixPermissions] as? Int == 0o600)
+    }
+
     @Test(.timeLimit(.minutes(3))) func aServerThatMovedIsFoundAgain() throws {
         let world = try World()
         defer { world.remove() }
