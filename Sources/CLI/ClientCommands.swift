@@ -520,12 +520,13 @@ struct Rescue: ParsableCommand {
 
     @OptionGroup var options: ReplicaOptions
     @Option(help: ArgumentHelp("The forked or refused replica file.", valueName: "old.replica")) var from: String
+    @Flag(help: "Rescue a replica the server never refused as a copy (say, a laptop that cannot sync any more).") var force = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }
         let old = try reportingErrors { try Replica.open(at: from) }
-        let report = try reportingErrors { try replica.rescue(from: old) }
+        let report = try reportingErrors { try replica.rescue(from: old, force: force) }
         if json {
             printJSON(.object([
                 ("from", .string(report.from.description)),

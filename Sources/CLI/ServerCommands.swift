@@ -128,7 +128,7 @@ struct Run: AsyncParsableCommand {
         // One server per directory; `server restore` waits for this lock to be free.
         let lock = try reportingServerErrors { try directory.lock() }
         defer { withExtendedLifetime(lock) {} }
-        let reconciled = try reportingServerErrors { try directory.reconcileRegistry() }
+        let reconciled = try reportingServerErrors { try directory.reconcileRegistry() }  // also done by the server: here to report it
         if reconciled.enrolled + reconciled.revoked > 0 {
             FileHandle.standardError.write(Data("registry: applied again from registry.journal: \(reconciled.enrolled) enrollment(s), \(reconciled.revoked) revocation(s) the store had lost\n".utf8))
         }
@@ -177,6 +177,7 @@ struct Replicas: ParsableCommand {
         if json {
             printJSON(.object([
                 ("head", .int(report.head)),
+                ("restoredAt", .string(report.restoredAt)),
                 ("replicas", .array(report.replicas.map { replica in
                     .object([
                         ("name", .string(replica.name)),
@@ -208,6 +209,9 @@ struct Replicas: ParsableCommand {
         }
         print(table.text)
         print("log head \(report.head); \(report.replicas.count) workstation\(report.replicas.count == 1 ? "" : "s") enrolled")
+        if let restored = report.restoredAt {
+            print("restored from a backup at \(restored): workstations that have not synced since may still give back changes")
+        }
     }
 }
 

@@ -50,11 +50,36 @@ extension Replica {
     /// the server — so a write made meanwhile on the server is concurrent with it, never silently
     /// overwritten: the server keeps both as a conflict. The next sync sends them.
     /// Rescuing the same file again re-issues nothing twice.
-    public func rescue(from old: Replica) throws -> RescueReport {
+    ///
+    /// Refused: a file of another shelter (another CA), a standalone replica, and — unless `force` —
+    /// a replica the server never refused (`replicaForked`, `replicaRewound`, `revoked`): its
+    /// changes reach the server by its own sync.
+    public func rescue(from old: Replica, force: Bool = false) throws -> RescueReport {
         guard old.id != id else {
             throw ReplicaError(.invalidArgument, "\(old.path) and \(path) are the same replica (\(id)); rescue into a replica made from a new bundle")
         }
-        let oldEntries = try old.read { db in try old.store.log(db).reversed().filter { $0.change.dot.replica == old.id } }
+        let (oldState, oldIdentity, oldEntries) = try old.read { db in
+            (try old.store.state(db), try old.store.identity(db), try old.store.log(db).reversed().filter { $0.change.dot.replica == old.id })
+        }
+        let (newState, newIdentity) = try read { db in (try store.state(db), try store.identity(db)) }
+        guard newState.server != nil else {
+            throw ReplicaError(.invalidArgument, "replica \(path) is not bound to a sync server; rescue into a replica made with `shelter init --bundle NEW.bundle --server HOST:PORT`")
+        }
+        guard newState.lastSyncAt != nil else {
+            throw ReplicaError(.invalidArgument, "replica \(path) has never synced; run `shelter sync --replica \(path)` first, so it holds what the server holds")
+        }
+        if let newIdentity {
+            guard let oldIdentity, oldState.server != nil else {
+                throw ReplicaError(.invalidArgument, "\(old.path) is a standalone replica, not a workstation of this shelter's server: nothing to rescue from it")
+            }
+            guard oldIdentity.caPEM == newIdentity.caPEM else {
+                throw ReplicaError(.invalidArgument, "\(old.path) belongs to another shelter (its workstation certificate comes from another CA); nothing was rescued")
+            }
+        }
+        let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
+        guard force || oldState.lastErrorCode.map(refusals.contains) == true else {
+            throw ReplicaError(.invalidArgument, "the server has not refused \(old.path) as a copy (its last sync error is \(oldState.lastErrorCode ?? "none")): sync it instead, or pass --force to rescue it anyway")
+        }
         let wall = wallMilliseconds()
         return try perform { db in
             let state = try store.state(db)

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import ShelterDomain
 import SyncCore
+import Synchronization
 import SyncTransport
 import X509
 
@@ -96,14 +97,57 @@ extension Replica {
     final class ChannelConnection: SyncConnection {
         let outbound: NIOAsyncChannelOutboundWriter<WireMessage>
         var inbound: NIOAsyncChannelInboundStream<WireMessage>.AsyncIterator
+        let tlsFailure: TLSFailureRecorder
 
-        init(_ inbound: NIOAsyncChannelInboundStream<WireMessage>, _ outbound: NIOAsyncChannelOutboundWriter<WireMessage>) {
+        init(_ inbound: NIOAsyncChannelInboundStream<WireMessage>, _ outbound: NIOAsyncChannelOutboundWriter<WireMessage>,
+             tlsFailure: TLSFailureRecorder) {
             self.inbound = inbound.makeAsyncIterator()
             self.outbound = outbound
+            self.tlsFailure = tlsFailure
         }
 
-        func send(_ message: WireMessage) async throws { try await outbound.write(message) }
-        func receive() async throws -> WireMessage? { try await inbound.next() }
+        func send(_ message: WireMessage) async throws {
+            do { try await outbound.write(message) } catch {
+                if let tls = tlsFailure.error { throw tls }
+                throw error
+            }
+        }
+
+        func receive() async throws -> WireMessage? {
+            do {
+                let message = try await inbound.next()
+                // A failed handshake closes the channel; the stream may end before its error arrives.
+                if message == nil, let tls = tlsFailure.error { throw tls }
+                return message
+            } catch {
+                if let tls = tlsFailure.error { throw tls }
+                throw error
+            }
+        }
+    }
+
+    /// Keeps the TLS error a failed handshake raised, so the session reports it as such even when the
+    /// connection closes before the error reaches the message stream.
+    final class TLSFailureRecorder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = WireMessage
+        typealias InboundOut = WireMessage
+        private let recorded = Mutex<TLSError?>(nil)
+
+        struct TLSError: Error, CustomStringConvertible {
+            var description: String
+        }
+
+        var error: TLSError? { recorded.withLock { $0 } }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+                let text = "\(error)"
+                recorded.withLock { if $0 == nil { $0 = TLSError(description: text) } }
+            }
+            context.fireErrorCaught(error)
+        }
     }
 
     private func connect<T: Sendable>(to server: ServerAddress, stored: StoredIdentity, connectTimeout: TimeAmount, readTimeout: TimeAmount,
@@ -112,6 +156,7 @@ extension Replica {
                                            source: "the identity stored in \(path)")
         let sslContext = try NIOSSLContext(configuration: TLSSettings.client(identity: bundle.identity, ca: bundle.caCertificate))
         let hostname = server.isIPAddress ? nil : server.host
+        let tlsFailure = TLSFailureRecorder()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -123,11 +168,12 @@ extension Replica {
                     try sync.addHandler(ReadIdleTimeout())
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder()))
                     try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
+                    try sync.addHandler(tlsFailure)
                     return try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
-            try await body(ChannelConnection(inbound, outbound))
+            try await body(ChannelConnection(inbound, outbound, tlsFailure: tlsFailure))
         }
     }
 
@@ -154,12 +200,12 @@ extension Replica {
         // The server lacks changes this replica holds (it went back in time): give them back, in
         // this log's order, before anything else. Only then is the cursor moved back (below): a
         // session cut before that finds the divergence again next time and finishes the job.
-        if let holdings = welcome.holdings {
+        if let ownCommon = welcome.ownCommon {
             var after: Int64 = 0
             while true {
                 let from = after
                 let batch = try await readAsync { db in
-                    try store.recoveryBatch(db, ownProcessed: welcome.acknowledged, holdings: holdings, after: from, limit: batchSize)
+                    try store.recoveryBatch(db, ownCommon: ownCommon, holdings: welcome.holdings, after: from, limit: batchSize)
                 }
                 guard let last = batch.last else { break }
                 try await connection.send(.recover(batch.map(\.change)))
@@ -300,7 +346,7 @@ extension Replica {
             return ("local", error.message)
         case let error as TransportError:
             return ("identity", "this replica's workstation identity cannot be used: \(error.message)")
-        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError, is TLSFailureRecorder.TLSError:
             return ("tls", "the TLS handshake with the sync server at \(server) failed (\(error)); is this workstation enrolled with this server, and is its certificate still valid?")
         case is ReadIdleTimeout.Timeout:
             return ("timeout", "the sync server at \(server) stopped answering")

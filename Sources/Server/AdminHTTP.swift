@@ -61,6 +61,7 @@ public enum AdminHTTP {
                 <td><span class="state" style="background:\(colour)">\(replica.state.rawValue)</span></td>\
                 <td>\(escape(replica.lastSeen ?? "never"))</td><td>\(escape(replica.lastSync ?? "never"))</td>\
                 <td class="n">\(replica.lag)</td><td class="n">\(replica.unsynced)</td><td class="n">\(replica.rejected)</td>\
+                <td class="n">\(replica.recovered)</td>\
                 <td class="n">\(replica.clockSkewMs.map(String.init) ?? "")</td><td class="n">\(replica.openConflicts)</td>\
                 <td>\(escape(replica.clientVersion ?? ""))</td><td>\(error)</td></tr>
 
@@ -78,8 +79,9 @@ public enum AdminHTTP {
             </style></head><body>
             <h1>ShelterSync replicas</h1>
             <p>Server log head \(report.head) · generated \(escape(report.generatedAt)) · this page refreshes every 10 seconds.</p>
+            \(report.restoredAt.map { "<p>Restored from a backup at \(escape($0)): workstations that have not synced since may still give back changes.</p>" } ?? "")
             <table><thead><tr><th>workstation</th><th>state</th><th>last seen</th><th>last sync</th><th>lag</th><th>unsynced</th>\
-            <th>rejected</th><th>clock skew ms</th><th>open conflicts</th><th>client</th><th>last error</th></tr></thead>
+            <th>rejected</th><th>recovered</th><th>clock skew ms</th><th>open conflicts</th><th>client</th><th>last error</th></tr></thead>
             <tbody>
             \(rows)</tbody></table>
             </body></html>

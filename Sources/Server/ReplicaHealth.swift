@@ -84,5 +84,8 @@ public struct ReplicaHealth: Hashable, Sendable {
 public struct HealthReport: Hashable, Sendable {
     public var head: Int64
     public var generatedAt: String
+    /// When the store was restored from a backup, while workstations may still be giving back
+    /// changes it lost (until every one not revoked has synced since); nil otherwise.
+    public var restoredAt: String?
     public var replicas: [ReplicaHealth]
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import ShelterDomain
@@ -61,7 +62,7 @@ public struct ServerDirectory: Sendable {
             try directory.writeNew(directory.caCertificatePath, try ca.identity.certificatePEM)
             try directory.writeNew(directory.serverKeyPath, try server.privateKeyPEM)
             try directory.writeNew(directory.serverCertificatePath, try server.certificatePEM)
-            _ = try ServerStore.create(at: directory.storePath, rooms: rooms, now: now)
+            try ServerStore.create(at: directory.storePath, rooms: rooms, now: now).bind(toCA: try directory.caFingerprint())
         } catch {
             for file in created { unlink(file); unlink(file + "-wal"); unlink(file + "-shm") }
             if let error = error as? ServerError { throw error }
@@ -123,7 +124,8 @@ public struct ServerDirectory: Sendable {
         do {
             return try Identity(certificatePEM: try read(serverCertificatePath), privateKeyPEM: try read(serverKeyPath), source: serverCertificatePath)
         } catch let error as TransportError {
-            throw ServerError(.directory, error.message, underlying: error)
+            let hint = error.message.contains("does not belong") ? " (an interrupted `shelter server certify`? run it again)" : ""
+            throw ServerError(.directory, error.message + hint, underlying: error)
         }
     }
 
@@ -146,22 +148,49 @@ public struct ServerDirectory: Sendable {
         do { try PrivateFile.create(at: out, contents: Array(try bundle.pem().utf8)) } catch {
             throw ServerError(.directory, error as? PrivateFile.Failure == .exists ? "\(out) already exists; not overwriting it" : "cannot write \(out): \(error)")
         }
+        // The journal first: a store restored later must never lack what was done (a crash between
+        // the two leaves a journal line that the next `server run` applies).
         do {
+            try appendJournal(.enroll(replicaID: replicaID, name: name, serial: identity.serial, at: Timestamp.format(now)))
             try store.enroll(name: name, replicaID: replicaID, serial: identity.serial, at: now)
         } catch {
             unlink(out)
             throw error
         }
-        try appendJournal(.enroll(replicaID: replicaID, name: name, serial: identity.serial, at: Timestamp.format(now)))
         return Enrollment(name: name, replicaID: replicaID, serial: identity.serial, bundlePath: out)
     }
 
-    /// Revokes a workstation's certificate, in the store and in the registry journal.
+    /// Revokes a workstation's certificate, in the registry journal first, then in the store: a
+    /// revoked laptop never comes back with a restore.
     @discardableResult
     public func revoke(name: String, at: Date = Date()) throws -> ReplicaID {
-        let replica = try store().revoke(name: name, at: at)
+        let store = try store()
+        guard let replica = try store.replicaID(named: name) else {
+            throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+        }
         try appendJournal(.revoke(replicaID: replica, at: Timestamp.format(at)))
-        return replica
+        return try store.revoke(name: name, at: at)
+    }
+
+    /// The store for a running server: tied to this directory's CA (a store of another shelter is
+    /// refused), starting a new run whose writer id is journaled (so a restored store still knows
+    /// its earlier runs' ids), with the registry brought up to the journal.
+    public func storeForServing(statementObserver: (@Sendable (String) -> Void)? = nil, at: Date = Date()) throws -> ServerStore {
+        let store = try store(statementObserver: statementObserver)
+        try store.bind(toCA: try caFingerprint())
+        try reconcileRegistry()
+        let writer = ReplicaID.random()
+        try appendJournal(.run(writer: writer, at: Timestamp.format(at)))
+        return try store.beginRun(writer: writer, at: at)
+    }
+
+    /// SHA-256 of the CA certificate's DER encoding, in hex: what ties a store to its shelter.
+    public func caFingerprint() throws -> String {
+        var serializer = DER.Serializer()
+        do { try serializer.serialize(try caCertificate()) } catch let error as ServerError { throw error } catch {
+            throw ServerError(.directory, "\(caCertificatePath) cannot be encoded", underlying: error)
+        }
+        return SHA256.hash(data: serializer.serializedBytes).map { String(format: "%02x", $0) }.joined()
     }
 
     // MARK: The registry journal
@@ -241,7 +270,7 @@ public struct ServerDirectory: Sendable {
     public func restore(from backup: String, now: Date = Date()) throws -> Restore {
         let lock = try lock()
         defer { withExtendedLifetime(lock) {} }
-        var restored = try ServerStore.restore(backup: backup, at: storePath, now: now)
+        var restored = try ServerStore.restore(backup: backup, at: storePath, caFingerprint: try caFingerprint(), now: now)
         let applied = try reconcileRegistry()
         restored.reenrolled = applied.enrolled
         restored.revoked = applied.revoked

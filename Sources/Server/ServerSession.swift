@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import Logging
 import ShelterDomain
 import SyncCore
 
@@ -33,15 +35,20 @@ public struct ServerSession: Sendable {
 
     public let store: ServerStore
     let peer: Peer?
+    let logger: Logger
     let now: @Sendable () -> Date
     let onMerge: @Sendable (Duration) -> Void
     var machine: SyncSessionStateMachine
+    /// The welcome carried the server's holdings (it is a restored backup): the workstation may give
+    /// back other replicas' changes.
+    var relays = false
     public private(set) var summary = Summary()
 
     public init(store: ServerStore, maximumBatch: Int, peer: Peer?, now: @escaping @Sendable () -> Date = { Date() },
-                onMerge: @escaping @Sendable (Duration) -> Void = { _ in }) {
+                logger: Logger = Logger(label: "shelter.server"), onMerge: @escaping @Sendable (Duration) -> Void = { _ in }) {
         self.store = store
         self.peer = peer
+        self.logger = logger
         self.now = now
         self.onMerge = onMerge
         machine = SyncSessionStateMachine(maximumBatch: maximumBatch)
@@ -56,7 +63,8 @@ public struct ServerSession: Sendable {
             case .greet(let hello):
                 switch await greet(hello) {
                 case .success(let welcome):
-                    machine.established(healing: welcome.holdings != nil)
+                    machine.established(healing: welcome.ownCommon != nil)
+                    relays = welcome.holdings != nil
                     return ([.welcome(welcome)], false)
                 case .failure(let error):
                     return ([await refuse(error.code, error.message)], true)
@@ -71,11 +79,19 @@ public struct ServerSession: Sendable {
                 return ([.pushAck(upToCounter: result.upToCounter, rejected: result.rejected)], false)
             case .recover(let changes):
                 let started = ContinuousClock.now
-                let result = try await store.mergeRecovery(from: summary.replica!, changes: changes, at: now())
+                let result = try await store.mergeRecovery(from: summary.replica!, changes: changes, relays: relays, at: now())
                 onMerge(ContinuousClock.now - started)
                 summary.recovered += result.merged
                 summary.rejected += result.recoveryRejections.count
                 summary.conflicts += result.conflictsCreated
+                if result.divergent + result.skipped > 0 {
+                    // Ids and counts only.
+                    logger.warning("changes given back were skipped", metadata: [
+                        "sync.replica": "\(summary.name ?? "?")",
+                        "sync.divergent": "\(result.divergent)",
+                        "sync.unknownOrigin": "\(result.skipped)",
+                    ])
+                }
                 return ([.recoverAck(merged: UInt64(result.merged), rejected: result.recoveryRejections)], false)
             case .pull(let cursor, let limit):
                 let read = try await store.changes(for: summary.replica!, after: cursor, limit: limit)
@@ -93,7 +109,14 @@ public struct ServerSession: Sendable {
             return ([await refuse(error.code, error.message)], true)
         } catch {
             // The store failed (a full disk, an I/O error): nothing of the batch was kept; the
-            // workstation keeps its changes and tries again later. The details stay in the admin's log.
+            // workstation keeps its changes and tries again later. The details go to the admin's log:
+            // the error's kind and SQLite's message, which names tables and constraints, never values.
+            var metadata: Logger.Metadata = ["sync.replica": "\(summary.name ?? "?")", "error.type": "\(type(of: error))"]
+            if let error = error as? DatabaseError {
+                metadata["error.code"] = "\(error.resultCode.rawValue)"
+                metadata["error.message"] = "\(error.message ?? "")"
+            }
+            logger.error("the store failed during a sync session", metadata: metadata)
             return ([await refuse(.internalError, "the server could not store or read the changes; nothing was kept, try again later")], true)
         }
     }
@@ -147,9 +170,10 @@ public struct ServerSession: Sendable {
                 await store.recordFork(certified, at: now)
                 return .failure(ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)"))
             }
-            let standing = try await store.standing(of: hello, processed: registration.acknowledged)
+            let standing = try await store.standing(of: hello, replica: certified, processed: registration.acknowledged)
             return .success(.init(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
-                                  maxBatch: UInt64(machine.maximumBatch), resume: standing.resume, holdings: standing.holdings))
+                                  maxBatch: UInt64(machine.maximumBatch), resume: standing.resume,
+                                  ownCommon: standing.ownCommon, holdings: standing.holdings))
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
         }

@@ -95,11 +95,14 @@ public struct ServerStore: Sendable {
                 CREATE TABLE server_identity (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
                     shelter TEXT NOT NULL,
-                    created_at TEXT NOT NULL
+                    created_at TEXT NOT NULL,
+                    ca_fingerprint TEXT,
+                    restored_at TEXT
                 );
                 INSERT INTO server_identity (id, shelter, created_at) SELECT 1, replica_id, created_at FROM sync_state;
                 ALTER TABLE server_replicas ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE server_replicas ADD COLUMN forked_at TEXT;
+                ALTER TABLE server_replicas ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE server_rejections ADD COLUMN digest BLOB;
                 """)
             try SyncStore(schema: ShelterSchema.schema, chained: true).extendChain(db)
@@ -183,6 +186,14 @@ public struct ServerStore: Sendable {
         return ServerStore(path: path, serverID: writer, pool: pool)
     }
 
+    /// Records a run of the server this store does not know (the registry journal's `run` lines,
+    /// applied to a store restored from before that run).
+    public func rememberRun(_ writer: ReplicaID, at: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, at])
+        }
+    }
+
     /// The writer connection's `PRAGMA synchronous` (2: FULL).
     public func writerSynchronous() async throws -> Int {
         try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
@@ -190,130 +201,6 @@ public struct ServerStore: Sendable {
 
     /// Closes the store's connections (a restore replaces the file under a closed store).
     public func close() throws { try pool.close() }
-
-    /// Puts a backup in place of the store at `storePath` (no server may have it open): checks the
-    /// backup (a whole server store of this shelter, integrity intact), keeps the replaced store
-    /// beside it (`server.db.replaced-TIME`, never deleted), and moves the checked copy into place.
-    public static func restore(backup: String, at storePath: String, now: Date = Date()) throws -> ServerDirectory.Restore {
-        guard FileManager.default.fileExists(atPath: backup) else { throw ServerError(.directory, "no backup file at \(backup)") }
-        if FileManager.default.fileExists(atPath: backup + "-wal") {
-            throw ServerError(.directory, "\(backup) has a write-ahead log beside it (\(backup)-wal): it is a live database, not a closed backup; make backups with `shelter server backup`")
-        }
-        let staged = storePath + ".restoring"
-        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staged + suffix) }
-        defer { for suffix in ["-wal", "-shm", "-journal"] { unlink(staged + suffix) } }
-        do {
-            try copyFile(backup, to: staged)
-            let shelter = try checkStore(at: staged, source: backup)
-            if FileManager.default.fileExists(atPath: storePath) {
-                let current = try? checkStore(at: storePath, source: storePath, integrity: false)
-                if let current, !current.isEmpty, current != shelter {
-                    throw ServerError(.directory, "\(backup) is a backup of another shelter's server (\(shelter.prefix(8))), not of this one (\(current.prefix(8))); nothing was changed")
-                }
-            }
-        } catch {
-            unlink(staged)
-            if let error = error as? ServerError { throw error }
-            throw ServerError(.directory, "cannot restore from \(backup): \(error)", underlying: error)
-        }
-        var replaced: String?
-        if FileManager.default.fileExists(atPath: storePath) {
-            var aside = storePath + ".replaced-" + Timestamp.format(now).replacingOccurrences(of: ":", with: "")
-            var attempt = 1
-            while FileManager.default.fileExists(atPath: aside) {
-                attempt += 1
-                aside = storePath + ".replaced-" + Timestamp.format(now).replacingOccurrences(of: ":", with: "") + "-\(attempt)"
-            }
-            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: storePath + suffix) {
-                guard rename(storePath + suffix, aside + suffix) == 0 else {
-                    throw ServerError(.directory, "cannot move the current store aside to \(aside + suffix): \(String(cString: strerror(errno)))")
-                }
-            }
-            replaced = aside
-        }
-        guard rename(staged, storePath) == 0 else {
-            throw ServerError(.directory, "cannot move the restored store into place: \(String(cString: strerror(errno)))")
-        }
-        let directory = Glibc.open((storePath as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
-        if directory >= 0 { fsync(directory); Glibc.close(directory) }
-        let restored = try ServerStore.open(at: storePath)
-        defer { try? restored.close() }
-        return ServerDirectory.Restore(head: try restored.logHead(), replacedPath: replaced, reenrolled: 0, revoked: 0)
-    }
-
-    /// Checks that `path` is a whole server store this version can use; returns its shelter id.
-    static func checkStore(at path: String, source: String, integrity: Bool = true) throws -> String {
-        let queue: DatabaseQueue
-        do { queue = try DatabaseQueue(path: path) } catch {
-            throw ServerError(.directory, "\(source) cannot be opened as a database: \(error)", underlying: error)
-        }
-        defer { try? queue.close() }
-        return try queue.read { db in
-            var check = ["ok"]
-            do { if integrity { check = try String.fetchAll(db, sql: "PRAGMA integrity_check") } else { _ = try db.tableExists("sync_state") } } catch {
-                throw ServerError(.directory, "\(source) is not a ShelterSync server store (not an SQLite database)")
-            }
-            guard check == ["ok"] else {
-                throw ServerError(.directory, "\(source) fails SQLite's integrity check (\(check.prefix(2).joined(separator: "; "))); nothing was changed")
-            }
-            guard try db.tableExists("server_replicas"), try db.tableExists("sync_state") else {
-                throw ServerError(.directory, "\(source) is not a ShelterSync server store")
-            }
-            if try ServerStore.migrator().hasBeenSuperseded(db) {
-                throw ServerError(.directory, "\(source) was written by a newer version of ShelterSync")
-            }
-            if try db.tableExists("server_identity"), let shelter = try String.fetchOne(db, sql: "SELECT shelter FROM server_identity WHERE id = 1") {
-                return shelter
-            }
-            return try String.fetchOne(db, sql: "SELECT replica_id FROM sync_state WHERE id = 1") ?? ""
-        }
-    }
-
-    private static func copyFile(_ source: String, to destination: String) throws {
-        guard let input = FileHandle(forReadingAtPath: source) else { throw ServerError(.directory, "cannot read \(source)") }
-        defer { try? input.close() }
-        do { try PrivateFile.create(at: destination) } catch {
-            throw ServerError(.directory, "cannot create \(destination): \(error)")
-        }
-        guard let output = FileHandle(forWritingAtPath: destination) else { throw ServerError(.directory, "cannot write \(destination)") }
-        defer { try? output.close() }
-        while true {
-            let chunk = input.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            try output.write(contentsOf: chunk)
-        }
-        try output.synchronize()
-    }
-
-    /// The shelter this store belongs to: the id of the store's first run, kept across runs and restores.
-    public func shelterID() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "SELECT shelter FROM server_identity WHERE id = 1") ?? "" }
-    }
-
-    /// A consistent copy of the store, taken while the server runs (SQLite's online backup, one
-    /// step, inside one read transaction), written to a new file (mode 0600, never over an existing
-    /// one) and checked. Returns the copy's log head.
-    public func backup(to destination: String) throws -> Int64 {
-        do { try PrivateFile.create(at: destination) } catch .exists {
-            throw ServerError(.directory, "\(destination) already exists; a backup never overwrites a file")
-        } catch {
-            throw ServerError(.directory, "cannot create the backup file \(destination): \(error)")
-        }
-        do {
-            let copy = try DatabaseQueue(path: destination)
-            try pool.backup(to: copy)
-            let (check, head) = try copy.read { db in
-                (try String.fetchAll(db, sql: "PRAGMA integrity_check"), try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0)
-            }
-            try copy.close()
-            guard check == ["ok"] else { throw ServerError(.directory, "the backup failed its integrity check: \(check.prefix(3).joined(separator: "; "))") }
-            return head
-        } catch {
-            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(destination + suffix) }
-            if let error = error as? ServerError { throw error }
-            throw ServerError(.directory, "the backup to \(destination) failed: \(error)", underlying: error)
-        }
-    }
 
     // MARK: Registry
 
@@ -348,6 +235,11 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// The replica id of the workstation enrolled under `name`.
+    public func replicaID(named name: String) throws -> ReplicaID? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT replica_id FROM server_replicas WHERE name = ?", arguments: [name]).flatMap(ReplicaID.init) }
+    }
+
     /// Revokes a workstation's certificate; returns its replica id.
     @discardableResult
     public func revoke(name: String, at: Date = Date()) throws -> ReplicaID {
@@ -371,12 +263,16 @@ public struct ServerStore: Sendable {
                 entries.append(.enroll(replicaID: id, name: row["name"], serial: row["serial"], at: row["enrolled_at"]))
                 if let revoked = row["revoked_at"] as String? { entries.append(.revoke(replicaID: id, at: revoked)) }
             }
+            for row in try Row.fetchAll(db, sql: "SELECT writer, started_at FROM server_runs ORDER BY started_at") {
+                if let writer = ReplicaID(row["writer"] as String) { entries.append(.run(writer: writer, at: row["started_at"] ?? "")) }
+            }
             return entries
         }
     }
 
     /// Applies journal entries the registry lacks: enrollments of replica ids it does not know
-    /// (unless the name is taken by another), revocations it does not have. Returns how many of each.
+    /// (unless the name is taken by another), revocations it does not have, runs of the server it
+    /// does not know. Returns how many enrollments and revocations.
     func apply(_ entries: [RegistryEntry]) throws -> (enrolled: Int, revoked: Int) {
         try pool.write { db in
             var enrolled = 0, revoked = 0
@@ -392,6 +288,8 @@ public struct ServerStore: Sendable {
                     try db.execute(sql: "UPDATE server_replicas SET revoked_at = ? WHERE replica_id = ? AND revoked_at IS NULL",
                                    arguments: [at, id.description])
                     revoked += db.changesCount
+                case .run(let writer, let at):
+                    try db.execute(sql: "INSERT OR IGNORE INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, at])
                 }
             }
             return (enrolled, revoked)
@@ -444,6 +342,13 @@ public struct ServerStore: Sendable {
         try await pool.write { db in
             try db.execute(sql: "UPDATE server_replicas SET cursor = ?, unsynced = ?, database_bytes = ?, last_sync = ? WHERE replica_id = ?",
                            arguments: [cursor, Int64(outbox), Int64(databaseBytes), Timestamp.format(at), replicaID.description])
+            // A restored store stops taking other replicas' changes back once every workstation
+            // that may hold some (not revoked) has synced since the restore.
+            if let restored = try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") {
+                let waiting = try Bool.fetchOne(db, sql: "SELECT 1 FROM server_replicas WHERE revoked_at IS NULL AND (last_sync IS NULL OR last_sync < ?) LIMIT 1",
+                                                arguments: [restored]) ?? false
+                if !waiting { try db.execute(sql: "UPDATE server_identity SET restored_at = NULL WHERE id = 1") }
+            }
         }
     }
 
@@ -457,34 +362,45 @@ public struct ServerStore: Sendable {
         try await pool.read { db in try store.head(db) }
     }
 
-    /// Where a workstation stands against this log: the last position of its checkpoints at which
-    /// the chain agrees (its cursor when nothing diverged), the head, and — when the server lacks
-    /// changes it may hold — the highest counter held of each replica.
+    /// Where a workstation stands against this log.
     public struct Standing: Sendable {
         public var head: Int64
+        /// The last position its history and the server's share (its cursor when nothing diverged).
         public var resume: Int64
+        /// When the server may lack changes the workstation holds (the histories diverged, or the
+        /// server processed less of this replica than the replica knows it acknowledged): the
+        /// highest counter of the workstation's own changes in the shared history. It sends back its
+        /// own changes above it, and the server compares each one with what it holds.
+        public var ownCommon: UInt64?
+        /// When, besides, this store is a restored backup: the highest counter it holds of every
+        /// replica, so the workstation gives back other replicas' changes it lacks.
         public var holdings: VersionVector?
     }
 
-    public func standing(of hello: WireMessage.Hello, processed: UInt64) async throws -> Standing {
+    public func standing(of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64) async throws -> Standing {
         try await pool.read { db in
             let head = try store.head(db)
             let cursor = max(0, hello.cursor)
-            var resume: Int64 = 0
-            if cursor > 0 {
+            var resume = cursor
+            if cursor > head {
+                resume = try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head })
+            } else if !hello.checkpoints.isEmpty {
+                // No checkpoints at all: a replica from before 0.5, whose cursor is trusted as before.
                 resume = min(cursor, try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head }))
             }
-            var holdings: VersionVector?
-            if resume < cursor || processed < hello.acknowledged {
+            var standing = Standing(head: head, resume: resume)
+            guard resume < cursor || processed < hello.acknowledged else { return standing }
+            standing.ownCommon = try store.highestCounter(db, of: replica, upTo: resume)
+            if try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") != nil {
                 var held = try store.holdings(db)
                 // What the registry says it processed counts too (refused changes are not in the log).
-                for row in try Row.fetchAll(db, sql: "SELECT replica_id, acknowledged FROM server_replicas WHERE acknowledged > 0") {
-                    guard let id = ReplicaID(row["replica_id"] as String) else { continue }
-                    held.absorb(Dot(replica: id, counter: UInt64(row["acknowledged"] as Int64)))
+                for row in try Row.fetchAll(db, sql: "SELECT replica_id, MAX(acknowledged, relayed) FROM server_replicas") {
+                    guard let id = ReplicaID(row[0] as String) else { continue }
+                    held.absorb(Dot(replica: id, counter: UInt64(max(0, row[1] as Int64))))
                 }
-                holdings = held
+                standing.holdings = held
             }
-            return Standing(head: head, resume: resume, holdings: holdings)
+            return standing
         }
     }
 
@@ -502,6 +418,9 @@ public struct ServerStore: Sendable {
         /// Of a recovery batch: changes of other replicas whose dot the server already held with
         /// other content (their replica forked); skipped.
         public var divergent: Int = 0
+        /// Of a recovery batch: changes of replicas the server does not know (or of its current
+        /// run); skipped.
+        public var skipped: Int = 0
     }
 
     /// Merges one pushed batch in one transaction: each change of `replicaID` in counter order,
@@ -517,59 +436,67 @@ public struct ServerStore: Sendable {
         }
     }
 
-    /// Merges a recovery batch: changes a server restored from a backup lost and a workstation
-    /// sends again — its own it had acknowledged, and other replicas' it had pulled — in the
-    /// workstation's log order (causal). Each is merged as if it had arrived late: the same rules,
-    /// the room rule, conflicts. A change the server already holds is skipped; one whose dot it
-    /// holds with other content is a fork (refused for the pusher's own, skipped and recorded for
-    /// another replica's).
-    public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date()) async throws -> PushResult {
-        try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, at: at) }
+    /// Merges a recovery batch: changes a server that went back in time lacks and a workstation
+    /// sends again — its own it had acknowledged, and (`relays`: the store is a restored backup)
+    /// other replicas' it had pulled — in the workstation's log order (causal). Each is merged as if
+    /// it had arrived late: the same rules, the room rule, conflicts. A change the server holds as
+    /// sent is skipped (an earlier refusal reported again); one whose dot it holds with other
+    /// content is a fork (refused for the pusher's own, skipped and counted for another replica's).
+    /// Another replica's change is taken only from an enrolled workstation or an earlier run of
+    /// this server, never under the current run's id; others are skipped and counted.
+    public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], relays: Bool, at: Date = Date()) async throws -> PushResult {
+        try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, at: at) }
     }
 
-    func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, at: Date) throws -> PushResult {
+    func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, relays: Bool = false, at: Date) throws -> PushResult {
         let wall = Self.milliseconds(at)
         var processed = Processed(db: db, store: store)
-        let pusherProcessed = try processed.counter(of: pusher)
-        var result = PushResult(upToCounter: pusherProcessed, rejected: [], merged: 0, conflictsCreated: 0)
+        var result = PushResult(upToCounter: 0, rejected: [], merged: 0, conflictsCreated: 0)
         var touchedStays = false
         var newlyRejected: [ReplicaID: Int] = [:]
         var clock = try store.loadClock(db)
+        func refuse(_ change: CellChange, code: String, reason: String) {
+            if change.dot.replica == pusher && !recovering {
+                result.rejected.append(.init(counter: change.dot.counter, code: code, reason: reason))
+            } else {
+                result.recoveryRejections.append(.init(dot: change.dot, code: code, reason: reason))
+            }
+        }
         for change in changes {
             let origin = change.dot.replica
             if origin != pusher {
                 guard recovering else {
                     throw ServerError(.foreignDot, "replica \(pusher) pushed a change with a dot of replica \(origin)")
                 }
-                guard try processed.isRegistered(origin) || change.author == Self.author else {
-                    throw ServerError(.foreignDot, "replica \(pusher) sent back a change of replica \(origin), which is neither enrolled nor a run of this server")
+                guard relays else {
+                    throw ServerError(.protocolViolation, "replica \(pusher) sent back a change of replica \(origin), but this server was not restored from a backup")
+                }
+                guard origin != serverID, try processed.isRegistered(origin) || (try processed.isEarlierRun(origin)) else {
+                    // The current run's id (the server has every change it wrote), or a replica
+                    // it does not know (an enrollment its registry lost): skipped, never written.
+                    result.skipped += 1
+                    continue
                 }
             }
-            if change.dot.counter <= (try processed.counter(of: origin)) {
-                // Processed before: a resend if the content is the same, a fork if it is not.
+            if change.dot.counter <= (try processed.bound(of: origin)) {
+                // A number the server processed before: a resend if the content is the same, a fork
+                // if it is not; a number it never stored is new after all.
                 switch try sameContent(db, change) {
-                case .same, .unknown:
-                    if origin == pusher, !recovering,
-                       let row = try Row.fetchOne(db, sql: "SELECT code, reason FROM server_rejections WHERE replica_id = ? AND counter = ?",
-                                                  arguments: [pusher.description, Int64(change.dot.counter)]) {
-                        // Report an earlier refusal again, so it is not lost.
-                        result.rejected.append(.init(counter: change.dot.counter, code: row["code"], reason: row["reason"]))
-                    }
+                case .same(let refusal):
+                    if origin == pusher, let refusal { refuse(change, code: refusal.code, reason: refusal.reason) }
+                    continue
                 case .different:
                     if origin == pusher {
                         throw ServerError(.replicaForked, "change \(change.dot.counter) of this replica is not the change the server already holds under that number: this replica file is a copy, or was restored from a backup, and another copy already sent other changes under the same numbers")
                     }
-                    try Self.recordFork(db, origin, at: at)
                     result.divergent += 1
+                    continue
+                case .absent:
+                    break
                 }
-                continue
             }
             if let refusal = try ServerRules.check(db, change) {
-                if origin == pusher && !recovering {
-                    result.rejected.append(.init(counter: change.dot.counter, code: refusal.code, reason: refusal.reason))
-                } else {
-                    result.recoveryRejections.append(.init(dot: change.dot, code: refusal.code, reason: refusal.reason))
-                }
+                refuse(change, code: refusal.code, reason: refusal.reason)
                 newlyRejected[origin, default: 0] += 1
                 try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
                                arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
@@ -584,7 +511,7 @@ public struct ServerStore: Sendable {
                     }
                     clock = try store.loadClock(db)
                 }
-                result.merged += 1
+                if case .duplicate = report {} else { result.merged += 1 }
                 if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
             }
             processed.advance(origin, to: change.dot.counter)
@@ -595,13 +522,13 @@ public struct ServerStore: Sendable {
         // Acknowledged: this batch, not everything processed under this replica id. A copy of the
         // replica resending its shared past must not have its own later changes marked as taken
         // because another copy sent other changes under those numbers.
-        result.upToCounter = recovering ? try processed.counter(of: pusher) : (changes.last?.dot.counter ?? 0)
-        for (replica, counter) in processed.advanced {
-            try db.execute(sql: "UPDATE server_replicas SET acknowledged = MAX(acknowledged, ?), rejected = rejected + ? WHERE replica_id = ?",
+        result.upToCounter = recovering ? 0 : (changes.last?.dot.counter ?? 0)
+        for (replica, counter) in processed.advanced where try processed.isRegistered(replica) {
+            // A workstation's own processed counter moves only with its own changes; another's
+            // given back on its behalf moves `relayed`, which never makes it look rewound.
+            let column = replica == pusher ? "acknowledged" : "relayed"
+            try db.execute(sql: "UPDATE server_replicas SET \(column) = MAX(\(column), ?), rejected = rejected + ? WHERE replica_id = ?",
                            arguments: [Int64(counter), newlyRejected[replica] ?? 0, replica.description])
-            if try !processed.isRegistered(replica) {
-                try db.execute(sql: "INSERT OR IGNORE INTO server_runs (writer) VALUES (?)", arguments: [replica.description])
-            }
         }
         if recovering && result.merged > 0 {
             try db.execute(sql: "UPDATE server_replicas SET recovered = recovered + ? WHERE replica_id = ?",
@@ -610,12 +537,13 @@ public struct ServerStore: Sendable {
         return result
     }
 
-    /// How far the server has processed each replica's changes, inside one merge: the registry for
-    /// enrolled workstations, the log for the server's own runs.
+    /// How far the server has processed each replica's changes, inside one merge: for an enrolled
+    /// workstation the registry (its own pushes, and changes given back on its behalf), for the
+    /// server's runs the log.
     struct Processed {
         let db: Database
         let store: SyncStore
-        private var counters: [ReplicaID: UInt64] = [:]
+        private var bounds: [ReplicaID: UInt64] = [:]
         private var registered: [ReplicaID: Bool] = [:]
         private(set) var advanced: [ReplicaID: UInt64] = [:]
 
@@ -631,42 +559,55 @@ public struct ServerStore: Sendable {
             return known
         }
 
-        mutating func counter(of replica: ReplicaID) throws -> UInt64 {
-            if let counter = counters[replica] { return counter }
-            var counter: UInt64
+        func isEarlierRun(_ replica: ReplicaID) throws -> Bool {
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM server_runs WHERE writer = ?", arguments: [replica.description]) ?? false
+        }
+
+        /// Every counter of `replica` at or below this may be held already: compared by content.
+        mutating func bound(of replica: ReplicaID) throws -> UInt64 {
+            if let bound = bounds[replica] { return bound }
+            var bound: UInt64
             if try isRegistered(replica) {
-                counter = UInt64(try Int64.fetchOne(db, sql: "SELECT acknowledged FROM server_replicas WHERE replica_id = ?",
-                                                    arguments: [replica.description]) ?? 0)
+                bound = UInt64(max(0, try Int64.fetchOne(db, sql: "SELECT MAX(acknowledged, relayed) FROM server_replicas WHERE replica_id = ?",
+                                                         arguments: [replica.description]) ?? 0))
             } else {
-                counter = try store.highestCounter(db, of: replica)
+                bound = try store.highestCounter(db, of: replica)
             }
-            counters[replica] = counter
-            return counter
+            bounds[replica] = bound
+            return bound
         }
 
         mutating func advance(_ replica: ReplicaID, to counter: UInt64) {
-            counters[replica] = max(counters[replica] ?? 0, counter)
+            bounds[replica] = max(bounds[replica] ?? 0, counter)
             advanced[replica] = max(advanced[replica] ?? 0, counter)
         }
     }
 
-    enum Comparison { case same, different, unknown }
+    enum Comparison {
+        /// Held as sent; with the refusal when it was refused.
+        case same(refusal: (code: String, reason: String)?)
+        case different
+        /// Not held at all.
+        case absent
+    }
 
     /// Whether `change` is the change the server already processed under its dot.
     func sameContent(_ db: Database, _ change: CellChange) throws -> Comparison {
         let digest = LogHash.of(change)
         if let logged = try store.logEntry(db, of: change.dot) {
-            return LogHash.of(logged.change) == digest ? .same : .different
+            return LogHash.of(logged.change) == digest ? .same(refusal: nil) : .different
         }
         if let held = try store.heldBack(db, of: change.dot) {
-            return LogHash.of(held) == digest ? .same : .different
+            return LogHash.of(held) == digest ? .same(refusal: nil) : .different
         }
-        if let row = try Row.fetchOne(db, sql: "SELECT digest FROM server_rejections WHERE replica_id = ? AND counter = ?",
+        if let row = try Row.fetchOne(db, sql: "SELECT code, reason, digest FROM server_rejections WHERE replica_id = ? AND counter = ?",
                                       arguments: [change.dot.replica.description, Int64(change.dot.counter)]) {
-            guard let stored = (row["digest"] as Data?).flatMap({ LogHash(bytes: $0) }) else { return .unknown }  // refused before 0.5
-            return stored == digest ? .same : .different
+            let refusal = (code: row["code"] as String, reason: row["reason"] as String)
+            // A refusal stored before 0.5 has no digest: taken for the same change, as before.
+            guard let stored = (row["digest"] as Data?).flatMap({ LogHash(bytes: $0) }) else { return .same(refusal: refusal) }
+            return stored == digest ? .same(refusal: refusal) : .different
         }
-        return .unknown
+        return .absent
     }
 
     /// The competing writes of a conflict, as stored in its `dots` column (`replica:counter|…`).
@@ -861,7 +802,8 @@ extension ServerStore {
                                            lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
                                            lag: lag, now: now, thresholds: thresholds))
         }
-        return HealthReport(head: head, generatedAt: Timestamp.format(now), replicas: replicas)
+        let restoredAt = try db.tableExists("server_identity") ? try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") : nil
+        return HealthReport(head: head, generatedAt: Timestamp.format(now), restoredAt: restoredAt, replicas: replicas)
     }
 
     /// Whether the store takes writes (for `/healthz`); returns the log head.
@@ -880,11 +822,14 @@ extension ServerStore {
 enum RegistryEntry: Hashable, Sendable {
     case enroll(replicaID: ReplicaID, name: String, serial: String, at: String)
     case revoke(replicaID: ReplicaID, at: String)
+    /// A run of the server started, writing under `writer`: a restored store then still knows it.
+    case run(writer: ReplicaID, at: String)
 
     var line: String {
         switch self {
         case .enroll(let id, let name, let serial, let at): ["enroll", id.description, name, serial, at].joined(separator: "\t")
         case .revoke(let id, let at): ["revoke", id.description, at].joined(separator: "\t")
+        case .run(let writer, let at): ["run", writer.description, at].joined(separator: "\t")
         }
     }
 
@@ -897,6 +842,9 @@ enum RegistryEntry: Hashable, Sendable {
         case "revoke" where fields.count == 3:
             guard let id = ReplicaID(fields[1]) else { return nil }
             self = .revoke(replicaID: id, at: fields[2])
+        case "run" where fields.count == 3:
+            guard let writer = ReplicaID(fields[1]) else { return nil }
+            self = .run(writer: writer, at: fields[2])
         default:
             return nil
         }

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import ShelterDomain
 import SyncCore
 import SyncTransport
+import Synchronization
 import X509
 
 /// The sync server: a TLS 1.3 listener with mutual authentication, one session per connection.
@@ -42,7 +43,7 @@ public final class SyncServer: Service, Sendable {
     public init(directory: ServerDirectory, configuration: Configuration = Configuration(), logger: Logger,
                 metrics: ServerMetrics = ServerMetrics(), statementObserver: (@Sendable (String) -> Void)? = nil,
                 onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
-        self.store = try directory.store(statementObserver: statementObserver).beginRun()
+        self.store = try directory.storeForServing(statementObserver: statementObserver)
         self.metrics = metrics
         self.configuration = configuration
         let identity = try directory.serverIdentity()
@@ -54,6 +55,7 @@ public final class SyncServer: Service, Sendable {
     public func run() async throws {
         let sslContext = self.sslContext
         let configuration = self.configuration
+        let unserved = UnservedChannels()
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -66,7 +68,9 @@ public final class SyncServer: Service, Sendable {
                     try sync.addHandler(ReadIdleTimeout())
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(maximumFrameSize: configuration.maximumFrameSize)))
                     try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
-                    return try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    let connection = try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    unserved.insert(connection)
+                    return connection
                 }
             }
         if let address = listener.channel.localAddress { onListening(address) }
@@ -74,12 +78,36 @@ public final class SyncServer: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await listener.executeThenClose { connections in
                     for try await connection in connections {
+                        unserved.remove(connection.channel)
                         group.addTask { await self.serve(connection) }
                     }
                 }
             }
         } onGracefulShutdown: {
             listener.channel.close(promise: nil)
+        }
+        // A connection accepted while the listener closed, which no session took: close it, so its
+        // workstation fails at once instead of waiting for its read timeout.
+        await unserved.closeAll()
+    }
+
+    /// Connections accepted but not yet handed to a session. Held here, not only by NIO's stream:
+    /// a connection accepted while the listener closes is never delivered, and NIO traps when such
+    /// an async channel is released without its writer being finished (a crash of the server on
+    /// SIGTERM, and of the test process, seen when workstations connected during a shutdown).
+    final class UnservedChannels: Sendable {
+        private let connections = Mutex<[ObjectIdentifier: NIOAsyncChannel<WireMessage, WireMessage>]>([:])
+
+        func insert(_ connection: NIOAsyncChannel<WireMessage, WireMessage>) {
+            connections.withLock { $0[ObjectIdentifier(connection.channel)] = connection }
+        }
+
+        func remove(_ channel: any Channel) { _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+
+        func closeAll() async {
+            for connection in connections.withLock({ state in defer { state = [:] }; return Array(state.values) }) {
+                try? await connection.executeThenClose { _, _ in }
+            }
         }
     }
 
@@ -95,7 +123,7 @@ public final class SyncServer: Service, Sendable {
                 (try? TLSSettings.certificate(certificate)).map { ServerSession.Peer(replicaID: $0.replicaID, serial: $0.serialNumber.hex) }
             }
             return ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
-                                 onMerge: { metrics.mergeDuration($0) })
+                                 logger: logger, onMerge: { metrics.mergeDuration($0) })
         }
         do {
             try await connection.executeThenClose { inbound, outbound in

@@ -130,6 +130,15 @@ public struct BinaryReader: Sendable {
         }
     }
 
+    /// A varint that must fit a signed 64-bit integer: counters, clock stamps, versions and sizes,
+    /// which the stores keep as SQLite integers (a larger one would trap where it is converted).
+    public mutating func readUnsigned() throws(Error) -> UInt64 {
+        let start = offset
+        let value = try readVarint()
+        guard value <= UInt64(Int64.max) else { throw Error(reason: "value \(value) exceeds 2^63 − 1", offset: start) }
+        return value
+    }
+
     /// A flag byte: 0 or 1, anything else is an error.
     public mutating func readFlag() throws(Error) -> Bool {
         let byte = try readByte()

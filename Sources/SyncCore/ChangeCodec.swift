@@ -35,7 +35,7 @@ public enum ChangeCodec {
         var entries: [ReplicaID: UInt64] = [:]
         for _ in 0..<count {
             let replica = try reader.readReplicaID()
-            entries[replica] = try reader.readVarint()
+            entries[replica] = try reader.readUnsigned()
         }
         return VersionVector(entries)
     }
@@ -44,8 +44,8 @@ public enum ChangeCodec {
         let table = try reader.readText()
         let rowID = try reader.readText()
         let replica = try reader.readReplicaID()
-        let counter = try reader.readVarint()
-        let hlc = HLC(rawValue: try reader.readVarint())
+        let counter = try reader.readUnsigned()
+        let hlc = HLC(rawValue: try reader.readUnsigned())
         let author = try reader.readText()
         let context = try decodeVector(from: &reader)
         let count = try reader.readCount()

@@ -129,6 +129,14 @@ extension SyncStore {
         return UInt64(max(0, logged, held))
     }
 
+    /// The highest counter of `replica` whose change sits in this log at a position up to `position`.
+    /// Walks that replica's entries from its newest: for the rare session that heals a restored server.
+    public func highestCounter(_ db: Database, of replica: ReplicaID, upTo position: Int64) throws -> UInt64 {
+        guard let peer = try knownPeerIndex(db, replica) else { return 0 }
+        return UInt64(max(0, try Int64.fetchOne(db, sql: "SELECT MAX(counter) FROM sync_log WHERE peer = ? AND seq <= ?",
+                                                 arguments: [peer, position]) ?? 0))
+    }
+
     /// The highest counter of each replica whose changes this log holds (merged or held back).
     /// Reads the whole log's index: for the rare session that heals a restored server.
     public func holdings(_ db: Database) throws -> VersionVector {
@@ -145,19 +153,23 @@ extension SyncStore {
 
     // MARK: Healing a server that lost changes (workstation)
 
-    /// The next changes, in this log's order after position `sequence`, that a server holding
-    /// `holdings` lacks and this replica can give it back: its own changes the server had
-    /// processed beyond `ownProcessed` (acknowledged or refused: the server lost them), and changes
-    /// of other replicas beyond what the server holds of each. Unsynced changes go by the ordinary push.
-    public func recoveryBatch(_ db: Database, ownProcessed: UInt64, holdings: VersionVector,
+    /// The next changes, in this log's order after position `sequence`, that a server which went
+    /// back in time may lack and this replica can give it back: its own changes above `ownCommon`
+    /// (the highest of them in the history both share) that a server had processed — acknowledged
+    /// or refused; the server compares each with what it holds now — and, when the server sent its
+    /// `holdings`, other replicas' changes beyond what it holds of each. Unsynced changes go by the
+    /// ordinary push.
+    public func recoveryBatch(_ db: Database, ownCommon: UInt64, holdings: VersionVector?,
                               after sequence: Int64, limit: Int) throws -> [LoggedChange] {
         let own = try peerIndex(db, try state(db).replicaID)
         var clauses = ["(peer = ? AND counter > ? AND state IN (1, 2))"]
-        var arguments: [SyncValue] = [.integer(own), .integer(Int64(ownProcessed))]
-        for row in try Row.fetchAll(db, sql: "SELECT idx, replica_id FROM sync_peers WHERE idx != ?", arguments: [own]) {
-            guard let id = ReplicaID(row["replica_id"] as String) else { continue }
-            clauses.append("(peer = ? AND counter > ?)")
-            arguments += [.integer(row["idx"]), .integer(Int64(holdings[id]))]
+        var arguments: [SyncValue] = [.integer(own), .integer(Int64(ownCommon))]
+        if let holdings {
+            for row in try Row.fetchAll(db, sql: "SELECT idx, replica_id FROM sync_peers WHERE idx != ?", arguments: [own]) {
+                guard let id = ReplicaID(row["replica_id"] as String) else { continue }
+                clauses.append("(peer = ? AND counter > ?)")
+                arguments += [.integer(row["idx"]), .integer(Int64(holdings[id]))]
+            }
         }
         return try loggedChanges(db, where: "seq > ? AND (\(clauses.joined(separator: " OR ")))",
                                  arguments: [.integer(sequence)] + arguments, order: "seq ASC", limit: limit)

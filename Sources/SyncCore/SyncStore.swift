@@ -744,9 +744,9 @@ public struct SyncStore: Sendable {
             let cellCount = try reader.readCount()
             var cells: [String: CellStamp] = [:]
             for _ in 0..<cellCount {
-                let name = try column(Int(try reader.readVarint()))
+                let name = try column(Int(truncatingIfNeeded: try reader.readVarint()))
                 if compact {
-                    let number = Int(try reader.readVarint())
+                    let number = Int(truncatingIfNeeded: try reader.readVarint())
                     guard stamps.indices.contains(number) else {
                         throw SyncError(.corruptData, "a \(table.name) row's metadata names stamp \(number) of \(stamps.count)")
                     }
@@ -766,7 +766,7 @@ public struct SyncStore: Sendable {
             let count = try reader.readCount()
             var values = [String: SyncValue](minimumCapacity: count)
             for _ in 0..<count {
-                let code = Int(try reader.readVarint())
+                let code = Int(truncatingIfNeeded: try reader.readVarint())
                 guard let column = table.column(code: code) else {
                     throw SyncError(.corruptData, "column code \(code) of \(table.name) is unknown")
                 }

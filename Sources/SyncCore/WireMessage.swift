@@ -52,18 +52,23 @@ public enum WireMessage: Hashable, Sendable {
         /// agrees there, else the newest checkpoint that agrees (0 when none does). Less than the
         /// cursor: the server went back in time, and the workstation pulls again from here.
         public var resume: Int64
-        /// When the server lacks changes the workstation may hold (its history diverged, or it has
-        /// processed less of this replica than the replica knows): the highest counter it holds of
-        /// each replica, so the workstation sends back what is missing (`recover`). Nil otherwise.
+        /// When the server may lack changes the workstation holds (its history diverged, or it has
+        /// processed less of this replica than the replica knows): the highest of the workstation's
+        /// own counters in the history both share. The workstation sends back (`recover`) its own
+        /// changes above it; the server compares each with what it holds. Nil otherwise.
+        public var ownCommon: UInt64?
+        /// When, besides, the server is a restored backup: the highest counter it holds of each
+        /// replica, so the workstation also gives back other replicas' changes it lacks. Nil otherwise.
         public var holdings: VersionVector?
 
         public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64, resume: Int64 = 0,
-                    holdings: VersionVector? = nil) {
+                    ownCommon: UInt64? = nil, holdings: VersionVector? = nil) {
             self.server = server
             self.head = head
             self.acknowledged = acknowledged
             self.maxBatch = maxBatch
             self.resume = resume
+            self.ownCommon = ownCommon
             self.holdings = holdings
         }
     }
@@ -118,8 +123,8 @@ public enum WireMessage: Hashable, Sendable {
     case report(cursor: Int64, outbox: UInt64, databaseBytes: UInt64, lastError: String?)
     case bye
     /// Changes a server that went back in time lacks, sent again by a workstation that holds them:
-    /// its own it had acknowledged, and other replicas' it had pulled. Allowed only after a
-    /// welcome that carried `holdings`.
+    /// its own it had acknowledged, and (after a restore) other replicas' it had pulled. Allowed only
+    /// after a welcome that carried `ownCommon`; other replicas' only after one that carried `holdings`.
     case recover([CellChange])
     /// The recovery batch is merged and committed: how many changes were new to the server, and
     /// those it refused.
@@ -167,6 +172,8 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(varint: welcome.acknowledged)
             writer.write(varint: welcome.maxBatch)
             writer.write(signed: welcome.resume)
+            writer.write(byte: welcome.ownCommon == nil ? 0 : 1)
+            if let ownCommon = welcome.ownCommon { writer.write(varint: ownCommon) }
             writer.write(byte: welcome.holdings == nil ? 0 : 1)
             if let holdings = welcome.holdings { ChangeCodec.encode(holdings, into: &writer) }
         case .error(let code, let message):
@@ -239,10 +246,10 @@ public enum WireMessage: Hashable, Sendable {
         let message: WireMessage
         switch try reader.readByte() {
         case 1:
-            var hello = Hello(protocolVersion: try reader.readVarint(), schemaVersion: try reader.readVarint(),
+            var hello = Hello(protocolVersion: try reader.readUnsigned(), schemaVersion: try reader.readUnsigned(),
                               replicaID: try reader.readReplicaID(), clientVersion: try reader.readText(),
-                              hlcNow: HLC(rawValue: try reader.readVarint()), counter: try reader.readVarint())
-            hello.acknowledged = try reader.readVarint()
+                              hlcNow: HLC(rawValue: try reader.readUnsigned()), counter: try reader.readUnsigned())
+            hello.acknowledged = try reader.readUnsigned()
             hello.cursor = try reader.readSigned()
             let count = try reader.readCount(max: maximumCheckpoints)
             for _ in 0..<count {
@@ -251,8 +258,9 @@ public enum WireMessage: Hashable, Sendable {
             message = .hello(hello)
         case 2:
             var welcome = Welcome(server: try reader.readReplicaID(), head: try reader.readSigned(),
-                                  acknowledged: try reader.readVarint(), maxBatch: try reader.readVarint())
+                                  acknowledged: try reader.readUnsigned(), maxBatch: try reader.readUnsigned())
             welcome.resume = try reader.readSigned()
+            if try reader.readFlag() { welcome.ownCommon = try reader.readUnsigned() }
             if try reader.readFlag() { welcome.holdings = try ChangeCodec.decodeVector(from: &reader) }
             message = .welcome(welcome)
         case 3:
@@ -264,15 +272,15 @@ public enum WireMessage: Hashable, Sendable {
             for _ in 0..<count { changes.append(try ChangeCodec.decode(from: &reader)) }
             message = .push(changes)
         case 5:
-            let upTo = try reader.readVarint()
+            let upTo = try reader.readUnsigned()
             let count = try reader.readCount()
             var rejected: [Rejection] = []
             for _ in 0..<count {
-                rejected.append(Rejection(counter: try reader.readVarint(), code: try reader.readText(), reason: try reader.readText()))
+                rejected.append(Rejection(counter: try reader.readUnsigned(), code: try reader.readText(), reason: try reader.readText()))
             }
             message = .pushAck(upToCounter: upTo, rejected: rejected)
         case 6:
-            message = .pull(cursor: try reader.readSigned(), limit: try reader.readVarint())
+            message = .pull(cursor: try reader.readSigned(), limit: try reader.readUnsigned())
         case 7:
             let count = try reader.readCount()
             var batch: [Logged] = []
@@ -286,8 +294,8 @@ public enum WireMessage: Hashable, Sendable {
             message = .changes(batch, nextCursor: next, nextHash: nextHash, more: try reader.readFlag())
         case 8:
             let cursor = try reader.readSigned()
-            let outbox = try reader.readVarint()
-            let bytes = try reader.readVarint()
+            let outbox = try reader.readUnsigned()
+            let bytes = try reader.readUnsigned()
             let hasError = try reader.readByte()
             guard hasError <= 1 else { throw BinaryReader.Error(reason: "flag byte \(hasError) is not 0 or 1", offset: reader.offset - 1) }
             message = .report(cursor: cursor, outbox: outbox, databaseBytes: bytes, lastError: hasError == 1 ? try reader.readText() : nil)
@@ -300,11 +308,11 @@ public enum WireMessage: Hashable, Sendable {
             for _ in 0..<count { changes.append(try ChangeCodec.decode(from: &reader)) }
             message = .recover(changes)
         case 11:
-            let merged = try reader.readVarint()
+            let merged = try reader.readUnsigned()
             let count = try reader.readCount()
             var rejected: [RecoveryRejection] = []
             for _ in 0..<count {
-                let dot = Dot(replica: try reader.readReplicaID(), counter: try reader.readVarint())
+                let dot = Dot(replica: try reader.readReplicaID(), counter: try reader.readUnsigned())
                 rejected.append(RecoveryRejection(dot: dot, code: try reader.readText(), reason: try reader.readText()))
             }
             message = .recoverAck(merged: merged, rejected: rejected)

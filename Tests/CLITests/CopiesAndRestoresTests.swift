@@ -218,6 +218,83 @@ import TestSupport
         #expect(try world.shelter("sync", "--replica", a, expect: 1).stderr.contains("revoked"))
     }
 
+    /// A double fault: the server restored from a backup *and* a copy of a workstation made before
+    /// its last admission. The copy reaches the restored server first with other changes under the
+    /// same numbers; the original, giving back what the server lost, is refused as a fork — never
+    /// told `ok` while its admission is gone — and is rescued.
+    @Test(.timeLimit(.minutes(3))) func aRestoredServerAndACopiedReplicaNeverHideALostAdmission() throws {
+        let world = try World()
+        defer { world.remove() }
+        let original = try world.workstation("o"), b = try world.workstation("b")
+        try world.admit("First", on: original)
+        try world.shelter("sync", "--replica", original)
+        let backup = world.dir.file("backup.db")
+        try world.shelter("server", "backup", "--dir", world.srv, "--to", backup)
+        let copy = world.dir.file("o-image.replica")
+        try world.copy(original, to: copy)
+        try world.admit("Second", on: original)
+        try world.shelter("sync", "--replica", original)
+        world.server.kill9()
+        try world.shelter("server", "restore", "--dir", world.srv, "--from", backup)
+        world.server = try ServerProcess.start(directory: world.srv, port: world.server.port)
+        try world.admit("Imposter", on: copy)
+        try world.shelter("sync", "--replica", copy)
+        let refused = try world.shelter("sync", "--replica", original, expect: 1)
+        #expect(refused.stderr.contains("replicaForked"), "\(refused)")
+        #expect(try world.replicas()["o"]?["state"] as? String == "forked")
+        let rescuer = try world.workstation("o2")
+        let rescued = try world.shelter("rescue", "--from", original, "--replica", rescuer, "--json").json()
+        #expect(rescued["rescued"] as? Int == 3 && rescued["alreadyOnServer"] as? Int == 3, "\(rescued)")
+        try world.shelter("sync", "--replica", rescuer)
+        try world.shelter("sync", "--replica", b)
+        for path in [b, rescuer, world.store] {
+            for name in ["First", "Second", "Imposter"] { #expect(try world.count(name, on: path) == 1, "\(name) once on \(path)") }
+        }
+    }
+
+    /// A restore never applies a write-ahead log left beside a missing store, never takes another
+    /// shelter's backup into an empty directory, and a rescue takes only a refused copy of this shelter.
+    @Test(.timeLimit(.minutes(3))) func leftoversForeignBackupsAndStrangersAreRefused() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a")
+        let backup = world.dir.file("backup.db")
+        try world.shelter("server", "backup", "--dir", world.srv, "--to", backup)
+        try world.admit("After", on: a)
+        try world.shelter("sync", "--replica", a)
+        world.server.kill9()
+        #expect(FileManager.default.fileExists(atPath: world.store + "-wal"), "a killed server leaves its WAL")
+        try FileManager.default.moveItem(atPath: world.store, toPath: world.store + ".moved-by-hand")
+        let restored = try world.shelter("server", "restore", "--dir", world.srv, "--from", backup)
+        #expect(restored.stdout.contains("log head 9"), "the stray WAL was not applied: \(restored)")
+        #expect(try world.count("After", on: world.store) == 0)
+
+        // Another shelter's backup, into a directory holding this shelter's certificates only.
+        let other = world.dir.file("other")
+        try world.shelter("server", "init", "--dir", other)
+        let foreign = world.dir.file("foreign.db")
+        try world.shelter("server", "backup", "--dir", other, "--to", foreign)
+        let fresh = world.dir.file("fresh")
+        try FileManager.default.createDirectory(atPath: fresh, withIntermediateDirectories: false)
+        for file in ["ca.pem", "server.pem", "server-key.pem"] { try FileManager.default.copyItem(atPath: world.srv + "/" + file, toPath: fresh + "/" + file) }
+        #expect(try world.shelter("server", "restore", "--dir", fresh, "--from", foreign, expect: 1).stderr.contains("another shelter"))
+        #expect(!FileManager.default.fileExists(atPath: fresh + "/server.db"))
+
+        // Rescue refuses a standalone replica, another shelter's workstation, and one never refused.
+        world.server = try ServerProcess.start(directory: world.srv, port: world.server.port)
+        let rescuer = try world.workstation("a2")
+        let standalone = world.dir.file("standalone.replica")
+        try world.shelter("init", "--replica", standalone, "--rooms", "2")
+        #expect(try world.shelter("rescue", "--from", standalone, "--replica", rescuer, expect: 1).stderr.contains("standalone"))
+        try world.shelter("server", "enroll", "--dir", other, "--name", "x", "--out", world.dir.file("x.bundle"))
+        let stranger = world.dir.file("x.replica")
+        try world.shelter("init", "--replica", stranger, "--bundle", world.dir.file("x.bundle"), "--server", world.address)
+        #expect(try world.shelter("rescue", "--from", stranger, "--replica", rescuer, expect: 1).stderr.contains("another shelter"))
+        let notRefused = try world.shelter("rescue", "--from", a, "--replica", rescuer, expect: 1)
+        #expect(notRefused.stderr.contains("has not refused") && notRefused.stderr.contains("--force"), "\(notRefused)")
+        #expect(try world.shelter("rescue", "--from", a, "--replica", rescuer, "--force", "--json").json()["rescued"] is Int)
+    }
+
     @Test(.timeLimit(.minutes(3))) func aSecondReplicaFromOneBundleIsRefusedAtItsFirstPush() throws {
         let world = try World()
         defer { world.remove() }
@@ -305,7 +382,8 @@ import TestSupport
         world.server.stop()
         world.server = try ServerProcess.start(directory: world.srv, host: "127.0.0.2")
         try world.shelter("set-server", "127.0.0.2:\(world.server.port)", "--replica", a)
-        #expect(try world.shelter("sync", "--replica", a, expect: 1).stderr.contains("TLS"), "the old certificate does not name the new address")
+        let mismatch = try world.shelter("sync", "--replica", a, expect: 1)
+        #expect(mismatch.stderr.contains("TLS"), "the old certificate does not name the new address: \(mismatch)")
         #expect(try world.shelter("server", "certify", "--dir", world.srv, "--host", "127.0.0.2", "--ca-key", world.dir.file("nope.pem"), expect: 1)
             .stderr.contains("no CA key"))
         let issued = try world.shelter("server", "certify", "--dir", world.srv, "--host", "127.0.0.2")

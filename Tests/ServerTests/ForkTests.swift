@@ -11,7 +11,7 @@ import TestSupport
 @Suite struct ForkTests {
     struct World {
         let folder: TemporaryDirectory
-        let server: ServerStore
+        var server: ServerStore
         let replica = ReplicaID.random()
 
         init() throws {
@@ -95,37 +95,96 @@ import TestSupport
         #expect(try await world.server.healthReport().replicas.first?.state == .forked)
     }
 
-    /// Recovery is allowed only after a welcome that carried the server's holdings, and only for
-    /// changes of enrolled workstations or of the server's own runs.
+    /// Recovery is allowed only after a welcome that asked for it; other replicas' changes only
+    /// when the store is a restored backup, and only of enrolled workstations or earlier runs.
     @Test func recoveryIsBounded() async throws {
-        let world = try World()
+        var world = try World()
         defer { world.folder.remove() }
         var (session, welcome) = await world.session()
         guard case .welcome(let calm) = welcome else { return }
-        #expect(calm.holdings == nil && calm.resume == 0)
+        #expect(calm.ownCommon == nil && calm.holdings == nil && calm.resume == 0)
         guard case .error("protocolViolation", _) = await session.receive(.recover([world.change(1, phone: "1")])).answers[0] else {
-            Issue.record("recover without holdings was accepted")
+            Issue.record("recover without being asked was accepted")
             return
         }
-        // A workstation that knows of more acknowledged changes than the server has: holdings.
+        // A workstation that knows of more acknowledged changes than the server has gives back its own.
         var healing: ServerSession
         (healing, welcome) = await world.session(acknowledged: 4, counter: 4)
-        guard case .welcome(let heal) = welcome, let holdings = heal.holdings else { Issue.record("no holdings: \(welcome)"); return }
-        #expect(holdings[world.replica] == 0)
-        var stranger = world.change(1, phone: "1")
-        stranger.dot = Dot(replica: .random(), counter: 1)
-        guard case .error("foreignDot", _) = await healing.receive(.recover([stranger])).answers[0] else {
-            Issue.record("a change of a replica that is neither enrolled nor the server's was taken")
+        guard case .welcome(let heal) = welcome, heal.ownCommon == 0 else { Issue.record("no heal: \(welcome)"); return }
+        #expect(heal.holdings == nil, "the store was not restored: no other replica's changes")
+        let own = (1...4).map { world.change($0, phone: "p\($0)", row: "r\($0)") }
+        #expect(await healing.receive(.recover(own)).answers == [.recoverAck(merged: 4, rejected: [])])
+        #expect(await healing.receive(.recover(own)).answers == [.recoverAck(merged: 0, rejected: [])], "a second recovery is a resend")
+        let other = ReplicaID.random()
+        try world.server.enroll(name: "b", replicaID: other, serial: "t")
+        var relayed = world.change(1, phone: "b1", row: "b1")
+        relayed.dot = Dot(replica: other, counter: 1)
+        (healing, _) = await world.session(acknowledged: 5, counter: 5)
+        guard case .error("protocolViolation", _) = await healing.receive(.recover([relayed])).answers[0] else {
+            Issue.record("another replica's change was taken by a server that was not restored")
             return
         }
-        (healing, _) = await world.session(acknowledged: 4, counter: 4)
-        var serverWrite = stranger
-        serverWrite.author = "server"
-        let own = (1...4).map { world.change($0, phone: "p\($0)", row: "r\($0)") }
-        #expect(await healing.receive(.recover(own + [serverWrite])).answers == [.recoverAck(merged: 5, rejected: [])])
-        #expect(await healing.receive(.recover(own)).answers == [.recoverAck(merged: 0, rejected: [])], "a second recovery is a resend")
-        #expect(try world.count("SELECT recovered FROM server_replicas") == 5)
-        #expect(try world.count("SELECT COUNT(*) FROM server_runs WHERE writer = '\(serverWrite.dot.replica)'") == 1)
+
+        // Restored from a backup: other replicas' changes come back, within bounds.
+        let backup = world.folder.file("backup.db")
+        _ = try world.server.backup(to: backup)
+        try world.server.close()
+        _ = try ServerStore.restore(backup: backup, at: world.folder.file("server.db"))
+        let earlierRun = world.server.serverID
+        world.server = try ServerStore.open(at: world.folder.file("server.db")).beginRun()
+        (healing, welcome) = await world.session(acknowledged: 5, counter: 5)
+        guard case .welcome(let restored) = welcome, let holdings = restored.holdings else { Issue.record("no holdings: \(welcome)"); return }
+        #expect(holdings[world.replica] == 4 && holdings[other] == 0)
+        var stranger = relayed, claimedByServer = relayed, currentRun = relayed, fromEarlierRun = relayed
+        stranger.dot = Dot(replica: .random(), counter: 1)
+        claimedByServer.dot = Dot(replica: .random(), counter: 1)
+        claimedByServer.author = "server"
+        currentRun.dot = Dot(replica: world.server.serverID, counter: 1)
+        currentRun.author = "server"
+        fromEarlierRun.dot = Dot(replica: earlierRun, counter: 1)
+        fromEarlierRun.author = "server"
+        fromEarlierRun.rowID = "e1"
+        let answers = await healing.receive(.recover([stranger, claimedByServer, currentRun, relayed, fromEarlierRun])).answers
+        #expect(answers == [.recoverAck(merged: 2, rejected: [])], "only the enrolled workstation's and the earlier run's: \(answers)")
+        #expect(try world.count("SELECT recovered FROM server_replicas WHERE name = 'a'") == 2 + 4)
+        #expect(try world.count("SELECT acknowledged FROM server_replicas WHERE name = 'b'") == 0, "b's own counter does not move: it never looks rewound")
+        #expect(try world.count("SELECT relayed FROM server_replicas WHERE name = 'b'") == 1)
+        #expect(try world.count("SELECT COUNT(*) FROM server_runs WHERE writer IN ('\(stranger.dot.replica)', '\(claimedByServer.dot.replica)')") == 0)
+        // b itself pushes its change 1 (the same) and 2: a resend and a new change, no fork.
+        var bSession = ServerSession(store: world.server, maximumBatch: 100, peer: .init(replicaID: other, serial: "t"))
+        _ = await bSession.receive(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: other, clientVersion: "t",
+                                                hlcNow: .zero, counter: 2)))
+        var second = relayed
+        second.dot.counter = 2
+        second.rowID = "b2"
+        #expect(await bSession.receive(.push([relayed, second])).answers == [.pushAck(upToCounter: 2, rejected: [])])
+        #expect(try world.count("SELECT COUNT(*) FROM residents WHERE id IN ('b1', 'b2')") == 2)
+    }
+
+    /// A refusal is reported again when the same change comes back in a recovery (its first
+    /// report may have been lost with the connection).
+    @Test func aRecoveredRefusalIsReportedAgain() async throws {
+        let world = try World()
+        defer { world.folder.remove() }
+        var anonymous = world.change(1, phone: "1")
+        anonymous.values = ["anonymous": .integer(1), "name": .text("Named"), "municipality": .text("Køge")]
+        // The server's history diverged from the one the workstation pulled (its cursor is beyond the head).
+        var (session, _) = await world.session(acknowledged: 1, counter: 1, cursor: 50)
+        let first = await session.receive(.recover([anonymous])).answers
+        guard case .recoverAck(0, let rejected) = first[0], rejected.first?.dot == anonymous.dot else { Issue.record("\(first)"); return }
+        (session, _) = await world.session(acknowledged: 1, counter: 1, cursor: 50)
+        #expect(await session.receive(.recover([anonymous])).answers == first)
+    }
+
+    /// A workstation from before 0.5 has a cursor but no checkpoints: its cursor is trusted (no
+    /// pulling everything again), unless it lies beyond the server's head.
+    @Test func aCursorWithoutCheckpointsIsTrustedWithinTheHead() async throws {
+        let world = try World()
+        defer { world.folder.remove() }
+        guard case .welcome(let upgraded) = await world.session(counter: 0, cursor: 2).1 else { return }
+        #expect(upgraded.resume == 2 && upgraded.ownCommon == nil)
+        guard case .welcome(let beyond) = await world.session(counter: 0, cursor: 50).1 else { return }
+        #expect(beyond.resume == 0 && beyond.ownCommon == 0)
     }
 
     /// Each run writes under its own id, so a store restored from a backup never reuses a dot.
@@ -135,7 +194,7 @@ import TestSupport
         let created = try ServerStore.create(at: folder.file("server.db"), rooms: 2)
         let first = try created.beginRun(), second = try ServerStore.open(at: folder.file("server.db")).beginRun()
         #expect(Set([created.serverID, first.serverID, second.serverID]).count == 3)
-        #expect(try second.shelterID() == created.serverID.description, "the shelter keeps the id of the store's first run")
+        #expect(try second.lineage().shelter == created.serverID.description, "the shelter keeps the id of the store's first run")
         #expect(try ReplicaInspector(path: folder.file("server.db")).count("SELECT COUNT(*) FROM server_runs") == 3)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Server
 import ShelterDomain
+import Logging
 import Synchronization
 import SyncCore
 import Testing
@@ -125,8 +126,10 @@ struct Simulation {
     var stats = Stats()
     /// The server's backups, oldest first.
     var serverBackups: [String] = []
-    /// Every workstation identity ever enrolled (the registry journal's part in a restore).
+    /// Every workstation identity ever enrolled, and every run of the server (the registry
+    /// journal's part in a restore).
     var enrollments: [(name: String, id: ReplicaID)] = []
+    var runs: [ReplicaID] = []
     var serverPath: String { folder.file("server.db") }
 
     init(seed: UInt64, workstations: Int, rooms: Int) throws {
@@ -136,13 +139,20 @@ struct Simulation {
         self.rooms = rooms
         server = try ServerStore.create(at: folder.file("server.db"), rooms: rooms, now: serverClock.now,
                                         serverID: ReplicaID(UUID(uuid: (0xFF, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 0))))
-        server = try server.beginRun(writer: Self.id(&rng), at: serverClock.now)
+        try beginRun()
         for index in 0..<workstations {
             let id = ReplicaID(UUID(uuid: (UInt8(index), 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, UInt8(seed & 0xFF))))
             let clock = SimClock()
             clock.advance(Int64(index) * 7)
             try addStation(name: "w\(index)", id: id, clock: clock)
         }
+    }
+
+    /// The server starts: a new run, under a new writer id, journaled.
+    mutating func beginRun() throws {
+        let writer = Self.id(&rng)
+        runs.append(writer)
+        server = try server.beginRun(writer: writer, at: serverClock.now)
     }
 
     /// A replica id from the seeded generator.
@@ -188,7 +198,8 @@ struct Simulation {
                 stats.crashes += 1
             case ..<0.91:
                 try server.close()
-                server = try ServerStore.open(at: serverPath).beginRun(writer: Self.id(&rng), at: serverClock.now)
+                server = try ServerStore.open(at: serverPath)
+                try beginRun()
                 stats.serverCrashes += 1
             case ..<0.925:
                 let backup = folder.file("server-backup-\(serverBackups.count).db")
@@ -276,8 +287,10 @@ struct Simulation {
             }
         }
         let clock = serverClock
+        var quiet = Logger(label: "sim")
+        quiet.logLevel = .critical
         let serverSession = ServerSession(store: server, maximumBatch: faults ? Int.random(in: 1...12, using: &rng) : 500,
-                                          peer: .init(replicaID: stations[index].id, serial: "sim"), now: { clock.now })
+                                          peer: .init(replicaID: stations[index].id, serial: "sim"), now: { clock.now }, logger: quiet)
         let connection = MemoryConnection(session: serverSession, delivered: delivered, answered: answered)
         do {
             let report = try await stations[index].replica.sync(over: connection, pull: !(faults && rng.chance(0.1)))
@@ -318,11 +331,13 @@ struct Simulation {
         let backup = rng.chance(0.7) ? serverBackups.last! : serverBackups.randomElement(using: &rng)!
         try server.close()
         _ = try ServerStore.restore(backup: backup, at: serverPath, now: serverClock.now)
-        server = try ServerStore.open(at: serverPath).beginRun(writer: Self.id(&rng), at: serverClock.now)
-        // The registry journal brings back the workstations enrolled since the backup.
+        server = try ServerStore.open(at: serverPath)
+        // The registry journal brings back the workstations enrolled and the runs started since the backup.
         for (name, id) in enrollments where try await server.registration(id) == nil {
             try server.enroll(name: name, replicaID: id, serial: "sim")
         }
+        for run in runs { try server.rememberRun(run, at: "journal") }
+        try beginRun()
         stats.serverRestores += 1
         note("server restored from \(backup)")
     }

@@ -4,6 +4,7 @@ import GRDB
 import Server
 import ShelterDomain
 import SyncCore
+import SyncTransport
 import Testing
 import TestSupport
 
@@ -299,6 +300,30 @@ import TestSupport
             #expect(onServer >= acknowledged, "the server lost changes it had acknowledged")
         }
         #expect(try ReplicaInspector(path: server.directory.storePath).integrityCheck() == ["ok"])
+    }
+}
+
+/// Workstations that connect while the server shuts down get an answer or a closed connection at
+/// once: the server neither leaves them waiting for their read timeout nor traps on a connection it
+/// accepted and never served (both were seen before: a 60 s hang, and a crash of the whole process).
+@Suite struct ShutdownRaceTests {
+    @Test(.timeLimit(.minutes(1))) func connectionsDuringAShutdownAreClosedNotLeaked() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let enrollment = try server.directory.enroll(name: "w", bundlePath: server.folder.file("w.bundle"))
+        let bundle = try WorkstationBundle(pem: String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self),
+                                           source: enrollment.bundlePath)
+        let tls = try TLSSettings.client(identity: bundle.identity, ca: bundle.caCertificate)
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<60 {
+                group.addTask { _ = await RawClient.hello(port: server.port, tls: tls, replicaID: bundle.replicaID) }
+            }
+            try await Task.sleep(for: .milliseconds(5))
+            try await server.stop()
+            try await group.waitForAll()
+        }
+        #expect(ContinuousClock.now - started < .seconds(30), "a connection was left open until a timeout")
     }
 }
 

@@ -21,6 +21,30 @@ import TestSupport
         #expect(try ChangeCodec.decode(ChangeCodec.encode(change)) == change)
     }
 
+    /// Counters, clock stamps and sizes are kept as SQLite integers: a peer's value above 2^63 − 1
+    /// is a decoding error, never a trap where it is converted (it used to crash the server).
+    @Test func countersBeyondSignedSixtyFourBitsAreRefused() throws {
+        let huge = UInt64(Int64.max) + 1
+        let change = CellChange(table: "t", rowID: "r", values: [:], dot: Dot(replica: .random(), counter: huge), hlc: .zero, author: "a", context: .init())
+        #expect(throws: BinaryReader.Error.self) { try ChangeCodec.decode(ChangeCodec.encode(change)) }
+        var stamped = change
+        stamped.dot.counter = 1
+        stamped.hlc = HLC(rawValue: huge)
+        #expect(throws: BinaryReader.Error.self) { try ChangeCodec.decode(ChangeCodec.encode(stamped)) }
+        let messages: [WireMessage] = [
+            .hello(.init(schemaVersion: huge, replicaID: .random(), clientVersion: "x", hlcNow: .zero, counter: 0)),
+            .hello(.init(schemaVersion: 3, replicaID: .random(), clientVersion: "x", hlcNow: .zero, counter: huge)),
+            .report(cursor: 0, outbox: huge, databaseBytes: 0, lastError: nil),
+            .pushAck(upToCounter: huge, rejected: []),
+            .pull(cursor: 0, limit: huge),
+        ]
+        for message in messages {
+            #expect(throws: BinaryReader.Error.self, "\(message.name)") { try WireMessage.decode(message.encoded()) }
+        }
+        stamped.hlc = HLC(rawValue: UInt64(Int64.max))
+        #expect(try ChangeCodec.decode(ChangeCodec.encode(stamped)) == stamped, "2^63 − 1 itself is fine")
+    }
+
     /// Texts are UTF-8, checked byte for byte: bad sequences are refused, never repaired.
     @Test(arguments: [[UInt8]([0x80]), [0xC0, 0xAF], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0x4B, 0xF8, 0x88, 0x80, 0x80, 0x80], [0xFF]])
     func invalidUTF8IsRefused(_ bad: [UInt8]) {
