@@ -136,7 +136,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )
 

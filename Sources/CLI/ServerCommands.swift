@@ -246,10 +246,11 @@ struct Restore: ParsableCommand {
 
     @OptionGroup var options: ServerDirectoryOptions
     @Option(help: ArgumentHelp("The backup file (from `shelter server backup`).", valueName: "file")) var from: String
+    @Flag(help: "Restore a backup made before 0.5 that nothing here can tie to this shelter.") var force = false
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.openForRestore(at: try options.path) }
-        let restored = try reportingServerErrors { try directory.restore(from: from) }
+        let restored = try reportingServerErrors { try directory.restore(from: from, force: force) }
         print("restored \(directory.storePath) from \(from): log head \(restored.head)")
         if let replaced = restored.replacedPath { print("the replaced store is kept at \(replaced)") }
         if restored.reenrolled + restored.revoked > 0 {

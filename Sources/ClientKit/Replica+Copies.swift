@@ -76,8 +76,7 @@ extension Replica {
                 throw ReplicaError(.invalidArgument, "\(old.path) belongs to another shelter (its workstation certificate comes from another CA); nothing was rescued")
             }
         }
-        let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
-        guard force || oldState.lastErrorCode.map(refusals.contains) == true else {
+        guard force || oldState.refusedCode != nil else {
             throw ReplicaError(.invalidArgument, "the server has not refused \(old.path) as a copy (its last sync error is \(oldState.lastErrorCode ?? "none")): sync it instead, or pass --force to rescue it anyway")
         }
         let wall = wallMilliseconds()

@@ -187,12 +187,17 @@ extension Replica {
             if case .error(let code, let message) = message { throw ServerRefusal(code: code, message: message) }
             return message
         }
-        let (state, checkpoints) = try await readAsync { db in (try store.state(db), try store.checkpoints(db, limit: WireMessage.maximumCheckpoints)) }
+        let (state, checkpoints, acknowledgedDigest) = try await readAsync { db in
+            let state = try store.state(db)
+            let acknowledged = state.acknowledged > 0 ? try store.logEntry(db, of: Dot(replica: id, counter: state.acknowledged)) : nil
+            return (state, try store.checkpoints(db, limit: WireMessage.maximumCheckpoints), acknowledged.map { LogHash.of($0.change) })
+        }
         var clock = HybridLogicalClock(last: state.clock)
         try await connection.send(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: id,
                                                clientVersion: Self.clientVersion,
                                                hlcNow: clock.tick(wallMilliseconds: wallMilliseconds()), counter: state.counter,
-                                               acknowledged: state.acknowledged, cursor: state.cursor, checkpoints: checkpoints)))
+                                               acknowledged: state.acknowledged, acknowledgedDigest: acknowledgedDigest,
+                                               cursor: state.cursor, checkpoints: checkpoints)))
         guard case .welcome(let welcome) = try await receive() else { throw ProtocolFailure(message: "expected welcome") }
         let batchSize = Int(max(1, min(welcome.maxBatch, 10_000)))
         var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
@@ -334,7 +339,7 @@ extension Replica {
             return (refusal.code, """
                 the sync server at \(server) refused this replica: another copy of it already sent the server other \
                 changes under the same numbers (a copied replica file, a second replica made from one bundle, or this \
-                workstation restored from a backup). Nothing was sent; every change made here is kept, unsynced. Ask the \
+                workstation restored from a backup). The server keeps none of these changes; every change made here that it has not taken stays here, unsynced. Ask the \
                 server admin for a new workstation bundle, then: shelter init --replica NEW --bundle NEW.bundle --server \
                 \(server); shelter sync --replica NEW; shelter rescue --from \(path) --replica NEW (\(refusal.code))
                 """)

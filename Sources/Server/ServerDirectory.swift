@@ -62,9 +62,11 @@ public struct ServerDirectory: Sendable {
             try directory.writeNew(directory.caCertificatePath, try ca.identity.certificatePEM)
             try directory.writeNew(directory.serverKeyPath, try server.privateKeyPEM)
             try directory.writeNew(directory.serverCertificatePath, try server.certificatePEM)
-            try ServerStore.create(at: directory.storePath, rooms: rooms, now: now).bind(toCA: try directory.caFingerprint())
+            let store = try ServerStore.create(at: directory.storePath, rooms: rooms, now: now)
+            try store.bind(toCA: try directory.caFingerprint())
+            try directory.appendJournal(.run(writer: store.serverID, at: Timestamp.format(now)))
         } catch {
-            for file in created { unlink(file); unlink(file + "-wal"); unlink(file + "-shm") }
+            for file in created + [directory.journalPath] { unlink(file); unlink(file + "-wal"); unlink(file + "-shm") }
             if let error = error as? ServerError { throw error }
             throw ServerError(.directory, "cannot initialise the server in \(path): \(error)", underlying: error)
         }
@@ -195,7 +197,7 @@ public struct ServerDirectory: Sendable {
 
     // MARK: The registry journal
 
-    private func appendJournal(_ entry: RegistryEntry) throws {
+    func appendJournal(_ entry: RegistryEntry) throws {
         let fd = Glibc.open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ServerError(.directory, "cannot write the registry journal \(journalPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -267,10 +269,13 @@ public struct ServerDirectory: Sendable {
     /// store): refuses while the server runs, a file that is not a server store or fails its
     /// integrity check, and another shelter's store. The replaced store is kept beside it; the
     /// registry journal is applied again. Workstations then heal the server at their next sync.
-    public func restore(from backup: String, now: Date = Date()) throws -> Restore {
+    public func restore(from backup: String, force: Bool = false, now: Date = Date()) throws -> Restore {
         let lock = try lock()
         defer { withExtendedLifetime(lock) {} }
-        var restored = try ServerStore.restore(backup: backup, at: storePath, caFingerprint: try caFingerprint(), now: now)
+        var runs: Set<String> = []
+        for entry in try journal() { if case .run(let writer, _) = entry { runs.insert(writer.description) } }
+        var restored = try ServerStore.restore(backup: backup, at: storePath, caFingerprint: try caFingerprint(), knownShelters: runs,
+                                               force: force, now: now)
         let applied = try reconcileRegistry()
         restored.reenrolled = applied.enrolled
         restored.revoked = applied.revoked

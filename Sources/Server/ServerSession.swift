@@ -170,7 +170,7 @@ public struct ServerSession: Sendable {
                 await store.recordFork(certified, at: now)
                 return .failure(ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)"))
             }
-            let standing = try await store.standing(of: hello, replica: certified, processed: registration.acknowledged)
+            let standing = try await store.standing(of: hello, replica: certified, processed: registration.acknowledged, at: now)
             return .success(.init(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
                                   maxBatch: UInt64(machine.maximumBatch), resume: standing.resume,
                                   ownCommon: standing.ownCommon, holdings: standing.holdings))

@@ -87,7 +87,12 @@ extension ServerStore {
     /// any write-ahead log or journal left beside it, are moved aside (`server.db.replaced-TIME…`,
     /// never deleted, never applied to the backup). The restored store is marked restored: until
     /// every active workstation has synced, they may give back changes of other replicas.
-    public static func restore(backup: String, at storePath: String, caFingerprint: String? = nil, now: Date = Date()) throws -> ServerDirectory.Restore {
+    ///
+    /// A backup made before 0.5 carries no CA fingerprint: it is taken when its shelter id is the
+    /// current store's, or one of `knownShelters` (the runs in the registry journal); with neither at
+    /// hand, only with `force`.
+    public static func restore(backup: String, at storePath: String, caFingerprint: String? = nil, knownShelters: Set<String>? = nil,
+                               force: Bool = false, now: Date = Date()) throws -> ServerDirectory.Restore {
         guard FileManager.default.fileExists(atPath: backup) else { throw ServerError(.directory, "no backup file at \(backup)") }
         if FileManager.default.fileExists(atPath: backup + "-wal") {
             throw ServerError(.directory, "\(backup) has a write-ahead log beside it (\(backup)-wal): it is a live database, not a closed backup; make backups with `shelter server backup`")
@@ -103,8 +108,12 @@ extension ServerStore {
                     throw ServerError(.directory, "\(backup) is a backup of another shelter's server (its CA is not the one in ca.pem here); nothing was changed")
                 }
             } else if FileManager.default.fileExists(atPath: storePath), let current = try? checkStore(at: storePath, source: storePath, integrity: false),
-                      !current.shelter.isEmpty, current.shelter != lineage.shelter {
-                throw ServerError(.directory, "\(backup) is a backup of another shelter's server (\(lineage.shelter.prefix(8))), not of this one (\(current.shelter.prefix(8))); nothing was changed")
+                      !current.shelter.isEmpty {
+                guard current.shelter == lineage.shelter else {
+                    throw ServerError(.directory, "\(backup) is a backup of another shelter's server (\(lineage.shelter.prefix(8))), not of this one (\(current.shelter.prefix(8))); nothing was changed")
+                }
+            } else if let knownShelters, !force, !knownShelters.contains(lineage.shelter) {
+                throw ServerError(.directory, "\(backup) was made before 0.5 and nothing here tells whether it is this shelter's (no readable store, no run of it in registry.journal); check it and pass --force to restore it anyway")
             }
         } catch {
             unlink(staged)

@@ -343,10 +343,13 @@ public struct ServerStore: Sendable {
             try db.execute(sql: "UPDATE server_replicas SET cursor = ?, unsynced = ?, database_bytes = ?, last_sync = ? WHERE replica_id = ?",
                            arguments: [cursor, Int64(outbox), Int64(databaseBytes), Timestamp.format(at), replicaID.description])
             // A restored store stops taking other replicas' changes back once every workstation
-            // that may hold some (not revoked) has synced since the restore.
+            // that may hold some (not revoked, not a refused copy) has synced since the restore, and
+            // at the latest after `restoreWindow`.
             if let restored = try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") {
-                let waiting = try Bool.fetchOne(db, sql: "SELECT 1 FROM server_replicas WHERE revoked_at IS NULL AND (last_sync IS NULL OR last_sync < ?) LIMIT 1",
-                                                arguments: [restored]) ?? false
+                let expired = (try? Date(restored, strategy: .iso8601)).map { at.timeIntervalSince($0) > Self.restoreWindow } ?? true
+                let waiting = try !expired && (Bool.fetchOne(db, sql: """
+                    SELECT 1 FROM server_replicas WHERE revoked_at IS NULL AND forked_at IS NULL AND (last_sync IS NULL OR last_sync < ?) LIMIT 1
+                    """, arguments: [restored]) ?? false)
                 if !waiting { try db.execute(sql: "UPDATE server_identity SET restored_at = NULL WHERE id = 1") }
             }
         }
@@ -377,7 +380,10 @@ public struct ServerStore: Sendable {
         public var holdings: VersionVector?
     }
 
-    public func standing(of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64) async throws -> Standing {
+    /// How long a restored store takes other replicas' changes back at most, whoever has not synced.
+    public static let restoreWindow: TimeInterval = 7 * 86_400
+
+    public func standing(of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64, at: Date = Date()) async throws -> Standing {
         try await pool.read { db in
             let head = try store.head(db)
             let cursor = max(0, hello.cursor)
@@ -389,9 +395,18 @@ public struct ServerStore: Sendable {
                 resume = min(cursor, try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head }))
             }
             var standing = Standing(head: head, resume: resume)
-            guard resume < cursor || processed < hello.acknowledged else { return standing }
+            // What the workstation last saw acknowledged must be what the server holds under that
+            // number: if not, the server lost it, or a copy of the workstation put something else there.
+            var acknowledgedHeld = true
+            if hello.acknowledged > 0, hello.acknowledged <= processed, let digest = hello.acknowledgedDigest {
+                if case .same = try sameContent(db, dot: Dot(replica: replica, counter: hello.acknowledged), digest: digest) {} else {
+                    acknowledgedHeld = false
+                }
+            }
+            guard resume < cursor || processed < hello.acknowledged || !acknowledgedHeld else { return standing }
             standing.ownCommon = try store.highestCounter(db, of: replica, upTo: resume)
-            if try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") != nil {
+            if let restored = try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1"),
+               let since = try? Date(restored, strategy: .iso8601), at.timeIntervalSince(since) <= Self.restoreWindow {
                 var held = try store.holdings(db)
                 // What the registry says it processed counts too (refused changes are not in the log).
                 for row in try Row.fetchAll(db, sql: "SELECT replica_id, MAX(acknowledged, relayed) FROM server_replicas") {
@@ -484,6 +499,8 @@ public struct ServerStore: Sendable {
                 switch try sameContent(db, change) {
                 case .same(let refusal):
                     if origin == pusher, let refusal { refuse(change, code: refusal.code, reason: refusal.reason) }
+                    // Its own change, which another had given back on its behalf: now its own counter says so.
+                    processed.advance(origin, to: change.dot.counter)
                     continue
                 case .different:
                     if origin == pusher {
@@ -593,15 +610,19 @@ public struct ServerStore: Sendable {
 
     /// Whether `change` is the change the server already processed under its dot.
     func sameContent(_ db: Database, _ change: CellChange) throws -> Comparison {
-        let digest = LogHash.of(change)
-        if let logged = try store.logEntry(db, of: change.dot) {
+        try sameContent(db, dot: change.dot, digest: LogHash.of(change))
+    }
+
+    /// Whether the change with `digest` is what the server holds under `dot`.
+    func sameContent(_ db: Database, dot: Dot, digest: LogHash) throws -> Comparison {
+        if let logged = try store.logEntry(db, of: dot) {
             return LogHash.of(logged.change) == digest ? .same(refusal: nil) : .different
         }
-        if let held = try store.heldBack(db, of: change.dot) {
+        if let held = try store.heldBack(db, of: dot) {
             return LogHash.of(held) == digest ? .same(refusal: nil) : .different
         }
         if let row = try Row.fetchOne(db, sql: "SELECT code, reason, digest FROM server_rejections WHERE replica_id = ? AND counter = ?",
-                                      arguments: [change.dot.replica.description, Int64(change.dot.counter)]) {
+                                      arguments: [dot.replica.description, Int64(dot.counter)]) {
             let refusal = (code: row["code"] as String, reason: row["reason"] as String)
             // A refusal stored before 0.5 has no digest: taken for the same change, as before.
             guard let stored = (row["digest"] as Data?).flatMap({ LogHash(bytes: $0) }) else { return .same(refusal: refusal) }
@@ -788,7 +809,8 @@ extension ServerStore {
             let id: String = row["replica_id"]
             let lastSync: String? = row["last_sync"]
             let revoked = (row["revoked_at"] as String?) != nil
-            let lag = max(0, head - (row["cursor"] as Int64))
+            let (difference, overflow) = head.subtractingReportingOverflow(row["cursor"] as Int64)
+            let lag = overflow ? 0 : max(0, difference)
             let errorCode: String? = row["last_error_code"]
             let errorAt: String? = row["last_error_at"]
             return ReplicaHealth(

@@ -164,6 +164,7 @@ public final class SyncServer: Service, Sendable {
 
     static func outcome(of error: any Error) -> String {
         switch error {
+        case NIOSSLError.uncleanShutdown: "disconnected"  // the network went away; the handshake had worked
         case is NIOSSLError, is BoringSSLError: "tlsFailed"
         case let error as ChannelError where error == .inputClosed || error == .eof: "disconnected"
         case is ReadIdleTimeout.Timeout: ServerError.Code.timeout.rawValue

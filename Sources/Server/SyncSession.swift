@@ -56,6 +56,7 @@ public struct SyncSessionStateMachine: Sendable {
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor") }
             return .pull(cursor: cursor, limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
         case (.established, .report(let cursor, let outbox, let bytes, let lastError)):
+            guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor in the report") }
             state = .reported
             return .report(cursor: cursor, outbox: outbox, databaseBytes: bytes, lastError: lastError)
         case (.established, _), (.reported, _):

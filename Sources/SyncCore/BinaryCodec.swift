@@ -139,6 +139,14 @@ public struct BinaryReader: Sendable {
         return value
     }
 
+    /// A hybrid logical clock stamp, no later than `HLC.maximum`.
+    public mutating func readHLC() throws(Error) -> HLC {
+        let start = offset
+        let raw = try readVarint()
+        guard raw <= HLC.maximum.rawValue else { throw Error(reason: "clock stamp \(raw) is beyond the year 4199", offset: start) }
+        return HLC(rawValue: raw)
+    }
+
     /// A flag byte: 0 or 1, anything else is an error.
     public mutating func readFlag() throws(Error) -> Bool {
         let byte = try readByte()

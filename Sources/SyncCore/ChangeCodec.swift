@@ -45,7 +45,7 @@ public enum ChangeCodec {
         let rowID = try reader.readText()
         let replica = try reader.readReplicaID()
         let counter = try reader.readUnsigned()
-        let hlc = HLC(rawValue: try reader.readUnsigned())
+        let hlc = try reader.readHLC()
         let author = try reader.readText()
         let context = try decodeVector(from: &reader)
         let count = try reader.readCount()

@@ -15,6 +15,10 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public static let zero = HLC(rawValue: 0)
 
+    /// The latest stamp ShelterSync accepts: 2^46 ms after 1970 (the year 4199). Decoders refuse
+    /// later ones, so a clock never reaches the 2^63 a stored stamp must stay below.
+    public static let maximum = HLC(milliseconds: (1 << 46) - 1, logical: logicalMask)
+
     public var milliseconds: UInt64 { rawValue >> Self.logicalBits }
     public var logical: UInt64 { rawValue & Self.logicalMask }
 
@@ -36,6 +40,7 @@ public struct HybridLogicalClock: Sendable {
 
     /// A new stamp for a local event at wall time `wallMilliseconds`.
     public mutating func tick(wallMilliseconds: UInt64) -> HLC {
+        let wallMilliseconds = min(wallMilliseconds, HLC.maximum.milliseconds)
         if wallMilliseconds > last.milliseconds {
             last = HLC(milliseconds: wallMilliseconds, logical: 0)
         } else {
@@ -47,7 +52,8 @@ public struct HybridLogicalClock: Sendable {
     /// Moves the clock past a stamp received from another replica, and returns the new stamp.
     @discardableResult
     public mutating func receive(_ remote: HLC, wallMilliseconds: UInt64) -> HLC {
-        let top = max(last, remote)
+        let wallMilliseconds = min(wallMilliseconds, HLC.maximum.milliseconds)
+        let top = min(max(last, remote), HLC.maximum)
         if wallMilliseconds > top.milliseconds {
             last = HLC(milliseconds: wallMilliseconds, logical: 0)
         } else {
@@ -56,8 +62,10 @@ public struct HybridLogicalClock: Sendable {
         return last
     }
 
-    /// The next stamp after `stamp`; the logical counter overflows into the next millisecond.
+    /// The next stamp after `stamp`; the logical counter overflows into the next millisecond. A clock
+    /// at `HLC.maximum` stays there rather than overflow.
     static func successor(of stamp: HLC) -> HLC {
+        if stamp >= HLC.maximum { return HLC.maximum }
         if stamp.logical == HLC.logicalMask {
             return HLC(milliseconds: stamp.milliseconds + 1, logical: 0)
         }

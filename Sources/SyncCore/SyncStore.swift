@@ -42,6 +42,11 @@ public struct SyncState: Hashable, Sendable {
     /// this replica knows: a server that reports less has lost changes (restored from a backup).
     public var acknowledged: UInt64
     public var lastSyncAt: String?
+    /// The server's refusal of this replica as a copy (`replicaForked`, `replicaRewound`) or of its
+    /// certificate (`revoked`), kept until a sync succeeds (a later failure to reach the server does
+    /// not hide it), and when.
+    public var refusedCode: String?
+    public var refusedAt: String?
     /// The last sync that failed: a code, a message without personal data, and when.
     public var lastErrorCode: String?
     public var lastError: String?
@@ -206,6 +211,8 @@ public struct SyncStore: Sendable {
                 ALTER TABLE sync_log ADD COLUMN chain BLOB;
                 ALTER TABLE sync_state ADD COLUMN cursor_hash BLOB;
                 ALTER TABLE sync_state ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE sync_state ADD COLUMN refused_code TEXT;
+                ALTER TABLE sync_state ADD COLUMN refused_at TEXT;
                 CREATE TABLE sync_checkpoints (
                     position INTEGER PRIMARY KEY,
                     hash BLOB NOT NULL
@@ -272,7 +279,7 @@ public struct SyncStore: Sendable {
     public func state(_ db: Database) throws -> SyncState {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT replica_id, counter, hlc, created_at, server, cursor, last_sync_at, last_error_code, last_error, last_error_at,
-                   cursor_hash, acknowledged
+                   cursor_hash, acknowledged, refused_code, refused_at
             FROM sync_state WHERE id = 1
             """)) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
@@ -288,7 +295,7 @@ public struct SyncStore: Sendable {
             createdAt: row[3], server: row[4], cursor: row[5],
             cursorHash: (row[10] as Data?).flatMap { LogHash(bytes: $0) },
             acknowledged: UInt64(max(0, row[11] as Int64)),
-            lastSyncAt: row[6], lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
+            lastSyncAt: row[6], refusedCode: row[12], refusedAt: row[13], lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
     }
 
     public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
@@ -308,11 +315,19 @@ public struct SyncStore: Sendable {
         if let errorCode {
             try db.execute(sql: "UPDATE sync_state SET last_error_code = ?, last_error = ?, last_error_at = ? WHERE id = 1",
                            arguments: [errorCode, error, at])
+            if Self.refusals.contains(errorCode) {
+                try db.execute(sql: "UPDATE sync_state SET refused_code = ?, refused_at = ? WHERE id = 1", arguments: [errorCode, at])
+            }
         } else {
-            try db.execute(sql: "UPDATE sync_state SET last_sync_at = ?, last_error_code = NULL, last_error = NULL, last_error_at = NULL WHERE id = 1",
-                           arguments: [at])
+            try db.execute(sql: """
+                UPDATE sync_state SET last_sync_at = ?, last_error_code = NULL, last_error = NULL, last_error_at = NULL,
+                    refused_code = NULL, refused_at = NULL WHERE id = 1
+                """, arguments: [at])
         }
     }
+
+    /// The server's answers that mean this replica as it is cannot sync again: it must be rescued.
+    public static let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
 
     /// Points the replica at a new sync server address (`HOST:PORT`), its identity and data unchanged.
     public func setServer(_ db: Database, _ server: String) throws {

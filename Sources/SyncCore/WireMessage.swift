@@ -20,6 +20,9 @@ public enum WireMessage: Hashable, Sendable {
         /// Its highest counter a server has processed, as far as it knows: a server that has less
         /// lost changes (it was restored from a backup) and gets them again.
         public var acknowledged: UInt64
+        /// The digest of its own change numbered `acknowledged`: a server that holds something else
+        /// under that number (a copy got there first after a restore) is told so at once.
+        public var acknowledgedDigest: LogHash?
         /// How far it has pulled the server's log.
         public var cursor: Int64
         /// Positions of the server's log it stood at, with the chain hash there, newest first (the
@@ -28,7 +31,7 @@ public enum WireMessage: Hashable, Sendable {
 
         public init(protocolVersion: UInt64 = WireMessage.protocolVersion, schemaVersion: UInt64, replicaID: ReplicaID,
                     clientVersion: String, hlcNow: HLC, counter: UInt64, acknowledged: UInt64 = 0,
-                    cursor: Int64 = 0, checkpoints: [Checkpoint] = []) {
+                    acknowledgedDigest: LogHash? = nil, cursor: Int64 = 0, checkpoints: [Checkpoint] = []) {
             self.protocolVersion = protocolVersion
             self.schemaVersion = schemaVersion
             self.replicaID = replicaID
@@ -36,6 +39,7 @@ public enum WireMessage: Hashable, Sendable {
             self.hlcNow = hlcNow
             self.counter = counter
             self.acknowledged = acknowledged
+            self.acknowledgedDigest = acknowledgedDigest
             self.cursor = cursor
             self.checkpoints = checkpoints
         }
@@ -159,6 +163,8 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(varint: hello.hlcNow.rawValue)
             writer.write(varint: hello.counter)
             writer.write(varint: hello.acknowledged)
+            writer.write(byte: hello.acknowledgedDigest == nil ? 0 : 1)
+            if let digest = hello.acknowledgedDigest { writer.write(hash: digest) }
             writer.write(signed: hello.cursor)
             writer.write(varint: UInt64(hello.checkpoints.count))
             for checkpoint in hello.checkpoints {
@@ -248,8 +254,9 @@ public enum WireMessage: Hashable, Sendable {
         case 1:
             var hello = Hello(protocolVersion: try reader.readUnsigned(), schemaVersion: try reader.readUnsigned(),
                               replicaID: try reader.readReplicaID(), clientVersion: try reader.readText(),
-                              hlcNow: HLC(rawValue: try reader.readUnsigned()), counter: try reader.readUnsigned())
+                              hlcNow: try reader.readHLC(), counter: try reader.readUnsigned())
             hello.acknowledged = try reader.readUnsigned()
+            if try reader.readFlag() { hello.acknowledgedDigest = try reader.readHash() }
             hello.cursor = try reader.readSigned()
             let count = try reader.readCount(max: maximumCheckpoints)
             for _ in 0..<count {

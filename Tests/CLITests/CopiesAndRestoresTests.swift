@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TestSupport
 
@@ -154,6 +155,9 @@ import TestSupport
         #expect(try world.replicas()["a"]?["state"] as? String == "forked")
         #expect(try world.count("Clara", on: world.store) == 0)
 
+        // Later the copy cannot reach the server at all: it still counts as refused.
+        try world.shelter("set-server", "127.0.0.1:1", "--replica", copy)
+        #expect(try world.shelter("sync", "--replica", copy, expect: 1).stderr.contains("cannot reach"))
         // The admin enrolls a new workstation; its replica syncs, then rescues the copy's records.
         let rescuer = try world.workstation("a2")
         let rescued = try world.shelter("rescue", "--from", copy, "--replica", rescuer, "--json").json()
@@ -219,9 +223,11 @@ import TestSupport
     }
 
     /// A double fault: the server restored from a backup *and* a copy of a workstation made before
-    /// its last admission. The copy reaches the restored server first with other changes under the
-    /// same numbers; the original, giving back what the server lost, is refused as a fork — never
-    /// told `ok` while its admission is gone — and is rescued.
+    /// its last admission, which the original sent with `--push-only` (its cursor stays inside the
+    /// restored history) and the copy matches change for change (the server's counter for it ends
+    /// where the original's did). The copy reaches the restored server first; the original, told by
+    /// its hello's digest that the server holds something else under its last number, is refused as a
+    /// fork — never told `ok` while its admission is gone — and is rescued.
     @Test(.timeLimit(.minutes(3))) func aRestoredServerAndACopiedReplicaNeverHideALostAdmission() throws {
         let world = try World()
         defer { world.remove() }
@@ -233,7 +239,7 @@ import TestSupport
         let copy = world.dir.file("o-image.replica")
         try world.copy(original, to: copy)
         try world.admit("Second", on: original)
-        try world.shelter("sync", "--replica", original)
+        try world.shelter("sync", "--replica", original, "--push-only")
         world.server.kill9()
         try world.shelter("server", "restore", "--dir", world.srv, "--from", backup)
         world.server = try ServerProcess.start(directory: world.srv, port: world.server.port)
@@ -268,6 +274,17 @@ import TestSupport
         let restored = try world.shelter("server", "restore", "--dir", world.srv, "--from", backup)
         #expect(restored.stdout.contains("log head 9"), "the stray WAL was not applied: \(restored)")
         #expect(try world.count("After", on: world.store) == 0)
+
+        // A backup from before 0.5 (no CA fingerprint), into a directory that cannot tell its shelter.
+        let old = world.dir.file("old.db")
+        try FileManager.default.copyItem(atPath: backup, toPath: old)
+        try DatabaseQueue(path: old).write { db in try db.execute(sql: "UPDATE server_identity SET ca_fingerprint = NULL") }
+        let bare = world.dir.file("bare")
+        try FileManager.default.createDirectory(atPath: bare, withIntermediateDirectories: false)
+        for file in ["ca.pem", "server.pem", "server-key.pem"] { try FileManager.default.copyItem(atPath: world.srv + "/" + file, toPath: bare + "/" + file) }
+        #expect(try world.shelter("server", "restore", "--dir", bare, "--from", old, expect: 1).stderr.contains("--force"))
+        try FileManager.default.copyItem(atPath: world.srv + "/registry.journal", toPath: bare + "/registry.journal")
+        #expect(try world.shelter("server", "restore", "--dir", bare, "--from", old).stdout.contains("log head 9"), "the journal knows its shelter")
 
         // Another shelter's backup, into a directory holding this shelter's certificates only.
         let other = world.dir.file("other")

@@ -117,6 +117,7 @@ import TestSupport
         #expect(await healing.receive(.recover(own)).answers == [.recoverAck(merged: 0, rejected: [])], "a second recovery is a resend")
         let other = ReplicaID.random()
         try world.server.enroll(name: "b", replicaID: other, serial: "t")
+        try world.server.enroll(name: "c", replicaID: .random(), serial: "t")
         var relayed = world.change(1, phone: "b1", row: "b1")
         relayed.dot = Dot(replica: other, counter: 1)
         (healing, _) = await world.session(acknowledged: 5, counter: 5)
@@ -159,6 +160,18 @@ import TestSupport
         second.rowID = "b2"
         #expect(await bSession.receive(.push([relayed, second])).answers == [.pushAck(upToCounter: 2, rejected: [])])
         #expect(try world.count("SELECT COUNT(*) FROM residents WHERE id IN ('b1', 'b2')") == 2)
+        #expect(try world.count("SELECT acknowledged FROM server_replicas WHERE name = 'b'") == 2, "b's own counter covers what was given back for it")
+
+        // The restore window: a workstation that never synced keeps it open, but not for ever.
+        #expect(try world.server.restoredAt() != nil, "c (enrolled, never synced) may still hold changes")
+        let later = Date().addingTimeInterval(ServerStore.restoreWindow + 3600)
+        var late = ServerSession(store: world.server, maximumBatch: 100, peer: .init(replicaID: world.replica, serial: "s"), now: { later })
+        guard case .welcome(let expired) = await late.receive(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: world.replica,
+                                                                           clientVersion: "t", hlcNow: .zero, counter: 6, acknowledged: 6,
+                                                                           cursor: 999))).answers[0] else { return }
+        #expect(expired.ownCommon != nil && expired.holdings == nil, "after the window, only a workstation's own changes come back")
+        _ = await late.receive(.report(cursor: 1, outbox: 0, databaseBytes: 0, lastError: nil))
+        #expect(try world.server.restoredAt() == nil, "the window closed")
     }
 
     /// A refusal is reported again when the same change comes back in a recovery (its first

@@ -48,6 +48,16 @@ import Testing
         }
     }
 
+    @Test func aReportWithANegativeCursorIsRefused() {
+        var machine = SyncSessionStateMachine(maximumBatch: 10)
+        _ = machine.receive(.hello(hello))
+        machine.established()
+        guard case .fail(.protocolViolation, _) = machine.receive(.report(cursor: .min, outbox: 0, databaseBytes: 0, lastError: nil)) else {
+            Issue.record("a negative report cursor was accepted (it overflowed the admin view's lag)")
+            return
+        }
+    }
+
     @Test func batchesAndCursorsAreBounded() {
         var machine = SyncSessionStateMachine(maximumBatch: 1)
         _ = machine.receive(.hello(hello))

@@ -42,7 +42,15 @@ import TestSupport
             #expect(throws: BinaryReader.Error.self, "\(message.name)") { try WireMessage.decode(message.encoded()) }
         }
         stamped.hlc = HLC(rawValue: UInt64(Int64.max))
-        #expect(try ChangeCodec.decode(ChangeCodec.encode(stamped)) == stamped, "2^63 − 1 itself is fine")
+        #expect(throws: BinaryReader.Error.self, "a stamp whose next tick would pass 2^63") { try ChangeCodec.decode(ChangeCodec.encode(stamped)) }
+        stamped.hlc = HLC.maximum
+        #expect(try ChangeCodec.decode(ChangeCodec.encode(stamped)) == stamped, "the latest stamp accepted")
+        // A clock at the latest stamp stays there instead of overflowing; a wall clock beyond it is capped.
+        var clock = HybridLogicalClock(last: HLC.maximum)
+        #expect(clock.tick(wallMilliseconds: 0) == HLC.maximum)
+        #expect(clock.receive(HLC.maximum, wallMilliseconds: UInt64.max) == HLC.maximum)
+        var fresh = HybridLogicalClock()
+        #expect(fresh.tick(wallMilliseconds: UInt64.max) <= HLC.maximum)
     }
 
     /// Texts are UTF-8, checked byte for byte: bad sequences are refused, never repaired.
