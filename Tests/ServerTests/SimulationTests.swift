@@ -221,15 +221,23 @@ struct Simulation {
         // Heal: every workstation syncs without faults; copies the server refuses are rescued under
         // a new identity; then everyone syncs twice more.
         for index in stations.indices { stations[index].partitioned = false }
-        for _ in 0..<4 {
-            for index in live { await session(index, faults: false) }
+        for _ in 0..<8 {
+            // A copy may be refused only after the other copy sent more, later in the same round or
+            // in the next: go on until a whole round has refused no one and nobody sent anything.
+            var quiet = true
+            for index in live {
+                guard let report = await session(index, faults: false), report.pushed + report.recovered == 0 else {
+                    quiet = false
+                    continue
+                }
+            }
             let refused = live.filter { stations[$0].refused }
-            if refused.isEmpty { break }
+            if quiet && refused.isEmpty { break }
             for index in refused { try await rescue(index) }
         }
         for _ in 0..<2 {
             for index in live {
-                let ok = await session(index, faults: false)
+                let ok = await session(index, faults: false) != nil
                 #expect(ok, "seed \(seed): \(stations[index].name) cannot sync after the faults ended (replay with SIM_SEED=\(seed))")
             }
         }
@@ -272,9 +280,9 @@ struct Simulation {
     }
 
     /// One sync session through the real session code on both sides, over a network that cuts
-    /// the connection or loses answers when `faults`. Returns whether it completed.
+    /// the connection or loses answers when `faults`. Returns its report when it completed.
     @discardableResult
-    mutating func session(_ index: Int, faults: Bool) async -> Bool {
+    mutating func session(_ index: Int, faults: Bool) async -> SyncReport? {
         stats.sessions += 1
         var delivered = Int.max, answered = Int.max
         if faults && rng.chance(0.25) {
@@ -297,7 +305,7 @@ struct Simulation {
             note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
             stats.recovered += report.recovered
             if report.resumedFrom != nil { stats.resumed += 1 }
-            return true
+            return report
         } catch {
             stats.failedSessions += 1
             let code = (try? stations[index].replica.status().lastError?.code) ?? nil
@@ -310,7 +318,7 @@ struct Simulation {
             } else if !faults {
                 Issue.record("seed \(seed): \(stations[index].name) failed to sync without faults: \(error) (replay with SIM_SEED=\(seed))")
             }
-            return false
+            return nil
         }
     }
 
@@ -389,7 +397,7 @@ struct Simulation {
         clock.advance(old.clock.milliseconds.withLock { $0 } - clock.milliseconds.withLock { $0 })
         try addStation(name: "\(old.name)-r\(stats.rescues)", id: Self.id(&rng), clock: clock)
         let new = stations.count - 1
-        let synced = await session(new, faults: false)
+        let synced = await session(new, faults: false) != nil
         #expect(synced, "seed \(seed): a new replica for the rescue could not sync")
         let report = try stations[new].replica.rescue(from: old.replica)
         stats.rescues += 1
