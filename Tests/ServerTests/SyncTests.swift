@@ -307,7 +307,7 @@ import TestSupport
 /// once: the server neither leaves them waiting for their read timeout nor traps on a connection it
 /// accepted and never served (both were seen before: a 60 s hang, and a crash of the whole process).
 @Suite struct ShutdownRaceTests {
-    @Test(.timeLimit(.minutes(1))) func connectionsDuringAShutdownAreClosedNotLeaked() async throws {
+    @Test(.timeLimit(.minutes(2))) func connectionsDuringAShutdownAreClosedNotLeaked() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
         let enrollment = try server.directory.enroll(name: "w", bundlePath: server.folder.file("w.bundle"))
@@ -323,7 +323,7 @@ import TestSupport
             try await server.stop()
             try await group.waitForAll()
         }
-        #expect(ContinuousClock.now - started < .seconds(30), "a connection was left open until a timeout")
+        #expect(ContinuousClock.now - started < .seconds(45), "a connection was left open until a timeout (a leaked one is never answered)")
     }
 }
 
