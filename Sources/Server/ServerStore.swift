@@ -470,6 +470,7 @@ public struct ServerStore: Sendable {
         var touchedStays = false
         var newlyRejected: [ReplicaID: Int] = [:]
         var clock = try store.loadClock(db)
+        var openConflicts = OpenFieldConflicts()
         func refuse(_ change: CellChange, code: String, reason: String) {
             if change.dot.replica == pusher && !recovering {
                 result.rejected.append(.init(counter: change.dot.counter, code: code, reason: reason))
@@ -520,13 +521,18 @@ public struct ServerStore: Sendable {
                                            Data(LogHash.of(change).bytes)])
             } else {
                 let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
-                if case .merged(_, let concurrent) = report, concurrent.contains(where: { !$0.sameValue }) {
-                    // The server's own writes tick from the stored clock: save it first, reload after.
-                    try store.saveClock(db, clock)
-                    for pair in concurrent where !pair.sameValue {
-                        if try recordFieldConflict(db, pair, at: at) { result.conflictsCreated += 1 }
+                if case .merged(_, let concurrent) = report {
+                    // A conflict row's own cells (two staff resolving one conflict at once) keep the
+                    // pair rule; only the shelter's records keep a frontier.
+                    let fields = change.table == ShelterSchema.conflicts.name ? [:] : try openConflicts.on(db, change)
+                    if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
+                        // The server's own writes tick from the stored clock: save it first, reload after.
+                        try store.saveClock(db, clock)
+                        let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
+                        if created > 0 { openConflicts.created() }
+                        result.conflictsCreated += created
+                        clock = try store.loadClock(db)
                     }
-                    clock = try store.loadClock(db)
                 }
                 if case .duplicate = report {} else { result.merged += 1 }
                 if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
@@ -654,6 +660,81 @@ public struct ServerStore: Sendable {
         return (row?["author"] ?? "unknown", Timestamp.format(Date(timeIntervalSince1970: Double(hlc.milliseconds) / 1000)))
     }
 
+    /// The open field conflicts of a batch's cells, looked up only while some exist (most batches
+    /// meet none: one query per batch).
+    struct OpenFieldConflicts {
+        private var anyOpen: Bool?
+
+        mutating func on(_ db: Database, _ change: CellChange) throws -> [String: [String]] {
+            if anyOpen == nil {
+                anyOpen = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM conflicts WHERE status = 'open' AND kind = 'field')") ?? false
+            }
+            guard anyOpen == true else { return [:] }
+            var found: [String: [String]] = [:]
+            for row in try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT id, col FROM conflicts WHERE status = 'open' AND kind = 'field' AND tbl = ? AND row = ? ORDER BY id
+                """), arguments: [change.table, change.rowID]) {
+                guard let column = row["col"] as String?, change.values[column] != nil else { continue }
+                found[column, default: []].append(row["id"])
+            }
+            return found
+        }
+
+        mutating func created() { anyOpen = true }
+    }
+
+    /// Keeps every field conflict listing values of its cell's frontier — the writes no later write
+    /// to the cell has seen — after `change` was merged, so no one resolves a conflict by picking a
+    /// value a later write had already replaced (DESIGN §2: nothing silently reverted). For each
+    /// column the change writes, an open conflict one or more of whose values the change's writer
+    /// had seen drops them and lists the change's own value instead; when the values left are equal
+    /// (the writer saw every other), the conflict is settled by that write and closed. Two concurrent
+    /// writes with different values that no open conflict lists yet make a new conflict, as before.
+    /// Returns the conflicts created.
+    func updateConflicts(_ db: Database, _ change: CellChange, open: [String: [String]], concurrent: [ConcurrentWrite], at: Date) throws -> Int {
+        var created = 0
+        guard let table = ShelterSchema.schema.table(named: change.table) else { return 0 }
+        let current = try store.rowMeta(db, table: table, rowID: change.rowID)
+        for column in change.values.keys.sorted() {
+            var listed: [Set<Dot>] = []
+            for id in open[column] ?? [] {
+                guard let row = try Row.fetchOne(db, sql: "SELECT candidates, dots FROM conflicts WHERE id = ?", arguments: [id]) else { continue }
+                let candidates = Conflict.decode(row["candidates"])
+                let dots = (row["dots"] as String? ?? "").split(separator: "|").compactMap { Dot(String($0)) }
+                guard dots.count == candidates.count else { continue }  // written before dots were kept: left as it is
+                let unseen = zip(candidates, dots).filter { !change.context.contains($0.1) && $0.1 != change.dot }
+                guard unseen.count < candidates.count else {
+                    listed.append(Set(dots))  // concurrent with every value it lists: it stays as it is
+                    continue
+                }
+                let origin = Timestamp.format(Date(timeIntervalSince1970: Double(change.hlc.milliseconds) / 1000))
+                let frontier = unseen + [(Conflict.Candidate(value: change.values[column] ?? .null, author: change.author,
+                                                             replica: change.dot.replica.description, at: origin), change.dot)]
+                if Set(frontier.map(\.0.value)).count < 2 {
+                    // The writer saw every other value (or wrote an equal one): it settled the conflict.
+                    // Only the status is written: a resolution made with `conflicts resolve` writes the
+                    // same status and its own resolver and time, which nothing contests.
+                    try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+                        "status": .text(Conflict.Status.resolved.rawValue),
+                    ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                    continue
+                }
+                let winner = table.keepBoth.contains(column) ? nil : frontier.firstIndex { $0.1 == current?.cells[column]?.dot }
+                try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+                    "candidates": .text(Conflict.encode(frontier.map(\.0))),
+                    "dots": .text(Self.dots(frontier.map(\.1))),
+                    "winner": winner.map { .integer(Int64($0)) } ?? .null,
+                ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                listed.append(Set(frontier.map(\.1)))
+            }
+            for pair in concurrent where pair.column == column && !pair.sameValue {
+                guard !listed.contains(where: { $0.contains(pair.current.dot) && $0.contains(pair.incoming.dot) }) else { continue }
+                if try recordFieldConflict(db, pair, at: at) { created += 1 }
+            }
+        }
+        return created
+    }
+
     private func recordFieldConflict(_ db: Database, _ pair: ConcurrentWrite, at: Date) throws -> Bool {
         let id = Self.conflictID(["field", pair.table, pair.rowID, pair.column, pair.current.dot.description, pair.incoming.dot.description])
         guard try !exists(db, conflict: id) else { return false }
@@ -686,22 +767,20 @@ public struct ServerStore: Sendable {
     ///    and suggesting a free room.
     /// Returns the conflicts created.
     func holdRoomInvariant(_ db: Database, at: Date) throws -> Int {
-        let wall = Self.milliseconds(at)
         let roomless = try String.fetchAll(db, sql: """
             SELECT id FROM stays WHERE status = 'active' AND (room IS NULL OR room NOT IN (SELECT number FROM rooms)) ORDER BY id
             """)
         for stay in roomless {
-            try store.write(db, table: ShelterSchema.stays.name, rowID: stay, values: [
+            try repair(db, table: ShelterSchema.stays.name, rowID: stay, at: at, values: [
                 "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
-            ], author: Self.author, wallMilliseconds: wall)
+            ])
         }
         let closedButLivedIn = try Int.fetchAll(db, sql: """
             SELECT DISTINCT r.number FROM rooms r JOIN stays s ON s.room = r.number AND s.status = 'active'
             WHERE r.in_service = 0 ORDER BY r.number
             """)
         for number in closedButLivedIn {
-            try store.write(db, table: ShelterSchema.rooms.name, rowID: Room.rowID(number), values: ["in_service": .bool(true)],
-                            author: Self.author, wallMilliseconds: wall)
+            try repair(db, table: ShelterSchema.rooms.name, rowID: Room.rowID(number), at: at, values: ["in_service": .bool(true)])
         }
         let active = try Row.fetchAll(db, sql: "SELECT id, room FROM stays WHERE status = 'active' AND room IS NOT NULL")
         let byRoom = Dictionary(grouping: active, by: { $0["room"] as Int })
@@ -721,9 +800,9 @@ public struct ServerStore: Sendable {
             placements.sort { ($0.sequence, $0.stay) < ($1.sequence, $1.stay) }
             guard let keeper = placements.first else { continue }
             for displaced in placements.dropFirst() {
-                try store.write(db, table: ShelterSchema.stays.name, rowID: displaced.stay, values: [
+                try repair(db, table: ShelterSchema.stays.name, rowID: displaced.stay, at: at, values: [
                     "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
-                ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                ])
                 let id = Self.conflictID(["room", String(room), keeper.dot.description, displaced.dot.description])
                 guard try !exists(db, conflict: id) else { continue }
                 let keeperOrigin = try origin(db, keeper.dot)
@@ -744,6 +823,15 @@ public struct ServerStore: Sendable {
             }
         }
         return created
+    }
+
+    /// A write of the server's own that repairs an invariant: like any write to a cell, it settles
+    /// or narrows an open field conflict whose values it has seen.
+    private func repair(_ db: Database, table: String, rowID: String, at: Date, values: [String: SyncValue]) throws {
+        let change = try store.write(db, table: table, rowID: rowID, values: values, author: Self.author, wallMilliseconds: Self.milliseconds(at))
+        var open = OpenFieldConflicts()
+        let fields = try open.on(db, change)
+        if !fields.isEmpty { _ = try updateConflicts(db, change, open: fields, concurrent: [], at: at) }
     }
 
     private func freeRoom(_ db: Database) throws -> Int? {

@@ -59,6 +59,13 @@ public struct Dot: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(replica):\(counter)" }
 
+    /// Parses the text form `replica:counter`; nil when it is not one.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let replica = ReplicaID(String(text[..<colon])),
+              let counter = UInt64(text[text.index(after: colon)...]) else { return nil }
+        self.init(replica: replica, counter: counter)
+    }
+
     public static func < (lhs: Dot, rhs: Dot) -> Bool {
         (lhs.replica, lhs.counter) < (rhs.replica, rhs.counter)
     }

@@ -83,6 +83,51 @@ import TestSupport
         try await server.stop()
     }
 
+    /// A conflict lists the cell's frontier: a later write that replaced one of its values replaces
+    /// it in the conflict too, so resolving never reverts that later write.
+    @Test func aConflictListsTheValuesNoLaterWriteReplaced() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        // A writes A1 and syncs; B, which has not seen A1, writes B1 then B2 and syncs.
+        try a.setResident(admitted.resident, fields: [("language", "A1")], by: "mette")
+        _ = try await a.sync()
+        try b.setResident(admitted.resident, fields: [("language", "B1")], by: "jonas")
+        try b.setResident(admitted.resident, fields: [("language", "B2")], by: "jonas")
+        _ = try await b.sync()
+        _ = try await a.sync()
+        for replica in [a, b] {
+            let conflicts = try replica.conflicts()
+            #expect(conflicts.count == 1)
+            let conflict = try #require(conflicts.first)
+            #expect(Set(conflict.candidates.map(\.value)) == [.text("A1"), .text("B2")], "B1 was replaced by B2: \(conflict.candidates)")
+            let current = try replica.resident(admitted.resident).language
+            #expect(conflict.winner.map { conflict.candidates[$0].value.textValue } == current, "the marker is on the cell's value")
+        }
+        // Keeping B2 keeps B2; a write that saw both settles any conflict on the cell.
+        let conflict = try #require(try a.conflicts().first)
+        let b2 = try #require(conflict.candidates.firstIndex { $0.value == .text("B2") })
+        try a.resolveConflict(conflict.id, keep: b2, by: "mette")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        #expect(try b.resident(admitted.resident).language == "B2" && b.conflicts().isEmpty)
+        // Settled by an ordinary edit: A writes A2 and B writes B3 concurrently, then B, having pulled
+        // the conflict, writes B4 (it saw A2 and B3): the conflict closes by itself.
+        try a.setResident(admitted.resident, fields: [("language", "A2")], by: "mette")
+        try b.setResident(admitted.resident, fields: [("language", "B3")], by: "jonas")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        #expect(try b.conflicts().count == 1)
+        try b.setResident(admitted.resident, fields: [("language", "B4")], by: "jonas")
+        _ = try await b.sync()
+        _ = try await a.sync()
+        #expect(try a.conflicts().isEmpty && a.resident(admitted.resident).language == "B4")
+        try await server.stop()
+    }
+
     @Test func theSameFreeRoomGoesToTheStayConfirmedFirst() async throws {
         let server = try await TestServer.start(rooms: 3)
         defer { server.remove() }
