@@ -210,7 +210,8 @@ extension Replica {
             while true {
                 let from = after
                 let batch = try await readAsync { db in
-                    try store.recoveryBatch(db, ownCommon: ownCommon, holdings: welcome.holdings, after: from, limit: batchSize)
+                    WireMessage.byteLimited(try store.recoveryBatch(db, ownCommon: ownCommon, holdings: welcome.holdings, after: from, limit: batchSize),
+                                            change: \.change)
                 }
                 guard let last = batch.last else { break }
                 try await connection.send(.recover(batch.map(\.change)))
@@ -288,7 +289,7 @@ extension Replica {
     }
 
     func outboxBatch(_ db: Database, after counter: UInt64, limit: Int) throws -> [CellChange] {
-        try store.outbox(db, after: counter, limit: limit).map(\.change)
+        WireMessage.byteLimited(try store.outbox(db, after: counter, limit: limit).map(\.change), change: { $0 })
     }
 
     /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the

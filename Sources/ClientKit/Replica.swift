@@ -254,6 +254,7 @@ public struct Replica: Sendable {
         case let error as DomainError:
             return ReplicaError(error)
         case let error as SyncError:
+            if error.code == .valueTooLarge { return ReplicaError(.invalidArgument, error.message, underlying: error) }
             if error.code == .notAReplica { return ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (\(error.message))", underlying: error) }
             return ReplicaError(.storage, "replica file \(path): \(error.message)", underlying: error)
         case let error as DatabaseError:

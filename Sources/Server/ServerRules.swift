@@ -18,6 +18,9 @@ enum ServerRules {
         for column in change.values.keys where table.column(named: column) == nil {
             return Refusal(code: "unknownColumn", reason: "column \(column) is not part of table \(change.table)")
         }
+        for (column, value) in change.values where !value.fits {
+            return Refusal(code: "valueTooLarge", reason: "\(change.table) \(change.rowID): the \(column) is over the \(SyncValue.maximumTextBytes / 1024) KiB a text may hold")
+        }
         func sets(_ column: String) -> Bool {
             guard let value = change.values[column] else { return false }
             return !(value.isNull || value == .text(""))

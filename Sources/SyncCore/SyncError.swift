@@ -4,7 +4,7 @@ public struct SyncError: Error, CustomStringConvertible, @unchecked Sendable {
 
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case notAReplica, corruptData, unknownTable, unknownColumn, schemaTooNew, protocolViolation
+            case notAReplica, corruptData, unknownTable, unknownColumn, schemaTooNew, protocolViolation, valueTooLarge
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -19,6 +19,8 @@ public struct SyncError: Error, CustomStringConvertible, @unchecked Sendable {
         public static let schemaTooNew = Code(.schemaTooNew)
         /// A peer broke the sync protocol.
         public static let protocolViolation = Code(.protocolViolation)
+        /// A text is longer than `SyncValue.maximumTextBytes`.
+        public static let valueTooLarge = Code(.valueTooLarge)
 
         public var description: String { base.rawValue }
     }

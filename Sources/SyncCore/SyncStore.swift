@@ -362,6 +362,9 @@ public struct SyncStore: Sendable {
         let table = try self.table(tableName)
         try checkColumns(values.keys, of: table)
         guard !values.isEmpty else { throw SyncError(.unknownColumn, "a write to \(tableName) must set at least one column") }
+        for (column, value) in values where !value.fits {
+            throw SyncError(.valueTooLarge, "the \(column) of \(tableName) is \(value.textValue?.utf8.count ?? 0) bytes long; a text may be at most \(SyncValue.maximumTextBytes / 1024) KiB (nothing was written)")
+        }
         let select = try RawStatement(db, "SELECT replica_id, counter, hlc FROM sync_state WHERE id = 1")
         guard let (idText, lastCounter, lastClock) = try select.oneRow({ ($0.text(0), $0.int64(1), $0.int64(2)) }) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
@@ -505,8 +508,8 @@ public struct SyncStore: Sendable {
         return try loggedChanges(db, where: "1", arguments: [], order: "seq DESC", limit: limit)
     }
 
-    /// Up to `limit` changes logged after position `sequence` that `replica` did not write (it has
-    /// them), in log order, and how far the log was read: the last change's position when the
+    /// Up to `limit` changes (and `WireMessage.maximumBatchBytes`) logged after position `sequence`
+    /// that `replica` did not write (it has them), in log order, and how far the log was read: the last change's position when the
     /// batch is full, else the log's head, so the reader's cursor skips its own writes without
     /// anyone decoding them. Call inside one read transaction.
     ///
@@ -514,8 +517,9 @@ public struct SyncStore: Sendable {
     public func changes(_ db: Database, after sequence: Int64, notFrom replica: ReplicaID, limit: Int)
         throws -> (changes: [LoggedChange], readUpTo: Int64, chain: LogHash?, more: Bool) {
         let own = try knownPeerIndex(db, replica)
-        let batch = try loggedChanges(db, where: "seq > ? AND peer != ?", arguments: [.integer(sequence), .integer(own ?? -1)], order: "seq ASC", limit: limit)
-        if batch.count == limit, let last = batch.last { return (batch, last.sequence, last.chain, true) }
+        let read = try loggedChanges(db, where: "seq > ? AND peer != ?", arguments: [.integer(sequence), .integer(own ?? -1)], order: "seq ASC", limit: limit)
+        let batch = WireMessage.byteLimited(read, change: \.change)
+        if batch.count < read.count || batch.count == limit, let last = batch.last { return (batch, last.sequence, last.chain, true) }
         let readUpTo = max(sequence, try head(db))
         return (batch, readUpTo, try chain(db, at: readUpTo), false)
     }

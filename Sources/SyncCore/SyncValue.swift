@@ -33,4 +33,14 @@ public enum SyncValue: Hashable, Sendable, CustomStringConvertible {
     public static func optionalText(_ text: String?) -> SyncValue { text.map(SyncValue.text) ?? .null }
 
     public static func optionalInteger(_ value: Int?) -> SyncValue { value.map { .integer(Int64($0)) } ?? .null }
+
+    /// The largest text a cell may hold, in UTF-8 bytes (64 KiB): a long note fits many times over,
+    /// and no one workstation's values can grow a batch past what every other can receive.
+    public static let maximumTextBytes = 64 * 1024
+
+    /// Whether the value fits in a cell.
+    public var fits: Bool {
+        if case .text(let text) = self { return text.utf8.count <= Self.maximumTextBytes }
+        return true
+    }
 }

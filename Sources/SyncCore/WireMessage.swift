@@ -8,6 +8,23 @@ public enum WireMessage: Hashable, Sendable {
     public static let protocolVersion: UInt64 = 2
     /// The most checkpoints a hello may carry.
     public static let maximumCheckpoints = 64
+    /// The most encoded bytes of changes one pushed, recovered or pulled batch carries (besides its
+    /// count limit): half the default frame limit, so a batch of long notes never becomes a frame
+    /// the other side refuses. A single change is sent alone whatever its size (one change with
+    /// every text at its 64 KiB cap stays far below the frame limit).
+    public static let maximumBatchBytes = 4 * 1024 * 1024
+
+    /// The longest prefix of `items` whose encoded changes stay within `maximumBatchBytes` (at least one).
+    public static func byteLimited<T>(_ items: [T], change: (T) -> CellChange) -> [T] {
+        var total = 0
+        for (index, item) in items.enumerated() {
+            var writer = BinaryWriter(capacity: 256)
+            ChangeCodec.encode(change(item), into: &writer)
+            total += writer.bytes.count
+            if total > maximumBatchBytes && index > 0 { return Array(items.prefix(index)) }
+        }
+        return items
+    }
 
     public struct Hello: Hashable, Sendable {
         public var protocolVersion: UInt64

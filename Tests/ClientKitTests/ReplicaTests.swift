@@ -81,6 +81,23 @@ import TestSupport
         #expect(throws: ReplicaError.self) { try replica.setResident(stay.resident, fields: [("colour", "red")], by: "s") }
     }
 
+    /// A text may hold 64 KiB: one byte more is refused at the source, clearly, and nothing is written.
+    @Test func aTextOverSixtyFourKiBIsRefusedAtTheSource() throws {
+        let replica = try Replica.inMemory()
+        let admitted = try replica.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        let counter = try replica.syncState().counter
+        try replica.setResident(admitted.resident, fields: [("notes", String(repeating: "ø", count: 32 * 1024))], by: "mette")
+        #expect(try replica.resident(admitted.resident).notes?.utf8.count == 64 * 1024, "exactly 64 KiB fits")
+        do {
+            try replica.setResident(admitted.resident, fields: [("notes", String(repeating: "a", count: 64 * 1024 + 1))], by: "mette")
+            Issue.record("an oversized note was written")
+        } catch let error as ReplicaError {
+            #expect(error.code == .invalidArgument && error.message.contains("at most 64 KiB") && error.message.contains("notes"))
+            #expect(!error.message.contains("aaaa"), "the value is never repeated")
+        }
+        #expect(try replica.syncState().counter == counter + 1)
+    }
+
     @Test func idPrefixes() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -189,6 +189,18 @@ import TestSupport
         #expect(await session.receive(.recover([anonymous])).answers == first)
     }
 
+    /// A modified workstation that writes past the 64 KiB cap is refused by the server.
+    @Test func aTextPastTheCapIsRefused() async throws {
+        let world = try World()
+        defer { world.folder.remove() }
+        var (session, _) = await world.session()
+        var long = world.change(1, phone: "1")
+        long.values["notes"] = .text(String(repeating: "x", count: 70_000))
+        guard case .pushAck(1, let rejected) = await session.receive(.push([long])).answers[0] else { Issue.record("not acknowledged"); return }
+        #expect(rejected.first?.code == "valueTooLarge" && rejected.first?.reason.contains("xxx") == false)
+        #expect(try world.count("SELECT COUNT(*) FROM residents") == 0)
+    }
+
     /// A workstation from before 0.5 has a cursor but no checkpoints: its cursor is trusted (no
     /// pulling everything again), unless it lies beyond the server's head.
     @Test func aCursorWithoutCheckpointsIsTrustedWithinTheHead() async throws {

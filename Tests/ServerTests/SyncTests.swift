@@ -128,6 +128,25 @@ import TestSupport
         try await server.stop()
     }
 
+    /// Long notes never make a batch another workstation cannot receive: 140 notes of 64 KiB (9 MB,
+    /// more than a frame may carry) go up and come down in batches limited by bytes as well as count.
+    @Test func longNotesTravelInBatchesEveryoneCanReceive() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        _ = try await a.sync()
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        for n in 0..<140 {
+            try a.setResident(admitted.resident, fields: [("notes", String(repeating: Character(UnicodeScalar(97 + n % 26)!), count: 64 * 1024))], by: "mette")
+        }
+        let pushed = try await a.sync()
+        #expect(pushed.pushed == 143)
+        let pulled = try await b.sync()
+        #expect(pulled.pulled >= 143)
+        #expect(try b.resident(admitted.resident).notes == a.resident(admitted.resident).notes)
+        try await server.stop()
+    }
+
     @Test func theSameFreeRoomGoesToTheStayConfirmedFirst() async throws {
         let server = try await TestServer.start(rooms: 3)
         defer { server.remove() }
