@@ -317,7 +317,9 @@ struct Status: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let status = try reportingErrors { try options.open().status() }
+        let replica = try reportingErrors { try options.open() }
+        let status = try reportingErrors { try replica.status() }
+        let certificate = try reportingErrors { try replica.certificate() }
         if json {
             printJSON(.object([
                 ("replica", .string(status.replica)),
@@ -326,6 +328,7 @@ struct Status: ParsableCommand {
                 ("server", .string(status.server)),
                 ("rejected", .int(status.rejected)),
                 ("lastError", status.lastError.map { .object([("code", .string($0.code)), ("message", .string($0.message)), ("at", .string($0.at))]) } ?? .null),
+                ("certificateExpires", .string(certificate.map { Timestamp.format($0.notValidAfter) })),
             ]))
             return
         }
@@ -335,6 +338,10 @@ struct Status: ParsableCommand {
         print("last sync  \(status.lastSync ?? "never")")
         if let error = status.lastError { print("last error \(error.at): \(error.message)") }
         print("server     \(status.server ?? "none (standalone replica)")")
+        if let certificate {
+            let days = Int(certificate.notValidAfter.timeIntervalSinceNow / 86_400)
+            print("certificate expires \(Timestamp.format(certificate.notValidAfter))" + (days < 30 ? " — renew it soon (shelter server renew, then shelter renew --bundle FILE)" : ""))
+        }
     }
 }
 
@@ -540,5 +547,25 @@ struct Rescue: ParsableCommand {
         print("rescued \(report.rescued) change\(report.rescued == 1 ? "" : "s") of replica \(report.from) into \(replica.id); "
               + "\(report.alreadyOnServer) already on the server, \(report.rescuedBefore) rescued before, \(report.refused) refused by the server")
         if report.rescued > 0 { print("sync this replica to send them: shelter sync --replica \(replica.path)") }
+    }
+}
+
+struct RenewIdentity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "renew",
+        abstract: "Install a renewed certificate (a bundle from `shelter server renew`) in this workstation's replica.",
+        discussion: "The replica id and the shelter CA must be the same; records and unsynced changes stay as they are. The old certificate stops working at the first sync with the new one.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: ArgumentHelp("The renewed bundle.", valueName: "file")) var bundle: String
+
+    func run() throws {
+        let replica = try reportingErrors { try options.open() }
+        guard let data = FileManager.default.contents(atPath: bundle) else {
+            printError("cannot read the bundle file \(bundle)")
+            throw ExitCode(1)
+        }
+        let installed = try reportingErrors { try replica.installBundle(pem: String(decoding: data, as: UTF8.self), source: bundle) }
+        print("certificate \(installed.serial) installed, valid until \(Timestamp.format(installed.notValidAfter)); sync to start using it")
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import Server
+import ShelterDomain
 import ServiceLifecycle
 import UnixSignals
 
@@ -10,7 +11,7 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run and administer the central sync server.",
-        subcommands: [ServerInit.self, Enroll.self, Revoke.self, Run.self, Replicas.self, Backup.self, Restore.self, Certify.self])
+        subcommands: [ServerInit.self, Enroll.self, Renew.self, Revoke.self, Run.self, Replicas.self, Backup.self, Restore.self, Certify.self])
 }
 
 /// The server directory every server command takes.
@@ -65,14 +66,35 @@ struct Enroll: ParsableCommand {
     @OptionGroup var options: ServerDirectoryOptions
     @Option(help: "The workstation's name (unique; letters, digits, - _ .).") var name: String
     @Option(help: ArgumentHelp("Where to write the bundle (default: NAME.bundle).", valueName: "file")) var out: String?
+    @Option(help: ArgumentHelp("The shelter CA's private key (default: DIR/ca-key.pem).", valueName: "path")) var caKey: String?
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
-        let enrollment = try reportingServerErrors { try directory.enroll(name: name, bundlePath: out) }
+        let enrollment = try reportingServerErrors { try directory.enroll(name: name, bundlePath: out, caKeyPath: caKey) }
         print("name     \(enrollment.name)")
         print("replica  \(enrollment.replicaID)")
         print("serial   \(enrollment.serial)")
         print("bundle   \(enrollment.bundlePath)")
+    }
+}
+
+struct Renew: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue a new certificate (a new bundle) for an enrolled workstation: same name and replica id, valid 5 years.",
+        discussion: "The old certificate works until the new one is first used. On the workstation: shelter renew --bundle FILE.")
+
+    @OptionGroup var options: ServerDirectoryOptions
+    @Option(help: "The workstation's name.") var name: String
+    @Option(help: ArgumentHelp("Where to write the bundle (default: NAME.bundle).", valueName: "file")) var out: String?
+    @Option(help: ArgumentHelp("The shelter CA's private key (default: DIR/ca-key.pem).", valueName: "path")) var caKey: String?
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let renewal = try reportingServerErrors { try directory.renew(name: name, bundlePath: out, caKeyPath: caKey) }
+        print("name     \(renewal.name)")
+        print("replica  \(renewal.replicaID)")
+        print("serial   \(renewal.serial)")
+        print("bundle   \(renewal.bundlePath)")
     }
 }
 
@@ -143,10 +165,13 @@ struct Run: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("listening on \(host.contains(":") ? "[\(host)]" : host):\(address.port ?? port)\n".utf8))
             })
         }
+        if server.certificateExpires.timeIntervalSinceNow < ReplicaHealth.Thresholds.expiringWithin {
+            FileHandle.standardError.write(Data("warning: the server's certificate expires on \(Timestamp.format(server.certificateExpires)); issue a new one with `shelter server certify`\n".utf8))
+        }
         var adminLogger = Logger(label: "shelter.admin")
         adminLogger.logLevel = .warning  // `admin on HOST:PORT` below says what Hummingbird's start line would
         let admin = AdminHTTP.application(store: server.store, metrics: server.metrics, host: adminHost, port: adminPort,
-                                          logger: adminLogger) { address in
+                                          serverCertificateExpires: server.certificateExpires, logger: adminLogger) { address in
             FileHandle.standardError.write(Data("admin on \(adminHost.contains(":") ? "[\(adminHost)]" : adminHost):\(address.port ?? adminPort)\n".utf8))
         }
         let group = ServiceGroup(configuration: .init(services: [server, admin], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -173,11 +198,12 @@ struct Replicas: ParsableCommand {
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
-        let report = try reportingServerErrors { try directory.store().healthReport() }
+        let report = try reportingServerErrors { try directory.store().healthReport(serverCertificateExpires: try? directory.serverCertificateExpires()) }
         if json {
             printJSON(.object([
                 ("head", .int(report.head)),
                 ("restoredAt", .string(report.restoredAt)),
+                ("serverCertificateExpires", .string(report.serverCertificateExpires)),
                 ("replicas", .array(report.replicas.map { replica in
                     .object([
                         ("name", .string(replica.name)),
@@ -192,6 +218,7 @@ struct Replicas: ParsableCommand {
                         ("openConflicts", .int(replica.openConflicts)),
                         ("recoveredChanges", .int(replica.recovered)),
                         ("forkedAt", .string(replica.forkedAt)),
+                        ("certificateExpires", .string(replica.certificateExpires)),
                         ("clientVersion", .string(replica.clientVersion)),
                         ("schemaVersion", .int(replica.schemaVersion)),
                         ("lastError", replica.lastError.map { .object([("code", .string($0.code)), ("at", .string($0.at))]) } ?? .null),
@@ -200,15 +227,18 @@ struct Replicas: ParsableCommand {
             ]))
             return
         }
-        var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "RECOVERED", "SKEW MS", "CONFLICTS", "LAST ERROR"])
+        var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "RECOVERED", "SKEW MS", "CONFLICTS",
+                                       "CERT EXPIRES", "LAST ERROR"])
         for replica in report.replicas {
             table.add([replica.name, replica.state.rawValue, replica.lastSeen ?? "never", replica.lastSync ?? "never",
                        String(replica.lag), String(replica.unsynced), String(replica.rejected), String(replica.recovered),
                        replica.clockSkewMs.map(String.init) ?? "-", String(replica.openConflicts),
+                       replica.certificateExpires.map { String($0.prefix(10)) } ?? "-",
                        replica.lastError.map { "\($0.code) at \($0.at)" } ?? ""])
         }
         print(table.text)
-        print("log head \(report.head); \(report.replicas.count) workstation\(report.replicas.count == 1 ? "" : "s") enrolled")
+        print("log head \(report.head); \(report.replicas.count) workstation\(report.replicas.count == 1 ? "" : "s") enrolled"
+              + (report.serverCertificateExpires.map { "; server certificate expires \($0.prefix(10))" } ?? ""))
         if let restored = report.restoredAt {
             print("restored from a backup at \(restored): workstations that have not synced since may still give back changes")
         }

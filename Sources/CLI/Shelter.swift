@@ -16,7 +16,7 @@ struct Shelter: AsyncParsableCommand {
             """,
         subcommands: [
             Init.self, Rooms.self, Admit.self, Assign.self, Discharge.self, Stays.self,
-            ResidentCommand.self, Status.self, History.self, Sync.self, SetServer.self, Rescue.self, Conflicts.self,
+            ResidentCommand.self, Status.self, History.self, Sync.self, SetServer.self, Rescue.self, RenewIdentity.self, Conflicts.self,
             StaffCommand.self, Decide.self, MoveOut.self, Notifications.self, Plan.self, StayCommand.self,
             ComplaintCommand.self, Complaints.self, Rates.self, BillingCommand.self, Meetings.self, Due.self,
             ServerCommand.self,

@@ -57,11 +57,30 @@ extension Replica {
             throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no sync server; create one with `shelter init --bundle FILE --server HOST:PORT`")
         }
         let server = try ServerAddress(serverText)
+        let now = configuration.now()
         return try await recordingOutcome(server: server.description) {
-            try await connect(to: server, stored: stored, connectTimeout: connectTimeout, readTimeout: readTimeout) { connection in
-                try await exchange(over: connection, pull: pull)
+            let bundle = try WorkstationBundle(pem: stored.certificatePEM + "\n" + stored.privateKeyPEM + "\n" + stored.caPEM,
+                                               source: "the identity stored in \(path)")
+            if let problem = certificateProblem(bundle) { throw CertificateProblem(message: problem) }
+            do {
+                return try await connect(to: server, bundle: bundle, connectTimeout: connectTimeout, readTimeout: readTimeout) { connection in
+                    try await exchange(over: connection, pull: pull)
+                }
+            } catch where Self.isHandshakeFailure(error) {
+                // Say why in plain words, never with a TLS library's raw error.
+                throw HandshakeRefused(diagnosis: await Self.diagnoseHandshake(server: server, bundle: bundle, now: now))
             }
         }
+    }
+
+    /// This workstation's own certificate cannot be used (expired, or not yet valid by this clock).
+    struct CertificateProblem: Error { var message: String }
+
+    /// The TLS handshake failed; `diagnosis` says why when the server's certificate shows it.
+    struct HandshakeRefused: Error { var diagnosis: String? }
+
+    static func isHandshakeFailure(_ error: any Error) -> Bool {
+        error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError || error is TLSFailureRecorder.TLSError
     }
 
     /// One sync session over a connection the caller made (an app's own transport, a simulation):
@@ -150,10 +169,8 @@ extension Replica {
         }
     }
 
-    private func connect<T: Sendable>(to server: ServerAddress, stored: StoredIdentity, connectTimeout: TimeAmount, readTimeout: TimeAmount,
+    private func connect<T: Sendable>(to server: ServerAddress, bundle: WorkstationBundle, connectTimeout: TimeAmount, readTimeout: TimeAmount,
                                       _ body: (ChannelConnection) async throws -> T) async throws -> T {
-        let bundle = try WorkstationBundle(pem: stored.certificatePEM + "\n" + stored.privateKeyPEM + "\n" + stored.caPEM,
-                                           source: "the identity stored in \(path)")
         let sslContext = try NIOSSLContext(configuration: TLSSettings.client(identity: bundle.identity, ca: bundle.caCertificate))
         let hostname = server.isIPAddress ? nil : server.host
         let tlsFailure = TLSFailureRecorder()
@@ -352,8 +369,13 @@ extension Replica {
             return ("local", error.message)
         case let error as TransportError:
             return ("identity", "this replica's workstation identity cannot be used: \(error.message)")
+        case let problem as CertificateProblem:
+            return ("certificate", problem.message)
+        case let refused as HandshakeRefused:
+            return ("tls", "the TLS handshake with the sync server at \(server) failed: " + (refused.diagnosis
+                ?? "the server did not accept this workstation's certificate (was it renewed or revoked, or is this workstation enrolled with another server?)"))
         case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError, is TLSFailureRecorder.TLSError:
-            return ("tls", "the TLS handshake with the sync server at \(server) failed (\(error)); is this workstation enrolled with this server, and is its certificate still valid?")
+            return ("tls", "the TLS handshake with the sync server at \(server) failed; is this workstation enrolled with this server, and is its certificate still valid?")
         case is ReadIdleTimeout.Timeout:
             return ("timeout", "the sync server at \(server) stopped answering")
         case let error as NIOConnectionError:

@@ -7,11 +7,12 @@ import NIOCore
 /// `GET /metrics` (Prometheus text), `GET /healthz`, and `GET /` (the replicas table, refreshing itself).
 /// It shows workstation names, states, times and counts — never a resident's name, CPR number or note.
 public enum AdminHTTP {
-    public static func application(store: ServerStore, metrics: ServerMetrics, host: String, port: Int, logger: Logger,
+    public static func application(store: ServerStore, metrics: ServerMetrics, host: String, port: Int,
+                                   serverCertificateExpires: Date? = nil, logger: Logger,
                                    onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
-            let report = try await store.healthReport()
+            let report = try await store.healthReport(serverCertificateExpires: serverCertificateExpires)
             metrics.update(with: report)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
@@ -26,7 +27,7 @@ public enum AdminHTTP {
             }
         }
         router.get("/") { _, _ -> Response in
-            let report = try await store.healthReport()
+            let report = try await store.healthReport(serverCertificateExpires: serverCertificateExpires)
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: page(report))))
         }
@@ -48,6 +49,7 @@ public enum AdminHTTP {
 
     static let colours: [ReplicaHealth.State: String] = [
         .ok: "#1e7d32", .behind: "#b26a00", .stale: "#c62828", .revoked: "#6a1b9a", .forked: "#ad1457", .neverSynced: "#546e7a",
+        .expiring: "#ef6c00",
     ]
 
     /// The replicas table as a page that reloads itself every 10 seconds.
@@ -61,7 +63,7 @@ public enum AdminHTTP {
                 <td><span class="state" style="background:\(colour)">\(replica.state.rawValue)</span></td>\
                 <td>\(escape(replica.lastSeen ?? "never"))</td><td>\(escape(replica.lastSync ?? "never"))</td>\
                 <td class="n">\(replica.lag)</td><td class="n">\(replica.unsynced)</td><td class="n">\(replica.rejected)</td>\
-                <td class="n">\(replica.recovered)</td>\
+                <td class="n">\(replica.recovered)</td><td>\(escape(replica.certificateExpires.map { String($0.prefix(10)) } ?? ""))</td>\
                 <td class="n">\(replica.clockSkewMs.map(String.init) ?? "")</td><td class="n">\(replica.openConflicts)</td>\
                 <td>\(escape(replica.clientVersion ?? ""))</td><td>\(error)</td></tr>
 
@@ -79,9 +81,10 @@ public enum AdminHTTP {
             </style></head><body>
             <h1>ShelterSync replicas</h1>
             <p>Server log head \(report.head) · generated \(escape(report.generatedAt)) · this page refreshes every 10 seconds.</p>
+            \(report.serverCertificateExpires.map { "<p>The server's certificate expires \(escape($0)).</p>" } ?? "")
             \(report.restoredAt.map { "<p>Restored from a backup at \(escape($0)): workstations that have not synced since may still give back changes.</p>" } ?? "")
             <table><thead><tr><th>workstation</th><th>state</th><th>last seen</th><th>last sync</th><th>lag</th><th>unsynced</th>\
-            <th>rejected</th><th>recovered</th><th>clock skew ms</th><th>open conflicts</th><th>client</th><th>last error</th></tr></thead>
+            <th>rejected</th><th>recovered</th><th>certificate expires</th><th>clock skew ms</th><th>open conflicts</th><th>client</th><th>last error</th></tr></thead>
             <tbody>
             \(rows)</tbody></table>
             </body></html>

@@ -17,6 +17,8 @@ public struct ReplicaHealth: Hashable, Sendable {
         case forked
         /// Enrolled, never synced.
         case neverSynced = "never-synced"
+        /// Its certificate expires within `Thresholds.expiringWithin` (30 days): renew it.
+        case expiring
     }
 
     /// When a workstation counts as behind or stale; set by `shelter server run` options.
@@ -25,6 +27,9 @@ public struct ReplicaHealth: Hashable, Sendable {
         public var behindLag: Int64
         /// `stale` when the last successful sync is older than this.
         public var staleAfter: TimeInterval
+
+        /// `expiring` when the certificate expires sooner than this.
+        public static let expiringWithin: TimeInterval = 30 * 86_400
 
         public init(behindLag: Int64 = 500, staleAfter: TimeInterval = 24 * 3600) {
             self.behindLag = behindLag
@@ -61,16 +66,20 @@ public struct ReplicaHealth: Hashable, Sendable {
     public var recovered: Int64
     /// When two histories were first seen under its replica id.
     public var forkedAt: String?
+    /// When its certificate expires (nil: not known yet — enrolled before 0.5 and not seen since).
+    public var certificateExpires: String?
     public var revoked: Bool
     public var state: State
 
-    /// The state, in order of precedence: revoked, forked, never synced, stale, behind, ok.
-    public static func state(revoked: Bool, forked: Bool = false, lastSync: Date?, lag: Int64, now: Date, thresholds: Thresholds) -> State {
+    /// The state, in order of precedence: revoked, forked, never synced, stale, behind, expiring, ok.
+    public static func state(revoked: Bool, forked: Bool = false, lastSync: Date?, lag: Int64, certificateExpires: Date? = nil,
+                             now: Date, thresholds: Thresholds) -> State {
         if revoked { return .revoked }
         if forked { return .forked }
         guard let lastSync else { return .neverSynced }
         if now.timeIntervalSince(lastSync) > thresholds.staleAfter { return .stale }
         if lag > thresholds.behindLag { return .behind }
+        if let certificateExpires, certificateExpires.timeIntervalSince(now) < Thresholds.expiringWithin { return .expiring }
         return .ok
     }
 
@@ -87,5 +96,7 @@ public struct HealthReport: Hashable, Sendable {
     /// When the store was restored from a backup, while workstations may still be giving back
     /// changes it lost (until every one not revoked has synced since); nil otherwise.
     public var restoredAt: String?
+    /// When the server's own certificate expires (nil when the reader does not know it).
+    public var serverCertificateExpires: String?
     public var replicas: [ReplicaHealth]
 }

@@ -102,12 +102,23 @@ public struct ServerDirectory: Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    public func ca() throws -> ShelterCA {
-        do {
-            return ShelterCA(identity: try Identity(certificatePEM: try read(caCertificatePath), privateKeyPEM: try read(caKeyPath), source: caCertificatePath))
-        } catch let error as TransportError {
-            throw ServerError(.directory, error.message, underlying: error)
+    /// The shelter CA with its private key, read from `keyPath` (default `ca-key.pem` here): needed to
+    /// issue certificates, never to run the server.
+    public func ca(keyPath: String? = nil) throws -> ShelterCA {
+        let keyPath = keyPath ?? caKeyPath
+        guard FileManager.default.fileExists(atPath: keyPath) else {
+            throw ServerError(.directory, "no CA key at \(keyPath): issuing a certificate needs the shelter CA's key (--ca-key PATH)")
         }
+        do {
+            return ShelterCA(identity: try Identity(certificatePEM: try read(caCertificatePath), privateKeyPEM: try read(keyPath), source: keyPath))
+        } catch let error as TransportError {
+            throw ServerError(.directory, "\(error.message) (is \(keyPath) the key of this shelter's CA?)", underlying: error)
+        }
+    }
+
+    /// When the server's certificate expires.
+    public func serverCertificateExpires() throws -> Date {
+        try serverIdentity().certificate.notValidAfter
     }
 
     /// The CA's certificate alone: what a running server needs to check workstations (the CA's key
@@ -136,12 +147,12 @@ public struct ServerDirectory: Sendable {
     }
 
     /// Issues one workstation identity and writes its bundle (0600, never over an existing file).
-    public func enroll(name: String, bundlePath: String? = nil, now: Date = Date()) throws -> Enrollment {
+    public func enroll(name: String, bundlePath: String? = nil, caKeyPath: String? = nil, now: Date = Date()) throws -> Enrollment {
         guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
             throw ServerError(.directory, "workstation name '\(name)' must be 1–64 letters, digits, '-', '_' or '.'")
         }
         let store = try store()
-        let ca = try ca()
+        let ca = try ca(keyPath: caKeyPath)
         let replicaID = ReplicaID.random()
         let identity = try ca.issueWorkstation(name: name, replicaID: replicaID, now: now)
         let bundle = try WorkstationBundle(identity: identity, caCertificate: ca.certificate)
@@ -154,7 +165,33 @@ public struct ServerDirectory: Sendable {
         // the two leaves a journal line that the next `server run` applies).
         do {
             try appendJournal(.enroll(replicaID: replicaID, name: name, serial: identity.serial, at: Timestamp.format(now)))
-            try store.enroll(name: name, replicaID: replicaID, serial: identity.serial, at: now)
+            try store.enroll(name: name, replicaID: replicaID, serial: identity.serial, expires: identity.certificate.notValidAfter, at: now)
+        } catch {
+            unlink(out)
+            throw error
+        }
+        return Enrollment(name: name, replicaID: replicaID, serial: identity.serial, bundlePath: out)
+    }
+
+    /// Issues a new certificate (a new bundle) for an enrolled workstation: the same name and replica
+    /// id, a new key, valid 5 years from `now`. The old certificate keeps working until the new one is
+    /// first used, and stops then. The workstation installs it with `shelter renew --bundle FILE`.
+    public func renew(name: String, bundlePath: String? = nil, caKeyPath: String? = nil, now: Date = Date()) throws -> Enrollment {
+        let store = try store()
+        guard let replicaID = try store.replicaID(named: name) else {
+            throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+        }
+        let ca = try ca(keyPath: caKeyPath)
+        let identity = try ca.issueWorkstation(name: name, replicaID: replicaID, now: now)
+        let bundle = try WorkstationBundle(identity: identity, caCertificate: ca.certificate)
+        let out = bundlePath ?? "\(name).bundle"
+        do { try PrivateFile.create(at: out, contents: Array(try bundle.pem().utf8)) } catch {
+            throw ServerError(.directory, error as? PrivateFile.Failure == .exists ? "\(out) already exists; not overwriting it" : "cannot write \(out): \(error)")
+        }
+        do {
+            try appendJournal(.renew(replicaID: replicaID, serial: identity.serial, expires: Timestamp.format(identity.certificate.notValidAfter),
+                                     at: Timestamp.format(now)))
+            _ = try store.renew(name: name, serial: identity.serial, expires: identity.certificate.notValidAfter)
         } catch {
             unlink(out)
             throw error
@@ -288,16 +325,7 @@ public struct ServerDirectory: Sendable {
     /// by the shelter CA whose key is at `caKeyPath` (default `ca-key.pem` in the directory), and
     /// puts it in place of the old one. A running server uses it after a restart.
     public func certify(hosts: [String], caKeyPath: String? = nil, now: Date = Date()) throws -> (serial: String, validUntil: String) {
-        let keyPath = caKeyPath ?? self.caKeyPath
-        guard FileManager.default.fileExists(atPath: keyPath) else {
-            throw ServerError(.directory, "no CA key at \(keyPath): issuing a server certificate needs the shelter CA's key (--ca-key PATH)")
-        }
-        let ca: ShelterCA
-        do {
-            ca = ShelterCA(identity: try Identity(certificatePEM: try read(caCertificatePath), privateKeyPEM: try read(keyPath), source: keyPath))
-        } catch let error as TransportError {
-            throw ServerError(.directory, "\(error.message) (is \(keyPath) the key of this shelter's CA?)", underlying: error)
-        }
+        let ca = try ca(keyPath: caKeyPath)
         for host in hosts where host.isEmpty || host.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ServerError(.directory, "'\(host)' is not a host name or an IP address")
         }

@@ -35,8 +35,15 @@ public final class ServerMetrics: Sendable {
     /// Sets the per-workstation gauges from a health report (at scrape time).
     public func update(with report: HealthReport, now: Date = Date()) {
         Gauge(label: "shelter_log_head", factory: factory).record(Double(report.head))
+        if let expires = report.serverCertificateExpires.flatMap({ try? Date($0, strategy: .iso8601) }) {
+            Gauge(label: "shelter_server_certificate_expires_in_seconds", factory: factory).record(expires.timeIntervalSince(now).rounded())
+        }
         for replica in report.replicas {
             let name = [("replica", replica.name)]
+            if let expires = replica.certificateExpires.flatMap({ try? Date($0, strategy: .iso8601) }) {
+                Gauge(label: "shelter_replica_certificate_expires_in_seconds", dimensions: name, factory: factory)
+                    .record(expires.timeIntervalSince(now).rounded())
+            }
             Gauge(label: "shelter_replica_lag", dimensions: name, factory: factory).record(Double(replica.lag))
             Gauge(label: "shelter_replica_unsynced", dimensions: name, factory: factory).record(Double(replica.unsynced))
             Gauge(label: "shelter_replica_rejected", dimensions: name, factory: factory).record(Double(replica.rejected))

@@ -13,10 +13,13 @@ public struct ServerSession: Sendable {
         /// The replica id in the certificate; nil when it carries none.
         public var replicaID: ReplicaID?
         public var serial: String
+        /// When the certificate expires.
+        public var notValidAfter: Date?
 
-        public init(replicaID: ReplicaID?, serial: String) {
+        public init(replicaID: ReplicaID?, serial: String, notValidAfter: Date? = nil) {
             self.replicaID = replicaID
             self.serial = serial
+            self.notValidAfter = notValidAfter
         }
     }
 
@@ -154,8 +157,15 @@ public struct ServerSession: Sendable {
             if registration.revokedAt != nil {
                 return .failure(ServerError(.revoked, "the certificate of workstation \(registration.name) was revoked"))
             }
-            guard peer.serial == registration.serial else {
-                return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name)"))
+            if peer.serial != registration.serial {
+                // A renewed certificate: from its first use on, the old one stops working.
+                guard peer.serial == registration.pendingSerial else {
+                    return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name) (it was renewed, or the workstation was enrolled again)"))
+                }
+                try await store.promotePendingCertificate(certified)
+            }
+            if let expires = peer.notValidAfter {
+                try await store.recordCertificateExpiry(certified, serial: peer.serial, expires: expires)
             }
             guard hello.replicaID == certified else {
                 return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))

@@ -103,6 +103,9 @@ public struct ServerStore: Sendable {
                 ALTER TABLE server_replicas ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE server_replicas ADD COLUMN forked_at TEXT;
                 ALTER TABLE server_replicas ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE server_replicas ADD COLUMN certificate_expires TEXT;
+                ALTER TABLE server_replicas ADD COLUMN pending_serial TEXT;
+                ALTER TABLE server_replicas ADD COLUMN pending_expires TEXT;
                 ALTER TABLE server_rejections ADD COLUMN digest BLOB;
                 """)
             try SyncStore(schema: ShelterSchema.schema, chained: true).extendChain(db)
@@ -211,6 +214,8 @@ public struct ServerStore: Sendable {
         public var serial: String
         public var enrolledAt: String
         public var revokedAt: String?
+        /// A renewed certificate not used yet: the old one works until this one is first used.
+        public var pendingSerial: String?
         public var acknowledged: UInt64
         /// When the server first saw two histories under this replica id (a copied replica file, a
         /// second replica from one bundle, a workstation restored from its own backup).
@@ -227,11 +232,35 @@ public struct ServerStore: Sendable {
         }
     }
 
-    public func enroll(name: String, replicaID: ReplicaID, serial: String, at: Date = Date()) throws {
+    public func enroll(name: String, replicaID: ReplicaID, serial: String, expires: Date? = nil, at: Date = Date()) throws {
         try pool.write { db in
             try Self.checkNameIsFree(db, name)
-            try db.execute(sql: "INSERT INTO server_replicas (replica_id, name, serial, enrolled_at) VALUES (?, ?, ?, ?)",
-                           arguments: [replicaID.description, name, serial, Timestamp.format(at)])
+            try db.execute(sql: "INSERT INTO server_replicas (replica_id, name, serial, enrolled_at, certificate_expires) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [replicaID.description, name, serial, Timestamp.format(at), expires.map(Timestamp.format)])
+        }
+    }
+
+    /// Records a renewed certificate for a workstation: the old one keeps working until the new one
+    /// is first used, and stops then.
+    public func renew(name: String, serial: String, expires: Date) throws -> ReplicaID {
+        try pool.write { db in
+            guard let id = try String.fetchOne(db, sql: "SELECT replica_id FROM server_replicas WHERE name = ?", arguments: [name]),
+                  let replica = ReplicaID(id) else {
+                throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+            }
+            try db.execute(sql: "UPDATE server_replicas SET pending_serial = ?, pending_expires = ? WHERE replica_id = ?",
+                           arguments: [serial, Timestamp.format(expires), id])
+            return replica
+        }
+    }
+
+    /// The renewed certificate was used: it replaces the old one, which stops working.
+    func promotePendingCertificate(_ replicaID: ReplicaID) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE server_replicas SET serial = pending_serial, certificate_expires = pending_expires,
+                    pending_serial = NULL, pending_expires = NULL WHERE replica_id = ? AND pending_serial IS NOT NULL
+                """, arguments: [replicaID.description])
         }
     }
 
@@ -290,6 +319,12 @@ public struct ServerStore: Sendable {
                     revoked += db.changesCount
                 case .run(let writer, let at):
                     try db.execute(sql: "INSERT OR IGNORE INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, at])
+                case .renew(let id, let serial, let expires, _):
+                    // A renewal the store lacks: the new certificate becomes usable (pending until first use).
+                    try db.execute(sql: """
+                        UPDATE server_replicas SET pending_serial = ?, pending_expires = ?
+                        WHERE replica_id = ? AND serial != ? AND (pending_serial IS NULL OR pending_serial != ?)
+                        """, arguments: [serial, expires, id.description, serial, serial])
                 }
             }
             return (enrolled, revoked)
@@ -300,8 +335,17 @@ public struct ServerStore: Sendable {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM server_replicas WHERE replica_id = ?", arguments: [replicaID.description]).map {
                 Registration(replicaID: replicaID, name: $0["name"], serial: $0["serial"], enrolledAt: $0["enrolled_at"],
-                             revokedAt: $0["revoked_at"], acknowledged: UInt64($0["acknowledged"] as Int64), forkedAt: $0["forked_at"])
+                             revokedAt: $0["revoked_at"], pendingSerial: $0["pending_serial"], acknowledged: UInt64($0["acknowledged"] as Int64), forkedAt: $0["forked_at"])
             }
+        }
+    }
+
+    /// Records when the certificate a workstation presented expires, when the registry does not know
+    /// (a workstation enrolled before 0.5).
+    func recordCertificateExpiry(_ replicaID: ReplicaID, serial: String, expires: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE server_replicas SET certificate_expires = ? WHERE replica_id = ? AND serial = ? AND certificate_expires IS NULL",
+                           arguments: [Timestamp.format(expires), replicaID.description, serial])
         }
     }
 
@@ -877,15 +921,15 @@ extension ServerStore {
     }
 
     /// Every enrolled workstation's health, read in one transaction. Safe while the server runs.
-    public func healthReport(now: Date = Date()) throws -> HealthReport {
-        try pool.read { db in try Self.healthReport(db, now: now) }
+    public func healthReport(now: Date = Date(), serverCertificateExpires: Date? = nil) throws -> HealthReport {
+        try pool.read { db in try Self.healthReport(db, now: now, serverCertificateExpires: serverCertificateExpires) }
     }
 
-    public func healthReport(now: Date = Date()) async throws -> HealthReport {
-        try await pool.read { db in try Self.healthReport(db, now: now) }
+    public func healthReport(now: Date = Date(), serverCertificateExpires: Date? = nil) async throws -> HealthReport {
+        try await pool.read { db in try Self.healthReport(db, now: now, serverCertificateExpires: serverCertificateExpires) }
     }
 
-    static func healthReport(_ db: Database, now: Date) throws -> HealthReport {
+    static func healthReport(_ db: Database, now: Date, serverCertificateExpires: Date? = nil) throws -> HealthReport {
         let thresholds = try thresholds(db)
         let head = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0
         // Open conflicts per replica that wrote one of their values (few rows: open conflicts only).
@@ -907,13 +951,16 @@ extension ServerStore {
                 lastError: errorCode.map { ReplicaHealth.LastError(code: $0, at: errorAt ?? "") },
                 lag: lastSync == nil ? head : lag, unsynced: row["unsynced"], rejected: row["rejected"],
                 clientVersion: row["client_version"], schemaVersion: row["schema_version"], clockSkewMs: row["clock_skew_ms"],
-                openConflicts: openConflicts[id] ?? 0, recovered: row["recovered"], forkedAt: row["forked_at"], revoked: revoked,
+                openConflicts: openConflicts[id] ?? 0, recovered: row["recovered"], forkedAt: row["forked_at"],
+                certificateExpires: row["certificate_expires"], revoked: revoked,
                 state: ReplicaHealth.state(revoked: revoked, forked: (row["forked_at"] as String?) != nil,
                                            lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
-                                           lag: lag, now: now, thresholds: thresholds))
+                                           lag: lag, certificateExpires: (row["certificate_expires"] as String?).flatMap { try? Date($0, strategy: .iso8601) },
+                                           now: now, thresholds: thresholds))
         }
         let restoredAt = try db.tableExists("server_identity") ? try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") : nil
-        return HealthReport(head: head, generatedAt: Timestamp.format(now), restoredAt: restoredAt, replicas: replicas)
+        return HealthReport(head: head, generatedAt: Timestamp.format(now), restoredAt: restoredAt,
+                            serverCertificateExpires: serverCertificateExpires.map(Timestamp.format), replicas: replicas)
     }
 
     /// Whether the store takes writes (for `/healthz`); returns the log head.
@@ -934,12 +981,15 @@ enum RegistryEntry: Hashable, Sendable {
     case revoke(replicaID: ReplicaID, at: String)
     /// A run of the server started, writing under `writer`: a restored store then still knows it.
     case run(writer: ReplicaID, at: String)
+    /// A workstation's certificate was renewed: the new serial, until when it is valid.
+    case renew(replicaID: ReplicaID, serial: String, expires: String, at: String)
 
     var line: String {
         switch self {
         case .enroll(let id, let name, let serial, let at): ["enroll", id.description, name, serial, at].joined(separator: "\t")
         case .revoke(let id, let at): ["revoke", id.description, at].joined(separator: "\t")
         case .run(let writer, let at): ["run", writer.description, at].joined(separator: "\t")
+        case .renew(let id, let serial, let expires, let at): ["renew", id.description, serial, expires, at].joined(separator: "\t")
         }
     }
 
@@ -955,6 +1005,9 @@ enum RegistryEntry: Hashable, Sendable {
         case "run" where fields.count == 3:
             guard let writer = ReplicaID(fields[1]) else { return nil }
             self = .run(writer: writer, at: fields[2])
+        case "renew" where fields.count == 5:
+            guard let id = ReplicaID(fields[1]), !fields[2].isEmpty else { return nil }
+            self = .renew(replicaID: id, serial: fields[2], expires: fields[3], at: fields[4])
         default:
             return nil
         }

@@ -35,6 +35,8 @@ public final class SyncServer: Service, Sendable {
 
     public let store: ServerStore
     public let metrics: ServerMetrics
+    /// When the server's own certificate expires.
+    public let certificateExpires: Date
     let configuration: Configuration
     let sslContext: NIOSSLContext
     let logger: Logger
@@ -43,10 +45,15 @@ public final class SyncServer: Service, Sendable {
     public init(directory: ServerDirectory, configuration: Configuration = Configuration(), logger: Logger,
                 metrics: ServerMetrics = ServerMetrics(), statementObserver: (@Sendable (String) -> Void)? = nil,
                 onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) throws {
+        let identity = try directory.serverIdentity()
+        let expires = identity.certificate.notValidAfter
+        guard expires > Date() else {
+            throw ServerError(.directory, "the server's certificate (\(directory.serverCertificatePath)) expired on \(Timestamp.format(expires)); issue a new one with `shelter server certify --dir \(directory.path) --host NAME`")
+        }
+        self.certificateExpires = expires
         self.store = try directory.storeForServing(statementObserver: statementObserver)
         self.metrics = metrics
         self.configuration = configuration
-        let identity = try directory.serverIdentity()
         self.sslContext = try NIOSSLContext(configuration: TLSSettings.server(identity: identity, ca: try directory.caCertificate()))
         self.logger = logger
         self.onListening = onListening
@@ -120,7 +127,9 @@ public final class SyncServer: Service, Sendable {
         func open() async -> ServerSession {
             // The handshake is complete once a message has arrived: the peer's certificate is known.
             let peer = try? await connection.channel.nioSSL_peerCertificate().get().flatMap { certificate in
-                (try? TLSSettings.certificate(certificate)).map { ServerSession.Peer(replicaID: $0.replicaID, serial: $0.serialNumber.hex) }
+                (try? TLSSettings.certificate(certificate)).map {
+                    ServerSession.Peer(replicaID: $0.replicaID, serial: $0.serialNumber.hex, notValidAfter: $0.notValidAfter)
+                }
             }
             return ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
                                  logger: logger, onMerge: { metrics.mergeDuration($0) })

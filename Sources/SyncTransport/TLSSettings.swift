@@ -27,6 +27,17 @@ public enum TLSSettings {
         return configuration
     }
 
+    /// For looking at a server's certificate after a refused handshake (to say why in plain words):
+    /// the workstation's own certificate, and no check of the server's. Never used to sync.
+    public static func probe(identity: Identity) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.certificateVerification = .none
+        configuration.certificateChain = [.certificate(try nio(identity.certificate))]
+        configuration.privateKey = .privateKey(try nio(identity.privateKey))
+        return configuration
+    }
+
     public static func nio(_ certificate: Certificate) throws -> NIOSSLCertificate {
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)

@@ -1,5 +1,6 @@
 import ClientKit
 import Foundation
+import Logging
 import Server
 import ShelterDomain
 import Testing
@@ -25,6 +26,11 @@ import TestSupport
         #expect(ReplicaHealth.state(revoked: false, forked: true, lastSync: nil, lag: 500, now: now, thresholds: thresholds) == .forked,
                 "forked outranks never-synced, stale and behind")
         #expect(ReplicaHealth.state(revoked: true, forked: true, lastSync: now, lag: 0, now: now, thresholds: thresholds) == .revoked)
+        let soon = now.addingTimeInterval(10 * 86_400), later = now.addingTimeInterval(40 * 86_400)
+        #expect(ReplicaHealth.state(revoked: false, lastSync: now, lag: 0, certificateExpires: soon, now: now, thresholds: thresholds) == .expiring)
+        #expect(ReplicaHealth.state(revoked: false, lastSync: now, lag: 0, certificateExpires: later, now: now, thresholds: thresholds) == .ok)
+        #expect(ReplicaHealth.state(revoked: false, lastSync: now, lag: 101, certificateExpires: soon, now: now, thresholds: thresholds) == .behind,
+                "behind outranks expiring")
     }
 }
 
@@ -61,7 +67,7 @@ import TestSupport
         let byName = Dictionary(uniqueKeysWithValues: replicas.map { ($0["name"] as! String, $0) })
         #expect(Set(byName.keys) == ["reception", "office", "night", "garden"])
         #expect(Set(replicas[0].keys) == ["name", "replicaId", "state", "lastSeen", "lastSync", "lag", "unsynced", "rejected",
-                                          "clockSkewMs", "openConflicts", "recoveredChanges", "forkedAt", "clientVersion", "schemaVersion", "lastError"])
+                                          "clockSkewMs", "openConflicts", "recoveredChanges", "forkedAt", "certificateExpires", "clientVersion", "schemaVersion", "lastError"])
         #expect(replicas.allSatisfy { $0["recoveredChanges"] as? Int == 0 && $0["forkedAt"] is NSNull })
         let office = try #require(byName["office"]), reception = try #require(byName["reception"])
         #expect(office["state"] as? String == "ok" && office["lag"] as? Int == 0 && office["unsynced"] as? Int == 0)
@@ -176,5 +182,54 @@ enum PrometheusText {
             samples.values[Samples.key(String(match.output.1), labels)] = value
         }
         return samples
+    }
+}
+
+/// Certificates that expire: the admin is told before, the workstation says so in plain words after,
+/// and a server with an expired certificate does not start.
+@Suite struct CertificateExpiryTests {
+    static let fiveYears: TimeInterval = 5 * 365 * 86_400
+
+    @Test func aCertificateNearItsEndIsExpiringAndAnExpiredOneIsRefusedClearly() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        // Enrolled long ago: one expires in ten days, one expired yesterday.
+        let soon = try server.directory.enroll(name: "soon", bundlePath: server.folder.file("soon.bundle"),
+                                               now: Date().addingTimeInterval(-Self.fiveYears + 10 * 86_400))
+        let old = try server.directory.enroll(name: "old", bundlePath: server.folder.file("old.bundle"),
+                                              now: Date().addingTimeInterval(-Self.fiveYears - 86_400))
+        func replica(_ enrollment: ServerDirectory.Enrollment) throws -> Replica {
+            try Replica.create(at: server.folder.file("\(enrollment.name).replica"),
+                               bundlePEM: String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self),
+                               bundleSource: enrollment.bundlePath, server: server.address)
+        }
+        _ = try await replica(soon).sync()
+        let report = try await server.directory.store().healthReport(serverCertificateExpires: try server.directory.serverCertificateExpires())
+        #expect(report.replicas.first { $0.name == "soon" }?.state == .expiring)
+        #expect(report.serverCertificateExpires != nil)
+        let expired = try replica(old)
+        do {
+            _ = try await expired.sync()
+            Issue.record("a workstation with an expired certificate synced")
+        } catch let error as ReplicaError {
+            #expect(error.message.contains("certificate expired on") && error.message.contains("shelter server renew --name old"), "\(error.message)")
+        }
+        #expect(try expired.status().lastError?.code == "certificate")
+        let page = try await HTTPGet.get(port: server.adminPort, path: "/metrics")
+        #expect(page.body.contains("shelter_replica_state{replica=\"soon\",state=\"expiring\"} 1"))
+        #expect(page.body.contains("shelter_server_certificate_expires_in_seconds"))
+        try await server.stop()
+    }
+
+    @Test func aServerWhoseCertificateExpiredDoesNotStart() throws {
+        let folder = try TemporaryDirectory("expired")
+        defer { folder.remove() }
+        let directory = try ServerDirectory.initialize(at: folder.file("srv"), rooms: 2, now: Date().addingTimeInterval(-Self.fiveYears - 86_400))
+        do {
+            _ = try SyncServer(directory: directory, logger: Logger(label: "test"))
+            Issue.record("a server with an expired certificate started")
+        } catch let error as ServerError {
+            #expect(error.message.contains("expired on") && error.message.contains("shelter server certify"))
+        }
     }
 }

@@ -38,7 +38,8 @@ public final class TestServer: Sendable {
             continuation.yield(address.port ?? 0)
             continuation.finish()
         }
-        let admin = AdminHTTP.application(store: server.store, metrics: server.metrics, host: "127.0.0.1", port: 0, logger: logger) { address in
+        let admin = AdminHTTP.application(store: server.store, metrics: server.metrics, host: "127.0.0.1", port: 0,
+                                          serverCertificateExpires: server.certificateExpires, logger: logger) { address in
             adminContinuation.yield(address.port ?? 0)
             adminContinuation.finish()
         }
