@@ -409,8 +409,12 @@ struct Sync: AsyncParsableCommand {
                 ("durationMs", .int(report.durationMs)),
                 ("recovered", .int(report.recovered)),
                 ("resumedFrom", report.resumedFrom.map { .int($0) } ?? .null),
+                ("restamped", .int(report.restamped)),
             ]))
         } else {
+            if report.restamped > 0 {
+                print("\(report.restamped) change\(report.restamped == 1 ? "" : "s") made while this workstation's clock was ahead \(report.restamped == 1 ? "was" : "were") stamped again with the right time")
+            }
             if report.recovered > 0 || report.resumedFrom != nil {
                 var healed = "the server had gone back in time (restored from a backup):"
                 if report.recovered > 0 { healed += " gave back \(report.recovered) change\(report.recovered == 1 ? "" : "s") it had lost;" }

@@ -127,6 +127,8 @@ struct Run: AsyncParsableCommand {
     var behindLag = 500
     @Option(help: ArgumentHelp("A workstation is `stale` when its last successful sync is older than this.", valueName: "hours"))
     var staleAfter = 24.0
+    @Option(help: ArgumentHelp("Refuse a workstation whose clock differs from the server's by more than this.", valueName: "seconds"))
+    var maxClockSkew = 300
 
     func validate() throws {
         _ = try parseListen(listen)
@@ -134,6 +136,7 @@ struct Run: AsyncParsableCommand {
         guard behindLag >= 0 else { throw ValidationError("--behind-lag must be 0 or more") }
         guard staleAfter > 0 else { throw ValidationError("--stale-after must be more than 0 hours") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be more than 0 seconds") }
+        guard (1...86_400).contains(maxClockSkew) else { throw ValidationError("--max-clock-skew must be between 1 and 86400 seconds") }
         guard (1...10_000).contains(maxBatch) else { throw ValidationError("--max-batch must be between 1 and 10000") }
     }
 
@@ -157,6 +160,7 @@ struct Run: AsyncParsableCommand {
         var configuration = SyncServer.Configuration(host: host, port: port)
         configuration.idleTimeout = .seconds(Int64(idleTimeout))
         configuration.maximumBatch = maxBatch
+        configuration.maxClockSkew = TimeInterval(maxClockSkew)
         try reportingServerErrors {
             try directory.store().saveThresholds(.init(behindLag: Int64(behindLag), staleAfter: staleAfter * 3600))
         }

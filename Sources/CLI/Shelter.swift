@@ -60,7 +60,11 @@ struct ReplicaOptions: ParsableArguments {
     }
 
     func open() throws -> Replica {
-        try Replica.open(at: try replicaPath, configuration: configuration)
+        let replica = try Replica.open(at: try replicaPath, configuration: configuration)
+        if let warning = try? replica.clockWarning() {
+            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+        }
+        return replica
     }
 }
 

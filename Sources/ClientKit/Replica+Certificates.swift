@@ -44,6 +44,15 @@ extension Replica {
         }
     }
 
+    /// A warning for staff before they write, when the last sync found this workstation's clock
+    /// further from the server's than the server allows (its writes would carry a wrong time).
+    public func clockWarning() throws -> String? {
+        let state = try read { db in try store.state(db) }
+        guard let skew = state.clockSkewMs, skew.magnitude > state.maxClockSkewMs else { return nil }
+        let how = skew == .max ? "too far from" : "\(skew.magnitude / 60_000) minutes \(skew > 0 ? "ahead of" : "behind")"
+        return "at the last sync this workstation's clock was \(how) the server's: set the clock right, or what is written now carries a wrong time"
+    }
+
     /// Why a sync cannot even start with this certificate, in plain words; nil when it can.
     func certificateProblem(_ bundle: WorkstationBundle) -> String? {
         let certificate = bundle.identity.certificate

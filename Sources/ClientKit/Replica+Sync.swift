@@ -25,6 +25,8 @@ public struct SyncReport: Hashable, Sendable {
     /// Where this replica pulled again from, when the server's history had diverged from the one
     /// it had pulled (the server went back in time); nil when nothing diverged.
     public var resumedFrom: Int64?
+    /// This replica's unsynced changes that a wrong clock had stamped ahead, stamped again before the push.
+    public var restamped: Int = 0
 }
 
 /// A connection to the sync server that carries whole protocol messages: TLS in `sync()`, memory
@@ -98,7 +100,14 @@ extension Replica {
         } catch {
             let failure = Self.syncFailure(error, server: server, path: path)
             let at = Timestamp.format(configuration.now())
-            _ = try? await performAsync { db in try store.recordSync(db, at: at, errorCode: failure.code, error: failure.message) }
+            _ = try? await performAsync { db in
+                try store.recordSync(db, at: at, errorCode: failure.code, error: failure.message)
+                if failure.code == "clockSkew" {
+                    // How far off is in the server's message; for the warning, "beyond the bound" is enough.
+                    let state = try store.state(db)
+                    try store.recordClock(db, skewMilliseconds: .max, maximumSkewMilliseconds: state.maxClockSkewMs)
+                }
+            }
             throw ReplicaError(.syncFailed, failure.message, underlying: error)
         }
     }
@@ -210,14 +219,26 @@ extension Replica {
             return (state, try store.checkpoints(db, limit: WireMessage.maximumCheckpoints), acknowledged.map { LogHash.of($0.change) })
         }
         var clock = HybridLogicalClock(last: state.clock)
+        let wallAtHello = wallMilliseconds()
         try await connection.send(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: id,
                                                clientVersion: Self.clientVersion,
-                                               hlcNow: clock.tick(wallMilliseconds: wallMilliseconds()), counter: state.counter,
+                                               hlcNow: clock.tick(wallMilliseconds: wallAtHello, maximumAhead: state.maxClockSkewMs),
+                                               wallNow: wallAtHello, counter: state.counter,
                                                acknowledged: state.acknowledged, acknowledgedDigest: acknowledgedDigest,
                                                cursor: state.cursor, checkpoints: checkpoints)))
         guard case .welcome(let welcome) = try await receive() else { throw ProtocolFailure(message: "expected welcome") }
         let batchSize = Int(max(1, min(welcome.maxBatch, 10_000)))
+        // The server accepted this clock. Keep what it measured, and stamp again what a wrong clock
+        // stamped ahead while offline (nobody has those changes yet), before anything is pushed.
+        let bound = welcome.maxClockSkew
+        let skew = Int64(clamping: wallAtHello) - Int64(clamping: welcome.serverWallNow)
+        let wall = wallMilliseconds()
+        let restamped = try await performAsync { db in
+            try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound)
+            return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound)
+        }
         var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
+        report.restamped = restamped
 
         // The server lacks changes this replica holds (it went back in time): give them back, in
         // this log's order, before anything else. Only then is the cursor moved back (below): a
@@ -281,6 +302,12 @@ extension Replica {
             guard case .changes(let batch, let next, let nextHash, let hasMore) = try await receive() else { throw ProtocolFailure(message: "expected changes") }
             more = hasMore
             if more { try await connection.send(.pull(cursor: next, limit: UInt64(batchSize))) }
+            // Never let a change stamped far past this clock move it (the server refuses them; this
+            // guards against a server whose own clock went wrong).
+            let latest = wallMilliseconds() &+ 2 &* bound
+            if let ahead = batch.first(where: { $0.change.hlc.milliseconds > latest }) {
+                throw ProtocolFailure(message: "the server sent a change stamped \(Timestamp.format(Date(timeIntervalSince1970: Double(ahead.change.hlc.milliseconds) / 1000))), far ahead of this workstation's clock; is the server's clock wrong? Nothing of that batch was applied")
+            }
             report.conflicts += try await performAsync { db in try applyPulled(db, batch, nextCursor: next, nextHash: nextHash) }
             report.pulled += batch.count
             report.cursor = next
@@ -353,6 +380,8 @@ extension Replica {
     /// A failed sync as a code and a message for staff (no personal data: the server sends none).
     static func syncFailure(_ error: any Error, server: String, path: String) -> (code: String, message: String) {
         switch error {
+        case let refusal as ServerRefusal where refusal.code == "clockSkew":
+            return (refusal.code, "the sync server at \(server) refused the sync: \(refusal.message) (clockSkew)")
         case let refusal as ServerRefusal where refusal.code == "replicaForked" || refusal.code == "replicaRewound":
             return (refusal.code, """
                 the sync server at \(server) refused this replica: another copy of it already sent the server other \

@@ -49,7 +49,7 @@ public enum AdminHTTP {
 
     static let colours: [ReplicaHealth.State: String] = [
         .ok: "#1e7d32", .behind: "#b26a00", .stale: "#c62828", .revoked: "#6a1b9a", .forked: "#ad1457", .neverSynced: "#546e7a",
-        .expiring: "#ef6c00",
+        .expiring: "#ef6c00", .clockSkew: "#4e342e",
     ]
 
     /// The replicas table as a page that reloads itself every 10 seconds.

@@ -19,6 +19,8 @@ public struct ReplicaHealth: Hashable, Sendable {
         case neverSynced = "never-synced"
         /// Its certificate expires within `Thresholds.expiringWithin` (30 days): renew it.
         case expiring
+        /// Its last attempt was refused because its clock is too far from the server's.
+        case clockSkew
     }
 
     /// When a workstation counts as behind or stale; set by `shelter server run` options.
@@ -71,11 +73,13 @@ public struct ReplicaHealth: Hashable, Sendable {
     public var revoked: Bool
     public var state: State
 
-    /// The state, in order of precedence: revoked, forked, never synced, stale, behind, expiring, ok.
-    public static func state(revoked: Bool, forked: Bool = false, lastSync: Date?, lag: Int64, certificateExpires: Date? = nil,
-                             now: Date, thresholds: Thresholds) -> State {
+    /// The state, in order of precedence: revoked, forked, clockSkew, never synced, stale, behind,
+    /// expiring, ok.
+    public static func state(revoked: Bool, forked: Bool = false, clockRefused: Bool = false, lastSync: Date?, lag: Int64,
+                             certificateExpires: Date? = nil, now: Date, thresholds: Thresholds) -> State {
         if revoked { return .revoked }
         if forked { return .forked }
+        if clockRefused { return .clockSkew }
         guard let lastSync else { return .neverSynced }
         if now.timeIntervalSince(lastSync) > thresholds.staleAfter { return .stale }
         if lag > thresholds.behindLag { return .behind }

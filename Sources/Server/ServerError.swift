@@ -17,6 +17,8 @@ public struct ServerError: Error, CustomStringConvertible, @unchecked Sendable {
         /// two copies of one replica (a copied file, a second replica from one bundle, a
         /// workstation restored from its own backup).
         public static let replicaForked = Code("replicaForked")
+        /// The workstation's clock differs from the server's by more than the server allows.
+        public static let clockSkew = Code("clockSkew")
         public static let foreignDot = Code("foreignDot")
         public static let protocolViolation = Code("protocolViolation")
         public static let frameTooLarge = Code("frameTooLarge")

@@ -39,6 +39,8 @@ public struct ServerSession: Sendable {
     public let store: ServerStore
     let peer: Peer?
     let logger: Logger
+    /// The most a workstation's clock may differ from the server's (`server run --max-clock-skew`).
+    let maxClockSkew: TimeInterval
     let now: @Sendable () -> Date
     let onMerge: @Sendable (Duration) -> Void
     var machine: SyncSessionStateMachine
@@ -48,9 +50,11 @@ public struct ServerSession: Sendable {
     public private(set) var summary = Summary()
 
     public init(store: ServerStore, maximumBatch: Int, peer: Peer?, now: @escaping @Sendable () -> Date = { Date() },
-                logger: Logger = Logger(label: "shelter.server"), onMerge: @escaping @Sendable (Duration) -> Void = { _ in }) {
+                maxClockSkew: TimeInterval = 300, logger: Logger = Logger(label: "shelter.server"),
+                onMerge: @escaping @Sendable (Duration) -> Void = { _ in }) {
         self.store = store
         self.peer = peer
+        self.maxClockSkew = maxClockSkew
         self.logger = logger
         self.now = now
         self.onMerge = onMerge
@@ -74,7 +78,7 @@ public struct ServerSession: Sendable {
                 }
             case .merge(let changes):
                 let started = ContinuousClock.now
-                let result = try await store.mergePush(from: summary.replica!, changes: changes, at: now())
+                let result = try await store.mergePush(from: summary.replica!, changes: changes, at: now(), maxClockSkew: maxClockSkew)
                 onMerge(ContinuousClock.now - started)
                 summary.pushed += result.merged
                 summary.rejected += result.rejected.count
@@ -82,7 +86,7 @@ public struct ServerSession: Sendable {
                 return ([.pushAck(upToCounter: result.upToCounter, rejected: result.rejected)], false)
             case .recover(let changes):
                 let started = ContinuousClock.now
-                let result = try await store.mergeRecovery(from: summary.replica!, changes: changes, relays: relays, at: now())
+                let result = try await store.mergeRecovery(from: summary.replica!, changes: changes, relays: relays, at: now(), maxClockSkew: maxClockSkew)
                 onMerge(ContinuousClock.now - started)
                 summary.recovered += result.merged
                 summary.rejected += result.recoveryRejections.count
@@ -140,6 +144,19 @@ public struct ServerSession: Sendable {
         if let replica = summary.replica { await store.recordError(replica, code: outcome, at: now()) }
     }
 
+    /// A time span in words a person reads at a glance: "4 years 6 months", "3 days 2 hours", "7 minutes".
+    static func span(milliseconds: UInt64) -> String {
+        let seconds = milliseconds / 1000
+        let units: [(String, UInt64)] = [("year", 365 * 86_400), ("month", 30 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1)]
+        var rest = seconds, parts: [String] = []
+        for (name, size) in units where rest >= size && parts.count < 2 {
+            let count = rest / size
+            parts.append("\(count) \(name)\(count == 1 ? "" : "s")")
+            rest -= count * size
+        }
+        return parts.isEmpty ? "\(milliseconds) ms" : parts.joined(separator: " ")
+    }
+
     /// Checks a hello against the peer's certificate and the registry, and says where the
     /// workstation stands against the server's log.
     mutating func greet(_ hello: WireMessage.Hello) async -> Result<WireMessage.Welcome, ServerError> {
@@ -176,14 +193,21 @@ public struct ServerSession: Sendable {
             guard hello.schemaVersion == UInt64(ShelterSchema.version) else {
                 return .failure(ServerError(.incompatibleSchema, "schema version \(hello.schemaVersion) does not match the server's \(ShelterSchema.version); upgrade ShelterSync"))
             }
+            let skew = Int64(clamping: hello.wallNow) - Int64(ServerStore.milliseconds(now))
+            guard Double(skew.magnitude) <= maxClockSkew * 1000 else {
+                return .failure(ServerError(.clockSkew, "this workstation's clock is \(Self.span(milliseconds: skew.magnitude)) \(skew > 0 ? "ahead of" : "behind") the server's; fix the clock — nothing was sent"))
+            }
             guard hello.counter >= registration.acknowledged else {
                 await store.recordFork(certified, at: now)
                 return .failure(ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)"))
             }
             let standing = try await store.standing(of: hello, replica: certified, processed: registration.acknowledged, at: now)
-            return .success(.init(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
-                                  maxBatch: UInt64(machine.maximumBatch), resume: standing.resume,
-                                  ownCommon: standing.ownCommon, holdings: standing.holdings))
+            var welcome = WireMessage.Welcome(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
+                                              maxBatch: UInt64(machine.maximumBatch), resume: standing.resume,
+                                              ownCommon: standing.ownCommon, holdings: standing.holdings)
+            welcome.serverWallNow = ServerStore.milliseconds(now)
+            welcome.maxClockSkew = UInt64(max(0, maxClockSkew * 1000))
+            return .success(welcome)
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
         }

@@ -356,7 +356,9 @@ public struct ServerStore: Sendable {
             try db.execute(sql: "UPDATE server_replicas SET first_seen = COALESCE(first_seen, ?), last_seen = ? WHERE replica_id = ?",
                            arguments: [now, now, replicaID.description])
             if let hello {
-                let skew = Int64(hello.hlcNow.milliseconds) - Int64(Self.milliseconds(at))
+                // The workstation's wall clock against the server's (not its hybrid clock, which a
+                // wrong clock elsewhere may have moved).
+                let skew = Int64(clamping: hello.wallNow) - Int64(Self.milliseconds(at))
                 try db.execute(sql: "UPDATE server_replicas SET client_version = ?, schema_version = ?, clock_skew_ms = ? WHERE replica_id = ?",
                                arguments: [hello.clientVersion, Int64(hello.schemaVersion), skew, replicaID.description])
             }
@@ -489,9 +491,10 @@ public struct ServerStore: Sendable {
     /// A change the server has processed before is a resend when its content is the same (skipped,
     /// an earlier refusal reported again) and a fork when it differs: the batch is refused with
     /// `replicaForked` and nothing of it is kept.
-    public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date()) async throws -> PushResult {
+    public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
         try await pool.write { db in
-            try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false, at: at)
+            try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
+                      maxClockSkew: maxClockSkew, at: at)
         }
     }
 
@@ -503,11 +506,13 @@ public struct ServerStore: Sendable {
     /// content is a fork (refused for the pusher's own, skipped and counted for another replica's).
     /// Another replica's change is taken only from an enrolled workstation or an earlier run of
     /// this server, never under the current run's id; others are skipped and counted.
-    public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], relays: Bool, at: Date = Date()) async throws -> PushResult {
-        try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, at: at) }
+    public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], relays: Bool, at: Date = Date(),
+                              maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
+        try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
     }
 
-    func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, relays: Bool = false, at: Date) throws -> PushResult {
+    func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, relays: Bool = false,
+               maxClockSkew: TimeInterval? = nil, at: Date) throws -> PushResult {
         let wall = Self.milliseconds(at)
         var processed = Processed(db: db, store: store)
         var result = PushResult(upToCounter: 0, rejected: [], merged: 0, conflictsCreated: 0)
@@ -557,7 +562,13 @@ public struct ServerStore: Sendable {
                     break
                 }
             }
-            if let refusal = try ServerRules.check(db, change) {
+            var refusal = try ServerRules.check(db, change)
+            if refusal == nil, let maxClockSkew, Double(change.hlc.milliseconds) > Double(wall) + maxClockSkew * 1000 {
+                // Stamped past the server's clock and the bound: merged, it would pull every clock
+                // that sees it ahead (DESIGN §2: the HLC never decides causality, but it orders).
+                refusal = ServerRules.Refusal(code: "clockSkew", reason: "change \(change.dot.counter) is stamped \(ServerSession.span(milliseconds: change.hlc.milliseconds - wall)) ahead of the server's clock")
+            }
+            if let refusal {
                 refuse(change, code: refusal.code, reason: refusal.reason)
                 newlyRejected[origin, default: 0] += 1
                 try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
@@ -566,9 +577,7 @@ public struct ServerStore: Sendable {
             } else {
                 let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
                 if case .merged(_, let concurrent) = report {
-                    // A conflict row's own cells (two staff resolving one conflict at once) keep the
-                    // pair rule; only the shelter's records keep a frontier.
-                    let fields = change.table == ShelterSchema.conflicts.name ? [:] : try openConflicts.on(db, change)
+                    let fields = try openConflicts.on(db, change)
                     if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
                         // The server's own writes tick from the stored clock: save it first, reload after.
                         try store.saveClock(db, clock)
@@ -954,6 +963,7 @@ extension ServerStore {
                 openConflicts: openConflicts[id] ?? 0, recovered: row["recovered"], forkedAt: row["forked_at"],
                 certificateExpires: row["certificate_expires"], revoked: revoked,
                 state: ReplicaHealth.state(revoked: revoked, forked: (row["forked_at"] as String?) != nil,
+                                           clockRefused: errorCode == "clockSkew" && (lastSync == nil || (errorAt ?? "") >= (lastSync ?? "")),
                                            lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
                                            lag: lag, certificateExpires: (row["certificate_expires"] as String?).flatMap { try? Date($0, strategy: .iso8601) },
                                            now: now, thresholds: thresholds))

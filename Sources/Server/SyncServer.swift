@@ -22,6 +22,8 @@ public final class SyncServer: Service, Sendable {
         public var maximumFrameSize: Int
         /// A peer that sends nothing for this long is disconnected, freeing its slot.
         public var idleTimeout: TimeAmount
+        /// The most a workstation's clock may differ from the server's (seconds).
+        public var maxClockSkew: TimeInterval = 300
 
         public init(host: String = "127.0.0.1", port: Int = 7443, maximumBatch: Int = 1000,
                     maximumFrameSize: Int = WireFrameDecoder.defaultMaximumFrameSize, idleTimeout: TimeAmount = .seconds(30)) {
@@ -132,7 +134,7 @@ public final class SyncServer: Service, Sendable {
                 }
             }
             return ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
-                                 logger: logger, onMerge: { metrics.mergeDuration($0) })
+                                 maxClockSkew: configuration.maxClockSkew, logger: logger, onMerge: { metrics.mergeDuration($0) })
         }
         do {
             try await connection.executeThenClose { inbound, outbound in

@@ -38,9 +38,18 @@ public struct HybridLogicalClock: Sendable {
 
     public init(last: HLC = .zero) { self.last = last }
 
-    /// A new stamp for a local event at wall time `wallMilliseconds`.
-    public mutating func tick(wallMilliseconds: UInt64) -> HLC {
+    /// The most a clock may run ahead of its own wall clock before a local event brings it back.
+    public static let defaultMaximumAheadMilliseconds: UInt64 = 5 * 60 * 1000
+
+    /// A new stamp for a local event at wall time `wallMilliseconds`. When the clock runs more than
+    /// `maximumAhead` ms ahead of the wall clock (it was set from a wrong clock, its own or another's),
+    /// it comes back to the wall clock: a wrong clock never keeps the stamps years ahead.
+    public mutating func tick(wallMilliseconds: UInt64, maximumAhead: UInt64? = nil) -> HLC {
         let wallMilliseconds = min(wallMilliseconds, HLC.maximum.milliseconds)
+        if let maximumAhead, last.milliseconds > wallMilliseconds &+ maximumAhead {
+            last = HLC(milliseconds: wallMilliseconds, logical: 0)
+            return last
+        }
         if wallMilliseconds > last.milliseconds {
             last = HLC(milliseconds: wallMilliseconds, logical: 0)
         } else {

@@ -47,6 +47,10 @@ public struct SyncState: Hashable, Sendable {
     /// not hide it), and when.
     public var refusedCode: String?
     public var refusedAt: String?
+    /// This workstation's wall clock against the server's at the last hello (ms, positive: ahead).
+    public var clockSkewMs: Int64?
+    /// The most the server lets a clock differ from its own (ms), as it said at the last sync.
+    public var maxClockSkewMs: UInt64 = HybridLogicalClock.defaultMaximumAheadMilliseconds
     /// The last sync that failed: a code, a message without personal data, and when.
     public var lastErrorCode: String?
     public var lastError: String?
@@ -213,6 +217,8 @@ public struct SyncStore: Sendable {
                 ALTER TABLE sync_state ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE sync_state ADD COLUMN refused_code TEXT;
                 ALTER TABLE sync_state ADD COLUMN refused_at TEXT;
+                ALTER TABLE sync_state ADD COLUMN clock_skew_ms INTEGER;
+                ALTER TABLE sync_state ADD COLUMN max_clock_skew_ms INTEGER NOT NULL DEFAULT 300000;
                 CREATE TABLE sync_checkpoints (
                     position INTEGER PRIMARY KEY,
                     hash BLOB NOT NULL
@@ -279,7 +285,7 @@ public struct SyncStore: Sendable {
     public func state(_ db: Database) throws -> SyncState {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT replica_id, counter, hlc, created_at, server, cursor, last_sync_at, last_error_code, last_error, last_error_at,
-                   cursor_hash, acknowledged, refused_code, refused_at
+                   cursor_hash, acknowledged, refused_code, refused_at, clock_skew_ms, max_clock_skew_ms
             FROM sync_state WHERE id = 1
             """)) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
@@ -295,7 +301,8 @@ public struct SyncStore: Sendable {
             createdAt: row[3], server: row[4], cursor: row[5],
             cursorHash: (row[10] as Data?).flatMap { LogHash(bytes: $0) },
             acknowledged: UInt64(max(0, row[11] as Int64)),
-            lastSyncAt: row[6], refusedCode: row[12], refusedAt: row[13], lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
+            lastSyncAt: row[6], refusedCode: row[12], refusedAt: row[13], clockSkewMs: row[14],
+            maxClockSkewMs: UInt64(max(0, row[15] as Int64)), lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
     }
 
     public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
@@ -328,6 +335,50 @@ public struct SyncStore: Sendable {
 
     /// The server's answers that mean this replica as it is cannot sync again: it must be rescued.
     public static let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
+
+    /// Keeps what the last hello measured: this clock against the server's, and the server's bound.
+    public func recordClock(_ db: Database, skewMilliseconds: Int64, maximumSkewMilliseconds: UInt64) throws {
+        try db.execute(sql: "UPDATE sync_state SET clock_skew_ms = ?, max_clock_skew_ms = ? WHERE id = 1",
+                       arguments: [skewMilliseconds, Int64(min(maximumSkewMilliseconds, UInt64(Int64.max)))])
+    }
+
+    /// Stamps again this replica's unsynced changes that a wrong clock stamped more than
+    /// `maximumAhead` ms past `wallMilliseconds`, before they are pushed: no one has them yet, so the
+    /// log entry and the cells they still hold take a stamp of now. Returns how many.
+    @discardableResult
+    public func restampFuture(_ db: Database, wallMilliseconds: UInt64, maximumAhead: UInt64) throws -> Int {
+        let limit = HLC(milliseconds: min(wallMilliseconds &+ maximumAhead, HLC.maximum.milliseconds), logical: HLC.logicalMask)
+        let own = try peerIndex(db, try state(db).replicaID)
+        let future = try loggedChanges(db, where: "state = 0 AND peer = ? AND hlc > ?", arguments: [.integer(own), .integer(Int64(limit.rawValue))],
+                                       order: "counter ASC", limit: .max)
+        guard !future.isEmpty else { return 0 }
+        var clock = HybridLogicalClock(last: HLC(milliseconds: wallMilliseconds, logical: 0))
+        for entry in future {
+            let stamp = clock.tick(wallMilliseconds: wallMilliseconds)
+            try db.execute(sql: "UPDATE sync_log SET hlc = ? WHERE seq = ?", arguments: [Int64(stamp.rawValue), entry.sequence])
+            let table = try self.table(entry.change.table)
+            guard var meta = try rowMeta(db, table: table, rowID: entry.change.rowID) else { continue }
+            // A cell this change holds may have held it only thanks to the wrong stamp, against a
+            // concurrent write: decide the cell again among the writes no other write to it has seen,
+            // as every other replica will (the larger stamp and replica id wins).
+            let columns = meta.cells.filter { $0.value.dot == entry.change.dot }.map(\.key)
+            guard !columns.isEmpty else { continue }
+            let writes = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
+                                           order: "seq ASC", limit: .max)
+            var values: [String: SyncValue] = [:]
+            for column in columns {
+                let candidates = writes.map(\.change).filter { $0.values[column] != nil }
+                let frontier = candidates.filter { candidate in !candidates.contains { $0.dot != candidate.dot && $0.context.contains(candidate.dot) } }
+                guard let winner = frontier.max(by: { CellStamp(dot: $1.dot, hlc: $1.hlc).wins(over: CellStamp(dot: $0.dot, hlc: $0.hlc)) }) else { continue }
+                meta.cells[column] = CellStamp(dot: winner.dot, hlc: winner.hlc)
+                if winner.dot != entry.change.dot { values[column] = winner.values[column] }
+            }
+            if !values.isEmpty { try applyValues(db, table: table, rowID: entry.change.rowID, values: values) }
+            try saveMeta(db, table: table, rowID: entry.change.rowID, meta: meta)
+        }
+        try db.execute(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1", arguments: [Int64(clock.last.rawValue)])
+        return future.count
+    }
 
     /// Points the replica at a new sync server address (`HOST:PORT`), its identity and data unchanged.
     public func setServer(_ db: Database, _ server: String) throws {
@@ -365,13 +416,13 @@ public struct SyncStore: Sendable {
         for (column, value) in values where !value.fits {
             throw SyncError(.valueTooLarge, "the \(column) of \(tableName) is \(value.textValue?.utf8.count ?? 0) bytes long; a text may be at most \(SyncValue.maximumTextBytes / 1024) KiB (nothing was written)")
         }
-        let select = try RawStatement(db, "SELECT replica_id, counter, hlc FROM sync_state WHERE id = 1")
-        guard let (idText, lastCounter, lastClock) = try select.oneRow({ ($0.text(0), $0.int64(1), $0.int64(2)) }) else {
+        let select = try RawStatement(db, "SELECT replica_id, counter, hlc, max_clock_skew_ms FROM sync_state WHERE id = 1")
+        guard let (idText, lastCounter, lastClock, maximumAhead) = try select.oneRow({ ($0.text(0), $0.int64(1), $0.int64(2), $0.int64(3)) }) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
         }
         guard let replicaID = ReplicaID(idText) else { throw SyncError(.corruptData, "the replica's id \(idText) is not a UUID") }
         var clock = HybridLogicalClock(last: HLC(rawValue: UInt64(max(0, lastClock))))
-        let hlc = clock.tick(wallMilliseconds: wallMilliseconds)
+        let hlc = clock.tick(wallMilliseconds: wallMilliseconds, maximumAhead: UInt64(max(0, maximumAhead)))
         let counter = UInt64(max(0, lastCounter)) + 1
         let meta = try rowMeta(db, table: table, rowID: rowID)
         let change = CellChange(table: tableName, rowID: rowID, values: values,

@@ -32,6 +32,8 @@ public enum WireMessage: Hashable, Sendable {
         public var replicaID: ReplicaID
         public var clientVersion: String
         public var hlcNow: HLC
+        /// The workstation's wall clock (ms since 1970): the server compares it with its own.
+        public var wallNow: UInt64
         /// The replica's highest counter: lets the server see a replica restored from an old copy.
         public var counter: UInt64
         /// Its highest counter a server has processed, as far as it knows: a server that has less
@@ -47,13 +49,14 @@ public enum WireMessage: Hashable, Sendable {
         public var checkpoints: [Checkpoint]
 
         public init(protocolVersion: UInt64 = WireMessage.protocolVersion, schemaVersion: UInt64, replicaID: ReplicaID,
-                    clientVersion: String, hlcNow: HLC, counter: UInt64, acknowledged: UInt64 = 0,
+                    clientVersion: String, hlcNow: HLC, wallNow: UInt64? = nil, counter: UInt64, acknowledged: UInt64 = 0,
                     acknowledgedDigest: LogHash? = nil, cursor: Int64 = 0, checkpoints: [Checkpoint] = []) {
             self.protocolVersion = protocolVersion
             self.schemaVersion = schemaVersion
             self.replicaID = replicaID
             self.clientVersion = clientVersion
             self.hlcNow = hlcNow
+            self.wallNow = wallNow ?? hlcNow.milliseconds
             self.counter = counter
             self.acknowledged = acknowledged
             self.acknowledgedDigest = acknowledgedDigest
@@ -69,6 +72,9 @@ public enum WireMessage: Hashable, Sendable {
         /// The highest counter of this replica the server has processed (merged or rejected).
         public var acknowledged: UInt64
         public var maxBatch: UInt64
+        /// The server's wall clock (ms since 1970), and the most it lets a workstation's differ (ms).
+        public var serverWallNow: UInt64 = 0
+        public var maxClockSkew: UInt64 = HybridLogicalClock.defaultMaximumAheadMilliseconds
         /// The last position both histories share: the hello's cursor when the server's chain
         /// agrees there, else the newest checkpoint that agrees (0 when none does). Less than the
         /// cursor: the server went back in time, and the workstation pulls again from here.
@@ -178,6 +184,7 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(raw: hello.replicaID.bytes)
             writer.write(text: hello.clientVersion)
             writer.write(varint: hello.hlcNow.rawValue)
+            writer.write(varint: hello.wallNow)
             writer.write(varint: hello.counter)
             writer.write(varint: hello.acknowledged)
             writer.write(byte: hello.acknowledgedDigest == nil ? 0 : 1)
@@ -194,6 +201,8 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(signed: welcome.head)
             writer.write(varint: welcome.acknowledged)
             writer.write(varint: welcome.maxBatch)
+            writer.write(varint: welcome.serverWallNow)
+            writer.write(varint: welcome.maxClockSkew)
             writer.write(signed: welcome.resume)
             writer.write(byte: welcome.ownCommon == nil ? 0 : 1)
             if let ownCommon = welcome.ownCommon { writer.write(varint: ownCommon) }
@@ -271,7 +280,7 @@ public enum WireMessage: Hashable, Sendable {
         case 1:
             var hello = Hello(protocolVersion: try reader.readUnsigned(), schemaVersion: try reader.readUnsigned(),
                               replicaID: try reader.readReplicaID(), clientVersion: try reader.readText(),
-                              hlcNow: try reader.readHLC(), counter: try reader.readUnsigned())
+                              hlcNow: try reader.readHLC(), wallNow: try reader.readUnsigned(), counter: try reader.readUnsigned())
             hello.acknowledged = try reader.readUnsigned()
             if try reader.readFlag() { hello.acknowledgedDigest = try reader.readHash() }
             hello.cursor = try reader.readSigned()
@@ -283,6 +292,8 @@ public enum WireMessage: Hashable, Sendable {
         case 2:
             var welcome = Welcome(server: try reader.readReplicaID(), head: try reader.readSigned(),
                                   acknowledged: try reader.readUnsigned(), maxBatch: try reader.readUnsigned())
+            welcome.serverWallNow = try reader.readUnsigned()
+            welcome.maxClockSkew = try reader.readUnsigned()
             welcome.resume = try reader.readSigned()
             if try reader.readFlag() { welcome.ownCommon = try reader.readUnsigned() }
             if try reader.readFlag() { welcome.holdings = try ChangeCodec.decodeVector(from: &reader) }

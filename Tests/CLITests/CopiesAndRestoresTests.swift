@@ -443,3 +443,50 @@ import TestSupport
         #expect(try world.shelter("set-server", "nowhere", "--replica", a, expect: 1).stderr.contains("HOST:PORT"))
     }
 }
+
+/// Clocks, with `faketime` (Debian's; `.ci/run` installs it): a workstation years ahead is refused in
+/// plain words and poisons no one's clock; what it wrote meanwhile is stamped again once the clock is
+/// right; one years behind is told its clock is wrong.
+@Suite(.serialized) struct ClockTests {
+    static let faketime = ["/usr/bin/faketime", "/usr/local/bin/faketime"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    func run(_ arguments: [String], clock: String) throws -> ShelterProcess.Result {
+        let faketime = try #require(Self.faketime, "faketime is not installed (apt-get install faketime)")
+        return try ShelterProcess.run(arguments, wrapper: [faketime, "-f", clock])
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aClockYearsOffIsRefusedAndPoisonsNoOne() throws {
+        let world = try CopiesAndRestoresTests.World()
+        defer { world.remove() }
+        let a = try world.workstation("a"), b = try world.workstation("b")
+        let ahead = "+1640d"  // about 4½ years
+        #expect(try run(["admit", "--replica", a, "--name", "Future", "--municipality", "Køge"], clock: ahead).status == 0)
+        let refused = try run(["sync", "--replica", a], clock: ahead)
+        #expect(refused.status == 1 && refused.stderr.contains("this workstation's clock is 4 years") && refused.stderr.contains("ahead of the server's")
+                && refused.stderr.contains("nothing was sent"), "\(refused)")
+        #expect(try world.replicas()["a"]?["state"] as? String == "clockSkew")
+        #expect(try world.count("Future", on: world.store) == 0)
+        // Until it is fixed, every write warns first (offline too: the skew measured at the last sync).
+        let warned = try run(["admit", "--replica", a, "--name", "Later", "--municipality", "Køge"], clock: ahead)
+        #expect(warned.status == 0 && warned.stderr.contains("this workstation's clock was"), "\(warned)")
+        // The clock is set right: the next sync stamps those changes again, with today's time.
+        let fixed = try world.shelter("sync", "--replica", a, "--json").json()
+        #expect(fixed["restamped"] as? Int == 6 && fixed["pushed"] as? Int == 6, "\(fixed)")
+        let history = try world.shelter("history", "--replica", a, "--json", "--limit", "3").json()
+        let stamps = try #require(history["changes"] as? [[String: Any]]).compactMap { $0["at"] as? String }
+        let tomorrow = Date().addingTimeInterval(86_400)
+        #expect(stamps.count == 3 && stamps.allSatisfy { (try? Date($0, strategy: .iso8601)).map { $0 < tomorrow } == true }, "\(stamps)")
+        // Everyone's clock stays right: b pulls them and writes; its own stamp is today's.
+        try world.shelter("sync", "--replica", b)
+        try world.admit("Today", on: b)
+        let own = try world.shelter("history", "--replica", b, "--json", "--limit", "1").json()
+        let stamp = try #require((own["changes"] as? [[String: Any]])?.first?["at"] as? String)
+        #expect((try? Date(stamp, strategy: .iso8601)).map { $0 < tomorrow } == true, "b's clock was not pulled ahead: \(stamp)")
+        let health = try world.replicas()
+        #expect(abs(health["b"]?["clockSkewMs"] as? Int ?? .max) < 60_000 && abs(health["a"]?["clockSkewMs"] as? Int ?? .max) < 60_000,
+                "skew is the wall clocks' difference at hello")
+        // Years behind: the workstation's own certificate is not valid yet by its clock; said plainly.
+        let behind = try run(["sync", "--replica", b], clock: "@2020-01-01 00:00:00")
+        #expect(behind.status == 1 && behind.stderr.contains("clock says 2020-01-01") && !behind.stderr.contains("BoringSSL"), "\(behind)")
+    }
+}

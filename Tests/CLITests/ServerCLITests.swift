@@ -50,7 +50,7 @@ import TestSupport
         let sync = try shelter("sync", "--replica", a, "--json")
         #expect(sync.status == 0, "\(sync)")
         let report = try sync.json()
-        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom"])
+        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped"])
         #expect(report["pulled"] as? Int == 3 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull)
         #expect(try shelter("sync", "--replica", b).status == 0)
 

@@ -13,6 +13,7 @@ import TestSupport
         let folder: TemporaryDirectory
         var server: ServerStore
         let replica = ReplicaID.random()
+        let base = World.wall()
 
         init() throws {
             folder = try TemporaryDirectory("fork")
@@ -23,14 +24,16 @@ import TestSupport
         func session(acknowledged: UInt64 = 0, counter: UInt64 = 100, cursor: Int64 = 0, checkpoints: [Checkpoint] = []) async -> (ServerSession, WireMessage) {
             var session = ServerSession(store: server, maximumBatch: 100, peer: .init(replicaID: replica, serial: "s"))
             let (answers, _) = await session.receive(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: replica,
-                                                                   clientVersion: "t", hlcNow: .zero, counter: counter,
+                                                                   clientVersion: "t", hlcNow: .zero, wallNow: Self.wall(), counter: counter,
                                                                    acknowledged: acknowledged, cursor: cursor, checkpoints: checkpoints)))
             return (session, answers[0])
         }
 
+        static func wall() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
         func change(_ counter: UInt64, phone: String, row: String = "r1") -> CellChange {
             CellChange(table: "residents", rowID: row, values: ["phone": .text(phone), "municipality": .text("Køge")],
-                       dot: Dot(replica: replica, counter: counter), hlc: HLC(milliseconds: 1_800_000_000_000 + counter, logical: 0),
+                       dot: Dot(replica: replica, counter: counter), hlc: HLC(milliseconds: base - 600_000 + counter, logical: 0),
                        author: "mette", context: VersionVector())
         }
 
@@ -154,7 +157,7 @@ import TestSupport
         // b itself pushes its change 1 (the same) and 2: a resend and a new change, no fork.
         var bSession = ServerSession(store: world.server, maximumBatch: 100, peer: .init(replicaID: other, serial: "t"))
         _ = await bSession.receive(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: other, clientVersion: "t",
-                                                hlcNow: .zero, counter: 2)))
+                                                hlcNow: .zero, wallNow: World.wall(), counter: 2)))
         var second = relayed
         second.dot.counter = 2
         second.rowID = "b2"
@@ -167,7 +170,7 @@ import TestSupport
         let later = Date().addingTimeInterval(ServerStore.restoreWindow + 3600)
         var late = ServerSession(store: world.server, maximumBatch: 100, peer: .init(replicaID: world.replica, serial: "s"), now: { later })
         guard case .welcome(let expired) = await late.receive(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: world.replica,
-                                                                           clientVersion: "t", hlcNow: .zero, counter: 6, acknowledged: 6,
+                                                                           clientVersion: "t", hlcNow: .zero, wallNow: UInt64(later.timeIntervalSince1970 * 1000), counter: 6, acknowledged: 6,
                                                                            cursor: 999))).answers[0] else { return }
         #expect(expired.ownCommon != nil && expired.holdings == nil, "after the window, only a workstation's own changes come back")
         _ = await late.receive(.report(cursor: 1, outbox: 0, databaseBytes: 0, lastError: nil))

@@ -14,6 +14,10 @@ final class SimClock: Sendable {
     let milliseconds = Mutex<Int64>(1_800_000_000_000)
     var now: Date { Date(timeIntervalSince1970: Double(milliseconds.withLock { $0 }) / 1000) }
     func advance(_ delta: Int64) { milliseconds.withLock { $0 = max(0, $0 + delta) } }
+    func set(to other: SimClock, plus delta: Int64 = 0) {
+        let target = other.milliseconds.withLock { $0 } + delta
+        milliseconds.withLock { $0 = max(0, target) }
+    }
 }
 
 /// Row ids from a seeded generator, so a simulated run replays exactly.
@@ -106,13 +110,13 @@ struct Simulation {
         var steps = 0, actions = 0, refused = 0, sessions = 0, failedSessions = 0, cutSessions = 0, lostAnswers = 0
         var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
         var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
-        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0
+        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0
         var description: String {
             "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
-                + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps), conflicts \(conflicts); "
+                + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps) (sessions refused for the clock \(clockRefusals), changes stamped again \(restamped)), conflicts \(conflicts); "
                 + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
                 + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
-                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked)"
+                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked)"
         }
     }
 
@@ -211,16 +215,23 @@ struct Simulation {
             case ..<0.958: try restoreWorkstation(index)
             case ..<0.965:
                 if let refused = live.first(where: { stations[$0].refused }) { try await rescue(refused) }
-            default:
-                // NTP steps a clock back up to an hour, or a laptop wakes a day ahead.
+            case ..<0.98:
+                // NTP steps a clock back up to an hour, or a laptop wakes a day ahead: beyond the
+                // server's bound (5 minutes), its sessions are refused until the clock is set right.
                 let jump = rng.chance(0.5) ? -Int64.random(in: 1...3_600_000, using: &rng) : Int64.random(in: 1...86_400_000, using: &rng)
                 stations[index].clock.advance(jump)
                 stats.clockJumps += 1
+            default:
+                // Someone sets the clock right (within a few seconds of the server's).
+                stations[index].clock.set(to: serverClock, plus: Int64.random(in: -5_000...5_000, using: &rng))
             }
         }
         // Heal: every workstation syncs without faults; copies the server refuses are rescued under
         // a new identity; then everyone syncs twice more.
-        for index in stations.indices { stations[index].partitioned = false }
+        for index in stations.indices {
+            stations[index].partitioned = false
+            stations[index].clock.set(to: serverClock, plus: Int64.random(in: -5_000...5_000, using: &rng))
+        }
         for _ in 0..<8 {
             // A copy may be refused only after the other copy sent more, later in the same round or
             // in the next: go on until a whole round has refused no one and nobody sent anything.
@@ -304,13 +315,16 @@ struct Simulation {
             let report = try await stations[index].replica.sync(over: connection, pull: !(faults && rng.chance(0.1)))
             note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
             stats.recovered += report.recovered
+            stats.restamped += report.restamped
             if report.resumedFrom != nil { stats.resumed += 1 }
             return report
         } catch {
             stats.failedSessions += 1
             let code = (try? stations[index].replica.status().lastError?.code) ?? nil
             note("\(index) \(stations[index].name) sync failed: \(code ?? "?")")
-            if code == "replicaForked" || code == "replicaRewound" {
+            if code == "clockSkew" {
+                stats.clockRefusals += 1
+            } else if code == "replicaForked" || code == "replicaRewound" {
                 if !stations[index].refused { stats.forkRefusals += 1 }
                 stations[index].refused = true
                 #expect(stations[index].sharesIdentity,
@@ -394,7 +408,7 @@ struct Simulation {
     mutating func rescue(_ index: Int) async throws {
         let old = stations[index]
         let clock = SimClock()
-        clock.advance(old.clock.milliseconds.withLock { $0 } - clock.milliseconds.withLock { $0 })
+        clock.set(to: serverClock)  // a machine set up today, its clock right
         try addStation(name: "\(old.name)-r\(stats.rescues)", id: Self.id(&rng), clock: clock)
         let new = stations.count - 1
         let synced = await session(new, faults: false) != nil
@@ -407,6 +421,21 @@ struct Simulation {
     }
 
     // MARK: Checks
+
+    /// No stamp a replica holds (the server's included) is ahead of the server's wall clock by more
+    /// than the bound: a workstation whose clock ran ahead neither pulled anyone's clock along nor
+    /// kept its own future stamps (they were stamped again before they were sent).
+    mutating func checkClocks() throws {
+        let limit = UInt64(serverClock.milliseconds.withLock { $0 }) + 300_000
+        for path in [serverPath] + stations.filter { !$0.retired }.map(\.path) {
+            let latest = try DatabaseQueue(path: path).read { db in
+                try Int64.fetchOne(db, sql: "SELECT MAX(hlc) FROM sync_log WHERE state <> 2") ?? 0
+            }
+            stats.clocksChecked += 1
+            #expect(HLC(rawValue: UInt64(latest)).milliseconds <= limit,
+                    "seed \(seed): \(path) holds a stamp \(HLC(rawValue: UInt64(latest)).milliseconds - limit + 300_000) ms ahead of the server's clock (replay with SIM_SEED=\(seed))")
+        }
+    }
 
     mutating func check() throws {
         let serverSnapshot = try ReplicaInspector(path: folder.file("server.db")).domainSnapshot()
@@ -434,6 +463,7 @@ struct Simulation {
             try checkLedger(db)
         }
         try checkCopies()
+        try checkClocks()
     }
 
     /// No write that any copy still holds is missing from the server: every change in a live
@@ -591,6 +621,9 @@ struct Simulation {
             totals.rescued += simulation.stats.rescued
             totals.copiesChecked += simulation.stats.copiesChecked
             totals.frontiersChecked += simulation.stats.frontiersChecked
+            totals.clocksChecked += simulation.stats.clocksChecked
+            totals.clockRefusals += simulation.stats.clockRefusals
+            totals.restamped += simulation.stats.restamped
         }
         print("simulation: \(Self.seeds.count) seeds; \(totals)")
     }

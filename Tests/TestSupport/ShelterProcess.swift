@@ -31,11 +31,17 @@ public enum ShelterProcess {
     }
 
     /// Starts `shelter` with `arguments`; the caller waits or kills it.
-    public static func start(_ arguments: [String], environment: [String: String] = [:],
+    /// `wrapper`: a command that runs `shelter` (e.g. `faketime -f +1640d`).
+    public static func start(_ arguments: [String], environment: [String: String] = [:], wrapper: [String] = [],
                              stdout: Pipe = Pipe(), stderr: Pipe = Pipe()) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        if let command = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: command)
+            process.arguments = Array(wrapper.dropFirst()) + [binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env["SHELTER_REPLICA"] = nil
         env["SHELTER_STAFF"] = "test-staff"
@@ -49,9 +55,9 @@ public enum ShelterProcess {
 
     /// Runs `shelter` to completion.
     @discardableResult
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    public static func run(_ arguments: [String], environment: [String: String] = [:], wrapper: [String] = []) throws -> Result {
         let out = Pipe(), err = Pipe()
-        let process = try start(arguments, environment: environment, stdout: out, stderr: err)
+        let process = try start(arguments, environment: environment, wrapper: wrapper, stdout: out, stderr: err)
         // Read both pipes before waiting, so a large output cannot block the child.
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()

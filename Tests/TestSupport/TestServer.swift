@@ -102,7 +102,8 @@ public enum RawClient {
                 }
             return try await channel.executeThenClose { inbound, outbound in
                 try await outbound.write(.hello(.init(protocolVersion: protocolVersion, schemaVersion: schemaVersion, replicaID: replicaID,
-                                                      clientVersion: "raw", hlcNow: HLC(milliseconds: 1, logical: 0), counter: counter)))
+                                                      clientVersion: "raw", hlcNow: HLC(milliseconds: 1, logical: 0),
+                                                      wallNow: UInt64(Date().timeIntervalSince1970 * 1000), counter: counter)))
                 var iterator = inbound.makeAsyncIterator()
                 guard let first = try await iterator.next() else { return .closed }
                 return .answered(first)
