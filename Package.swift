@@ -39,7 +39,11 @@ let package = Package(
         ),
         .target(
             name: "ShelterDomain",
-            dependencies: ["SyncCore"]
+            dependencies: [
+                "SyncCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "SyncTransport",

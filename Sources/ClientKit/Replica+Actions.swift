@@ -7,8 +7,8 @@ extension Replica {
     /// Admits a woman (and her children): one resident, her children and one stay, in one
     /// transaction. With a room she is placed at once; otherwise the stay awaits a room.
     @discardableResult
-    public func admit(_ admission: Admission, by author: String) throws -> Admission.Result {
-        try Self.checkAuthor(author)
+    public func admit(_ admission: Admission, by session: any TransactionSigner) throws -> Admission.Result {
+        let author = session.author
         let municipality = admission.municipality.trimmingCharacters(in: .whitespaces)
         guard !municipality.isEmpty else {
             throw ReplicaError(.invalidArgument, "the home municipality is required (it receives the notification and pays)")
@@ -31,7 +31,7 @@ extension Replica {
             }
         }
         let admittedAt = Timestamp.format(admission.admittedAt ?? configuration.now())
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             if let room = admission.room {
                 try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true))
             }
@@ -70,9 +70,9 @@ extension Replica {
     /// Places a stay in a room, or moves it to another one. `stay` is an id or a unique prefix;
     /// returns the stay's full id.
     @discardableResult
-    public func assign(stay: String, room: Int, by author: String) throws -> String {
-        try Self.checkAuthor(author)
-        return try perform { db in
+    public func assign(stay: String, room: Int, by session: any TransactionSigner) throws -> String {
+        let author = session.author
+        return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             try stay.checkAssignable()
             try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true), movingStay: stay.id)
@@ -86,12 +86,12 @@ extension Replica {
 
     /// Ends a stay; her room becomes free. Returns the stay's full id.
     @discardableResult
-    public func discharge(stay: String, reason: String, at: Date? = nil, by author: String) throws -> String {
-        try Self.checkAuthor(author)
+    public func discharge(stay: String, reason: String, at: Date? = nil, by session: any TransactionSigner) throws -> String {
+        let author = session.author
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw ReplicaError(.invalidArgument, "a discharge needs a reason (--reason)")
         }
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             try end(db, stay, reason: reason, at: at ?? configuration.now(), author: author)
             return stay.id
@@ -99,13 +99,13 @@ extension Replica {
     }
 
     /// Sets fields of a resident's record (`FIELD=VALUE`; an empty value clears it).
-    public func setResident(_ resident: String, fields: [(field: String, value: String)], by author: String) throws {
-        try Self.checkAuthor(author)
+    public func setResident(_ resident: String, fields: [(field: String, value: String)], by session: any TransactionSigner) throws {
+        let author = session.author
         guard !fields.isEmpty else { throw ReplicaError(.invalidArgument, "give at least one FIELD=VALUE") }
         // Parse field names before touching the file, so an unknown field changes nothing.
         let parsed: [(ResidentField, String)]
         parsed = try Self.checked { try fields.map { (try ResidentField.named($0.field), $0.value) } }
-        try perform { db in
+        try perform(signedBy: session) { db in
             let id = try resolve(db, resident, in: ShelterSchema.residents, kind: "resident")
             let anonymous = try Bool.fetchOne(db, sql: "SELECT anonymous FROM residents WHERE id = ?", arguments: [id]) ?? false
             var values: [String: SyncValue] = [:]
@@ -115,9 +115,9 @@ extension Replica {
     }
 
     /// Takes a room out of service (repairs) or back into service. An occupied room cannot be taken out.
-    public func setRoom(_ number: Int, inService: Bool, by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in
+    public func setRoom(_ number: Int, inService: Bool, by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in
             let rooms = try rooms(db)
             guard rooms.contains(where: { $0.number == number }) else {
                 throw ReplicaError(DomainError(.roomUnavailable, "room \(number) does not exist"))

@@ -25,12 +25,12 @@ extension Replica {
     ///
     /// For a `room` conflict the confirmed placement never moves: `keep: 0` accepts it, and `value`
     /// gives the stay that lost the room another room.
-    public func resolveConflict(_ prefix: String, keep index: Int? = nil, value text: String? = nil, by author: String) throws {
-        try Self.checkAuthor(author)
+    public func resolveConflict(_ prefix: String, keep index: Int? = nil, value text: String? = nil, by session: any TransactionSigner) throws {
+        let author = session.author
         guard (index == nil) != (text == nil) else {
             throw ReplicaError(.invalidArgument, "give exactly one of --keep INDEX or --value TEXT")
         }
-        try perform { db in
+        try perform(signedBy: session) { db in
             let id = try resolve(db, prefix, in: ShelterSchema.conflicts, kind: "conflict")
             let conflict = Self.conflict(try Row.fetchOne(db, sql: "SELECT * FROM conflicts WHERE id = ?", arguments: [id])!)
             guard conflict.status == .open else { throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) is already resolved") }

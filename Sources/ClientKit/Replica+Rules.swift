@@ -52,11 +52,11 @@ extension Replica {
 
     /// Registers a staff member (or changes her role). The row id is the name, so adding the same
     /// person on two workstations makes one row.
-    public func addStaff(name: String, role: StaffRole, by author: String) throws {
-        try Self.checkAuthor(author)
+    public func addStaff(name: String, role: StaffRole, by session: any TransactionSigner) throws {
+        let author = session.author
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw ReplicaError(.invalidArgument, "a staff member needs a name") }
-        try perform { db in
+        try perform(signedBy: session) { db in
             try write(db, ShelterSchema.staff, Roles.staffID(trimmed), ["name": .text(trimmed), "role": .text(role.rawValue)], author: author)
         }
     }
@@ -74,13 +74,13 @@ extension Replica {
     /// The leader's eligibility decision. A not-eligible decision ends the stay (and notifies the
     /// home municipality); its date starts the complaint clock.
     @discardableResult
-    public func decide(stay: String, eligible: Bool, reason: String? = nil, referTo: String? = nil, at: Date? = nil, by author: String) throws -> String {
-        try Self.checkAuthor(author)
+    public func decide(stay: String, eligible: Bool, reason: String? = nil, referTo: String? = nil, at: Date? = nil, by session: any TransactionSigner) throws -> String {
+        let author = session.author
         if !eligible && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
             throw ReplicaError(.invalidArgument, "a not-eligible decision needs a reason (--reason)")
         }
         let when = at ?? configuration.now()
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             try requireLeader(db, author, for: "an eligibility decision")
             let stay = try requireStay(db, stay)
             guard stay.status != .discharged else {
@@ -104,11 +104,11 @@ extension Replica {
     /// A move-out the leader requires; with `houseRules` it is an expulsion for breaking the house
     /// rules, which cannot be appealed. Ends the stay.
     @discardableResult
-    public func requireMoveOut(stay: String, reason: String, houseRules: Bool, at: Date? = nil, by author: String) throws -> String {
-        try Self.checkAuthor(author)
+    public func requireMoveOut(stay: String, reason: String, houseRules: Bool, at: Date? = nil, by session: any TransactionSigner) throws -> String {
+        let author = session.author
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, "a required move-out needs a reason (--reason)") }
         let when = at ?? configuration.now()
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             try requireLeader(db, author, for: "a required move-out")
             let stay = try requireStay(db, stay)
             let id = newID()
@@ -178,9 +178,9 @@ extension Replica {
         }
     }
 
-    public func markNotificationSent(_ id: String, at: Date? = nil, by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in
+    public func markNotificationSent(_ id: String, at: Date? = nil, by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in
             let id = try resolve(db, id, in: ShelterSchema.notifications, kind: "notification")
             if try String.fetchOne(db, sql: "SELECT sent_at FROM notifications WHERE id = ?", arguments: [id]) != nil {
                 throw ReplicaError(.invalidArgument, "notification \(id.prefix(8)) is already recorded as sent")
@@ -192,10 +192,10 @@ extension Replica {
     // MARK: Stay plan
 
     @discardableResult
-    public func addGoal(stay: String, text: String, by author: String) throws -> String {
-        try Self.checkAuthor(author)
+    public func addGoal(stay: String, text: String, by session: any TransactionSigner) throws -> String {
+        let author = session.author
         guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, "a goal needs a text") }
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             let id = newID()
             try write(db, ShelterSchema.goals, id, ["stay": .text(stay.id), "text": .text(text), "status": .text("open"),
@@ -206,12 +206,12 @@ extension Replica {
 
     public static let goalStatuses = ["open", "done", "dropped"]
 
-    public func setGoal(_ goal: String, status: String, by author: String) throws {
-        try Self.checkAuthor(author)
+    public func setGoal(_ goal: String, status: String, by session: any TransactionSigner) throws {
+        let author = session.author
         guard Self.goalStatuses.contains(status) else {
             throw ReplicaError(.invalidArgument, "a goal's status is open, done or dropped, not '\(status)'")
         }
-        try perform { db in
+        try perform(signedBy: session) { db in
             let id = try resolve(db, goal, in: ShelterSchema.goals, kind: "goal")
             try write(db, ShelterSchema.goals, id, ["status": .text(status)], author: author)
         }
@@ -219,10 +219,10 @@ extension Replica {
 
     /// Records a psychologist offer to the woman, or to one of her children (`child`: an id or prefix).
     @discardableResult
-    public func recordOffer(stay: String, child: String? = nil, accepted: Bool, hours: Double, by author: String) throws -> String {
-        try Self.checkAuthor(author)
+    public func recordOffer(stay: String, child: String? = nil, accepted: Bool, hours: Double, by session: any TransactionSigner) throws -> String {
+        let author = session.author
         guard hours >= 0, hours.isFinite else { throw ReplicaError(.invalidArgument, "hours must be 0 or more") }
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             var person = "woman"
             if let child {
@@ -254,9 +254,9 @@ extension Replica {
     }
 
     /// `shelter stay set`: the stay's contact person (a registered staff member) and self-payment (kr).
-    public func setStay(_ stay: String, fields: [(field: String, value: String)], by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in
+    public func setStay(_ stay: String, fields: [(field: String, value: String)], by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             var values: [String: SyncValue] = [:]
             for (field, text) in fields {
@@ -288,10 +288,10 @@ extension Replica {
     /// decision; a later complaint is recorded and marked late. An expulsion for breaking the house
     /// rules cannot be appealed: such a complaint is refused.
     @discardableResult
-    public func addComplaint(stay: String, decisionOn: CivilDate, written: Bool, text: String, at: Date? = nil, by author: String) throws -> String {
-        try Self.checkAuthor(author)
+    public func addComplaint(stay: String, decisionOn: CivilDate, written: Bool, text: String, at: Date? = nil, by session: any TransactionSigner) throws -> String {
+        let author = session.author
         let received = Timestamp.civilDate(of: at ?? configuration.now())
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             let houseRules = try Bool.fetchOne(db, sql: """
                 SELECT 1 FROM decisions WHERE stay = ? AND decided_on = ? AND kind = 'moveOut' AND house_rules = 1
@@ -312,9 +312,9 @@ extension Replica {
 
     /// The leader's reconsideration: upheld changes the decision (it no longer stands); maintained
     /// sends the complaint on to Ankestyrelsen.
-    public func reviewComplaint(_ complaint: String, upheld: Bool, at: Date? = nil, by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in
+    public func reviewComplaint(_ complaint: String, upheld: Bool, at: Date? = nil, by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in
             try requireLeader(db, author, for: "a complaint's reconsideration")
             let id = try resolve(db, complaint, in: ShelterSchema.complaints, kind: "complaint")
             let row = try Row.fetchOne(db, sql: "SELECT stay, decision_on, status FROM complaints WHERE id = ?", arguments: [id])!
@@ -332,9 +332,9 @@ extension Replica {
         }
     }
 
-    public func complaintForwarded(_ complaint: String, at: Date? = nil, by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in
+    public func complaintForwarded(_ complaint: String, at: Date? = nil, by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in
             let id = try resolve(db, complaint, in: ShelterSchema.complaints, kind: "complaint")
             guard try String.fetchOne(db, sql: "SELECT status FROM complaints WHERE id = ?", arguments: [id]) == "maintained" else {
                 throw ReplicaError(DomainError(.invalidTransition, "only a complaint whose decision the leader maintained is forwarded to Ankestyrelsen"))
@@ -356,11 +356,11 @@ extension Replica {
 
     // MARK: Billing
 
-    public func setRate(year: Int, amount: Int, by author: String) throws {
-        try Self.checkAuthor(author)
+    public func setRate(year: Int, amount: Int, by session: any TransactionSigner) throws {
+        let author = session.author
         guard (1970...2200).contains(year) else { throw ReplicaError(.invalidArgument, "\(year) is not a year ShelterSync bills") }
         guard amount > 0 else { throw ReplicaError(.invalidArgument, "a daily rate is a positive number of kroner") }
-        try perform { db in
+        try perform(signedBy: session) { db in
             try write(db, ShelterSchema.rates, String(year), ["year": .integer(Int64(year)), "amount": .integer(Int64(amount))], author: author)
         }
     }
@@ -397,9 +397,9 @@ extension Replica {
 
     // MARK: House meetings
 
-    public func configureMeetings(first: CivilDate, by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in try write(db, ShelterSchema.settings, "meetings.first", ["value": .text(first.description)], author: author) }
+    public func configureMeetings(first: CivilDate, by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in try write(db, ShelterSchema.settings, "meetings.first", ["value": .text(first.description)], author: author) }
     }
 
     /// The next `count` house meetings (every 14 days from the configured first one), from `from`.
@@ -416,9 +416,9 @@ extension Replica {
         }
     }
 
-    public func meetingHeld(on date: CivilDate, notes: String?, by author: String) throws {
-        try Self.checkAuthor(author)
-        try perform { db in
+    public func meetingHeld(on date: CivilDate, notes: String?, by session: any TransactionSigner) throws {
+        let author = session.author
+        try perform(signedBy: session) { db in
             try write(db, ShelterSchema.meetings, date.description, ["held_on": .text(date.description), "notes": .optionalText(notes)], author: author)
         }
     }

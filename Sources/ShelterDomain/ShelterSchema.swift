@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 3
+    public static let version = 4
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -12,6 +12,11 @@ public enum ShelterSchema {
     public static let staff = SyncSchema.Table("staff", code: 2, columns: [
         .init("name", code: 1, .text, default: .text("")),
         .init("role", code: 2, .text, default: .text("")),
+        // Version 4: her public keys, her private keys sealed under her passphrase, removal.
+        .init("signing_key", code: 3, .text, since: 4),
+        .init("agreement_key", code: 4, .text, since: 4),
+        .init("sealed_keys", code: 5, .text, since: 4),
+        .init("removed", code: 6, .integer, default: .integer(0), since: 4),
     ])
 
     public static let residents = SyncSchema.Table("residents", code: 3, columns: [

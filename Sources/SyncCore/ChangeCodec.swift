@@ -22,6 +22,57 @@ public enum ChangeCodec {
         return writer.bytes
     }
 
+    /// A change with its seal (absent: a 0 flag), as it travels and waits: `encode` and the seal.
+    public static func encodeSealed(_ change: CellChange, into writer: inout BinaryWriter) {
+        encode(change, into: &writer)
+        encode(change.seal, into: &writer)
+    }
+
+    public static func encodeSealed(_ change: CellChange) -> [UInt8] {
+        var writer = BinaryWriter(capacity: 200)
+        encodeSealed(change, into: &writer)
+        return writer.bytes
+    }
+
+    public static func encode(_ seal: Seal?, into writer: inout BinaryWriter) {
+        guard let seal else { writer.write(varint: 0); return }
+        writer.write(varint: 1)
+        writer.write(varint: seal.first)
+        writer.write(text: seal.signer)
+        writer.write(varint: UInt64(seal.signature.count))
+        writer.write(raw: seal.signature)
+    }
+
+    public static func decodeSeal(from reader: inout BinaryReader) throws(BinaryReader.Error) -> Seal? {
+        switch try reader.readUnsigned() {
+        case 0: return nil
+        case 1:
+            let first = try reader.readUnsigned()
+            let signer = try reader.readText()
+            let length = try reader.readCount(max: 64)
+            guard length == 64 else { throw BinaryReader.Error(reason: "a signature of \(length) bytes (64 expected)", offset: reader.offset) }
+            let signature = Array(try reader.readRaw(count: 64))
+            return Seal(first: first, signer: signer, signature: signature)
+        case let flag: throw BinaryReader.Error(reason: "unknown seal flag \(flag)", offset: reader.offset)
+        }
+    }
+
+    public static func decodeSealed(from reader: inout BinaryReader) throws(BinaryReader.Error) -> CellChange {
+        var change = try decode(from: &reader)
+        change.seal = try decodeSeal(from: &reader)
+        if let seal = change.seal, seal.first > change.dot.counter {
+            throw BinaryReader.Error(reason: "a seal whose transaction starts after its last change", offset: reader.offset)
+        }
+        return change
+    }
+
+    public static func decodeSealed(_ bytes: [UInt8]) throws(BinaryReader.Error) -> CellChange {
+        var reader = BinaryReader(bytes)
+        let change = try decodeSealed(from: &reader)
+        guard reader.isAtEnd else { throw BinaryReader.Error(reason: "trailing bytes after a change", offset: reader.offset) }
+        return change
+    }
+
     public static func encode(_ vector: VersionVector, into writer: inout BinaryWriter) {
         writer.write(varint: UInt64(vector.entries.count))
         for (replica, counter) in vector.entries.sorted(by: { $0.key < $1.key }) {

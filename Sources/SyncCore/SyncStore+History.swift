@@ -116,9 +116,7 @@ extension SyncStore {
         guard let peer = try knownPeerIndex(db, dot.replica),
               let data = try Data.fetchOne(db, sql: "SELECT change FROM sync_pending WHERE peer = ? AND counter = ?",
                                            arguments: [peer, Int64(dot.counter)]) else { return nil }
-        do { return try ChangeCodec.decode([UInt8](data)) } catch {
-            throw SyncError(.corruptData, "a held-back change cannot be decoded: \(error)", underlying: error)
-        }
+        return try decodeChange(data)
     }
 
     /// The highest counter of `replica` whose change this log holds (merged or held back); 0 if none.

@@ -235,6 +235,17 @@ public struct SyncStore: Sendable {
                     WHERE p.replica_id = sync_state.replica_id AND l.state IN (1, 2)), 0);
                 """)
         }
+        migrator.registerMigration("sync-4") { db in
+            // Signed transactions: the seal (signer and signature) on each transaction's last change;
+            // `sealed`: the counter up to which this replica's own changes are sealed; the server's
+            // public signing key as the server sent it.
+            try db.execute(sql: """
+                ALTER TABLE sync_log ADD COLUMN seal BLOB;
+                ALTER TABLE sync_state ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE sync_state ADD COLUMN server_signing_key TEXT;
+                UPDATE sync_state SET sealed = counter;
+                """)
+        }
         for version in 1...max(1, schema.version) {
             migrator.registerMigration("domain-\(version)") { db in
                 for table in schema.tables {
@@ -344,14 +355,42 @@ public struct SyncStore: Sendable {
 
     /// Stamps again this replica's unsynced changes that a wrong clock stamped more than
     /// `maximumAhead` ms past `wallMilliseconds`, before they are pushed: no one has them yet, so the
-    /// log entry and the cells they still hold take a stamp of now. Returns how many.
+    /// log entry and the cells they still hold take a stamp of now, and the transaction is signed
+    /// again — only a transaction whose signer `signers` can sign for (her session on this
+    /// workstation); the others are pushed as they are and the server refuses them (`clockSkew`).
+    /// Returns how many changes were stamped again.
     @discardableResult
-    public func restampFuture(_ db: Database, wallMilliseconds: UInt64, maximumAhead: UInt64) throws -> Int {
+    public func restampFuture(_ db: Database, wallMilliseconds: UInt64, maximumAhead: UInt64,
+                              signers: [any TransactionSigner] = []) throws -> Int {
         let limit = HLC(milliseconds: min(wallMilliseconds &+ maximumAhead, HLC.maximum.milliseconds), logical: HLC.logicalMask)
         let own = try peerIndex(db, try state(db).replicaID)
-        let future = try loggedChanges(db, where: "state = 0 AND peer = ? AND hlc > ?", arguments: [.integer(own), .integer(Int64(limit.rawValue))],
-                                       order: "counter ASC", limit: .max)
+        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_log WHERE state = 0 AND peer = ? AND hlc > ?)",
+                                arguments: [own, Int64(limit.rawValue)]) == true else { return 0 }
+        // The unsynced transactions (each ends with its sealed change) holding a change stamped ahead.
+        let unsynced = try loggedChanges(db, where: "state = 0 AND peer = ?", arguments: [.integer(own)], order: "counter ASC", limit: .max)
+        var transactions: [[LoggedChange]] = [], current: [LoggedChange] = []
+        for entry in unsynced {
+            current.append(entry)
+            if entry.change.seal != nil { transactions.append(current); current = [] }
+        }
+        var future: [LoggedChange] = []
+        var resign: [(changes: [LoggedChange], signer: any TransactionSigner)] = []
+        for transaction in transactions where transaction.contains(where: { $0.change.hlc > limit }) {
+            guard let seal = transaction.last?.change.seal, let signer = signers.first(where: { $0.signer == seal.signer }) else { continue }
+            future += transaction.filter { $0.change.hlc > limit }
+            resign.append((transaction, signer))
+        }
         guard !future.isEmpty else { return 0 }
+        func resealAll() throws {
+            for (transaction, signer) in resign {
+                guard let first = transaction.first, let last = transaction.last, var seal = last.change.seal else { continue }
+                let changes = try loggedChanges(db, where: "peer = ? AND counter >= ? AND counter <= ?",
+                                                arguments: [.integer(own), .integer(Int64(first.change.dot.counter)), .integer(Int64(last.change.dot.counter))],
+                                                order: "counter ASC", limit: .max).map(\.change)
+                seal.signature = try signer.sign(Seal.digest(signer: seal.signer, changes: changes))
+                try storeSeal(db, seal, peer: own, counter: Int64(last.change.dot.counter))
+            }
+        }
         var clock = HybridLogicalClock(last: HLC(milliseconds: wallMilliseconds, logical: 0))
         for entry in future {
             let stamp = clock.tick(wallMilliseconds: wallMilliseconds)
@@ -377,6 +416,7 @@ public struct SyncStore: Sendable {
             try saveMeta(db, table: table, rowID: entry.change.rowID, meta: meta)
         }
         try db.execute(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1", arguments: [Int64(clock.last.rawValue)])
+        try resealAll()
         return future.count
     }
 
@@ -441,6 +481,39 @@ public struct SyncStore: Sendable {
         return change
     }
 
+    /// Seals this replica's own changes written since the last seal (one transaction): `signer`
+    /// signs their canonical encoding and the seal is stored on the last of them. Returns the seal,
+    /// nil when nothing was written. Call at the end of the transaction that wrote them.
+    @discardableResult
+    public func sealTail(_ db: Database, signer: some TransactionSigner) throws -> Seal? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT replica_id, counter, sealed FROM sync_state WHERE id = 1") else { return nil }
+        let counter = row["counter"] as Int64, sealed = row["sealed"] as Int64
+        guard counter > sealed, let replica = ReplicaID(row["replica_id"] as String),
+              let peer = try knownPeerIndex(db, replica) else { return nil }
+        let changes = try loggedChanges(db, where: "peer = ? AND counter > ? AND counter <= ?",
+                                        arguments: [.integer(peer), .integer(sealed), .integer(counter)], order: "counter ASC", limit: .max).map(\.change)
+        guard let first = changes.first, changes.count == Int(counter - sealed) else {
+            throw SyncError(.corruptData, "this replica's changes \(sealed + 1)…\(counter) are not all in its log")
+        }
+        let seal = Seal(first: first.dot.counter, signer: signer.signer,
+                        signature: try signer.sign(Seal.digest(signer: signer.signer, changes: changes)))
+        try storeSeal(db, seal, peer: peer, counter: counter)
+        try db.execute(sql: "UPDATE sync_state SET sealed = ? WHERE id = 1", arguments: [counter])
+        return seal
+    }
+
+    /// Stores `seal` on the change `counter` of the replica with peer number `peer`.
+    func storeSeal(_ db: Database, _ seal: Seal, peer: Int64, counter: Int64) throws {
+        var writer = BinaryWriter(capacity: 96)
+        ChangeCodec.encode(seal, into: &writer)
+        try db.execute(sql: "UPDATE sync_log SET seal = ? WHERE peer = ? AND counter = ?", arguments: [Data(writer.bytes), peer, counter])
+    }
+
+    /// Whether this replica wrote changes since its last seal (a transaction not yet signed).
+    public func hasUnsealed(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT counter > sealed FROM sync_state WHERE id = 1") ?? false
+    }
+
     /// Merges a change made on another replica. Call inside a transaction.
     public func merge(_ db: Database, _ change: CellChange, wallMilliseconds: UInt64) throws -> MergeReport {
         var clock = try loadClock(db)
@@ -497,7 +570,7 @@ public struct SyncStore: Sendable {
         case .duplicate:
             return nil
         case .notReady:
-            let bytes = Data(ChangeCodec.encode(change))
+            let bytes = Data(ChangeCodec.encodeSealed(change))
             pending.inserted()
             try db.execute(sql: "INSERT OR IGNORE INTO sync_pending (peer, counter, tbl, row, change) VALUES (?, ?, ?, ?, ?)",
                            arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID, bytes])
@@ -538,6 +611,26 @@ public struct SyncStore: Sendable {
             for (index, name) in names.enumerated() { result[name] = row.value(Int32(index)) ?? .null }
             return result
         } ?? [:]
+    }
+
+    /// One row of a synced table as it stands: every column's value, nil when there is no such row.
+    public func currentRow(_ db: Database, table tableName: String, id: String) throws -> [String: SyncValue]? {
+        guard let table = schema.table(named: tableName) else { return nil }
+        let columns = table.columns.map(\.name)
+        let select = try RawStatement(db, "SELECT \(columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")) FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?")
+        select.bind(1, id)
+        return try select.oneRow { row in
+            var values: [String: SyncValue] = [:]
+            for (index, column) in columns.enumerated() { values[column] = row.value(Int32(index)) }
+            return values
+        }
+    }
+
+    /// The ids of the rows of a synced table whose `column` holds `value`.
+    public func rowIDs(_ db: Database, table tableName: String, where column: String, is value: SyncValue) throws -> [String] {
+        guard let table = schema.table(named: tableName), table.column(named: column) != nil else { return [] }
+        return try String.fetchAll(db, sql: "SELECT id FROM \(table.name.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ?",
+                                   arguments: [value.databaseValue])
     }
 
     /// Local changes not yet acknowledged by the server, oldest first.
@@ -584,30 +677,34 @@ public struct SyncStore: Sendable {
                                order: String, limit: Int) throws -> [LoggedChange] {
         let limitSQL = limit == .max ? "" : " LIMIT \(limit)"
         let select = try RawStatement(db, """
-            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection, chain
+            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection, chain, seal
             FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
             """)
         for (index, argument) in arguments.enumerated() { select.bind(Int32(index + 1), argument) }
         // Rows are read in full first: decoding a vector may look up a peer with another statement.
         var rows: [(sequence: Int64, peer: Int64, counter: Int64, table: Int, row: String, hlc: Int64, author: String,
-                    context: [UInt8], values: [UInt8], state: Int, rejection: String?, chain: [UInt8]?)] = []
+                    context: [UInt8], values: [UInt8], state: Int, rejection: String?, chain: [UInt8]?, seal: [UInt8]?)] = []
         while try select.step() {
             rows.append((select.int64(0), select.int64(1), select.int64(2), Int(select.int64(3)), select.text(4), select.int64(5),
                          select.text(6), select.blob(7), select.blob(8), Int(select.int64(9)), select.optionalText(10),
-                         select.isNull(11) ? nil : select.blob(11)))
+                         select.isNull(11) ? nil : select.blob(11), select.isNull(12) ? nil : select.blob(12)))
         }
         var peers = PeerCache(cache: self.peers)
         return try rows.map { row in
             guard let table = schema.table(code: row.table) else {
                 throw SyncError(.corruptData, "the change log names table code \(row.table), which this version does not know")
             }
-            let change = CellChange(
+            var change = CellChange(
                 table: table.name, rowID: row.row,
                 values: try decodeValues(row.values, table: table),
                 dot: Dot(replica: try peers.id(db, row.peer), counter: UInt64(row.counter)),
                 hlc: HLC(rawValue: UInt64(row.hlc)),
                 author: row.author,
                 context: try decodeVector(db, row.context, peers: &peers))
+            if let seal = row.seal {
+                var reader = BinaryReader(seal)
+                change.seal = try corrupt("the signature of change \(row.counter)") { try ChangeCodec.decodeSeal(from: &reader) }
+            }
             return LoggedChange(sequence: row.sequence, change: change,
                                 state: LoggedChange.State(rawValue: row.state) ?? .received, rejection: row.rejection,
                                 chain: row.chain.flatMap { LogHash(bytes: $0) })
@@ -672,8 +769,8 @@ public struct SyncStore: Sendable {
         }
         let peer = try peerIndex(db, change.dot.replica)
         let insert = try RawStatement(db, """
-            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         insert.bind(1, peer)
         insert.bind(2, Int64(change.dot.counter))
@@ -688,6 +785,11 @@ public struct SyncStore: Sendable {
         if chained {
             chain = try chainTip.tip(db).chained(with: LogHash.of(change))
             insert.bind(10, blob: chain!.bytes)
+        }
+        if let seal = change.seal {
+            var writer = BinaryWriter(capacity: 96)
+            ChangeCodec.encode(seal, into: &writer)
+            insert.bind(11, blob: writer.bytes)
         }
         try insert.execute()
         if let chain { chainTip.moved(to: chain) }
@@ -846,7 +948,9 @@ public struct SyncStore: Sendable {
         }
     }
 
-    private func decodeChange(_ data: Data) throws -> CellChange {
+    func decodeChange(_ data: Data) throws -> CellChange {
+        // Held back before version 0.7: without the seal flag.
+        if let change = try? ChangeCodec.decodeSealed([UInt8](data)) { return change }
         do { return try ChangeCodec.decode([UInt8](data)) } catch {
             throw SyncError(.corruptData, "a held-back change cannot be decoded: \(error)", underlying: error)
         }

@@ -5,7 +5,7 @@ public enum WireMessage: Hashable, Sendable {
     /// 2: hello carries the cursor with checkpoints of the server's hash chain, welcome the last
     /// common position, pulled batches the chain at their end; `recover` heals a server that went
     /// back in time.
-    public static let protocolVersion: UInt64 = 2
+    public static let protocolVersion: UInt64 = 3
     /// The most checkpoints a hello may carry.
     public static let maximumCheckpoints = 64
     /// The most encoded bytes of changes one pushed, recovered or pulled batch carries (besides its
@@ -19,7 +19,7 @@ public enum WireMessage: Hashable, Sendable {
         var total = 0
         for (index, item) in items.enumerated() {
             var writer = BinaryWriter(capacity: 256)
-            ChangeCodec.encode(change(item), into: &writer)
+            ChangeCodec.encodeSealed(change(item), into: &writer)
             total += writer.bytes.count
             if total > maximumBatchBytes && index > 0 { return Array(items.prefix(index)) }
         }
@@ -87,6 +87,9 @@ public enum WireMessage: Hashable, Sendable {
         /// When, besides, the server is a restored backup: the highest counter it holds of each
         /// replica, so the workstation also gives back other replicas' changes it lacks. Nil otherwise.
         public var holdings: VersionVector?
+        /// The server's Ed25519 public key, which signs its own transactions (repairs, conflict
+        /// rows, staff the admin made).
+        public var serverSigningKey: [UInt8]?
 
         public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64, resume: Int64 = 0,
                     ownCommon: UInt64? = nil, holdings: VersionVector? = nil) {
@@ -208,6 +211,8 @@ public enum WireMessage: Hashable, Sendable {
             if let ownCommon = welcome.ownCommon { writer.write(varint: ownCommon) }
             writer.write(byte: welcome.holdings == nil ? 0 : 1)
             if let holdings = welcome.holdings { ChangeCodec.encode(holdings, into: &writer) }
+            writer.write(byte: welcome.serverSigningKey == nil ? 0 : 1)
+            if let key = welcome.serverSigningKey { writer.write(raw: key) }
         case .error(let code, let message):
             writer.write(byte: 3)
             writer.write(text: code)
@@ -215,7 +220,7 @@ public enum WireMessage: Hashable, Sendable {
         case .push(let changes):
             writer.write(byte: 4)
             writer.write(varint: UInt64(changes.count))
-            for change in changes { ChangeCodec.encode(change, into: &writer) }
+            for change in changes { ChangeCodec.encodeSealed(change, into: &writer) }
         case .pushAck(let upTo, let rejected):
             writer.write(byte: 5)
             writer.write(varint: upTo)
@@ -234,7 +239,7 @@ public enum WireMessage: Hashable, Sendable {
             writer.write(varint: UInt64(batch.count))
             for logged in batch {
                 writer.write(signed: logged.sequence)
-                ChangeCodec.encode(logged.change, into: &writer)
+                ChangeCodec.encodeSealed(logged.change, into: &writer)
             }
             writer.write(signed: nextCursor)
             writer.write(byte: nextHash == nil ? 0 : 1)
@@ -252,7 +257,7 @@ public enum WireMessage: Hashable, Sendable {
         case .recover(let changes):
             writer.write(byte: 10)
             writer.write(varint: UInt64(changes.count))
-            for change in changes { ChangeCodec.encode(change, into: &writer) }
+            for change in changes { ChangeCodec.encodeSealed(change, into: &writer) }
         case .recoverAck(let merged, let rejected):
             writer.write(byte: 11)
             writer.write(varint: merged)
@@ -297,6 +302,7 @@ public enum WireMessage: Hashable, Sendable {
             welcome.resume = try reader.readSigned()
             if try reader.readFlag() { welcome.ownCommon = try reader.readUnsigned() }
             if try reader.readFlag() { welcome.holdings = try ChangeCodec.decodeVector(from: &reader) }
+            if try reader.readFlag() { welcome.serverSigningKey = Array(try reader.readRaw(count: 32)) }
             message = .welcome(welcome)
         case 3:
             message = .error(code: try reader.readText(), message: try reader.readText())
@@ -304,7 +310,7 @@ public enum WireMessage: Hashable, Sendable {
             let count = try reader.readCount()
             var changes: [CellChange] = []
             changes.reserveCapacity(count)
-            for _ in 0..<count { changes.append(try ChangeCodec.decode(from: &reader)) }
+            for _ in 0..<count { changes.append(try ChangeCodec.decodeSealed(from: &reader)) }
             message = .push(changes)
         case 5:
             let upTo = try reader.readUnsigned()
@@ -322,7 +328,7 @@ public enum WireMessage: Hashable, Sendable {
             batch.reserveCapacity(count)
             for _ in 0..<count {
                 let sequence = try reader.readSigned()
-                batch.append(Logged(sequence: sequence, change: try ChangeCodec.decode(from: &reader)))
+                batch.append(Logged(sequence: sequence, change: try ChangeCodec.decodeSealed(from: &reader)))
             }
             let next = try reader.readSigned()
             let nextHash = try reader.readFlag() ? try reader.readHash() : nil
@@ -340,7 +346,7 @@ public enum WireMessage: Hashable, Sendable {
             let count = try reader.readCount()
             var changes: [CellChange] = []
             changes.reserveCapacity(count)
-            for _ in 0..<count { changes.append(try ChangeCodec.decode(from: &reader)) }
+            for _ in 0..<count { changes.append(try ChangeCodec.decodeSealed(from: &reader)) }
             message = .recover(changes)
         case 11:
             let merged = try reader.readUnsigned()

@@ -1,0 +1,275 @@
+import Foundation
+import SyncCore
+
+/// The rows the rules read: the current state of the replica (the server's store, a workstation's
+/// replica) as the rules need it. Implemented over SQLite by each side; the rules never query.
+public protocol RowSource {
+    /// The row's current values (all columns), nil when the row does not exist.
+    func row(_ table: String, _ id: String) throws -> [String: SyncValue]?
+    /// The ids of the rows of `table` whose `column` is `value`.
+    func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String]
+}
+
+/// What a member of staff who signs a transaction is, by the staff table at that point.
+public struct Signatory: Hashable, Sendable {
+    public var id: String
+    public var role: StaffRole?
+    public var removed: Bool
+    public var signingKey: String?
+    public var isServer: Bool { id == Seal.serverSigner }
+}
+
+/// Why the rules refuse a transaction: a stable code and a reason for staff and the admin that
+/// names ids, tables and columns, never a value.
+public struct Refusal: Hashable, Sendable, Error {
+    public var code: String
+    public var reason: String
+    public init(_ code: String, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+}
+
+/// The shelter's rules over a proposed transaction (DESIGN §4 "one rule set"): who signed it, whether
+/// her role allows each change, and what each change may write given the current rows and the
+/// transaction's earlier changes. Pure: the caller reads the rows; the server calls it before
+/// merging a pushed or given-back transaction, the workstation before it commits one.
+public enum ShelterRules {
+    /// The whole transaction is refused, or nil. `serverKey`: the server's public signing key.
+    public static func check(_ changes: [CellChange], rows: some RowSource, serverKey: String?) throws -> Refusal? {
+        guard let last = changes.last, let first = changes.first else { return nil }
+        guard let seal = last.seal else {
+            return Refusal("badSignature", "changes \(first.dot.counter)…\(last.dot.counter) carry no signature")
+        }
+        let counters = changes.map(\.dot.counter)
+        guard seal.first == first.dot.counter, zip(counters, counters.dropFirst()).allSatisfy({ $1 == $0 + 1 }),
+              changes.allSatisfy({ $0.dot.replica == last.dot.replica }) else {
+            return Refusal("badSignature", "the signature on change \(last.dot.counter) does not cover its transaction (\(seal.first)…\(last.dot.counter))")
+        }
+        let signatory = try self.signatory(seal.signer, rows: rows)
+        if signatory.isServer {
+            guard let serverKey, StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes), signingKey: serverKey) else {
+                return Refusal("badSignature", "transaction \(seal.first)…\(last.dot.counter) is not signed by this server's key")
+            }
+        } else {
+            guard let key = signatory.signingKey, signatory.role != nil else {
+                return Refusal("unknownSigner", "transaction \(seal.first)…\(last.dot.counter) is signed by \(seal.signer), who is not a member of staff with keys")
+            }
+            guard StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes), signingKey: key) else {
+                return Refusal("badSignature", "the signature of transaction \(seal.first)…\(last.dot.counter) is not \(seal.signer)'s")
+            }
+            if signatory.removed {
+                return Refusal("staffRemoved", "transaction \(seal.first)…\(last.dot.counter) is signed by \(seal.signer), who was removed from the staff")
+            }
+        }
+        var overlay = Overlay(base: rows)
+        for change in changes {
+            guard change.dot.counter <= last.dot.counter, signatory.isServer || Roles.staffID(change.author) == signatory.id else {
+                return Refusal("invalidChange", "change \(change.dot.counter) names another author than its signer \(signatory.id)")
+            }
+            if let refusal = try check(change, by: signatory, rows: overlay) { return refusal }
+            overlay.apply(change)
+        }
+        return nil
+    }
+
+    public static func signatory(_ signer: String, rows: some RowSource) throws -> Signatory {
+        if signer == Seal.serverSigner { return Signatory(id: signer, role: .leader, removed: false, signingKey: nil) }
+        let row = try rows.row(ShelterSchema.staff.name, signer)
+        return Signatory(id: signer, role: row?["role"]?.textValue.flatMap(StaffRole.init(rawValue:)),
+                         removed: row?["removed"]?.integerValue.map { $0 != 0 } ?? false,
+                         signingKey: row?["signing_key"]?.textValue)
+    }
+
+    /// One change, by its signatory, against the rows as the transaction's earlier changes left them.
+    public static func check(_ change: CellChange, by signatory: Signatory, rows: some RowSource) throws -> Refusal? {
+        guard let table = ShelterSchema.schema.table(named: change.table) else {
+            return Refusal("invalidChange", "table \(change.table) is not part of schema version \(ShelterSchema.version)")
+        }
+        for column in change.values.keys.sorted() where table.column(named: column) == nil {
+            return Refusal("invalidChange", "column \(column) is not part of table \(change.table)")
+        }
+        for (column, value) in change.values where !value.fits {
+            return Refusal("valueTooLarge", "\(change.table) \(change.rowID): the \(column) is over the \(SyncValue.maximumTextBytes / 1024) KiB a text may hold")
+        }
+        let current = try rows.row(change.table, change.rowID)
+        if let reason = Permissions.refusal(table: change.table, rowID: change.rowID, columns: Set(change.values.keys),
+                                            values: change.values, signatory: signatory) {
+            return Refusal("notPermitted", reason)
+        }
+        func text(_ column: String) -> String? { (change.values[column] ?? current?[column])?.textValue }
+        func sets(_ column: String) -> Bool {
+            guard let value = change.values[column] else { return false }
+            return !(value.isNull || value == .text(""))
+        }
+        func has(_ row: [String: SyncValue]?, _ column: String) -> Bool {
+            guard let value = row?[column] else { return false }
+            return !(value.isNull || value == .text(""))
+        }
+        let id = change.rowID
+        switch change.table {
+        case ShelterSchema.staff.name:
+            if let role = change.values["role"], StaffRole(rawValue: role.textValue ?? "") == nil {
+                return Refusal("invalidChange", "staff \(id): the role is not one of \(StaffRole.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            for column in ["signing_key", "agreement_key"] where change.values[column] != nil {
+                if has(current, column) && current?[column] != change.values[column] {
+                    return Refusal("invalidChange", "staff \(id): a member's public keys never change")
+                }
+                guard let key = change.values[column]?.textValue, let raw = Base64.decode(key), raw.count == 32 else {
+                    return Refusal("invalidChange", "staff \(id): \(column) is not a 32-byte public key")
+                }
+            }
+            if current == nil && !(sets("signing_key") && sets("agreement_key") && sets("sealed_keys") && sets("role")) {
+                return Refusal("invalidChange", "staff \(id) is added without a role and keys")
+            }
+            if current?["removed"]?.integerValue == 1, change.values["removed"]?.integerValue == 0 {
+                return Refusal("invalidChange", "staff \(id) was removed; a removed member of staff does not come back")
+            }
+        case ShelterSchema.residents.name:
+            let wasAnonymous = current?["anonymous"]?.integerValue.map { $0 != 0 } ?? false
+            let anonymous = change.values["anonymous"].map { $0.integerValue.map { $0 != 0 } ?? false } ?? wasAnonymous
+            if wasAnonymous && !anonymous {
+                return Refusal("anonymity", "resident \(id) is anonymous; an anonymous stay never becomes named")
+            }
+            if anonymous {
+                if sets("name") || sets("cpr") {
+                    return Refusal("anonymity", "resident \(id) is anonymous: a name or CPR number is refused")
+                }
+                let keepsName = change.values["name"] == nil && has(current, "name")
+                let keepsCPR = change.values["cpr"] == nil && has(current, "cpr")
+                if keepsName || keepsCPR {
+                    return Refusal("anonymity", "resident \(id) has a name or CPR number and cannot become anonymous without clearing them")
+                }
+                if !wasAnonymous {
+                    for child in try rows.ids(ShelterSchema.children.name, where: "resident", is: .text(id)) {
+                        let row = try rows.row(ShelterSchema.children.name, child)
+                        if has(row, "name") || has(row, "cpr") {
+                            return Refusal("anonymity", "resident \(id) cannot become anonymous while her child \(child) has a name or CPR number")
+                        }
+                    }
+                }
+            }
+            if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
+                return Refusal("invalidValue", "the CPR number written to resident \(id) is not valid")
+            }
+        case ShelterSchema.children.name:
+            let named = sets("name") || sets("cpr") || (change.values["name"] == nil && has(current, "name"))
+                || (change.values["cpr"] == nil && has(current, "cpr"))
+            if named, let resident = text("resident"),
+               try rows.row(ShelterSchema.residents.name, resident)?["anonymous"]?.integerValue.map({ $0 != 0 }) == true {
+                return Refusal("anonymity", "child \(id) belongs to an anonymous resident: a name or CPR number is refused")
+            }
+            if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
+                return Refusal("invalidValue", "the CPR number written to child \(id) is not valid")
+            }
+        case ShelterSchema.stays.name:
+            if let status = change.values["status"], Stay.Status(rawValue: status.textValue ?? "") == nil {
+                return Refusal("invalidValue", "stay \(id): status is not one of \(Stay.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let room = change.values["room"], !room.isNull {
+                guard let number = room.integerValue,
+                      !(try rows.ids(ShelterSchema.rooms.name, where: "number", is: .integer(number))).isEmpty else {
+                    return Refusal("invalidValue", "stay \(id): the room does not exist")
+                }
+            }
+        case ShelterSchema.conflicts.name where !signatory.isServer:
+            guard current != nil else {
+                return Refusal("notPermitted", "conflict \(id): only the server records a conflict")
+            }
+            if let status = change.values["status"], status.textValue != Conflict.Status.resolved.rawValue {
+                return Refusal("invalidValue", "conflict \(id): staff may only resolve a conflict")
+            }
+        case ShelterSchema.complaints.name:
+            if let status = change.values["status"]?.textValue, !["received", "upheld", "maintained", "forwarded"].contains(status) {
+                return Refusal("invalidValue", "complaint \(id): the status is not a complaint's")
+            }
+        default:
+            break
+        }
+        return nil
+    }
+}
+
+/// Which role may write what (DESIGN §4): the server (its own repairs, conflict rows, staff the
+/// admin made) anything; a leader the staff, decisions, rates and settings and a complaint's
+/// reconsideration; every member of staff the rest, and her own sealed keys (`passwd`).
+public enum Permissions {
+    /// Nil when `signatory` may write `columns` of that row; else why not (no values named).
+    public static func refusal(table: String, rowID: String, columns: Set<String>, values: [String: SyncValue], signatory: Signatory) -> String? {
+        if signatory.isServer { return nil }
+        let role = signatory.role
+        func leaderOnly(_ what: String) -> String? {
+            role == .leader ? nil : "only a leader may \(what); \(signatory.id) is \(role?.rawValue ?? "not a member of staff")"
+        }
+        switch table {
+        case ShelterSchema.staff.name:
+            if rowID == signatory.id && columns == ["sealed_keys"] { return nil }
+            return leaderOnly("add, remove or change staff")
+        case ShelterSchema.decisions.name:
+            return leaderOnly("record a decision")
+        case ShelterSchema.rates.name, ShelterSchema.settings.name:
+            return leaderOnly("set rates and settings")
+        case ShelterSchema.complaints.name:
+            if let status = values["status"]?.textValue, status == "upheld" || status == "maintained" {
+                return leaderOnly("reconsider a complaint")
+            }
+        case ShelterSchema.rooms.name:
+            if columns.contains("number") { return leaderOnly("create rooms") }
+        case ShelterSchema.conflicts.name:
+            let resolution: Set<String> = ["status", "resolved_by", "resolved_at"]
+            if !columns.isSubset(of: resolution) { return "only the server records a conflict; staff resolve it" }
+        default:
+            break
+        }
+        return role == nil ? "\(signatory.id) is not a member of staff" : nil
+    }
+}
+
+/// The rows with a transaction's earlier changes applied on top.
+struct Overlay<Base: RowSource>: RowSource {
+    let base: Base
+    var written: [String: [String: [String: SyncValue]]] = [:]
+
+    init(base: Base) { self.base = base }
+
+    mutating func apply(_ change: CellChange) {
+        written[change.table, default: [:]][change.rowID, default: [:]].merge(change.values) { $1 }
+    }
+
+    func row(_ table: String, _ id: String) throws -> [String: SyncValue]? {
+        let stored = try base.row(table, id)
+        guard let mine = written[table]?[id] else { return stored }
+        return (stored ?? [:]).merging(mine) { $1 }
+    }
+
+    func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] {
+        var ids = Set(try base.ids(table, where: column, is: value))
+        for (id, values) in written[table] ?? [:] {
+            if let written = values[column] { if written == value { ids.insert(id) } else { ids.remove(id) } }
+        }
+        return ids.sorted()
+    }
+}
+
+enum Base64 {
+    static func decode(_ text: String) -> [UInt8]? {
+        guard let data = Foundation.Data(base64Encoded: text) else { return nil }
+        return Array(data)
+    }
+}
+
+/// A `RowSource` from two functions (a side's reads of its SQLite file).
+public struct RowReader: RowSource {
+    let read: (String, String) throws -> [String: SyncValue]?
+    let find: (String, String, SyncValue) throws -> [String]
+
+    public init(row: @escaping (String, String) throws -> [String: SyncValue]?,
+                ids: @escaping (String, String, SyncValue) throws -> [String]) {
+        read = row
+        find = ids
+    }
+
+    public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? { try read(table, id) }
+    public func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] { try find(table, column, value) }
+}

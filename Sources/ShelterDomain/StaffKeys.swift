@@ -1,0 +1,114 @@
+import Crypto
+import _CryptoExtras
+import Foundation
+import SyncCore
+
+/// A member of staff's keys (DESIGN §4): an Ed25519 key that signs her transactions and an X25519
+/// key for the key grants of the next issue. The private keys are stored (replicated, so she can
+/// log in at any workstation, offline) only sealed under a key derived from her passphrase.
+public struct StaffKeys: Sendable {
+    public let signing: Curve25519.Signing.PrivateKey
+    public let agreement: Curve25519.KeyAgreement.PrivateKey
+
+    public init(signing: Curve25519.Signing.PrivateKey = .init(), agreement: Curve25519.KeyAgreement.PrivateKey = .init()) {
+        self.signing = signing
+        self.agreement = agreement
+    }
+
+    /// The 64 bytes an agent keeps: the two private keys.
+    public var secretBytes: [UInt8] { Array(signing.rawRepresentation) + Array(agreement.rawRepresentation) }
+
+    public init(secretBytes bytes: some Collection<UInt8>) throws(DomainError) {
+        let bytes = Array(bytes)
+        guard bytes.count == 64,
+              let signing = try? Curve25519.Signing.PrivateKey(rawRepresentation: bytes[0..<32]),
+              let agreement = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: bytes[32..<64]) else {
+            throw DomainError(.invalidValue, "the staff keys are not 64 bytes of two private keys")
+        }
+        self.init(signing: signing, agreement: agreement)
+    }
+
+    public var signingKey: String { Data(signing.publicKey.rawRepresentation).base64EncodedString() }
+    public var agreementKey: String { Data(agreement.publicKey.rawRepresentation).base64EncodedString() }
+
+    // MARK: Passphrases
+
+    /// The fewest characters a passphrase may have.
+    public static let minimumPassphraseLength = 10
+
+    public static func checkPassphrase(_ passphrase: String) throws(DomainError) {
+        guard passphrase.count >= minimumPassphraseLength else {
+            throw DomainError(.invalidValue, "a passphrase needs at least \(minimumPassphraseLength) characters")
+        }
+    }
+
+    /// scrypt's cost: N = 2^15, r = 8, p = 1 (32 MiB, about 0.1 s per guess on this machine; see
+    /// BENCHMARKS.md). Stored with each sealed key, so it can be raised later.
+    public struct Cost: Hashable, Sendable {
+        public var logN: Int, r: Int, p: Int
+        public static let standard = Cost(logN: 15, r: 8, p: 1)
+    }
+
+    /// The private keys sealed under `passphrase` for staff member `staffID` (the associated
+    /// data: a sealed key moved to another member's row does not open): text for the staff table.
+    public func sealed(passphrase: String, staffID: String, cost: Cost = .standard) throws -> String {
+        try Self.checkPassphrase(passphrase)
+        let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let key = try Self.derive(passphrase, salt: salt, cost: cost)
+        let box = try ChaChaPoly.seal(secretBytes, using: key, authenticating: Array("ShelterSync staff \(staffID)".utf8))
+        return ["scrypt", "\(cost.logN)", "\(cost.r)", "\(cost.p)", Data(salt).base64EncodedString(), box.combined.base64EncodedString()]
+            .joined(separator: ":")
+    }
+
+    /// Opens sealed keys; a wrong passphrase (or a sealed key that is not hers) is `notPermitted`.
+    public static func open(_ sealed: String, passphrase: String, staffID: String) throws(DomainError) -> StaffKeys {
+        let parts = sealed.split(separator: ":").map(String.init)
+        guard parts.count == 6, parts[0] == "scrypt", let logN = Int(parts[1]), let r = Int(parts[2]), let p = Int(parts[3]),
+              (10...22).contains(logN), (1...32).contains(r), (1...16).contains(p),
+              let salt = Data(base64Encoded: parts[4]), let combined = Data(base64Encoded: parts[5]),
+              let box = try? ChaChaPoly.SealedBox(combined: combined) else {
+            throw DomainError(.invalidValue, "the stored keys of \(staffID) are damaged")
+        }
+        guard let key = try? derive(passphrase, salt: Array(salt), cost: Cost(logN: logN, r: r, p: p)),
+              let secret = try? ChaChaPoly.open(box, using: key, authenticating: Array("ShelterSync staff \(staffID)".utf8)) else {
+            throw DomainError(.notPermitted, "wrong passphrase for \(staffID); nothing was unlocked")
+        }
+        return try StaffKeys(secretBytes: secret)
+    }
+
+    static func derive(_ passphrase: String, salt: [UInt8], cost: Cost) throws -> SymmetricKey {
+        try KDF.Scrypt.deriveKey(from: Array(passphrase.utf8), salt: salt, outputByteCount: 32,
+                                 rounds: 1 << cost.logN, blockSize: cost.r, parallelism: cost.p)
+    }
+
+    // MARK: Signatures
+
+    /// Whether `signature` is `signingKey`'s (base64 public key) signature of `digest`.
+    public static func verify(_ signature: [UInt8], of digest: [UInt8], signingKey: String) -> Bool {
+        guard let raw = Data(base64Encoded: signingKey),
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else { return false }
+        return key.isValidSignature(signature, for: digest)
+    }
+}
+
+/// A transaction signer holding a member of staff's keys in memory (a login agent, a test, the
+/// benchmark).
+public struct KeySigner: TransactionSigner {
+    public let signer: String
+    public let author: String
+    let key: Curve25519.Signing.PrivateKey
+
+    public init(name: String, keys: StaffKeys) {
+        author = name.trimmingCharacters(in: .whitespaces)
+        signer = Roles.staffID(name)
+        key = keys.signing
+    }
+
+    public init(server key: Curve25519.Signing.PrivateKey) {
+        author = Seal.serverSigner
+        signer = Seal.serverSigner
+        self.key = key
+    }
+
+    public func sign(_ digest: [UInt8]) throws -> [UInt8] { Array(try key.signature(for: digest)) }
+}
