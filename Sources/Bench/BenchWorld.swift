@@ -18,6 +18,9 @@ final class BenchWorld {
         folder = FileManager.default.temporaryDirectory.path + "/shelter-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         directory = try ServerDirectory.initialize(at: folder + "/srv", rooms: 9)
+        // The member of staff whose session signs every benchmark write (keys in memory, as in an agent).
+        try directory.store().addStaff(name: "bench", role: .leader, keys: Self.keys,
+                                       sealedKeys: try Self.keys.sealed(passphrase: "bench passphrase", staffID: "bench"))
         try startServer()
     }
 
@@ -75,6 +78,9 @@ final class BenchWorld {
         return kb / 1024
     }
 
+    static let keys = StaffKeys()
+    static let session = KeySigner(name: "bench", keys: keys)
+
     func workstation() throws -> Replica {
         enrolled += 1
         let name = "w\(enrolled)"
@@ -127,10 +133,10 @@ final class BenchWorld {
         var residents: [String] = []
         let tracked = try seconds {
             for n in 0..<admissions {
-                residents.append(try replica.admit(Admission(name: "N\(n)", municipality: "Køge"), by: "bench").resident)
+                residents.append(try replica.admit(Admission(name: "N\(n)", municipality: "Køge"), by: Self.session).resident)
             }
             for n in 0..<(actions - admissions) {
-                try replica.setResident(residents[n % residents.count], fields: [("phone", "\(n)")], by: "bench")
+                try replica.setResident(residents[n % residents.count], fields: [("phone", "\(n)")], by: Self.session)
             }
         }
         let plain = try plainActions(replica: replica, residents: residents, edits: actions - admissions)

@@ -24,7 +24,15 @@ struct Init: ParsableCommand {
     @Option(help: ArgumentHelp("The sync server.", valueName: "host:port"))
     var server: String?
 
+    @Option(help: ArgumentHelp("A standalone replica's first leader (her passphrase is asked, or read from --passphrase-file).", valueName: "name"))
+    var leader: String?
+
+    @Option(help: ArgumentHelp("A file whose first line is the leader's passphrase (at least 10 characters).", valueName: "file"))
+    var passphraseFile: String?
+
     func validate() throws {
+        if bundle == nil && leader == nil { throw ValidationError("a standalone replica needs its first leader: --leader NAME") }
+        if bundle != nil && leader != nil { throw ValidationError("a replica bound to a server gets its staff from the server: leave out --leader") }
         if let rooms, !(1...999).contains(rooms) { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
         if (bundle == nil) != (server == nil) { throw ValidationError("--bundle and --server go together") }
         if bundle != nil && rooms != nil { throw ValidationError("a replica bound to a server gets its rooms from the server: leave out --rooms") }
@@ -40,7 +48,8 @@ struct Init: ParsableCommand {
                 return try Replica.create(at: path, bundlePEM: String(decoding: data, as: UTF8.self), bundleSource: bundle,
                                           server: server, configuration: options.configuration)
             }
-            return try Replica.create(at: path, rooms: rooms ?? 9, author: options.author, configuration: options.configuration)
+            let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Passphrase for \(leader ?? "")", confirm: true)
+            return try Replica.create(at: path, rooms: rooms ?? 9, leader: leader ?? "", passphrase: passphrase, configuration: options.configuration)
         }
         print(replica.id)
     }
@@ -99,7 +108,7 @@ struct Rooms: ParsableCommand {
         enum RoomState: EnumerableFlag { case outOfService, inService }
 
         func run() throws {
-            try reportingErrors { try options.open().setRoom(room, inService: state == .inService, by: options.author) }
+            try reportingErrors { try options.open().setRoom(room, inService: state == .inService, by: try options.session()) }
             print("room \(room) is \(state == .inService ? "in service" : "out of service")")
         }
     }
@@ -149,7 +158,7 @@ struct Admit: ParsableCommand {
         } + childAliases.map { Admission.Child(alias: $0) }
         let admission = Admission(anonymous: anonymous, name: name, cpr: cpr, alias: alias, municipality: municipality,
                                   documented: documented, children: kids, reason: reason, room: room, admittedAt: arrived)
-        let result = try reportingErrors { try options.open().admit(admission, by: options.author) }
+        let result = try reportingErrors { try options.open().admit(admission, by: try options.session()) }
         if json {
             printJSON(.object([("stay", .string(result.stay)), ("resident", .string(result.resident)), ("room", .int(result.room))]))
         } else {
@@ -166,7 +175,7 @@ struct Assign: ParsableCommand {
     @Argument(help: "The room number.") var room: Int
 
     func run() throws {
-        let id = try reportingErrors { try options.open().assign(stay: stay, room: room, by: options.author) }
+        let id = try reportingErrors { try options.open().assign(stay: stay, room: room, by: try options.session()) }
         print("stay \(id) is in room \(room)")
     }
 }
@@ -181,7 +190,7 @@ struct Discharge: ParsableCommand {
 
     func run() throws {
         let left = try timestamp(at)
-        let id = try reportingErrors { try options.open().discharge(stay: stay, reason: reason, at: left, by: options.author) }
+        let id = try reportingErrors { try options.open().discharge(stay: stay, reason: reason, at: left, by: try options.session()) }
         print("stay \(id) is discharged")
     }
 }
@@ -304,7 +313,7 @@ struct ResidentCommand: ParsableCommand {
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
             }
             let replica = try reportingErrors { try options.open() }
-            try reportingErrors { try replica.setResident(resident, fields: fields, by: options.author) }
+            try reportingErrors { try replica.setResident(resident, fields: fields, by: try options.session()) }
             print("updated \(fields.map(\.field).joined(separator: ", "))")
         }
     }
@@ -396,7 +405,9 @@ struct Sync: AsyncParsableCommand {
 
     func run() async throws {
         let replica = try reportingErrors { try options.open() }
-        let report = try await reportingErrors { try await replica.sync(pull: !pushOnly) }
+        // No session needed; when one is open here, what she wrote with a wrong clock is stamped again and signed again.
+        let session = try? LoginAgent.connect(replica: replica.id)
+        let report = try await reportingErrors { try await replica.sync(pull: !pushOnly, session: session ?? nil) }
         if report.rejected > 0 {
             printError("the server refused \(report.rejected) change\(report.rejected == 1 ? "" : "s"); they are kept, marked rejected (see shelter history)")
         }
@@ -496,7 +507,7 @@ struct Conflicts: ParsableCommand {
 
         func run() throws {
             let replica = try reportingErrors { try options.open() }
-            try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, by: options.author) }
+            try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, by: try options.session()) }
             print("conflict \(id) resolved")
         }
     }
@@ -537,7 +548,7 @@ struct Rescue: ParsableCommand {
     func run() throws {
         let replica = try reportingErrors { try options.open() }
         let old = try reportingErrors { try Replica.open(at: from) }
-        let report = try reportingErrors { try replica.rescue(from: old, force: force) }
+        let report = try reportingErrors { try replica.rescue(from: old, force: force, by: try options.session()) }
         if json {
             printJSON(.object([
                 ("from", .string(report.from.description)),

@@ -11,23 +11,46 @@ func civilDate(_ text: String, option: String) throws -> CivilDate {
 struct StaffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "staff", abstract: "The shelter's staff and their roles.",
-        subcommands: [List.self, Add.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Add.self, Remove.self, Role.self], defaultSubcommand: List.self)
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Register a staff member, or change her role.",
-            discussion: "Roles: leader, socialWorker, contactPerson, houseGuard, office, caretaker. Only a leader may record an eligibility decision, a required move-out, or a complaint's reconsideration.")
+            abstract: "A leader adds a member of staff, with her initial passphrase.",
+            discussion: "Roles: leader, socialWorker, contactPerson, houseGuard, office, caretaker. Only a leader adds, removes and changes staff, and records an eligibility decision, a required move-out, a complaint's reconsideration, rates and settings.")
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "Her name (as used with --as).") var name: String
+        @Argument(help: "Her name (she logs in with it).") var name: String
         @Option(help: "Her role.") var role: String
+        @Option(help: ArgumentHelp("A file whose first line is her initial passphrase.", valueName: "file")) var passphraseFile: String?
 
         func run() throws {
-            let parsed: StaffRole
-            do { parsed = try StaffRole.named(role) } catch {
-                printError(error.message)
-                throw ExitCode(1)
-            }
-            try reportingErrors { try options.open().addStaff(name: name, role: parsed, by: options.author) }
+            let parsed = try reportingErrors { try StaffRole.named(role) }
+            let session = try reportingErrors { try options.session() }
+            let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Initial passphrase for \(name)", confirm: true)
+            try reportingErrors { try options.open().addStaff(name: name, role: parsed, passphrase: passphrase, by: session) }
+            print("\(name) is \(parsed.rawValue)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A leader removes a member of staff: her signature is refused from then on.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "Her name.") var name: String
+
+        func run() throws {
+            try reportingErrors { try options.open().removeStaff(name: name, by: try options.session()) }
+            print("\(name) was removed")
+        }
+    }
+
+    struct Role: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A leader changes a member's role.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "Her name.") var name: String
+        @Argument(help: "Her new role.") var role: String
+
+        func run() throws {
+            let parsed = try reportingErrors { try StaffRole.named(role) }
+            try reportingErrors { try options.open().setRole(name: name, role: parsed, by: try options.session()) }
             print("\(name) is \(parsed.rawValue)")
         }
     }
@@ -40,11 +63,11 @@ struct StaffCommand: ParsableCommand {
         func run() throws {
             let staff = try reportingErrors { try options.open().staff() }
             if json {
-                printJSON(.object([("staff", .array(staff.map { .object([("id", .string($0.id)), ("name", .string($0.name)), ("role", .string($0.role?.rawValue))]) }))]))
+                printJSON(.object([("staff", .array(staff.map { .object([("id", .string($0.id)), ("name", .string($0.name)), ("role", .string($0.role?.rawValue)), ("removed", .bool($0.removed))]) }))]))
                 return
             }
-            var table = TextTable(header: ["NAME", "ROLE"])
-            for member in staff { table.add([member.name, member.role?.rawValue ?? "?"]) }
+            var table = TextTable(header: ["NAME", "ROLE", "REMOVED"])
+            for member in staff { table.add([member.name, member.role?.rawValue ?? "?", member.removed ? "yes" : ""]) }
             print(table.text)
         }
     }
@@ -75,7 +98,7 @@ struct Decide: ParsableCommand {
     func run() throws {
         let when = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
-        let id = try reportingErrors { try replica.decide(stay: stay, eligible: outcome == .eligible, reason: reason, referTo: referTo, at: when, by: options.author) }
+        let id = try reportingErrors { try replica.decide(stay: stay, eligible: outcome == .eligible, reason: reason, referTo: referTo, at: when, by: try options.session()) }
         print("decision \(id.prefix(8)): \(outcome == .eligible ? "eligible" : "not eligible; the stay is ended")")
     }
 }
@@ -94,7 +117,7 @@ struct MoveOut: ParsableCommand {
     func run() throws {
         let when = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
-        let id = try reportingErrors { try replica.requireMoveOut(stay: stay, reason: reason, houseRules: houseRules, at: when, by: options.author) }
+        let id = try reportingErrors { try replica.requireMoveOut(stay: stay, reason: reason, houseRules: houseRules, at: when, by: try options.session()) }
         print("decision \(id.prefix(8)): move-out required; the stay is ended")
     }
 }
@@ -148,7 +171,7 @@ struct Notifications: ParsableCommand {
 
         func run() throws {
             let when = try timestamp(at)
-            try reportingErrors { try options.open().markNotificationSent(id, at: when, by: options.author) }
+            try reportingErrors { try options.open().markNotificationSent(id, at: when, by: try options.session()) }
             print("notification \(id) recorded as sent")
         }
     }
@@ -190,7 +213,7 @@ struct Plan: ParsableCommand {
         @Argument(help: "The goal.") var text: String
 
         func run() throws {
-            let id = try reportingErrors { try options.open().addGoal(stay: stay, text: text, by: options.author) }
+            let id = try reportingErrors { try options.open().addGoal(stay: stay, text: text, by: try options.session()) }
             print("goal \(id)")
         }
     }
@@ -202,7 +225,7 @@ struct Plan: ParsableCommand {
         @Option(help: "open, done or dropped.") var status: String
 
         func run() throws {
-            try reportingErrors { try options.open().setGoal(goal, status: status, by: options.author) }
+            try reportingErrors { try options.open().setGoal(goal, status: status, by: try options.session()) }
             print("goal \(goal) is \(status)")
         }
     }
@@ -216,7 +239,7 @@ struct Plan: ParsableCommand {
         @Option(help: "Hours given.") var hours: Double = 0
 
         func run() throws {
-            let id = try reportingErrors { try options.open().recordOffer(stay: stay, child: child, accepted: accepted, hours: hours, by: options.author) }
+            let id = try reportingErrors { try options.open().recordOffer(stay: stay, child: child, accepted: accepted, hours: hours, by: try options.session()) }
             print("offer \(id)")
         }
     }
@@ -242,7 +265,7 @@ struct StayCommand: ParsableCommand {
                 let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
             }
-            try reportingErrors { try options.open().setStay(stay, fields: fields, by: options.author) }
+            try reportingErrors { try options.open().setStay(stay, fields: fields, by: try options.session()) }
             print("updated \(fields.map(\.field).joined(separator: ", "))")
         }
     }
@@ -270,7 +293,7 @@ struct ComplaintCommand: ParsableCommand {
             let decided = try civilDate(decision, option: "--decision")
             let when = try timestamp(at)
             let replica = try reportingErrors { try options.open() }
-            let id = try reportingErrors { try replica.addComplaint(stay: stay, decisionOn: decided, written: form == .written, text: text, at: when, by: options.author) }
+            let id = try reportingErrors { try replica.addComplaint(stay: stay, decisionOn: decided, written: form == .written, text: text, at: when, by: try options.session()) }
             let record = try reportingErrors { try replica.complaints().first { $0.id == id } }
             print("complaint \(id), deadline \(record?.deadline ?? "")\(record?.late == true ? " (late)" : "")")
         }
@@ -287,7 +310,7 @@ struct ComplaintCommand: ParsableCommand {
 
         func run() throws {
             let when = try timestamp(at)
-            try reportingErrors { try options.open().reviewComplaint(id, upheld: outcome == .upheld, at: when, by: options.author) }
+            try reportingErrors { try options.open().reviewComplaint(id, upheld: outcome == .upheld, at: when, by: try options.session()) }
             print("complaint \(id) \(outcome == .upheld ? "upheld: the decision no longer stands" : "maintained: forward it to Ankestyrelsen")")
         }
     }
@@ -300,7 +323,7 @@ struct ComplaintCommand: ParsableCommand {
 
         func run() throws {
             let when = try timestamp(at)
-            try reportingErrors { try options.open().complaintForwarded(id, at: when, by: options.author) }
+            try reportingErrors { try options.open().complaintForwarded(id, at: when, by: try options.session()) }
             print("complaint \(id) forwarded")
         }
     }
@@ -339,7 +362,7 @@ struct Rates: ParsableCommand {
         @Argument(help: "Kroner per day.") var amount: Int
 
         func run() throws {
-            try reportingErrors { try options.open().setRate(year: year, amount: amount, by: options.author) }
+            try reportingErrors { try options.open().setRate(year: year, amount: amount, by: try options.session()) }
             print("daily rate \(year): \(amount) kr")
         }
     }
@@ -412,7 +435,7 @@ struct Meetings: ParsableCommand {
 
         func run() throws {
             let day = try civilDate(date, option: "DATE")
-            try reportingErrors { try options.open().meetingHeld(on: day, notes: notes, by: options.author) }
+            try reportingErrors { try options.open().meetingHeld(on: day, notes: notes, by: try options.session()) }
             print("house meeting \(day) recorded")
         }
     }
@@ -424,7 +447,7 @@ struct Meetings: ParsableCommand {
 
         func run() throws {
             let day = try civilDate(first, option: "--first")
-            try reportingErrors { try options.open().configureMeetings(first: day, by: options.author) }
+            try reportingErrors { try options.open().configureMeetings(first: day, by: try options.session()) }
             print("house meetings every 14 days from \(day)")
         }
     }

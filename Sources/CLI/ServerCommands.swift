@@ -11,7 +11,7 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run and administer the central sync server.",
-        subcommands: [ServerInit.self, Enroll.self, Renew.self, Revoke.self, Run.self, Replicas.self, Backup.self, Restore.self, Certify.self])
+        subcommands: [ServerInit.self, Enroll.self, Renew.self, Revoke.self, Run.self, Replicas.self, Backup.self, Restore.self, Certify.self, ServerStaff.self, ServerVerify.self])
 }
 
 /// The server directory every server command takes.
@@ -329,4 +329,72 @@ func parseListen(_ text: String) throws -> (String, Int) {
     }
     guard !host.isEmpty, let port = Int(portText), (0...65_535).contains(port) else { throw invalid }
     return (String(host), port)
+}
+
+struct ServerStaff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "staff", abstract: "The server admin's view of the staff, and how the first leader comes to exist.",
+        subcommands: [Add.self, List.self], defaultSubcommand: List.self)
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a member of staff (signed by the server's key): how the first leader comes to exist.",
+            discussion: "Her keys are made here and stored only sealed under her passphrase; workstations get her at their next sync, and she logs in there with `shelter login NAME`.")
+        @OptionGroup var options: ServerDirectoryOptions
+        @Argument(help: "Her name.") var name: String
+        @Option(help: "Her role: leader, socialWorker, contactPerson, houseGuard, office, caretaker.") var role: String
+        @Option(help: ArgumentHelp("A file whose first line is her initial passphrase.", valueName: "file")) var passphraseFile: String?
+
+        func run() throws {
+            let parsed: StaffRole
+            do { parsed = try StaffRole.named(role) } catch {
+                printError(error.message)
+                throw ExitCode(1)
+            }
+            let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+            let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Initial passphrase for \(name)", confirm: true)
+            do {
+                try StaffKeys.checkPassphrase(passphrase)
+            } catch {
+                printError(error.message)
+                throw ExitCode(1)
+            }
+            try reportingServerErrors { try directory.store().addStaff(name: name, role: parsed, passphrase: passphrase) }
+            print("\(name) is \(parsed.rawValue)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every member of staff the server knows.")
+        @OptionGroup var options: ServerDirectoryOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+            let staff = try reportingServerErrors { try directory.store().staff() }
+            if json {
+                printJSON(.object([("staff", .array(staff.map {
+                    .object([("name", .string($0.name)), ("role", .string($0.role)), ("removed", .bool($0.removed))])
+                }))]))
+                return
+            }
+            var table = TextTable(header: ["NAME", "ROLE", "REMOVED"])
+            for member in staff { table.add([member.name, member.role, member.removed ? "yes" : ""]) }
+            print(table.text)
+        }
+    }
+}
+
+struct ServerVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check every signature in the server's log against the staff keys and the server's key.")
+    @OptionGroup var options: ServerDirectoryOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let report = try reportingServerErrors { try directory.store().verify() }
+        printVerify(report, json: json)
+        if !report.invalid.isEmpty { throw ExitCode(1) }
+    }
 }

@@ -10,13 +10,14 @@ struct Shelter: AsyncParsableCommand {
         abstract: "ShelterSync: the records of a women's crisis shelter, on every workstation, online or not.",
         discussion: """
             Every staff command works offline on the workstation's own replica (--replica PATH or \
-            SHELTER_REPLICA). Each action records who did it (--as STAFF, or SHELTER_STAFF, or the OS \
-            user). Ids may be shortened to any unique prefix of at least 6 characters. Read commands \
+            SHELTER_REPLICA). Every command that writes needs a member of staff's session (shelter login \
+            NAME): the change is hers, signed with her key. Ids may be shortened to any unique prefix of at least 6 characters. Read commands \
             take --json and print one JSON document; errors go to stderr with a non-zero exit.
             """,
         subcommands: [
             Init.self, Rooms.self, Admit.self, Assign.self, Discharge.self, Stays.self,
             ResidentCommand.self, Status.self, History.self, Sync.self, SetServer.self, Rescue.self, RenewIdentity.self, Conflicts.self,
+            Login.self, Logout.self, Whoami.self, Passwd.self, Verify.self, Agent.self,
             StaffCommand.self, Decide.self, MoveOut.self, Notifications.self, Plan.self, StayCommand.self,
             ComplaintCommand.self, Complaints.self, Rates.self, BillingCommand.self, Meetings.self, Due.self,
             ServerCommand.self,
@@ -28,9 +29,6 @@ struct ReplicaOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The replica file (default: $SHELTER_REPLICA).", valueName: "path"))
     var replica: String?
 
-    @Option(name: .customLong("as"), help: ArgumentHelp("The staff member acting (default: $SHELTER_STAFF, else the OS user).", valueName: "staff"))
-    var staff: String?
-
     var replicaPath: String {
         get throws {
             if let replica, !replica.isEmpty { return replica }
@@ -39,11 +37,14 @@ struct ReplicaOptions: ParsableArguments {
         }
     }
 
-    var author: String {
-        if let staff, !staff.isEmpty { return staff }
-        if let staff = ProcessInfo.processInfo.environment["SHELTER_STAFF"], !staff.isEmpty { return staff }
-        if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return String(cString: name) }
-        return ProcessInfo.processInfo.environment["USER"] ?? ""
+    /// The session of the member of staff logged in on this replica (`shelter login`): every
+    /// command that writes needs one; its changes are hers, signed by her key in the agent.
+    func session() throws -> AgentSession {
+        let replica = try Replica.open(at: try replicaPath)
+        guard let session = try LoginAgent.connect(replica: replica.id) else {
+            throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)")
+        }
+        return session
     }
 
     /// Test-only fault injection: with SHELTER_TEST_PAUSE_BEFORE_COMMIT=FILE, every action creates

@@ -45,8 +45,8 @@ extension Replica {
     ///
     /// This replica must be bound to the server and have synced, so it holds what the server holds:
     /// each change of `old` that the server has exactly as written is skipped; every other one
-    /// (never sent, refused as a fork, or lost) is written here with its values, author and clock
-    /// stamp, and the context of what its writer had seen — limited to writes that really reached
+    /// (never sent, refused as a fork, or lost) is written here with its values and clock stamp,
+    /// as a change of the rescuing member of staff (`session`, who signs it), and the context of what its writer had seen — limited to writes that really reached
     /// the server — so a write made meanwhile on the server is concurrent with it, never silently
     /// overwritten: the server keeps both as a conflict. The next sync sends them.
     /// Rescuing the same file again re-issues nothing twice.
@@ -54,7 +54,7 @@ extension Replica {
     /// Refused: a file of another shelter (another CA), a standalone replica, and — unless `force` —
     /// a replica the server never refused (`replicaForked`, `replicaRewound`, `revoked`): its
     /// changes reach the server by its own sync.
-    public func rescue(from old: Replica, force: Bool = false) throws -> RescueReport {
+    public func rescue(from old: Replica, force: Bool = false, by session: any TransactionSigner) throws -> RescueReport {
         guard old.id != id else {
             throw ReplicaError(.invalidArgument, "\(old.path) and \(path) are the same replica (\(id)); rescue into a replica made from a new bundle")
         }
@@ -80,7 +80,7 @@ extension Replica {
             throw ReplicaError(.invalidArgument, "the server has not refused \(old.path) as a copy (its last sync error is \(oldState.lastErrorCode ?? "none")): sync it instead, or pass --force to rescue it anyway")
         }
         let wall = wallMilliseconds()
-        return try perform { db in
+        return try perform(signedBy: session) { db in
             let state = try store.state(db)
             guard state.server != nil else {
                 throw ReplicaError(.invalidArgument, "replica \(path) is not bound to a sync server; rescue into a replica made with `shelter init --bundle NEW.bundle --server HOST:PORT`")
@@ -130,7 +130,13 @@ extension Replica {
                         context[replica] = min(counter, held[replica])
                     }
                 }
-                let reissued = try store.reissue(db, change, context: VersionVector(context), wallMilliseconds: wall)
+                // Re-issued as the rescuer's changes, signed by her: one transaction per original
+                // transaction (at most 100 changes of a replica that kept no signatures).
+                let reissued = try store.reissue(db, change, context: VersionVector(context), author: session.author, wallMilliseconds: wall)
+                let state = try store.state(db)
+                if change.seal != nil || state.counter - state.sealed >= 100 {
+                    try store.sealTail(db, signer: session)
+                }
                 reissuedByRow[key, default: []].append((change.dot.counter, reissued.dot.counter))
                 report.rescued += 1
             }

@@ -50,23 +50,102 @@ extension Replica {
 
     // MARK: Staff
 
-    /// Registers a staff member (or changes her role). The row id is the name, so adding the same
-    /// person on two workstations makes one row.
-    public func addStaff(name: String, role: StaffRole, by session: any TransactionSigner) throws {
-        let author = session.author
-        let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty else { throw ReplicaError(.invalidArgument, "a staff member needs a name") }
+    /// A leader adds a member of staff: new keys, sealed under her initial `passphrase` (she
+    /// changes it with `passwd`). Names are unique; a removed member's name is not used again.
+    public func addStaff(name: String, role: StaffRole, passphrase: String, by session: any TransactionSigner) throws {
+        let keys = StaffKeys()
+        let trimmed = try Self.checkedStaffName(name)
+        let sealed = try Self.checked { try keys.sealed(passphrase: passphrase, staffID: Roles.staffID(trimmed)) }
+        try addStaff(name: trimmed, role: role, keys: keys, sealedKeys: sealed, by: session)
+    }
+
+    /// `addStaff` with keys already made and sealed (tests seal with a lower cost).
+    public func addStaff(name: String, role: StaffRole, keys: StaffKeys, sealedKeys: String, by session: any TransactionSigner) throws {
+        let trimmed = try Self.checkedStaffName(name)
         try perform(signedBy: session) { db in
-            try write(db, ShelterSchema.staff, Roles.staffID(trimmed), ["name": .text(trimmed), "role": .text(role.rawValue)], author: author)
+            try requireLeader(db, session.signer, for: "adding staff")
+            if try store.currentRow(db, table: ShelterSchema.staff.name, id: Roles.staffID(trimmed)) != nil {
+                throw ReplicaError(.invalidArgument, "there is already a member of staff named \(trimmed); names are unique")
+            }
+            try write(db, ShelterSchema.staff, Roles.staffID(trimmed), [
+                "name": .text(trimmed), "role": .text(role.rawValue),
+                "signing_key": .text(keys.signingKey), "agreement_key": .text(keys.agreementKey),
+                "sealed_keys": .text(sealedKeys), "removed": .integer(0),
+            ], author: session.author)
+        }
+    }
+
+    /// A leader removes a member of staff: from then on the server refuses her signature.
+    public func removeStaff(name: String, by session: any TransactionSigner) throws {
+        try perform(signedBy: session) { db in
+            try requireLeader(db, session.signer, for: "removing staff")
+            let id = try staffRow(db, name)
+            guard id != session.signer else { throw ReplicaError(.invalidArgument, "a leader cannot remove herself; another leader can") }
+            try write(db, ShelterSchema.staff, id, ["removed": .integer(1)], author: session.author)
+        }
+    }
+
+    /// A leader changes a member's role.
+    public func setRole(name: String, role: StaffRole, by session: any TransactionSigner) throws {
+        try perform(signedBy: session) { db in
+            try requireLeader(db, session.signer, for: "changing roles")
+            try write(db, ShelterSchema.staff, try staffRow(db, name), ["role": .text(role.rawValue)], author: session.author)
+        }
+    }
+
+    func staffRow(_ db: Database, _ name: String) throws -> String {
+        let id = Roles.staffID(name)
+        guard let row = try store.currentRow(db, table: ShelterSchema.staff.name, id: id) else {
+            throw ReplicaError(.unknownID, "no member of staff named \(name) on this replica")
+        }
+        guard row["removed"]?.integerValue != 1 else { throw ReplicaError(.invalidArgument, "\(name) was removed from the staff") }
+        return id
+    }
+
+    /// Opens a member's keys with her passphrase (`shelter login`): refused for an unknown or
+    /// removed member and for a wrong passphrase, after a short delay; nothing is written.
+    public func unlock(name: String, passphrase: String) throws -> (keys: StaffKeys, member: StaffMember) {
+        let id = Roles.staffID(name)
+        let row = try read { db in try store.currentRow(db, table: ShelterSchema.staff.name, id: id) }
+        guard let row, let sealed = row["sealed_keys"]?.textValue else {
+            Thread.sleep(forTimeInterval: 1)
+            throw ReplicaError(.notLoggedIn, "no member of staff named \(name) with keys on this replica (sync first if she was added elsewhere)")
+        }
+        guard row["removed"]?.integerValue != 1 else {
+            throw ReplicaError(.notLoggedIn, "\(name) was removed from the staff; nothing was unlocked")
+        }
+        do {
+            let keys = try StaffKeys.open(sealed, passphrase: passphrase, staffID: id)
+            guard keys.signingKey == row["signing_key"]?.textValue else {
+                throw ReplicaError(.notLoggedIn, "the stored keys of \(name) do not match her public key; nothing was unlocked")
+            }
+            return (keys, StaffMember(id: id, name: row["name"]?.textValue ?? name, role: row["role"]?.textValue.flatMap(StaffRole.init(rawValue:))))
+        } catch let error as DomainError {
+            Thread.sleep(forTimeInterval: 1)
+            throw ReplicaError(.notLoggedIn, error.message, underlying: error)
+        }
+    }
+
+    /// A member changes her own passphrase: her keys sealed again, signed by her.
+    public func changePassphrase(old: String, new: String, by session: any TransactionSigner) throws {
+        let (keys, member) = try unlock(name: session.author, passphrase: old)
+        let sealed = try Self.checked { try keys.sealed(passphrase: new, staffID: member.id) }
+        try perform(signedBy: session) { db in
+            try write(db, ShelterSchema.staff, member.id, ["sealed_keys": .text(sealed)], author: session.author)
         }
     }
 
     public func staff() throws -> [StaffMember] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, role FROM staff ORDER BY name").map {
-                StaffMember(id: $0["id"], name: $0["name"], role: StaffRole(rawValue: $0["role"] ?? ""))
+            try Row.fetchAll(db, sql: "SELECT id, name, role, removed FROM staff ORDER BY name").map {
+                StaffMember(id: $0["id"], name: $0["name"], role: StaffRole(rawValue: $0["role"] ?? ""), removed: ($0["removed"] as Int64? ?? 0) != 0)
             }
         }
+    }
+
+    /// A member of staff as this replica knows her (nil: unknown).
+    public func staffMember(_ id: String) throws -> StaffMember? {
+        try staff().first { $0.id == Roles.staffID(id) }
     }
 
     // MARK: Decisions
@@ -361,6 +440,7 @@ extension Replica {
         guard (1970...2200).contains(year) else { throw ReplicaError(.invalidArgument, "\(year) is not a year ShelterSync bills") }
         guard amount > 0 else { throw ReplicaError(.invalidArgument, "a daily rate is a positive number of kroner") }
         try perform(signedBy: session) { db in
+            try requireLeader(db, author, for: "a daily rate")
             try write(db, ShelterSchema.rates, String(year), ["year": .integer(Int64(year)), "amount": .integer(Int64(amount))], author: author)
         }
     }
@@ -399,7 +479,10 @@ extension Replica {
 
     public func configureMeetings(first: CivilDate, by session: any TransactionSigner) throws {
         let author = session.author
-        try perform(signedBy: session) { db in try write(db, ShelterSchema.settings, "meetings.first", ["value": .text(first.description)], author: author) }
+        try perform(signedBy: session) { db in
+            try requireLeader(db, author, for: "the house meetings' dates")
+            try write(db, ShelterSchema.settings, "meetings.first", ["value": .text(first.description)], author: author)
+        }
     }
 
     /// The next `count` house meetings (every 14 days from the configured first one), from `from`.
@@ -461,5 +544,15 @@ extension Replica {
             }
         }
         return items.sorted { ($0.overdue ? 0 : 1, $0.date, $0.kind.rawValue) < ($1.overdue ? 0 : 1, $1.date, $1.kind.rawValue) }
+    }
+}
+
+extension Replica {
+    /// Checks every signature in this replica's log against the staff keys it holds and the
+    /// server's key (`shelter verify`).
+    public func verify() throws -> VerifyReport {
+        try read { db in
+            try VerifyReport.of(try store.log(db).map(\.change), rows: rowReader(db), serverKey: try store.state(db).serverSigningKey)
+        }
     }
 }

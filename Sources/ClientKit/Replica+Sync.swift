@@ -53,7 +53,10 @@ extension Replica {
     ///
     /// With `pull: false` the session only pushes (and reports): this replica's changes are safe on
     /// the server sooner, and it catches up at the next full sync.
-    public func sync(pull: Bool = true, connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
+    ///
+    /// `session`: the member of staff logged in here, if any; what she wrote while the clock was
+    /// wrong is stamped again and signed again by her before it is sent.
+    public func sync(pull: Bool = true, session: (any TransactionSigner)? = nil, connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
         let (state, stored) = try await readAsync { db in (try store.state(db), try store.identity(db)) }
         guard let serverText = state.server, let stored else {
             throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no sync server; create one with `shelter init --bundle FILE --server HOST:PORT`")
@@ -66,7 +69,7 @@ extension Replica {
             if let problem = certificateProblem(bundle) { throw CertificateProblem(message: problem) }
             do {
                 return try await connect(to: server, bundle: bundle, connectTimeout: connectTimeout, readTimeout: readTimeout) { connection in
-                    try await exchange(over: connection, pull: pull)
+                    try await exchange(over: connection, pull: pull, session: session)
                 }
             } catch where Self.isHandshakeFailure(error) {
                 // Say why in plain words, never with a TLS library's raw error.
@@ -87,8 +90,8 @@ extension Replica {
 
     /// One sync session over a connection the caller made (an app's own transport, a simulation):
     /// the same session as `sync()`, recorded the same way for `status`.
-    public func sync(over connection: some SyncConnection, pull: Bool = true) async throws -> SyncReport {
-        try await recordingOutcome(server: "the sync server") { try await exchange(over: connection, pull: pull) }
+    public func sync(over connection: some SyncConnection, pull: Bool = true, session: (any TransactionSigner)? = nil) async throws -> SyncReport {
+        try await recordingOutcome(server: "the sync server") { try await exchange(over: connection, pull: pull, session: session) }
     }
 
     private func recordingOutcome(server: String, _ body: () async throws -> SyncReport) async throws -> SyncReport {
@@ -204,7 +207,7 @@ extension Replica {
     }
 
     /// The session's steps over any connection.
-    private func exchange(over connection: some SyncConnection, pull: Bool) async throws -> SyncReport {
+    private func exchange(over connection: some SyncConnection, pull: Bool, session: (any TransactionSigner)?) async throws -> SyncReport {
         let started = ContinuousClock.now
         func receive() async throws -> WireMessage {
             guard let message = try await connection.receive() else {
@@ -233,9 +236,12 @@ extension Replica {
         let bound = welcome.maxClockSkew
         let skew = Int64(clamping: wallAtHello) - Int64(clamping: welcome.serverWallNow)
         let wall = wallMilliseconds()
+        let signers = session.map { [$0] } ?? []
+        let serverKey = welcome.serverSigningKey
         let restamped = try await performAsync { db in
             try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound)
-            return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound)
+            if let serverKey { try store.recordServerKey(db, serverKey) }
+            return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound, signers: signers)
         }
         var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
         report.restamped = restamped
@@ -248,8 +254,8 @@ extension Replica {
             while true {
                 let from = after
                 let batch = try await readAsync { db in
-                    WireMessage.byteLimited(try store.recoveryBatch(db, ownCommon: ownCommon, holdings: welcome.holdings, after: from, limit: batchSize),
-                                            change: \.change)
+                    WireMessage.transactionAligned(try store.recoveryBatch(db, ownCommon: ownCommon, holdings: welcome.holdings, after: from, limit: batchSize + 256),
+                                                   limit: batchSize, change: \.change)
                 }
                 guard let last = batch.last else { break }
                 try await connection.send(.recover(batch.map(\.change)))
@@ -333,7 +339,7 @@ extension Replica {
     }
 
     func outboxBatch(_ db: Database, after counter: UInt64, limit: Int) throws -> [CellChange] {
-        WireMessage.byteLimited(try store.outbox(db, after: counter, limit: limit).map(\.change), change: { $0 })
+        WireMessage.transactionAligned(try store.outbox(db, after: counter, limit: limit + 256).map(\.change), limit: limit, change: { $0 })
     }
 
     /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the

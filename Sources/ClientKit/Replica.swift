@@ -72,15 +72,38 @@ public struct Replica: Sendable {
     /// Creates a new replica file (mode 0600). With `rooms > 0` it is a standalone replica holding
     /// rooms 1…`rooms`; a replica bound to a server gets its rooms from the first sync.
     /// Refuses to touch a file that already exists.
-    public static func create(at path: String, rooms: Int, author: String, server: String? = nil,
+    ///
+    /// Its first leader is made with it: her keys, sealed under `passphrase`, written in the replica's
+    /// first transaction, which she signs.
+    public static func create(at path: String, rooms: Int, leader: String, passphrase: String, server: String? = nil,
+                              replicaID: ReplicaID = .random(), configuration: Configuration = Configuration()) throws -> Replica {
+        let keys = StaffKeys()
+        let sealed = try checked { try keys.sealed(passphrase: passphrase, staffID: Roles.staffID(leader)) }
+        return try create(at: path, rooms: rooms, leader: leader, keys: keys, sealedKeys: sealed, server: server,
+                          replicaID: replicaID, configuration: configuration)
+    }
+
+    /// `create` with keys already made and sealed (tests and the benchmark seal with a lower cost).
+    public static func create(at path: String, rooms: Int, leader: String, keys: StaffKeys, sealedKeys: String, server: String? = nil,
                               replicaID: ReplicaID = .random(), configuration: Configuration = Configuration()) throws -> Replica {
         guard (0...999).contains(rooms) else {
             throw ReplicaError(.invalidArgument, "the number of rooms must be between 1 and 999, not \(rooms)")
         }
-        try checkAuthor(author)
+        let name = try checkedStaffName(leader)
         return try createFile(at: path, replicaID: replicaID, configuration: configuration) { replica in
-            try replica.setUp(rooms: rooms, author: author, server: server)
+            try replica.setUp(rooms: rooms, leader: (name, keys, sealedKeys), server: server)
         }
+    }
+
+    static func checkedStaffName(_ name: String) throws -> String {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 100, !trimmed.contains(where: \.isNewline) else {
+            throw ReplicaError(.invalidArgument, "a member of staff needs a name of 1 to 100 characters on one line")
+        }
+        guard Roles.staffID(trimmed) != Seal.serverSigner else {
+            throw ReplicaError(.invalidArgument, "'server' is the server's own name; choose another")
+        }
+        return trimmed
     }
 
     /// Creates the file (0600, never over an existing one) in WAL mode and runs `setUp` on the new
@@ -119,27 +142,45 @@ public struct Replica: Sendable {
         return try createFile(at: path, replicaID: bundle.replicaID, configuration: configuration) { replica in
             let identity = StoredIdentity(certificatePEM: try bundle.identity.certificatePEM, privateKeyPEM: try bundle.identity.privateKeyPEM,
                                           caPEM: try bundle.caPEM)
-            try replica.setUp(rooms: 0, author: bundle.name, server: server, identity: identity)
+            try replica.setUp(rooms: 0, leader: nil, server: server, identity: identity)
+        }
+    }
+
+    /// Creates a replica bound to a server reached over a transport of the embedder's own
+    /// (`sync(over:)`): no identity, no rooms and no staff until the first sync brings them.
+    public static func createBound(at path: String, server: String, replicaID: ReplicaID = .random(),
+                                   configuration: Configuration = Configuration()) throws -> Replica {
+        try createFile(at: path, replicaID: replicaID, configuration: configuration) { replica in
+            try replica.setUp(rooms: 0, leader: nil, server: server)
         }
     }
 
     /// An in-memory standalone replica (tests, previews).
-    public static func inMemory(rooms: Int = 9, author: String = "test", replicaID: ReplicaID = .random(),
+    public static func inMemory(rooms: Int = 9, leader: String, keys: StaffKeys, sealedKeys: String, replicaID: ReplicaID = .random(),
                                 configuration: Configuration = Configuration()) throws -> Replica {
         let queue = try DatabaseQueue(configuration: databaseConfiguration())
         let replica = Replica(path: ":memory:", id: replicaID, writer: queue, configuration: configuration)
-        try replica.setUp(rooms: rooms, author: author, server: nil)
+        try replica.setUp(rooms: rooms, leader: (leader, keys, sealedKeys), server: nil)
         return replica
     }
 
-    private func setUp(rooms: Int, author: String, server: String?, identity: StoredIdentity? = nil) throws {
+    private func setUp(rooms: Int, leader: (name: String, keys: StaffKeys, sealed: String)?, server: String?, identity: StoredIdentity? = nil) throws {
         try Self.makeMigrator().migrate(writer)
         try perform { db in
             try store.initialize(db, replicaID: id, createdAt: Timestamp.format(configuration.now()), server: server)
             if let identity { try store.storeIdentity(db, identity) }
+        }
+        guard let leader else { return }
+        let session = KeySigner(name: leader.name, keys: leader.keys)
+        try perform(signedBy: session) { db in
+            try write(db, ShelterSchema.staff, session.signer, [
+                "name": .text(leader.name), "role": .text(StaffRole.leader.rawValue),
+                "signing_key": .text(leader.keys.signingKey), "agreement_key": .text(leader.keys.agreementKey),
+                "sealed_keys": .text(leader.sealed), "removed": .integer(0),
+            ], author: session.author)
             for number in stride(from: 1, through: rooms, by: 1) {
                 try write(db, ShelterSchema.rooms, Room.rowID(number),
-                          ["number": .integer(Int64(number)), "in_service": .bool(true)], author: author)
+                          ["number": .integer(Int64(number)), "in_service": .bool(true)], author: session.author)
             }
         }
     }
@@ -206,6 +247,52 @@ public struct Replica: Sendable {
         }
     }
 
+    /// Runs one staff action as one transaction signed by `session`: the changes it wrote are
+    /// sealed with her signature, and the shelter's rules (`ShelterRules`, the ones the server
+    /// holds) are checked over them before the transaction commits. Nothing is written when she is
+    /// not a member of staff here, was removed, or the rules refuse it.
+    func perform<T>(signedBy session: any TransactionSigner, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.write { db in
+                let sealedBefore = try store.state(db).sealed
+                let result = try body(db)
+                try sealAndCheck(db, after: sealedBefore, session: session)
+                configuration.beforeCommit?()
+                return result
+            }
+        } catch {
+            throw Self.mapError(error, path: path)
+        }
+    }
+
+    /// Seals what this transaction wrote and checks every transaction sealed in it.
+    func sealAndCheck(_ db: Database, after sealedBefore: UInt64, session: any TransactionSigner) throws {
+        if try store.hasUnsealed(db) { try store.sealTail(db, signer: session) }
+        let written = try store.ownChanges(db, after: sealedBefore)
+        var transaction: [CellChange] = []
+        let rows = rowReader(db)
+        for change in written {
+            transaction.append(change)
+            guard change.seal != nil else { continue }
+            if let refusal = try ShelterRules.check(transaction, rows: rows, serverKey: try store.state(db).serverSigningKey) {
+                switch refusal.code {
+                case "notPermitted": throw ReplicaError(DomainError(.notPermitted, refusal.reason))
+                case "anonymity": throw ReplicaError(DomainError(.anonymityViolation, refusal.reason))
+                case "unknownSigner", "staffRemoved", "badSignature":
+                    throw ReplicaError(.notLoggedIn, "\(refusal.reason); nothing was written")
+                default: throw ReplicaError(.invalidArgument, "\(refusal.reason); nothing was written")
+                }
+            }
+            transaction = []
+        }
+    }
+
+    /// The rules' view of this replica's rows.
+    func rowReader(_ db: Database) -> RowReader {
+        RowReader(row: { [store] in try store.currentRow(db, table: $0, id: $1) },
+                  ids: { [store] in try store.rowIDs(db, table: $0, where: $1, is: $2) })
+    }
+
     /// `perform` for async callers: the transaction runs on the database's own queue while the task
     /// waits, so a long one never holds a thread of Swift's cooperative pool (a sync session's
     /// batches: with many sessions in one process, blocking that pool starved some sessions past
@@ -239,12 +326,6 @@ public struct Replica: Sendable {
     /// Runs checks outside a transaction, turning a broken rule into a `ReplicaError`.
     static func checked<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch { throw mapError(error, path: "") }
-    }
-
-    static func checkAuthor(_ author: String) throws {
-        guard !author.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ReplicaError(.invalidArgument, "every action needs an author: pass --as STAFF or set SHELTER_STAFF")
-        }
     }
 
     static func mapError(_ error: any Error, path: String) -> ReplicaError {

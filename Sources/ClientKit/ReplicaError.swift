@@ -8,7 +8,7 @@ public struct ReplicaError: Error, CustomStringConvertible, @unchecked Sendable 
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case fileNotFound, fileExists, notAReplica, schemaTooNew, readOnly, unknownID, ambiguousID,
-                 rule, storage, invalidArgument, syncFailed
+                 rule, storage, invalidArgument, syncFailed, notLoggedIn
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -26,6 +26,8 @@ public struct ReplicaError: Error, CustomStringConvertible, @unchecked Sendable 
         public static let invalidArgument = Code(.invalidArgument)
         /// The sync server could not be reached, refused, or broke off; the replica is unchanged.
         public static let syncFailed = Code(.syncFailed)
+        /// The action needs a member of staff's session (`shelter login`), or hers was refused.
+        public static let notLoggedIn = Code(.notLoggedIn)
 
         public var description: String { base.rawValue }
     }

@@ -4,6 +4,7 @@ public struct StaffMember: Hashable, Sendable {
     public var id: String
     public var name: String
     public var role: StaffRole?
+    public var removed: Bool = false
 }
 
 public struct NotificationRecord: Hashable, Sendable {

@@ -110,6 +110,13 @@ public struct ServerStore: Sendable {
                 """)
             try SyncStore(schema: ShelterSchema.schema, chained: true).extendChain(db)
         }
+        migrator.registerMigration("server-5") { db in
+            // The server's Ed25519 key: it signs the server's own transactions (room repairs,
+            // conflict rows, staff the admin made). Kept in the store, so a restored backup signs on.
+            try db.execute(sql: "CREATE TABLE server_keys (id INTEGER PRIMARY KEY CHECK (id = 1), signing BLOB NOT NULL)")
+            try db.execute(sql: "INSERT INTO server_keys (id, signing) VALUES (1, ?)",
+                           arguments: [Data(Curve25519.Signing.PrivateKey().rawRepresentation)])
+        }
         return migrator
     }
 
@@ -150,6 +157,7 @@ public struct ServerStore: Sendable {
                                        values: ["number": .integer(Int64(number)), "in_service": .bool(true)],
                                        author: author, wallMilliseconds: Self.milliseconds(now))
             }
+            try server.sealOwn(db)
         }
         return server
     }
@@ -176,6 +184,73 @@ public struct ServerStore: Sendable {
         return ServerStore(path: path, serverID: id, pool: pool)
     }
 
+    /// The server's signer (its Ed25519 key, kept in the store).
+    static func signer(_ db: Database) throws -> KeySigner {
+        guard let raw = try Data.fetchOne(db, sql: "SELECT signing FROM server_keys WHERE id = 1"),
+              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+            throw ServerError(.directory, "the server store has no signing key")
+        }
+        return KeySigner(server: key)
+    }
+
+    /// The server's public signing key (base64), which workstations use to verify its transactions.
+    static func signingKey(_ db: Database) throws -> String {
+        Data(try signer(db).publicKey.rawRepresentation).base64EncodedString()
+    }
+
+    public func signingKey() throws -> String { try pool.read { db in try Self.signingKey(db) } }
+
+    // MARK: Staff
+
+    /// The server admin adds a member of staff (how the first leader comes to exist): her keys,
+    /// sealed under her passphrase, in a transaction the server signs. A name already used is refused.
+    public func addStaff(name: String, role: StaffRole, passphrase: String, at: Date = Date()) throws {
+        let keys = StaffKeys()
+        let sealed = try keys.sealed(passphrase: passphrase, staffID: Roles.staffID(name))
+        try addStaff(name: name, role: role, keys: keys, sealedKeys: sealed, at: at)
+    }
+
+    public func addStaff(name: String, role: StaffRole, keys: StaffKeys, sealedKeys: String, at: Date = Date()) throws {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 100 else { throw ServerError(.directory, "a member of staff needs a name of 1 to 100 characters") }
+        try pool.write { db in
+            let id = Roles.staffID(trimmed)
+            if try store.currentRow(db, table: ShelterSchema.staff.name, id: id) != nil {
+                throw ServerError(.directory, "there is already a member of staff named \(trimmed); names are unique")
+            }
+            try store.write(db, table: ShelterSchema.staff.name, rowID: id, values: [
+                "name": .text(trimmed), "role": .text(role.rawValue),
+                "signing_key": .text(keys.signingKey), "agreement_key": .text(keys.agreementKey),
+                "sealed_keys": .text(sealedKeys), "removed": .integer(0),
+            ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+            try sealOwn(db)
+        }
+    }
+
+    /// Checks every signature in the server's log (`shelter server verify`).
+    public func verify() throws -> VerifyReport {
+        try pool.read { db in
+            let rows = RowReader(row: { [store] in try store.currentRow(db, table: $0, id: $1) },
+                                 ids: { [store] in try store.rowIDs(db, table: $0, where: $1, is: $2) })
+            return try VerifyReport.of(try store.log(db).map(\.change), rows: rows, serverKey: try Self.signingKey(db))
+        }
+    }
+
+    /// Every member of staff the store knows, by name.
+    public func staff() throws -> [(name: String, role: String, removed: Bool, hasKeys: Bool)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, role, removed, signing_key FROM staff ORDER BY name").map {
+                ($0["name"] ?? "", $0["role"] ?? "", ($0["removed"] as Int64? ?? 0) != 0, ($0["signing_key"] as String?) != nil)
+            }
+        }
+    }
+
+    /// Seals the server's own changes written in this transaction.
+    func sealOwn(_ db: Database) throws {
+        guard try store.hasUnsealed(db) else { return }
+        try store.sealTail(db, signer: try Self.signer(db))
+    }
+
     static func milliseconds(_ date: Date) -> UInt64 { UInt64(max(0, date.timeIntervalSince1970 * 1000)) }
 
     /// Starts a run of the server: from now on it writes under a new replica id (`writer`), with
@@ -184,7 +259,7 @@ public struct ServerStore: Sendable {
     public func beginRun(writer: ReplicaID = .random(), at: Date = Date()) throws -> ServerStore {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, Timestamp.format(at)])
-            try db.execute(sql: "UPDATE sync_state SET replica_id = ?, counter = 0 WHERE id = 1", arguments: [writer.description])
+            try db.execute(sql: "UPDATE sync_state SET replica_id = ?, counter = 0, sealed = 0 WHERE id = 1", arguments: [writer.description])
         }
         return ServerStore(path: path, serverID: writer, pool: pool)
     }
@@ -527,6 +602,9 @@ public struct ServerStore: Sendable {
                 result.recoveryRejections.append(.init(dot: change.dot, code: code, reason: reason))
             }
         }
+        // Transactions: each origin's changes up to and including the one that carries the seal.
+        var open: [ReplicaID: [CellChange]] = [:]
+        var transactions: [[CellChange]] = []
         for change in changes {
             let origin = change.dot.replica
             if origin != pusher {
@@ -543,58 +621,83 @@ public struct ServerStore: Sendable {
                     continue
                 }
             }
-            if change.dot.counter <= (try processed.bound(of: origin)) {
-                // A number the server processed before: a resend if the content is the same, a fork
-                // if it is not; a number it never stored is new after all.
-                switch try sameContent(db, change) {
-                case .same(let refusal):
-                    if origin == pusher, let refusal { refuse(change, code: refusal.code, reason: refusal.reason) }
-                    // Its own change, which another had given back on its behalf: now its own counter says so.
-                    processed.advance(origin, to: change.dot.counter)
-                    continue
-                case .different:
-                    if origin == pusher {
-                        throw ServerError(.replicaForked, "change \(change.dot.counter) of this replica is not the change the server already holds under that number: this replica file is a copy, or was restored from a backup, and another copy already sent other changes under the same numbers")
+            open[origin, default: []].append(change)
+            if change.seal != nil { transactions.append(open.removeValue(forKey: origin)!) }
+        }
+        // A batch that ends inside a transaction: the workstation's own changes are refused (it
+        // never splits one); another's given back are skipped (a later batch brings them whole).
+        for (origin, tail) in open {
+            if origin == pusher { transactions.append(tail) } else { result.skipped += tail.count }
+        }
+        let serverKey = try Self.signingKey(db)
+        let rows = RowReader(row: { [store] in try store.currentRow(db, table: $0, id: $1) },
+                             ids: { [store] in try store.rowIDs(db, table: $0, where: $1, is: $2) })
+        for transaction in transactions {
+            var fresh: [CellChange] = []
+            for change in transaction {
+                let origin = change.dot.replica
+                if change.dot.counter <= (try processed.bound(of: origin)) {
+                    // A number the server processed before: a resend if the content is the same, a fork
+                    // if it is not; a number it never stored is new after all.
+                    switch try sameContent(db, change) {
+                    case .same(let refusal):
+                        if origin == pusher, let refusal { refuse(change, code: refusal.code, reason: refusal.reason) }
+                        // Its own change, which another had given back on its behalf: now its own counter says so.
+                        processed.advance(origin, to: change.dot.counter)
+                        continue
+                    case .different:
+                        if origin == pusher {
+                            throw ServerError(.replicaForked, "change \(change.dot.counter) of this replica is not the change the server already holds under that number: this replica file is a copy, or was restored from a backup, and another copy already sent other changes under the same numbers")
+                        }
+                        result.divergent += 1
+                        continue
+                    case .absent:
+                        break
                     }
-                    result.divergent += 1
-                    continue
-                case .absent:
-                    break
                 }
+                fresh.append(change)
             }
-            var refusal = try ServerRules.check(db, change)
-            if refusal == nil, let maxClockSkew, Double(change.hlc.milliseconds) > Double(wall) + maxClockSkew * 1000 {
+            guard !fresh.isEmpty else { continue }
+            // One verdict for the whole transaction (DESIGN §4): its signature, its signer's role by
+            // the staff table as it stands, and every rule of the shelter; then the clock bound.
+            var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey)
+            if refusal == nil, let maxClockSkew,
+               let ahead = fresh.first(where: { Double($0.hlc.milliseconds) > Double(wall) + maxClockSkew * 1000 }) {
                 // Stamped past the server's clock and the bound: merged, it would pull every clock
                 // that sees it ahead (DESIGN §2: the HLC never decides causality, but it orders).
-                refusal = ServerRules.Refusal(code: "clockSkew", reason: "change \(change.dot.counter) is stamped \(ServerSession.span(milliseconds: change.hlc.milliseconds - wall)) ahead of the server's clock")
+                refusal = Refusal("clockSkew", "change \(ahead.dot.counter) is stamped \(ServerSession.span(milliseconds: ahead.hlc.milliseconds - wall)) ahead of the server's clock")
             }
-            if let refusal {
-                refuse(change, code: refusal.code, reason: refusal.reason)
-                newlyRejected[origin, default: 0] += 1
-                try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
-                                           Data(LogHash.of(change).bytes)])
-            } else {
-                let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
-                if case .merged(_, let concurrent) = report {
-                    let fields = try openConflicts.on(db, change)
-                    if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
-                        // The server's own writes tick from the stored clock: save it first, reload after.
-                        try store.saveClock(db, clock)
-                        let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
-                        if created > 0 { openConflicts.created() }
-                        result.conflictsCreated += created
-                        clock = try store.loadClock(db)
+            for change in fresh {
+                let origin = change.dot.replica
+                if let refusal {
+                    refuse(change, code: refusal.code, reason: refusal.reason)
+                    newlyRejected[origin, default: 0] += 1
+                    try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
+                                   arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
+                                               Data(LogHash.of(change).bytes)])
+                } else {
+                    let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
+                    if case .merged(_, let concurrent) = report {
+                        let fields = try openConflicts.on(db, change)
+                        if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
+                            // The server's own writes tick from the stored clock: save it first, reload after.
+                            try store.saveClock(db, clock)
+                            let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
+                            if created > 0 { openConflicts.created() }
+                            result.conflictsCreated += created
+                            clock = try store.loadClock(db)
+                        }
                     }
+                    if case .duplicate = report {} else { result.merged += 1 }
+                    if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
                 }
-                if case .duplicate = report {} else { result.merged += 1 }
-                if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
+                processed.advance(origin, to: change.dot.counter)
             }
-            processed.advance(origin, to: change.dot.counter)
         }
         // Saved before the server's own writes (conflicts, compensations), which tick from it.
         try store.saveClock(db, clock)
         if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
+        try sealOwn(db)
         // Acknowledged: this batch, not everything processed under this replica id. A copy of the
         // replica resending its shared past must not have its own later changes marked as taken
         // because another copy sent other changes under those numbers.

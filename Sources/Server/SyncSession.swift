@@ -33,6 +33,16 @@ public struct SyncSessionStateMachine: Sendable {
 
     public init(maximumBatch: Int) { self.maximumBatch = maximumBatch }
 
+    /// The most changes one transaction may hold, sent whole even when it exceeds the batch limit.
+    public static let maximumTransaction = 10_000
+
+    /// A batch within the limit, or a single transaction (workstations never split one) within
+    /// `maximumTransaction`.
+    static func fits(_ changes: [CellChange], _ maximumBatch: Int) -> Bool {
+        changes.count <= maximumBatch
+            || (changes.count <= maximumTransaction && changes.dropLast().allSatisfy { $0.seal == nil })
+    }
+
     public mutating func receive(_ message: WireMessage) -> Action {
         switch (state, message) {
         case (.awaitingHello, .hello(let hello)):
@@ -40,7 +50,7 @@ public struct SyncSessionStateMachine: Sendable {
         case (.awaitingHello, _):
             return fail(.protocolViolation, "expected hello, got \(message.name)")
         case (.established, .push(let changes)):
-            guard changes.count <= maximumBatch else {
+            guard Self.fits(changes, maximumBatch) else {
                 return fail(.protocolViolation, "a push of \(changes.count) changes exceeds the batch limit of \(maximumBatch)")
             }
             return .merge(changes)
@@ -48,7 +58,7 @@ public struct SyncSessionStateMachine: Sendable {
             guard healing else {
                 return fail(.protocolViolation, "recover is only allowed after a welcome that asked for it")
             }
-            guard changes.count <= maximumBatch else {
+            guard Self.fits(changes, maximumBatch) else {
                 return fail(.protocolViolation, "a recovery batch of \(changes.count) changes exceeds the batch limit of \(maximumBatch)")
             }
             return .recover(changes)

@@ -273,3 +273,73 @@ public struct RowReader: RowSource {
     public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? { try read(table, id) }
     public func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] { try find(table, column, value) }
 }
+
+/// What `verify` found in a log: every transaction's signature checked against its signer's key
+/// (the staff table's, or the server's).
+public struct VerifyReport: Hashable, Sendable {
+    public struct Invalid: Hashable, Sendable {
+        public var replica: String
+        public var counter: UInt64
+        public var reason: String
+    }
+    public var transactions = 0
+    public var verified = 0
+    public var invalid: [Invalid] = []
+
+    /// Checks every transaction of `changes` (a whole log, in any order). A transaction is a
+    /// replica's changes up to the one carrying the seal; a change no seal covers, a gap in a
+    /// transaction, an unknown signer or a signature that does not match is invalid.
+    public static func of(_ changes: [CellChange], rows: some RowSource, serverKey: String?) throws -> VerifyReport {
+        var report = VerifyReport()
+        let byReplica = Dictionary(grouping: changes, by: \.dot.replica)
+        var keys: [String: String?] = [:]
+        func key(of signer: String) throws -> String? {
+            if signer == Seal.serverSigner { return serverKey }
+            if let known = keys[signer] { return known }
+            let found = try rows.row(ShelterSchema.staff.name, signer)?["signing_key"]?.textValue
+            keys[signer] = found
+            return found
+        }
+        for replica in byReplica.keys.sorted() {
+            let log = byReplica[replica]!.sorted { $0.dot.counter < $1.dot.counter }
+            var index = 0
+            while index < log.count {
+                guard let end = log[index...].firstIndex(where: { $0.seal != nil }) else {
+                    report.transactions += 1
+                    report.invalid.append(Invalid(replica: replica.description, counter: log[index].dot.counter,
+                                                  reason: "changes \(log[index].dot.counter)…\(log.last!.dot.counter) carry no signature"))
+                    break
+                }
+                let seal = log[end].seal!
+                // The transaction: from the seal's first counter to the sealed change.
+                let start = log[index...end].firstIndex { $0.dot.counter >= seal.first } ?? end
+                if start > index {
+                    report.transactions += 1
+                    report.invalid.append(Invalid(replica: replica.description, counter: log[index].dot.counter,
+                                                  reason: "changes \(log[index].dot.counter)…\(log[start - 1].dot.counter) carry no signature"))
+                }
+                let transaction = Array(log[start...end])
+                index = end + 1
+                report.transactions += 1
+                let counters = transaction.map(\.dot.counter)
+                guard counters.first == seal.first, zip(counters, counters.dropFirst()).allSatisfy({ $1 == $0 + 1 }) else {
+                    report.invalid.append(Invalid(replica: replica.description, counter: seal.first,
+                                                  reason: "transaction \(seal.first)…\(counters.last!) is incomplete in this log"))
+                    continue
+                }
+                guard let signingKey = try key(of: seal.signer) else {
+                    report.invalid.append(Invalid(replica: replica.description, counter: seal.first,
+                                                  reason: "signed by \(seal.signer), whose key this log does not know"))
+                    continue
+                }
+                guard StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: transaction), signingKey: signingKey) else {
+                    report.invalid.append(Invalid(replica: replica.description, counter: seal.first,
+                                                  reason: "the signature of transaction \(seal.first)…\(counters.last!) does not match its changes and \(seal.signer)'s key"))
+                    continue
+                }
+                report.verified += 1
+            }
+        }
+        return report
+    }
+}

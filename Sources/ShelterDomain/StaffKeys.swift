@@ -46,6 +46,11 @@ public struct StaffKeys: Sendable {
     /// BENCHMARKS.md). Stored with each sealed key, so it can be raised later.
     public struct Cost: Hashable, Sendable {
         public var logN: Int, r: Int, p: Int
+        public init(logN: Int, r: Int, p: Int) {
+            self.logN = logN
+            self.r = r
+            self.p = p
+        }
         public static let standard = Cost(logN: 15, r: 8, p: 1)
     }
 
@@ -111,4 +116,6 @@ public struct KeySigner: TransactionSigner {
     }
 
     public func sign(_ digest: [UInt8]) throws -> [UInt8] { Array(try key.signature(for: digest)) }
+
+    public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 }

@@ -160,17 +160,28 @@ extension SyncStore {
     public func recoveryBatch(_ db: Database, ownCommon: UInt64, holdings: VersionVector?,
                               after sequence: Int64, limit: Int) throws -> [LoggedChange] {
         let own = try peerIndex(db, try state(db).replicaID)
+        // From the start of the transaction the first lacking change belongs to: the server checks
+        // each transaction whole (and skips the changes of it that it holds).
         var clauses = ["(peer = ? AND counter > ? AND state IN (1, 2))"]
-        var arguments: [SyncValue] = [.integer(own), .integer(Int64(ownCommon))]
+        var arguments: [SyncValue] = [.integer(own), .integer(Int64(try transactionStart(db, peer: own, after: ownCommon)))]
         if let holdings {
             for row in try Row.fetchAll(db, sql: "SELECT idx, replica_id FROM sync_peers WHERE idx != ?", arguments: [own]) {
                 guard let id = ReplicaID(row["replica_id"] as String) else { continue }
                 clauses.append("(peer = ? AND counter > ?)")
-                arguments += [.integer(row["idx"]), .integer(Int64(holdings[id]))]
+                arguments += [.integer(row["idx"]), .integer(Int64(try transactionStart(db, peer: row["idx"], after: holdings[id])))]
             }
         }
         return try loggedChanges(db, where: "seq > ? AND (\(clauses.joined(separator: " OR ")))",
                                  arguments: [.integer(sequence)] + arguments, order: "seq ASC", limit: limit)
+    }
+
+    /// `counter`, moved back to just before the start of the transaction that holds `counter + 1`.
+    func transactionStart(_ db: Database, peer: Int64, after counter: UInt64) throws -> UInt64 {
+        guard let data = try Data.fetchOne(db, sql: "SELECT seal FROM sync_log WHERE peer = ? AND counter > ? AND seal IS NOT NULL ORDER BY counter LIMIT 1",
+                                           arguments: [peer, Int64(counter)]) else { return counter }
+        var reader = BinaryReader(Array(data))
+        guard let seal = try? ChangeCodec.decodeSeal(from: &reader) else { return counter }
+        return min(counter, seal.first &- 1)
     }
 
     /// After the server took a recovery batch: this replica's own changes in it are processed
@@ -210,14 +221,14 @@ extension SyncStore {
     /// a concurrent write keeps its place and is reported — and logged as unsynced, so the next
     /// sync sends it and the server records any conflict. Call inside a transaction.
     @discardableResult
-    public func reissue(_ db: Database, _ original: CellChange, context: VersionVector, wallMilliseconds: UInt64) throws -> CellChange {
+    public func reissue(_ db: Database, _ original: CellChange, context: VersionVector, author: String, wallMilliseconds: UInt64) throws -> CellChange {
         let table = try self.table(original.table)
         try checkColumns(original.values.keys, of: table)
         let current = try state(db)
         let counter = current.counter + 1
         let change = CellChange(table: original.table, rowID: original.rowID, values: original.values,
                                 dot: Dot(replica: current.replicaID, counter: counter), hlc: original.hlc,
-                                author: original.author, context: context)
+                                author: author, context: context)
         let meta = try rowMeta(db, table: table, rowID: change.rowID)
         let contested = change.values.keys.filter { meta?.cells[$0] != nil }
         let values = contested.isEmpty ? [:] : try self.values(db, table: table, rowID: change.rowID, columns: contested)

@@ -55,6 +55,10 @@ public struct SyncState: Hashable, Sendable {
     public var lastErrorCode: String?
     public var lastError: String?
     public var lastErrorAt: String?
+    /// The counter up to which this replica's own changes are sealed (signed).
+    public var sealed: UInt64 = 0
+    /// The server's public signing key (base64), as its welcome said.
+    public var serverSigningKey: String?
 }
 
 /// A workstation's TLS identity, kept inside its replica file (mode 0600).
@@ -296,7 +300,7 @@ public struct SyncStore: Sendable {
     public func state(_ db: Database) throws -> SyncState {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT replica_id, counter, hlc, created_at, server, cursor, last_sync_at, last_error_code, last_error, last_error_at,
-                   cursor_hash, acknowledged, refused_code, refused_at, clock_skew_ms, max_clock_skew_ms
+                   cursor_hash, acknowledged, refused_code, refused_at, clock_skew_ms, max_clock_skew_ms, sealed, server_signing_key
             FROM sync_state WHERE id = 1
             """)) else {
             throw SyncError(.notAReplica, "the replica has no sync state row")
@@ -313,7 +317,8 @@ public struct SyncStore: Sendable {
             cursorHash: (row[10] as Data?).flatMap { LogHash(bytes: $0) },
             acknowledged: UInt64(max(0, row[11] as Int64)),
             lastSyncAt: row[6], refusedCode: row[12], refusedAt: row[13], clockSkewMs: row[14],
-            maxClockSkewMs: UInt64(max(0, row[15] as Int64)), lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9])
+            maxClockSkewMs: UInt64(max(0, row[15] as Int64)), lastErrorCode: row[7], lastError: row[8], lastErrorAt: row[9],
+            sealed: UInt64(max(0, row[16] as Int64)), serverSigningKey: row[17])
     }
 
     public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
@@ -346,6 +351,11 @@ public struct SyncStore: Sendable {
 
     /// The server's answers that mean this replica as it is cannot sync again: it must be rescued.
     public static let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
+
+    /// Keeps the server's public signing key, as its welcome said.
+    public func recordServerKey(_ db: Database, _ key: [UInt8]) throws {
+        try db.execute(sql: "UPDATE sync_state SET server_signing_key = ? WHERE id = 1", arguments: [Data(key).base64EncodedString()])
+    }
 
     /// Keeps what the last hello measured: this clock against the server's, and the server's bound.
     public func recordClock(_ db: Database, skewMilliseconds: Int64, maximumSkewMilliseconds: UInt64) throws {
@@ -507,6 +517,13 @@ public struct SyncStore: Sendable {
         var writer = BinaryWriter(capacity: 96)
         ChangeCodec.encode(seal, into: &writer)
         try db.execute(sql: "UPDATE sync_log SET seal = ? WHERE peer = ? AND counter = ?", arguments: [Data(writer.bytes), peer, counter])
+    }
+
+    /// This replica's own changes after counter `counter`, in counter order.
+    public func ownChanges(_ db: Database, after counter: UInt64) throws -> [CellChange] {
+        guard let own = try knownPeerIndex(db, try state(db).replicaID) else { return [] }
+        return try loggedChanges(db, where: "peer = ? AND counter > ?", arguments: [.integer(own), .integer(Int64(counter))],
+                                 order: "counter ASC", limit: .max).map(\.change)
     }
 
     /// Whether this replica wrote changes since its last seal (a transaction not yet signed).

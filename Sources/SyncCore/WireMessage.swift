@@ -14,6 +14,32 @@ public enum WireMessage: Hashable, Sendable {
     /// every text at its 64 KiB cap stays far below the frame limit).
     public static let maximumBatchBytes = 4 * 1024 * 1024
 
+    /// A batch that never ends inside a transaction (the server checks each one whole): the longest
+    /// prefix of `items` that closes every transaction it opens and stays within `limit` changes and
+    /// `maximumBatchBytes`; when no such prefix exists, the shortest one that closes them (one
+    /// transaction larger than a batch goes alone). `items` should run well past `limit`. Changes
+    /// that never reach a seal (written before signatures) go as they come.
+    public static func transactionAligned<T>(_ items: [T], limit: Int, change: (T) -> CellChange) -> [T] {
+        var open = Set<ReplicaID>()
+        var bytes = 0, best = 0
+        for (index, item) in items.enumerated() {
+            let change = change(item)
+            var writer = BinaryWriter(capacity: 256)
+            ChangeCodec.encodeSealed(change, into: &writer)
+            bytes += writer.bytes.count
+            if change.seal == nil { open.insert(change.dot.replica) } else { open.remove(change.dot.replica) }
+            guard open.isEmpty else { continue }
+            let count = index + 1
+            if count <= limit && bytes <= maximumBatchBytes {
+                best = count
+            } else {
+                if best == 0 { best = count }
+                break
+            }
+        }
+        return best == 0 ? Array(items.prefix(max(1, min(limit, items.count)))) : Array(items.prefix(best))
+    }
+
     /// The longest prefix of `items` whose encoded changes stay within `maximumBatchBytes` (at least one).
     public static func byteLimited<T>(_ items: [T], change: (T) -> CellChange) -> [T] {
         var total = 0

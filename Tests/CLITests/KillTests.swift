@@ -27,7 +27,7 @@ import TestSupport
             #expect(created.status == 0, "\(created)")
             if firstSync { #expect(try ShelterProcess.run(["sync", "--replica", path]).status == 0) }
             let replica = try Replica.open(at: path)
-            for n in 0..<admissions { try replica.admit(Admission(name: "N\(n)", municipality: "Køge"), by: "s") }
+            for n in 0..<admissions { try replica.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")) }
             return (path, created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }
 

@@ -46,8 +46,8 @@ import TestSupport
         _ = try await reception.sync()
         _ = try await garden.sync()
         _ = try await office.sync()
-        try office.admit(Admission(name: "Anna Jensen", cpr: "010190-1234", municipality: "Køge", room: 1), by: "jonas")
-        try office.admit(Admission(name: "Eva Holm", municipality: "Greve", room: 2), by: "jonas")
+        try office.admit(Admission(name: "Anna Jensen", cpr: "010190-1234", municipality: "Køge", room: 1), by: staff("jonas"))
+        try office.admit(Admission(name: "Eva Holm", municipality: "Greve", room: 2), by: staff("jonas"))
         _ = try await office.sync()
         try server.directory.store().revoke(name: "garden")
         await #expect(throws: ReplicaError.self) { try await garden.sync() }

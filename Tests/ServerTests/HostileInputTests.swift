@@ -128,7 +128,7 @@ import TestSupport
         }
         // A crowd of clients that open TLS and then say nothing, while a genuine workstation syncs.
         let crowd = (0..<40).map { _ in Task { await RawClient.raw(port: server.port, tls: tls, bytes: []) } }
-        try genuine.admit(Admission(name: "Anna", municipality: "Køge"), by: "s")
+        try genuine.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("s"))
         let report = try await genuine.sync()
         #expect(report.pushed == 3 && report.pulled == 9, "the genuine workstation is served while the crowd waits")
         // The silent ones are timed out and their slots freed.

@@ -48,7 +48,7 @@ import TestSupport
         let a = try server.workstation("a", configuration: .init(statementObserver: { clientRecorder.observe($0) }))
         let b = try server.workstation("b")
         // Given some records on both sides.
-        for n in 0..<40 { try b.admit(Admission(name: "N\(n)", municipality: "K"), by: "s") }
+        for n in 0..<40 { try b.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")) }
         _ = try await b.sync()
         _ = try await a.sync()
         // When a syncs with nothing to do.

@@ -143,6 +143,7 @@ struct Simulation {
         self.rooms = rooms
         server = try ServerStore.create(at: folder.file("server.db"), rooms: rooms, now: serverClock.now,
                                         serverID: ReplicaID(UUID(uuid: (0xFF, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 0))))
+        try server.addTestStaff()
         try beginRun()
         for index in 0..<workstations {
             let id = ReplicaID(UUID(uuid: (UInt8(index), 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, UInt8(seed & 0xFF))))
@@ -173,7 +174,7 @@ struct Simulation {
         let path = folder.file("\(name).replica")
         var station = Workstation(replica: try Replica.inMemory(rooms: 0), id: id, name: name, path: path, clock: clock,
                                   ids: SeededIDs(seed: seed &* 31 &+ UInt64(stations.count)))
-        station.replica = try Replica.create(at: path, rooms: 0, author: "setup", server: "sim:1", replicaID: id, configuration: station.configuration)
+        station.replica = try Replica.createBound(at: path, server: "sim:1", replicaID: id, configuration: station.configuration)
         stations.append(station)
     }
 
@@ -256,7 +257,7 @@ struct Simulation {
 
     mutating func act(on index: Int) {
         let replica = stations[index].replica
-        let author = "s\(index)"
+        let author = staff(["s", "mette", "setup"][index % 3])
         stats.actions += 1
         do {
             let stays = try replica.stays()
@@ -413,7 +414,7 @@ struct Simulation {
         let new = stations.count - 1
         let synced = await session(new, faults: false) != nil
         #expect(synced, "seed \(seed): a new replica for the rescue could not sync")
-        let report = try stations[new].replica.rescue(from: old.replica)
+        let report = try stations[new].replica.rescue(from: old.replica, by: staff("setup"))
         stats.rescues += 1
         stats.rescued += report.rescued
         stations[index].retired = true

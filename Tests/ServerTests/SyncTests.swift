@@ -30,12 +30,12 @@ import TestSupport
         defer { server.remove() }
         let (a, b) = (try server.workstation("a"), try server.workstation("b"))
         _ = try await a.sync()
-        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: "mette")
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: staff("mette"))
         _ = try await a.sync()
         _ = try await b.sync()
         // Given both workstations offline, each editing a different field.
-        try a.setResident(admitted.resident, fields: [("phone", "11111111")], by: "mette")
-        try b.setResident(admitted.resident, fields: [("language", "ar"), ("interpreter", "yes")], by: "jonas")
+        try a.setResident(admitted.resident, fields: [("phone", "11111111")], by: staff("mette"))
+        try b.setResident(admitted.resident, fields: [("language", "ar"), ("interpreter", "yes")], by: staff("jonas"))
         // When they sync.
         _ = try await a.sync()
         let bReport = try await b.sync()
@@ -54,11 +54,11 @@ import TestSupport
         let server = try await TestServer.start()
         defer { server.remove() }
         let (a, b) = (try server.workstation("a"), try server.workstation("b"))
-        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         _ = try await a.sync()
         _ = try await b.sync()
-        try a.setResident(admitted.resident, fields: [("phone", "11111111")], by: "mette")
-        try b.setResident(admitted.resident, fields: [("phone", "22222222")], by: "jonas")
+        try a.setResident(admitted.resident, fields: [("phone", "11111111")], by: staff("mette"))
+        try b.setResident(admitted.resident, fields: [("phone", "22222222")], by: staff("jonas"))
         _ = try await a.sync()
         let bReport = try await b.sync()
         let aReport = try await a.sync()
@@ -74,7 +74,7 @@ import TestSupport
         #expect(try a.resident(admitted.resident).phone == conflict.candidates[winner].value.textValue)
         #expect(try b.resident(admitted.resident).phone == conflict.candidates[winner].value.textValue)
         // Resolving is a normal write that syncs and closes it everywhere.
-        try b.resolveConflict(String(conflict.id.prefix(8)), keep: 1 - winner, by: "jonas")
+        try b.resolveConflict(String(conflict.id.prefix(8)), keep: 1 - winner, by: staff("jonas"))
         _ = try await b.sync()
         _ = try await a.sync()
         #expect(try a.conflicts().isEmpty && b.conflicts().isEmpty)
@@ -89,14 +89,14 @@ import TestSupport
         let server = try await TestServer.start()
         defer { server.remove() }
         let (a, b) = (try server.workstation("a"), try server.workstation("b"))
-        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         _ = try await a.sync()
         _ = try await b.sync()
         // A writes A1 and syncs; B, which has not seen A1, writes B1 then B2 and syncs.
-        try a.setResident(admitted.resident, fields: [("language", "A1")], by: "mette")
+        try a.setResident(admitted.resident, fields: [("language", "A1")], by: staff("mette"))
         _ = try await a.sync()
-        try b.setResident(admitted.resident, fields: [("language", "B1")], by: "jonas")
-        try b.setResident(admitted.resident, fields: [("language", "B2")], by: "jonas")
+        try b.setResident(admitted.resident, fields: [("language", "B1")], by: staff("jonas"))
+        try b.setResident(admitted.resident, fields: [("language", "B2")], by: staff("jonas"))
         _ = try await b.sync()
         _ = try await a.sync()
         for replica in [a, b] {
@@ -110,18 +110,18 @@ import TestSupport
         // Keeping B2 keeps B2; a write that saw both settles any conflict on the cell.
         let conflict = try #require(try a.conflicts().first)
         let b2 = try #require(conflict.candidates.firstIndex { $0.value == .text("B2") })
-        try a.resolveConflict(conflict.id, keep: b2, by: "mette")
+        try a.resolveConflict(conflict.id, keep: b2, by: staff("mette"))
         _ = try await a.sync()
         _ = try await b.sync()
         #expect(try b.resident(admitted.resident).language == "B2" && b.conflicts().isEmpty)
         // Settled by an ordinary edit: A writes A2 and B writes B3 concurrently, then B, having pulled
         // the conflict, writes B4 (it saw A2 and B3): the conflict closes by itself.
-        try a.setResident(admitted.resident, fields: [("language", "A2")], by: "mette")
-        try b.setResident(admitted.resident, fields: [("language", "B3")], by: "jonas")
+        try a.setResident(admitted.resident, fields: [("language", "A2")], by: staff("mette"))
+        try b.setResident(admitted.resident, fields: [("language", "B3")], by: staff("jonas"))
         _ = try await a.sync()
         _ = try await b.sync()
         #expect(try b.conflicts().count == 1)
-        try b.setResident(admitted.resident, fields: [("language", "B4")], by: "jonas")
+        try b.setResident(admitted.resident, fields: [("language", "B4")], by: staff("jonas"))
         _ = try await b.sync()
         _ = try await a.sync()
         #expect(try a.conflicts().isEmpty && a.resident(admitted.resident).language == "B4")
@@ -135,9 +135,9 @@ import TestSupport
         defer { server.remove() }
         let (a, b) = (try server.workstation("a"), try server.workstation("b"))
         _ = try await a.sync()
-        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         for n in 0..<140 {
-            try a.setResident(admitted.resident, fields: [("notes", String(repeating: Character(UnicodeScalar(97 + n % 26)!), count: 64 * 1024))], by: "mette")
+            try a.setResident(admitted.resident, fields: [("notes", String(repeating: Character(UnicodeScalar(97 + n % 26)!), count: 64 * 1024))], by: staff("mette"))
         }
         let pushed = try await a.sync()
         #expect(pushed.pushed == 143)
@@ -154,8 +154,8 @@ import TestSupport
         _ = try await a.sync()
         _ = try await b.sync()
         // Given two workstations that both place a family in room 2 while offline.
-        let first = try a.admit(Admission(name: "Eva", municipality: "Greve", room: 2), by: "mette")
-        let second = try b.admit(Admission(name: "Fatima", municipality: "Solrød", room: 2), by: "jonas")
+        let first = try a.admit(Admission(name: "Eva", municipality: "Greve", room: 2), by: staff("mette"))
+        let second = try b.admit(Admission(name: "Fatima", municipality: "Solrød", room: 2), by: staff("jonas"))
         // When a syncs first, then b, then a again.
         _ = try await a.sync()
         let bReport = try await b.sync()
@@ -174,8 +174,8 @@ import TestSupport
             #expect(conflict.suggestion == 1, "room 1 is free")
         }
         // The confirmed placement never moves; the other stay takes the suggested room.
-        #expect(throws: ReplicaError.self) { try b.resolveConflict(try b.conflicts()[0].id, keep: 1, by: "jonas") }
-        try b.resolveConflict(try b.conflicts()[0].id, value: "1", by: "jonas")
+        #expect(throws: ReplicaError.self) { try b.resolveConflict(try b.conflicts()[0].id, keep: 1, by: staff("jonas")) }
+        try b.resolveConflict(try b.conflicts()[0].id, value: "1", by: staff("jonas"))
         _ = try await b.sync()
         _ = try await a.sync()
         #expect(try a.stays().first { $0.id == second.stay }?.room == 1)
@@ -195,11 +195,11 @@ import TestSupport
             for (index, replica) in replicas.enumerated() {
                 if residents.isEmpty || rng.chance(0.3) {
                     let room = rng.chance(0.5) ? Int.random(in: 1...5, using: &rng) : nil
-                    if let admitted = try? replica.admit(Admission(name: "R\(round)\(index)", municipality: "Køge", room: room), by: "s\(index)") {
+                    if let admitted = try? replica.admit(Admission(name: "R\(round)\(index)", municipality: "Køge", room: room), by: staff("s\(index)")) {
                         residents.append(admitted.resident)
                     }
                 } else if let resident = residents.randomElement(using: &rng) {
-                    try? replica.setResident(resident, fields: [(["phone", "language", "notes"].randomElement(using: &rng)!, "v\(round)\(index)")], by: "s\(index)")
+                    try? replica.setResident(resident, fields: [(["phone", "language", "notes"].randomElement(using: &rng)!, "v\(round)\(index)")], by: staff("s\(index)"))
                 }
             }
             for replica in replicas.shuffled(using: &rng) where rng.chance(0.6) { _ = try await replica.sync() }
@@ -222,7 +222,7 @@ import TestSupport
         let server = try await TestServer.start()
         defer { server.remove() }
         let a = try server.workstation("a")
-        let admitted = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: "mette")
+        let admitted = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: staff("mette"))
         _ = try await a.sync()
         // Given a workstation whose code let a name onto an anonymous resident (written around the rules).
         try await DatabaseQueue(path: a.path).write { db in
@@ -250,14 +250,14 @@ import TestSupport
         let a = try server.workstation("a")
         _ = try await a.sync()
         var residents: [String] = []
-        for n in 0..<2 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: "s").resident) }
-        let anonymous = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: "s")
+        for n in 0..<2 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")).resident) }
+        let anonymous = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: staff("s"))
         // The 10th change breaks the rules (a name on an anonymous resident); three more follow it.
         try await DatabaseQueue(path: a.path).write { db in
             try SyncStore(schema: ShelterSchema.schema).write(db, table: "residents", rowID: anonymous.resident, values: ["name": .text("Rose Hansen")],
                                                               author: "mallory", wallMilliseconds: 1)
         }
-        for n in 2..<3 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: "s").resident) }
+        for n in 2..<3 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")).resident) }
         #expect(try a.status().unsynced == 13)
         let report = try await a.sync()
         #expect(report.pushed == 12 && report.rejected == 1)
@@ -283,9 +283,9 @@ import TestSupport
         let (a, b) = (try server.workstation("a"), try server.workstation("b"))
         _ = try await a.sync()
         _ = try await b.sync()
-        let fromB = try b.admit(Admission(name: "B", municipality: "K"), by: "s")
+        let fromB = try b.admit(Admission(name: "B", municipality: "K"), by: staff("s"))
         _ = try await b.sync()
-        let fromA = try a.admit(Admission(name: "A", municipality: "K"), by: "s")
+        let fromA = try a.admit(Admission(name: "A", municipality: "K"), by: staff("s"))
         let before = try a.syncState().cursor
         // When a pushes only.
         let report = try await a.sync(pull: false)
@@ -307,7 +307,7 @@ import TestSupport
         defer { server.remove() }
         let a = try server.workstation("a")
         _ = try await a.sync()
-        for n in 0..<5 { try a.admit(Admission(name: "N\(n)", municipality: "K", room: n + 1), by: "s") }
+        for n in 0..<5 { try a.admit(Admission(name: "N\(n)", municipality: "K", room: n + 1), by: staff("s")) }
         _ = try await a.sync()
         let store = ReplicaInspector(path: server.directory.storePath)
         let before = try store.snapshot()
@@ -328,7 +328,7 @@ import TestSupport
         let server = try await TestServer.start()
         defer { server.remove() }
         let a = try server.workstation("a")
-        try a.admit(Admission(name: "Anna", municipality: "Køge"), by: "mette")
+        try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         try await server.stop()
         // The server is gone: the sync fails clearly and nothing changes but the recorded error.
         let before = try ReplicaInspector(path: a.path).domainSnapshot()
@@ -343,7 +343,7 @@ import TestSupport
         defer { server.remove() }
         let replicas = try (0..<4).map { try server.workstation("w\($0)") }
         for (index, replica) in replicas.enumerated() {
-            for n in 0..<150 { try replica.admit(Admission(name: "N\(index)-\(n)", municipality: "K"), by: "s") }
+            for n in 0..<150 { try replica.admit(Admission(name: "N\(index)-\(n)", municipality: "K"), by: staff("s")) }
         }
         // Syncs in flight when SIGTERM's path is taken.
         let syncs = replicas.map { replica in Task { try? await replica.sync() } }
@@ -397,9 +397,9 @@ import TestSupport
         defer { server.remove() }
         let a = try server.workstation("a")
         _ = try await a.sync()
-        try a.addStaff(name: "Mette", role: .leader, by: "setup")
-        try a.addStaff(name: "Jonas", role: .socialWorker, by: "setup")
-        let stay = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: "Jonas").stay
+        try a.addStaff(name: "Mette", role: .leader, by: staff("setup"))
+        try a.addStaff(name: "Jonas", role: .socialWorker, by: staff("setup"))
+        let stay = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: staff("Jonas")).stay
         _ = try await a.sync()
         // A decision by a social worker, written around the workstation's own check (old or modified code).
         try await DatabaseQueue(path: a.path).write { db in
@@ -408,7 +408,7 @@ import TestSupport
             ], author: "Jonas", wallMilliseconds: 1)
         }
         // And a genuine one by the leader.
-        try a.decide(stay: stay, eligible: true, by: "Mette")
+        try a.decide(stay: stay, eligible: true, by: staff("Mette"))
         let report = try await a.sync()
         #expect(report.rejected == 1)
         let onServer = try await DatabaseQueue(path: server.directory.storePath).read { db in

@@ -26,6 +26,7 @@ public final class TestServer: Sendable {
                              statementObserver: (@Sendable (String) -> Void)? = nil) async throws -> TestServer {
         let folder = try TemporaryDirectory("server")
         let directory = try ServerDirectory.initialize(at: folder.file("srv"), rooms: rooms)
+        try directory.store().addTestStaff([("Jonas", .socialWorker)])
         var logger = Logger(label: "test.server")
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)

@@ -1,0 +1,175 @@
+import ArgumentParser
+import ClientKit
+import Foundation
+import ShelterDomain
+import SyncCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Passphrases come from a file (its first line) or the terminal, never from argv or the
+/// environment, and are never printed.
+enum Passphrase {
+    static func read(file: String?, prompt: String, confirm: Bool) throws -> String {
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                printError("cannot read the passphrase file \(file)")
+                throw ExitCode(1)
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            return line.hasSuffix("\r") ? String(line.dropLast()) : line
+        }
+        let first = try ask("\(prompt): ")
+        if confirm {
+            let again = try ask("Again: ")
+            guard again == first else {
+                printError("the two passphrases differ; nothing was changed")
+                throw ExitCode(1)
+            }
+        }
+        return first
+    }
+
+    /// Reads one line from the terminal with echo off.
+    static func ask(_ prompt: String) throws -> String {
+        let tty = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard tty >= 0 else {
+            printError("no terminal to ask for the passphrase: give --passphrase-file FILE")
+            throw ExitCode(1)
+        }
+        defer { close(tty) }
+        _ = prompt.withCString { write(tty, $0, strlen($0)) }
+        var saved = termios()
+        tcgetattr(tty, &saved)
+        var silent = saved
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(tty, TCSAFLUSH, &silent)
+        defer {
+            tcsetattr(tty, TCSAFLUSH, &saved)
+            _ = "\n".withCString { write(tty, $0, 1) }
+        }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(tty, &byte, 1) == 1, byte != UInt8(ascii: "\n") { bytes.append(byte) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The path of the running `shelter` binary (the agent is the same program).
+func shelterExecutable() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    if count > 0 { return String(cString: Array(buffer[0..<count]) + [0]) }
+    return CommandLine.arguments[0]
+}
+
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Unlock a member of staff's keys for this replica (a session).",
+        discussion: "The keys stay only in the memory of a small agent process (a 0600 socket, like ssh-agent) until `shelter logout`, the idle time, or a reboot. Every command that writes uses the session; sync, status and verify need none.")
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "Her name.") var name: String
+    @Option(help: ArgumentHelp("A file whose first line is her passphrase.", valueName: "file")) var passphraseFile: String?
+    @Option(help: ArgumentHelp("Minutes without a write before the session ends (default 15).", valueName: "minutes")) var idle: Int = 15
+
+    func validate() throws {
+        guard (1...720).contains(idle) else { throw ValidationError("--idle must be between 1 and 720 minutes, not \(idle)") }
+    }
+
+    func run() throws {
+        let replica = try reportingErrors { try options.open() }
+        let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Passphrase for \(name)", confirm: false)
+        let (keys, member) = try reportingErrors { try replica.unlock(name: name, passphrase: passphrase) }
+        let path = URL(fileURLWithPath: replica.path).standardizedFileURL.path
+        let info = AgentSessionInfo(staff: member.id, name: member.name, replica: replica.id.description, replicaPath: path,
+                                    idleSeconds: idle * 60, expiresAt: Date().addingTimeInterval(Double(idle * 60)))
+        try reportingErrors { try LoginAgent.start(executable: shelterExecutable(), info: info, keys: keys) }
+        print("\(member.name) (\(member.role?.rawValue ?? "?")) is logged in on this replica for \(idle) idle minutes")
+    }
+}
+
+struct Logout: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "End the session on this replica: the keys leave memory.")
+    @OptionGroup var options: ReplicaOptions
+
+    func run() throws {
+        let replica = try reportingErrors { try options.open() }
+        guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id) }) else {
+            print("nobody is logged in on this replica")
+            return
+        }
+        try reportingErrors { try session.logout() }
+        print("\(session.info.name) is logged out")
+    }
+}
+
+struct Whoami: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Who is logged in on this replica.")
+    @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let replica = try reportingErrors { try options.open() }
+        guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id) }) else {
+            printError("nobody is logged in on this replica: shelter login NAME")
+            throw ExitCode(1)
+        }
+        let role = try reportingErrors { try replica.staffMember(session.info.staff)?.role?.rawValue }
+        if json {
+            printJSON(.object([("staff", .string(session.info.staff)), ("role", .string(role)), ("replica", .string(replica.id.description)),
+                               ("expiresAt", .string(Timestamp.format(session.info.expiresAt)))]))
+        } else {
+            print("\(session.info.name) (\(role ?? "?")) until \(Timestamp.format(session.info.expiresAt)) unless she writes again")
+        }
+    }
+}
+
+struct Passwd: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Change the logged-in member's passphrase.")
+    @OptionGroup var options: ReplicaOptions
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("A file with her current passphrase.", valueName: "file")) var old: String?
+    @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp("A file with the new passphrase.", valueName: "file")) var new: String?
+
+    func run() throws {
+        let session = try reportingErrors { try options.session() }
+        let current = try Passphrase.read(file: old, prompt: "Current passphrase", confirm: false)
+        let next = try Passphrase.read(file: new, prompt: "New passphrase", confirm: true)
+        try reportingErrors { try options.open().changePassphrase(old: current, new: next, by: session) }
+        print("the passphrase of \(session.info.name) is changed")
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every signature in this replica's log against the staff keys and the server's key.",
+        discussion: "Exit 1 when a transaction is unsigned, incomplete, signed by an unknown key, or does not match its signature.")
+    @OptionGroup var options: ReplicaOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let report = try reportingErrors { try options.open().verify() }
+        printVerify(report, json: json)
+        if !report.invalid.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func printVerify(_ report: VerifyReport, json: Bool) {
+    if json {
+        printJSON(.object([("transactions", .int(Int64(report.transactions))), ("verified", .int(Int64(report.verified))),
+                           ("invalid", .array(report.invalid.map { .object([("replica", .string($0.replica)), ("counter", .int(Int64($0.counter))), ("reason", .string($0.reason))]) }))]))
+        return
+    }
+    print("\(report.transactions) transactions, \(report.verified) verified, \(report.invalid.count) invalid")
+    for invalid in report.invalid { print("  \(invalid.replica):\(invalid.counter)  \(invalid.reason)") }
+}
+
+/// The login agent (started by `shelter login`; not for staff to run).
+struct Agent: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "The login agent (started by shelter login).", shouldDisplay: false)
+
+    func run() throws {
+        let status = LoginAgent.serve()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
