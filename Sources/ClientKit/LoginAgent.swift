@@ -243,7 +243,7 @@ public enum LoginAgent {
         var handoff = handoffLine(info: info, keys: keys)
         defer { wipe(&handoff) }
         let input = try makePipe()
-        defer { closeIfOpen(input.read) }
+        defer { close(input.read) }
         do {
             defer { close(input.write) }
             guard writeAll(input.write, handoff, socket: false, timeout: 2) else {
@@ -619,6 +619,8 @@ public enum LoginAgent {
                 lastUseDate = Date()
                 answer(fd, Answer(signature: Data(signature).base64EncodedString()))
             case "logout":
+                // The socket goes before the answer: whoever hears "ok" finds no session any more.
+                if ownsSocket { _ = unlink(path) }
                 answer(fd, Answer(ok: true))
                 return .end
             default:
@@ -840,10 +842,6 @@ public enum LoginAgent {
         bytes.withUnsafeMutableBytes { raw in
             if let base = raw.baseAddress { explicit_bzero(base, raw.count) }
         }
-    }
-
-    static func closeIfOpen(_ fd: Int32) {
-        if fcntl(fd, F_GETFD) >= 0 { close(fd) }
     }
 
     /// The descriptors open in this process (from /proc/self/fd; empty when /proc is not mounted).

@@ -120,8 +120,8 @@ struct AgentFixture {
         #expect(expires > 55 && expires <= 61, "expires in \(expires) s")
 
         try session.logout()
+        #expect(!fixture.socketExists, "the socket is gone before the agent answers a logout")
         #expect(agent.exit(within: 3) == 0)
-        #expect(!fixture.socketExists, "the agent removes its socket")
         #expect(try fixture.connect() == nil)
         try session.logout() // nothing left to log out: not an error
     }
