@@ -380,6 +380,7 @@ struct History: ParsableCommand {
                         (column.name, column.personal && !showPersonal ? .string("(personal)") : .string(column.value))
                     })),
                     ("state", .string(entry.state)),
+                    ("rejection", .string(entry.rejection)),
                 ])
             }))]))
             return
@@ -388,7 +389,8 @@ struct History: ParsableCommand {
             let columns = entry.columns.map { column in
                 "\(column.name)=" + (column.personal && !showPersonal ? "(personal)" : column.value ?? "null")
             }.joined(separator: " ")
-            print("\(entry.at)  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)")
+            let refused = entry.rejection.map { "  REFUSED \($0)" } ?? ""
+            print("\(entry.at)  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)\(refused)")
         }
     }
 }

@@ -145,6 +145,8 @@ public struct HistoryEntry: Hashable, Sendable {
     public var columns: [Column]
     /// unsynced, acknowledged, rejected or received.
     public var state: String
+    /// Why the server refused it (`code: reason`, no values), for a rejected change.
+    public var rejection: String? = nil
 }
 
 import Foundation

@@ -79,9 +79,14 @@ extension Replica {
                 .connect(host: server.host, port: server.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handshake = HandshakeWaiter(promise: channel.eventLoop.makePromise())
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                        try channel.pipeline.syncOperations.addHandler(handshake)
-                        return (handshake.promise.futureResult, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+                        do {
+                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
+                            try channel.pipeline.syncOperations.addHandler(handshake)
+                            return (handshake.promise.futureResult, try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel))
+                        } catch {
+                            handshake.promise.fail(error)  // never left unfulfilled (NIO traps on a leaked promise)
+                            throw error
+                        }
                     }
                 }
             let (handshake, connection) = channel
@@ -144,6 +149,10 @@ extension Replica {
         func channelInactive(context: ChannelHandlerContext) {
             promise.fail(ChannelError.eof)
             context.fireChannelInactive()
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            promise.fail(ChannelError.ioOnClosedChannel)
         }
     }
 

@@ -81,7 +81,7 @@ extension Replica {
                     at: Timestamp.format(Date(timeIntervalSince1970: Double(logged.change.hlc.milliseconds) / 1000)),
                     author: logged.change.author, replica: logged.change.dot.replica.description,
                     counter: logged.change.dot.counter, table: logged.change.table, row: logged.change.rowID,
-                    columns: columns, state: "\(logged.state)")
+                    columns: columns, state: "\(logged.state)", rejection: logged.rejection)
             }
         }
     }

@@ -200,6 +200,9 @@ public struct ServerStore: Sendable {
 
     public func signingKey() throws -> String { try pool.read { db in try Self.signingKey(db) } }
 
+    /// The server's signer, for tools that write to the store as the server (and tests).
+    public func signer() throws -> KeySigner { try pool.read { db in try Self.signer(db) } }
+
     // MARK: Staff
 
     /// The server admin adds a member of staff (how the first leader comes to exist): her keys,

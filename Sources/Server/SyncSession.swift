@@ -40,7 +40,7 @@ public struct SyncSessionStateMachine: Sendable {
     /// `maximumTransaction`.
     static func fits(_ changes: [CellChange], _ maximumBatch: Int) -> Bool {
         changes.count <= maximumBatch
-            || (changes.count <= maximumTransaction && changes.dropLast().allSatisfy { $0.seal == nil })
+            || (changes.count <= maximumTransaction && changes.last?.seal != nil && changes.dropLast().allSatisfy { $0.seal == nil })
     }
 
     public mutating func receive(_ message: WireMessage) -> Action {

@@ -11,15 +11,20 @@ import TestSupport
         let server = try await TestServer.start(rooms: 9)
         defer { server.remove() }
         // The writer syncs directly; the reader goes through a proxy that cuts mid-frame.
-        let writer = try server.workstation("writer")
+        let writer = try await server.workstation("writer")
         _ = try await writer.sync()
         for n in 0..<150 { try writer.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")) }
         _ = try await writer.sync()
-        let proxy = try await CuttingProxy.start(to: server.port, cutAfter: 9_000)
+        let proxy = try await CuttingProxy.start(to: server.port, cutAfter: nil)
         let enrollment = try server.directory.enroll(name: "reader", bundlePath: server.folder.file("reader.bundle"))
         let reader = try Replica.create(at: server.folder.file("reader.replica"),
                                         bundlePEM: String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self),
                                         bundleSource: enrollment.bundlePath, server: "127.0.0.1:\(proxy.port)")
+        // Its first sync brings the staff (and everything so far); then the writer admits more.
+        _ = try await reader.sync()
+        for n in 150..<300 { try writer.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")) }
+        _ = try await writer.sync()
+        proxy.setCut(9_000)
         try reader.admit(Admission(name: "Offline", municipality: "Greve"), by: staff("s"))
         // When the connection is cut in the middle of the pull's frames.
         do {

@@ -17,8 +17,16 @@ import TestSupport
 
         init() throws {
             folder = try TemporaryDirectory("fork")
-            server = try ServerStore.create(at: folder.file("server.db"), rooms: 3).beginRun()
+            let created = try ServerStore.create(at: folder.file("server.db"), rooms: 3)
+            try created.addTestStaff()
+            server = try created.beginRun()
             try server.enroll(name: "a", replicaID: replica, serial: "s")
+        }
+
+        /// `change` as a transaction of its own, signed by its author (the server's key for `server`).
+        func sealed(_ change: CellChange) -> CellChange {
+            if change.author == Seal.serverSigner { return change.sealed(by: try! server.signer()) }
+            return change.sealed(by: staff(change.author))
         }
 
         func session(acknowledged: UInt64 = 0, counter: UInt64 = 100, cursor: Int64 = 0, checkpoints: [Checkpoint] = []) async -> (ServerSession, WireMessage) {
@@ -34,7 +42,7 @@ import TestSupport
         func change(_ counter: UInt64, phone: String, row: String = "r1") -> CellChange {
             CellChange(table: "residents", rowID: row, values: ["phone": .text(phone), "municipality": .text("Køge")],
                        dot: Dot(replica: replica, counter: counter), hlc: HLC(milliseconds: base - 600_000 + counter, logical: 0),
-                       author: "mette", context: VersionVector())
+                       author: "mette", context: VersionVector()).sealed(by: staff("mette"))
         }
 
         func count(_ sql: String) throws -> Int { try ReplicaInspector(path: folder.file("server.db")).count(sql) }
@@ -77,11 +85,13 @@ import TestSupport
         var (session, _) = await world.session()
         var anonymous = world.change(1, phone: "1")
         anonymous.values = ["anonymous": .integer(1), "name": .text("Named"), "municipality": .text("Køge")]
+        anonymous = world.sealed(anonymous)
         let first = await session.receive(.push([anonymous])).answers
         guard case .pushAck(1, let rejected) = first[0], rejected.first?.code == "anonymity" else { Issue.record("\(first)"); return }
         #expect(await session.receive(.push([anonymous])).answers == first, "the refusal is reported again")
         var other = anonymous
         other.values["name"] = .text("Other")
+        other = world.sealed(other)
         guard case .error("replicaForked", _) = await session.receive(.push([other])).answers[0] else {
             Issue.record("another change under a refused change's number was taken for a resend")
             return
@@ -123,6 +133,7 @@ import TestSupport
         try world.server.enroll(name: "c", replicaID: .random(), serial: "t")
         var relayed = world.change(1, phone: "b1", row: "b1")
         relayed.dot = Dot(replica: other, counter: 1)
+        relayed = world.sealed(relayed)
         (healing, _) = await world.session(acknowledged: 5, counter: 5)
         guard case .error("protocolViolation", _) = await healing.receive(.recover([relayed])).answers[0] else {
             Issue.record("another replica's change was taken by a server that was not restored")
@@ -148,6 +159,7 @@ import TestSupport
         fromEarlierRun.dot = Dot(replica: earlierRun, counter: 1)
         fromEarlierRun.author = "server"
         fromEarlierRun.rowID = "e1"
+        (stranger, claimedByServer, currentRun, fromEarlierRun) = (world.sealed(stranger), world.sealed(claimedByServer), world.sealed(currentRun), world.sealed(fromEarlierRun))
         let answers = await healing.receive(.recover([stranger, claimedByServer, currentRun, relayed, fromEarlierRun])).answers
         #expect(answers == [.recoverAck(merged: 2, rejected: [])], "only the enrolled workstation's and the earlier run's: \(answers)")
         #expect(try world.count("SELECT recovered FROM server_replicas WHERE name = 'a'") == 2 + 4)
@@ -161,6 +173,7 @@ import TestSupport
         var second = relayed
         second.dot.counter = 2
         second.rowID = "b2"
+        second = world.sealed(second)
         #expect(await bSession.receive(.push([relayed, second])).answers == [.pushAck(upToCounter: 2, rejected: [])])
         #expect(try world.count("SELECT COUNT(*) FROM residents WHERE id IN ('b1', 'b2')") == 2)
         #expect(try world.count("SELECT acknowledged FROM server_replicas WHERE name = 'b'") == 2, "b's own counter covers what was given back for it")
@@ -184,6 +197,7 @@ import TestSupport
         defer { world.folder.remove() }
         var anonymous = world.change(1, phone: "1")
         anonymous.values = ["anonymous": .integer(1), "name": .text("Named"), "municipality": .text("Køge")]
+        anonymous = world.sealed(anonymous)
         // The server's history diverged from the one the workstation pulled (its cursor is beyond the head).
         var (session, _) = await world.session(acknowledged: 1, counter: 1, cursor: 50)
         let first = await session.receive(.recover([anonymous])).answers
@@ -199,6 +213,7 @@ import TestSupport
         var (session, _) = await world.session()
         var long = world.change(1, phone: "1")
         long.values["notes"] = .text(String(repeating: "x", count: 70_000))
+        long = world.sealed(long)
         guard case .pushAck(1, let rejected) = await session.receive(.push([long])).answers[0] else { Issue.record("not acknowledged"); return }
         #expect(rejected.first?.code == "valueTooLarge" && rejected.first?.reason.contains("xxx") == false)
         #expect(try world.count("SELECT COUNT(*) FROM residents") == 0)

@@ -45,8 +45,8 @@ import TestSupport
         let serverRecorder = Recorder(), clientRecorder = Recorder()
         let server = try await TestServer.start(statementObserver: { serverRecorder.observe($0) })
         defer { server.remove() }
-        let a = try server.workstation("a", configuration: .init(statementObserver: { clientRecorder.observe($0) }))
-        let b = try server.workstation("b")
+        let a = try await server.workstation("a", configuration: .init(statementObserver: { clientRecorder.observe($0) }))
+        let b = try await server.workstation("b")
         // Given some records on both sides.
         for n in 0..<40 { try b.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")) }
         _ = try await b.sync()

@@ -23,7 +23,7 @@ import TestSupport
     @Test func aRevokedWorkstationIsRefusedAndSeen() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let a = try server.workstation("reception")
+        let a = try await server.workstation("reception")
         _ = try await a.sync()
         try a.admit(Admission(name: "A", municipality: "K"), by: staff("s"))
         // Revoked while the server runs.
@@ -97,8 +97,8 @@ import TestSupport
     @Test func aReplicaMayPushOnlyItsOwnDots() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let a = try server.workstation("a")
-        let b = try server.workstation("b")
+        let a = try await server.workstation("a")
+        let b = try await server.workstation("b")
         _ = try await b.sync()
         // a's replica file is tampered with so that its outbox holds a change with b's dot.
         try await GRDB.DatabaseQueue(path: a.path).write { db in

@@ -168,6 +168,10 @@ struct Simulation {
     }
 
     /// Enrolls a workstation and makes its replica (bound to the server, no rooms until it syncs).
+    /// The member of staff who works at station `index` (logged in there: her session signs its
+    /// writes, and at its syncs stamps again what she wrote while its clock was wrong).
+    static func author(of index: Int) -> KeySigner { staff(["s", "mette", "setup"][index % 3]) }
+
     mutating func addStation(name: String, id: ReplicaID, clock: SimClock) throws {
         try server.enroll(name: name, replicaID: id, serial: "sim")
         enrollments.append((name, id))
@@ -257,7 +261,7 @@ struct Simulation {
 
     mutating func act(on index: Int) {
         let replica = stations[index].replica
-        let author = staff(["s", "mette", "setup"][index % 3])
+        let author = Self.author(of: index)
         stats.actions += 1
         do {
             let stays = try replica.stays()
@@ -313,8 +317,8 @@ struct Simulation {
                                           peer: .init(replicaID: stations[index].id, serial: "sim"), now: { clock.now }, logger: quiet)
         let connection = MemoryConnection(session: serverSession, delivered: delivered, answered: answered)
         do {
-            let report = try await stations[index].replica.sync(over: connection, pull: !(faults && rng.chance(0.1)))
-            note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
+            let report = try await stations[index].replica.sync(over: connection, pull: !(faults && rng.chance(0.1)), session: Self.author(of: index))
+            note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) rejected \(report.rejected) \((try? stations[index].replica.history().filter { $0.state == "rejected" }.compactMap(\.rejection).prefix(2)) ?? []) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
             stats.recovered += report.recovered
             stats.restamped += report.restamped
             if report.resumedFrom != nil { stats.resumed += 1 }
@@ -414,7 +418,7 @@ struct Simulation {
         let new = stations.count - 1
         let synced = await session(new, faults: false) != nil
         #expect(synced, "seed \(seed): a new replica for the rescue could not sync")
-        let report = try stations[new].replica.rescue(from: old.replica, by: staff("setup"))
+        let report = try stations[new].replica.rescue(from: old.replica, by: Self.author(of: new))
         stats.rescues += 1
         stats.rescued += report.rescued
         stations[index].retired = true

@@ -13,10 +13,11 @@ import TestSupport
     @Test func theFirstSyncBringsTheServersRooms() async throws {
         let server = try await TestServer.start(rooms: 4)
         defer { server.remove() }
-        let reception = try server.workstation("reception")
+        let reception = try await server.workstation("reception", firstSync: false)
         #expect(try reception.roomBoard().rooms.isEmpty, "a bound replica holds no rooms before its first sync")
+        #expect(try reception.staff().isEmpty, "nor any staff: nobody can log in there yet")
         let report = try await reception.sync()
-        #expect(report.pulled == 4 && report.pushed == 0 && report.conflicts == 0)
+        #expect(report.pulled == 4 + TestServer.staffChanges && report.pushed == 0 && report.conflicts == 0)
         #expect(try reception.roomBoard().capacity == 4)
         #expect(try reception.status().lastSync != nil)
         // A sync with nothing to do pulls and pushes nothing.
@@ -28,7 +29,7 @@ import TestSupport
     @Test func differentFieldsOfOneResidentMergeWithoutConflict() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         _ = try await a.sync()
         let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: staff("mette"))
         _ = try await a.sync()
@@ -53,7 +54,7 @@ import TestSupport
     @Test func theSameFieldBecomesOneConflictWithTheSameWinnerEverywhere() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         _ = try await a.sync()
         _ = try await b.sync()
@@ -88,7 +89,7 @@ import TestSupport
     @Test func aConflictListsTheValuesNoLaterWriteReplaced() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         _ = try await a.sync()
         _ = try await b.sync()
@@ -133,7 +134,7 @@ import TestSupport
     @Test func longNotesTravelInBatchesEveryoneCanReceive() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         _ = try await a.sync()
         let admitted = try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         for n in 0..<140 {
@@ -150,7 +151,7 @@ import TestSupport
     @Test func theSameFreeRoomGoesToTheStayConfirmedFirst() async throws {
         let server = try await TestServer.start(rooms: 3)
         defer { server.remove() }
-        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         _ = try await a.sync()
         _ = try await b.sync()
         // Given two workstations that both place a family in room 2 while offline.
@@ -188,7 +189,7 @@ import TestSupport
         var rng = SeededRandom(seed: seed)
         let server = try await TestServer.start(rooms: 5)
         defer { server.remove() }
-        let replicas = [try server.workstation("a"), try server.workstation("b"), try server.workstation("c")]
+        let replicas = [try await server.workstation("a"), try await server.workstation("b"), try await server.workstation("c")]
         for replica in replicas { _ = try await replica.sync() }
         var residents: [String] = []
         for round in 0..<6 {
@@ -221,7 +222,7 @@ import TestSupport
     @Test func aChangeTheServerRefusesIsKeptAndMarkedRejected() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let a = try server.workstation("a")
+        let a = try await server.workstation("a")
         let admitted = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: staff("mette"))
         _ = try await a.sync()
         // Given a workstation whose code let a name onto an anonymous resident (written around the rules).
@@ -247,15 +248,18 @@ import TestSupport
         // Batches of 2: a push of 13 changes is 7 batches, two in flight at a time.
         let server = try await TestServer.start(maximumBatch: 2)
         defer { server.remove() }
-        let a = try server.workstation("a")
+        let a = try await server.workstation("a")
         _ = try await a.sync()
         var residents: [String] = []
         for n in 0..<2 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")).resident) }
         let anonymous = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: staff("s"))
         // The 10th change breaks the rules (a name on an anonymous resident); three more follow it.
+        // Written around the workstation's own check (a modified client), signed by a member of staff.
         try await DatabaseQueue(path: a.path).write { db in
-            try SyncStore(schema: ShelterSchema.schema).write(db, table: "residents", rowID: anonymous.resident, values: ["name": .text("Rose Hansen")],
-                                                              author: "mallory", wallMilliseconds: 1)
+            let store = SyncStore(schema: ShelterSchema.schema)
+            try store.write(db, table: "residents", rowID: anonymous.resident, values: ["name": .text("Rose Hansen")],
+                            author: "s", wallMilliseconds: 1)
+            try store.sealTail(db, signer: staff("s"))
         }
         for n in 2..<3 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")).resident) }
         #expect(try a.status().unsynced == 13)
@@ -270,9 +274,9 @@ import TestSupport
         #expect(try store.count("SELECT COUNT(*) FROM residents WHERE id = '\(anonymous.resident)' AND name IS NULL") == 1)
         #expect(try store.count("SELECT acknowledged FROM server_replicas WHERE name = 'a'") == 13)
         // A second workstation pulls the 12 merged changes (and the rooms) in batches of 2.
-        let b = try server.workstation("b")
+        let b = try await server.workstation("b", firstSync: false)
         let pulled = try await b.sync()
-        #expect(pulled.pulled == 9 + 12)
+        #expect(pulled.pulled == 9 + TestServer.staffChanges + 12)
         #expect(try Set(b.stays().map(\.resident)) == Set(residents + [anonymous.resident]))
         try await server.stop()
     }
@@ -280,7 +284,7 @@ import TestSupport
     @Test func aPushOnlySyncSendsEverythingAndPullsNothing() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let (a, b) = (try server.workstation("a"), try server.workstation("b"))
+        let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         _ = try await a.sync()
         _ = try await b.sync()
         let fromB = try b.admit(Admission(name: "B", municipality: "K"), by: staff("s"))
@@ -305,7 +309,7 @@ import TestSupport
     @Test func aResentBatchRepeatsNoEffect() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let a = try server.workstation("a")
+        let a = try await server.workstation("a")
         _ = try await a.sync()
         for n in 0..<5 { try a.admit(Admission(name: "N\(n)", municipality: "K", room: n + 1), by: staff("s")) }
         _ = try await a.sync()
@@ -327,7 +331,7 @@ import TestSupport
     @Test func aFailedSyncLeavesTheReplicaAsItWas() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let a = try server.workstation("a")
+        let a = try await server.workstation("a")
         try a.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette"))
         try await server.stop()
         // The server is gone: the sync fails clearly and nothing changes but the recorded error.
@@ -341,7 +345,8 @@ import TestSupport
     @Test func gracefulShutdownDuringSyncsLosesNoCommittedChange() async throws {
         let server = try await TestServer.start(rooms: 9)
         defer { server.remove() }
-        let replicas = try (0..<4).map { try server.workstation("w\($0)") }
+        var replicas: [Replica] = []
+        for index in 0..<4 { replicas.append(try await server.workstation("w\(index)")) }
         for (index, replica) in replicas.enumerated() {
             for n in 0..<150 { try replica.admit(Admission(name: "N\(index)-\(n)", municipality: "K"), by: staff("s")) }
         }
@@ -395,17 +400,19 @@ import TestSupport
     @Test func theServerRefusesADecisionPushedByANonLeader() async throws {
         let server = try await TestServer.start()
         defer { server.remove() }
-        let a = try server.workstation("a")
+        let a = try await server.workstation("a")
         _ = try await a.sync()
-        try a.addStaff(name: "Mette", role: .leader, by: staff("setup"))
-        try a.addStaff(name: "Jonas", role: .socialWorker, by: staff("setup"))
+        // Mette is one of the test leaders; Jonas a social worker (the test server knows both).
         let stay = try a.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: staff("Jonas")).stay
         _ = try await a.sync()
-        // A decision by a social worker, written around the workstation's own check (old or modified code).
+        // A decision by a social worker, written around the workstation's own check (old or modified
+        // code) and signed with her own key.
         try await DatabaseQueue(path: a.path).write { db in
-            try SyncStore(schema: ShelterSchema.schema).write(db, table: "decisions", rowID: "d0000000000000000000000000000001", values: [
+            let store = SyncStore(schema: ShelterSchema.schema)
+            try store.write(db, table: "decisions", rowID: "d0000000000000000000000000000001", values: [
                 "stay": .text(stay), "kind": .text("eligibility"), "outcome": .text("eligible"), "decided_on": .text("2026-11-26"),
             ], author: "Jonas", wallMilliseconds: 1)
+            try store.sealTail(db, signer: staff("Jonas"))
         }
         // And a genuine one by the leader.
         try a.decide(stay: stay, eligible: true, by: staff("Mette"))

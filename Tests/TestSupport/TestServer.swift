@@ -22,6 +22,9 @@ public final class TestServer: Sendable {
 
     public var address: String { "127.0.0.1:\(port)" }
 
+    /// The changes of the staff every test server starts with (the test leaders and Jonas).
+    public static let staffChanges = TestStaff.leaders.count + 1
+
     public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30), maximumBatch: Int? = nil,
                              statementObserver: (@Sendable (String) -> Void)? = nil) async throws -> TestServer {
         let folder = try TemporaryDirectory("server")
@@ -61,12 +64,15 @@ public final class TestServer: Sendable {
         self.task = task
     }
 
-    /// Enrolls a workstation and creates its replica, bound to this server.
-    public func workstation(_ name: String, configuration: Replica.Configuration = .init()) throws -> Replica {
+    /// Enrolls a workstation and creates its replica, bound to this server; with `firstSync` it
+    /// syncs once, as a new workstation must before anyone can log in there (it brings the staff).
+    public func workstation(_ name: String, configuration: Replica.Configuration = .init(), firstSync: Bool = true) async throws -> Replica {
         let enrollment = try directory.enroll(name: name, bundlePath: folder.file("\(name).bundle"))
         let pem = String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self)
-        return try Replica.create(at: folder.file("\(name).replica"), bundlePEM: pem, bundleSource: enrollment.bundlePath,
-                                  server: address, configuration: configuration)
+        let replica = try Replica.create(at: folder.file("\(name).replica"), bundlePEM: pem, bundleSource: enrollment.bundlePath,
+                                         server: address, configuration: configuration)
+        if firstSync { _ = try await replica.sync() }
+        return replica
     }
 
     /// SIGTERM's path: stop accepting, let sessions in flight finish, return.

@@ -1,6 +1,7 @@
 import ClientKit
 import Crypto
 import Foundation
+import Synchronization
 import Server
 import ShelterDomain
 import SyncCore
@@ -22,9 +23,18 @@ public enum TestStaff {
 
     public static func passphrase(_ name: String) -> String { "passphrase of \(Roles.staffID(name))" }
 
+    /// Sealed once per process (the salt is random), so a simulated seed replays exactly.
     public static func sealed(_ name: String) -> String {
-        try! keys(name).sealed(passphrase: passphrase(name), staffID: Roles.staffID(name), cost: .init(logN: 10, r: 8, p: 1))
+        let id = Roles.staffID(name)
+        return sealedCache.withLock { cache in
+            if let known = cache[id] { return known }
+            let sealed = try! keys(name).sealed(passphrase: passphrase(name), staffID: id, cost: .init(logN: 10, r: 8, p: 1))
+            cache[id] = sealed
+            return sealed
+        }
     }
+
+    static let sealedCache = Mutex<[String: String]>([:])
 }
 
 /// A test session for `name` (her keys in memory).
@@ -64,5 +74,15 @@ extension ServerStore {
     public func addTestStaff(_ others: [(String, StaffRole)] = []) throws {
         for name in TestStaff.leaders { try addStaff(name: name, role: .leader, keys: TestStaff.keys(name), sealedKeys: TestStaff.sealed(name)) }
         for (name, role) in others { try addStaff(name: name, role: role, keys: TestStaff.keys(name), sealedKeys: TestStaff.sealed(name)) }
+    }
+}
+
+extension CellChange {
+    /// This change as a transaction of its own, signed by `signer` (tests that build changes by hand).
+    public func sealed(by signer: some TransactionSigner) -> CellChange {
+        var change = self
+        change.seal = nil
+        change.seal = Seal(first: dot.counter, signer: signer.signer, signature: try! signer.sign(Seal.digest(signer: signer.signer, changes: [change])))
+        return change
     }
 }
