@@ -142,7 +142,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "TestSupport", "Server", "ClientKit", "ShelterDomain", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )
 

@@ -21,7 +21,7 @@ import TestSupport
     @Test func anOfflineSessionThroughTheJSONContract() throws {
         defer { dir.remove() }
         // Given a new standalone replica.
-        let initResult = try shelter("init", "--rooms", "4")
+        let initResult = try ShelterProcess.initStandalone(replica, rooms: 4)
         #expect(initResult.status == 0, "\(initResult)")
         let replicaID = initResult.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(UUID(uuidString: replicaID) != nil)
@@ -59,12 +59,15 @@ import TestSupport
         #expect(keys(status) == ["certificateExpires", "lastError", "lastSync", "rejected", "replica", "server", "unsynced"])
         #expect(status["lastError"] is NSNull && status["rejected"] as? Int == 0)
         #expect(status["certificateExpires"] is NSNull, "a standalone replica has no certificate")
-        #expect(status["replica"] as? String == replicaID && status["unsynced"] as? Int == 4 + 5 + 3, "4 rooms; Anna: resident, 2 children, stay, notification; Rose: resident, stay, notification")
+        #expect(status["replica"] as? String == replicaID && status["unsynced"] as? Int == 1 + 4 + 5 + 3, "the first leader; 4 rooms; Anna: resident, 2 children, stay, notification; Rose: resident, stay, notification")
         #expect(status["lastSync"] is NSNull && status["server"] is NSNull)
 
         // Assign with a prefix, then discharge; the history shows who did what.
         let roseStay = String(try #require(rose["id"] as? String).prefix(6))
-        #expect(try shelter("assign", roseStay, "1", env: ["SHELTER_STAFF": "jonas"]).status == 0)
+        #expect(try shelter("staff", "add", "jonas", "--role", "socialWorker", "--passphrase-file", ShelterProcess.passphraseFile).status == 0)
+        #expect(try ShelterProcess.login(replica, as: "jonas").status == 0)
+        #expect(try shelter("assign", roseStay, "1").status == 0)
+        #expect(try ShelterProcess.login(replica).status == 0)
         #expect(try shelter("discharge", String(stayID.prefix(8)), "--reason", "egen bolig", "--at", "2026-11-20T10:00:00+01:00").status == 0)
         let all = try #require(try shelter("stays", "--all", "--json").json()["stays"] as? [[String: Any]])
         let anna = try #require(all.first { $0["id"] as? String == stayID })
@@ -92,7 +95,7 @@ import TestSupport
 
     @Test func badInputIsRefusedClearlyAndChangesNothing() throws {
         defer { dir.remove() }
-        #expect(try shelter("init", "--rooms", "3").status == 0)
+        #expect(try ShelterProcess.initStandalone(replica, rooms: 3).status == 0)
         let placed = try shelter("admit", "--name", "A", "--municipality", "K", "--room", "1", "--json").json()
         let stay = try #require(placed["stay"] as? String)
         let anonymous = try shelter("admit", "--anonymous", "--alias", "R", "--municipality", "K", "--json").json()
@@ -117,7 +120,7 @@ import TestSupport
             (["resident", "set", anonymousResident, "cpr=010190-1234"], "may not have a CPR number"),
             (["resident", "set", anonymousResident, "colour=red"], "unknown resident field 'colour'"),
             (["resident", "set", anonymousResident, "phone"], "is not FIELD=VALUE"),
-            (["init"], "already exists"),
+            (["init", "--leader", "x", "--passphrase-file", ShelterProcess.passphraseFile], "already exists"),
             (["set-server", "127.0.0.1:7443"], "standalone replica"),
             (["set-server", "no-port"], "is not HOST:PORT"),
             (["rescue", "--from", replica], "are the same replica"),
@@ -152,7 +155,7 @@ import TestSupport
 
         // A rescue into a replica that is not bound to a server, or from a file that is not a replica.
         let second = dir.file("second.replica")
-        #expect(try ShelterProcess.run(["init", "--replica", second, "--rooms", "2"]).status == 0)
+        #expect(try ShelterProcess.initStandalone(second, rooms: 2).status == 0)
         let unbound = try ShelterProcess.run(["rescue", "--from", second, "--replica", replica])
         #expect(unbound.status != 0 && unbound.stderr.contains("not bound to a sync server"), "\(unbound)")
         let fromText = try ShelterProcess.run(["rescue", "--from", text, "--replica", replica])

@@ -1,5 +1,6 @@
 import ClientKit
 import Foundation
+import Server
 import ShelterDomain
 import Testing
 import TestSupport
@@ -15,6 +16,8 @@ import TestSupport
             dir = try TemporaryDirectory("kill")
             srv = dir.file("srv")
             #expect(try ShelterProcess.run(["server", "init", "--dir", srv, "--rooms", "9"]).status == 0)
+            // The staff whose keys sign the admissions written below through ClientKit.
+            try ServerStore.open(at: srv + "/server.db").addTestStaff()
             server = try ServerProcess.start(directory: srv, extra: ["--max-batch", "40"])
         }
 

@@ -6,15 +6,18 @@ import TestSupport
     @Test func theRulesThroughTheCLI() throws {
         let dir = try TemporaryDirectory("rules-cli")
         defer { dir.remove() }
-        let env = ["SHELTER_REPLICA": dir.file("r.replica"), "SHELTER_STAFF": "Mette"]
+        let replica = dir.file("r.replica")
+        let env = ["SHELTER_REPLICA": replica]
         func shelter(_ arguments: String...) throws -> ShelterProcess.Result { try ShelterProcess.run(arguments, environment: env) }
-        #expect(try shelter("init", "--rooms", "3").status == 0)
-        #expect(try shelter("staff", "add", "Mette", "--role", "leader").status == 0)
-        #expect(try shelter("staff", "add", "Jonas", "--role", "socialWorker").status == 0)
-        let badRole = try shelter("staff", "add", "X", "--role", "boss")
+        #expect(try ShelterProcess.initStandalone(replica, rooms: 3).status == 0)
+        let file = ShelterProcess.passphraseFile
+        #expect(try shelter("staff", "add", "Mette", "--role", "leader", "--passphrase-file", file).status == 0)
+        #expect(try shelter("staff", "add", "Jonas", "--role", "socialWorker", "--passphrase-file", file).status == 0)
+        let badRole = try shelter("staff", "add", "X", "--role", "boss", "--passphrase-file", file)
         #expect(badRole.status != 0 && badRole.stderr.contains("unknown role 'boss'"))
         let staff = try #require(try shelter("staff", "--json").json()["staff"] as? [[String: Any]])
-        #expect(staff.count == 2 && Set(staff[0].keys) == ["id", "name", "role"])
+        #expect(staff.count == 3 && Set(staff[0].keys) == ["id", "name", "role", "removed"])
+        #expect(try ShelterProcess.login(replica, as: "Mette").status == 0)
 
         let admitted = try shelter("admit", "--anonymous", "--alias", "Rose", "--municipality", "Roskilde", "--room", "1", "--at", "2027-03-25T10:00", "--json").json()
         let stay = try #require(admitted["stay"] as? String)
@@ -32,8 +35,10 @@ import TestSupport
         #expect(try shelter("notifications", "--pending", "--json").json()["notifications"].flatMap { $0 as? [Any] }?.isEmpty == true)
 
         // Leader-only, refused for a social worker with a clear message, and nothing written.
-        let refused = try ShelterProcess.run(["decide", stay, "--eligible"], environment: env.merging(["SHELTER_STAFF": "Jonas"]) { $1 })
+        #expect(try ShelterProcess.login(replica, as: "Jonas").status == 0)
+        let refused = try shelter("decide", stay, "--eligible")
         #expect(refused.status == 1 && refused.stderr.contains("only a leader may record an eligibility decision"))
+        #expect(try ShelterProcess.login(replica, as: "Mette").status == 0)
         let missingReason = try shelter("decide", stay, "--not-eligible")
         #expect(missingReason.status != 0 && missingReason.stderr.contains("--reason"))
         #expect(try shelter("decide", stay, "--eligible").status == 0)

@@ -19,6 +19,16 @@ import TestSupport
         let again = try shelter("server", "init", "--dir", srv)
         #expect(again.status != 0 && again.stderr.contains("already holds a ShelterSync server"))
 
+        // The first leader comes to exist at the server admin's hand; a short passphrase is refused.
+        #expect(try ShelterProcess.addServerStaff(srv).status == 0)
+        let short = dir.file("short")
+        FileManager.default.createFile(atPath: short, contents: Data("too short\n".utf8))
+        let weak = try shelter("server", "staff", "add", "eva", "--role", "office", "--dir", srv, "--passphrase-file", short)
+        #expect(weak.status == 1 && weak.stderr.contains("at least 10 characters") && !weak.stderr.contains("too short"), "\(weak)")
+        let staffList = try shelter("server", "staff", "list", "--dir", srv, "--json").json()
+        let members = try #require(staffList["staff"] as? [[String: Any]])
+        #expect(members.count == 1 && Set(members[0].keys) == ["name", "role", "removed"] && members[0]["role"] as? String == "leader")
+
         // enroll: unique names, 0600 bundles.
         let enrolled = try shelter("server", "enroll", "--dir", srv, "--name", "reception", "--out", dir.file("reception.bundle"))
         #expect(enrolled.status == 0 && enrolled.stdout.contains("replica") && enrolled.stdout.contains("serial"), "\(enrolled)")
@@ -51,8 +61,21 @@ import TestSupport
         #expect(sync.status == 0, "\(sync)")
         let report = try sync.json()
         #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped"])
-        #expect(report["pulled"] as? Int == 3 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull)
+        #expect(report["pulled"] as? Int == 3 + 1 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull, "3 rooms and the leader")
         #expect(try shelter("sync", "--replica", b).status == 0)
+
+        // Every write needs a session: refused before login, nothing written.
+        let anonymousWrite = try shelter("admit", "--replica", a, "--name", "Nobody", "--municipality", "Køge")
+        #expect(anonymousWrite.status == 1 && anonymousWrite.stderr.contains("log in first: shelter login NAME"), "\(anonymousWrite)")
+        #expect((try shelter("status", "--replica", a, "--json").json()["unsynced"] as? Int) == 0)
+        let wrong = dir.file("wrong")
+        FileManager.default.createFile(atPath: wrong, contents: Data("not the passphrase\n".utf8))
+        let badLogin = try shelter("login", ShelterProcess.tester, "--replica", a, "--passphrase-file", wrong)
+        #expect(badLogin.status == 1 && badLogin.stderr.contains("wrong passphrase") && !badLogin.stderr.contains("not the passphrase"), "\(badLogin)")
+        #expect(try shelter("whoami", "--replica", a).status == 1)
+        #expect(try ShelterProcess.login(a).status == 0 && ShelterProcess.login(b).status == 0)
+        let whoami = try shelter("whoami", "--replica", a, "--json").json()
+        #expect(Set(whoami.keys) == ["staff", "role", "replica", "expiresAt"] && whoami["staff"] as? String == "tester" && whoami["role"] as? String == "leader")
 
         // A conflict, through the CLI.
         let admitted = try shelter("admit", "--replica", a, "--name", "Anna", "--municipality", "Køge", "--json").json()
@@ -77,6 +100,13 @@ import TestSupport
         #expect((try shelter("conflicts", "--replica", b, "--json").json()["conflicts"] as? [Any])?.isEmpty == true)
         #expect((try shelter("conflicts", "--all", "--replica", b, "--json").json()["conflicts"] as? [Any])?.count == 1)
 
+        // Every signature in both logs checks out.
+        let verified = try shelter("server", "verify", "--dir", srv, "--json")
+        #expect(verified.status == 0, "\(verified)")
+        let verification = try verified.json()
+        #expect(Set(verification.keys) == ["transactions", "verified", "invalid"] && verification["transactions"] as? Int == verification["verified"] as? Int)
+        #expect(try shelter("verify", "--replica", b).status == 0)
+
         // Revoked while running: refused, exit 1, the change stays unsynced.
         #expect(try shelter("server", "revoke", "--dir", srv, "--name", "office").status == 0)
         #expect(try shelter("resident", "set", resident, "language=ar", "--replica", b).status == 0)
@@ -91,6 +121,9 @@ import TestSupport
         #expect(server.terminationReason == .exit && server.terminationStatus == 0)
         let unreachable = try shelter("sync", "--replica", a)
         #expect(unreachable.status == 1 && unreachable.stderr.contains("cannot reach the sync server"))
+        // Logged out: the session ends, writes are refused again.
+        #expect(try shelter("logout", "--replica", a).status == 0)
+        #expect(try shelter("admit", "--replica", a, "--name", "Later", "--municipality", "Køge").status == 1)
     }
 
     @Test func badServerInputIsRefusedClearly() throws {
@@ -117,7 +150,9 @@ import TestSupport
         let address = try ShelterProcess.run(["init", "--replica", dir.file("r.replica"), "--bundle", dir.file("w.bundle"), "--server", "no-port"])
         #expect(address.status != 0 && address.stderr.contains("HOST:PORT"))
         let standalone = dir.file("s.replica")
-        #expect(try ShelterProcess.run(["init", "--replica", standalone]).status == 0)
+        let leaderless = try ShelterProcess.run(["init", "--replica", standalone])
+        #expect(leaderless.status != 0 && leaderless.stderr.contains("--leader NAME") && !FileManager.default.fileExists(atPath: standalone))
+        #expect(try ShelterProcess.initStandalone(standalone).status == 0)
         let noServer = try ShelterProcess.run(["sync", "--replica", standalone])
         #expect(noServer.status != 0 && noServer.stderr.contains("standalone replica with no sync server"))
 
@@ -137,7 +172,7 @@ import TestSupport
         defer { locked.remove() }
         chmod(locked.path, 0o755)
         let readOnly = locked.file("r.replica")
-        #expect(try ShelterProcess.run(["init", "--replica", readOnly, "--rooms", "3"]).status == 0)
+        #expect(try ShelterProcess.initStandalone(readOnly, rooms: 3).status == 0)
         chmod(readOnly, 0o444)
         let before = fileBytes(readOnly)
         // `nobody` may not reach the build folder (a clone under /root): run a copy from the temp dir.
@@ -148,16 +183,29 @@ import TestSupport
             chmod(binary, 0o755)
         }
         let asOther: [String] = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "nobody", "--", binary] : [binary]
-        let attempt = Process()
-        attempt.executableURL = URL(fileURLWithPath: asOther[0])
-        attempt.arguments = Array(asOther.dropFirst()) + ["admit", "--replica", readOnly, "--name", "B", "--municipality", "K"]
-        let errors = Pipe()
-        attempt.standardError = errors
-        attempt.standardOutput = Pipe()
-        try attempt.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        attempt.waitUntilExit()
-        #expect(attempt.terminationStatus == 1 && message.contains("is read-only; nothing was changed"), "\(message)")
+        let passphrase = locked.file("passphrase")
+        try FileManager.default.copyItem(atPath: ShelterProcess.passphraseFile, toPath: passphrase)
+        chmod(passphrase, 0o644)
+        func runAsOther(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+            let attempt = Process()
+            attempt.executableURL = URL(fileURLWithPath: asOther[0])
+            attempt.arguments = Array(asOther.dropFirst()) + arguments
+            attempt.environment = ["SHELTER_AGENT_DIR": locked.file("agents")]
+            let errors = Pipe()
+            attempt.standardError = errors
+            attempt.standardOutput = FileHandle.nullDevice
+            try attempt.run()
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            attempt.waitUntilExit()
+            return (attempt.terminationStatus, message)
+        }
+        chmod(locked.path, 0o777)
+        let login = try runAsOther(["login", ShelterProcess.tester, "--replica", readOnly, "--passphrase-file", passphrase])
+        chmod(locked.path, 0o755)
+        #expect(login.status == 0, "\(login.stderr)")
+        let (status, message) = try runAsOther(["admit", "--replica", readOnly, "--name", "B", "--municipality", "K"])
+        _ = try runAsOther(["logout", "--replica", readOnly])
+        #expect(status == 1 && message.contains("is read-only; nothing was changed"), "\(message)")
         #expect(fileBytes(readOnly) == before)
 
         // A server name that does not resolve.

@@ -44,7 +44,7 @@ public enum ShelterProcess {
         }
         var env = ProcessInfo.processInfo.environment
         env["SHELTER_REPLICA"] = nil
-        env["SHELTER_STAFF"] = "test-staff"
+        env["SHELTER_AGENT_DIR"] = agentDirectory
         for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardOutput = stdout
@@ -65,6 +65,46 @@ public enum ShelterProcess {
         return Result(status: process.terminationStatus,
                       stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+extension ShelterProcess {
+    /// The member of staff the CLI tests log in as, and her passphrase (in a file, as scripts do).
+    public static let tester = "tester"
+    public static let passphrase = "correct horse battery staple"
+
+    /// This test process's directory of login agents' sockets (0700), and the passphrase file.
+    public static let agentDirectory: String = {
+        let path = "/tmp/shelter-test-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return path
+    }()
+
+    public static let passphraseFile: String = {
+        let path = agentDirectory + "/passphrase"
+        FileManager.default.createFile(atPath: path, contents: Data((passphrase + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        return path
+    }()
+
+    /// `shelter init` of a standalone replica whose first leader is `tester`, then her login.
+    @discardableResult
+    public static func initStandalone(_ path: String, rooms: Int? = nil) throws -> Result {
+        let created = try run(["init", "--replica", path, "--leader", tester, "--passphrase-file", passphraseFile] + (rooms.map { ["--rooms", "\($0)"] } ?? []))
+        guard created.status == 0 else { return created }
+        let login = try self.login(path)
+        return login.status == 0 ? created : login
+    }
+
+    /// `shelter login NAME` on a replica with the test passphrase file.
+    @discardableResult
+    public static func login(_ path: String, as name: String = tester) throws -> Result {
+        try run(["login", name, "--replica", path, "--passphrase-file", passphraseFile])
+    }
+
+    /// `shelter server staff add tester --role leader` in a server directory.
+    @discardableResult
+    public static func addServerStaff(_ directory: String, name: String = tester, role: String = "leader") throws -> Result {
+        try run(["server", "staff", "add", name, "--role", role, "--dir", directory, "--passphrase-file", passphraseFile])
     }
 }
 
