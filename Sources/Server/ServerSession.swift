@@ -207,7 +207,7 @@ public struct ServerSession: Sendable {
                                               ownCommon: standing.ownCommon, holdings: standing.holdings)
             welcome.serverWallNow = ServerStore.milliseconds(now)
             welcome.maxClockSkew = UInt64(max(0, maxClockSkew * 1000))
-            welcome.serverSigningKey = Data(base64Encoded: try store.signingKey()).map { Array($0) }
+            welcome.serverSigningKey = Data(base64Encoded: try await store.signingKey()).map { Array($0) }
             return .success(welcome)
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))

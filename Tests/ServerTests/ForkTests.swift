@@ -14,6 +14,7 @@ import TestSupport
         var server: ServerStore
         let replica = ReplicaID.random()
         let base = World.wall()
+        let serverSigner: KeySigner
 
         init() throws {
             folder = try TemporaryDirectory("fork")
@@ -21,11 +22,12 @@ import TestSupport
             try created.addTestStaff()
             server = try created.beginRun()
             try server.enroll(name: "a", replicaID: replica, serial: "s")
+            serverSigner = try server.signer()
         }
 
         /// `change` as a transaction of its own, signed by its author (the server's key for `server`).
         func sealed(_ change: CellChange) -> CellChange {
-            if change.author == Seal.serverSigner { return change.sealed(by: try! server.signer()) }
+            if change.author == Seal.serverSigner { return change.sealed(by: serverSigner) }
             return change.sealed(by: staff(change.author))
         }
 
