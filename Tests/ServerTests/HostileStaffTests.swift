@@ -1,0 +1,147 @@
+import ClientKit
+import Foundation
+import GRDB
+import Server
+import ShelterDomain
+import SyncCore
+import Testing
+import TestSupport
+
+/// A hostile or faulty workstation, through the real server (TLS, real certificates): each change
+/// it forges is refused as a whole transaction with a stable code, no other workstation ever
+/// receives it, and an honest workstation keeps syncing throughout.
+@Suite struct HostileStaffTests {
+    struct World {
+        let server: TestServer
+        let mallory: Replica
+        let honest: Replica
+
+        static func start() async throws -> World {
+            let server = try await TestServer.start()
+            try server.directory.store().addStaff(name: "Gerda", role: .houseGuard, keys: TestStaff.keys("Gerda"), sealedKeys: TestStaff.sealed("Gerda"))
+            return World(server: server, mallory: try await server.workstation("mallory"), honest: try await server.workstation("honest"))
+        }
+
+        /// What a modified client writes around the workstation's own checks: one change, sealed
+        /// by `signer` as `author`, straight into the replica's SQLite file.
+        func forge(on replica: Replica, _ table: String, _ row: String, _ values: [String: SyncValue], author: String,
+                   signer: some TransactionSigner) async throws {
+            try await DatabaseQueue(path: replica.path).write { db in
+                let store = SyncStore(schema: ShelterSchema.schema)
+                try store.write(db, table: table, rowID: row, values: values, author: author,
+                                wallMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+                try store.sealTail(db, signer: signer)
+            }
+        }
+
+        /// Syncs `replica`, then the honest workstation; returns the codes the server refused with.
+        func syncAndRefusals(_ replica: Replica) async throws -> [String] {
+            let before = Set(try replica.history().filter { $0.state == "rejected" }.map(\.counter))
+            _ = try await replica.sync()
+            #expect(try await honest.sync().pushed >= 0, "the honest workstation keeps syncing")
+            return try replica.history().filter { $0.state == "rejected" && !before.contains($0.counter) }
+                .compactMap { $0.rejection?.components(separatedBy: ":").first }
+        }
+
+        /// Whether the server or the honest workstation holds `sql`'s rows.
+        func anywhere(_ sql: String) throws -> Bool {
+            try ReplicaInspector(path: server.directory.storePath).count(sql) > 0 || ReplicaInspector(path: honest.path).count(sql) > 0
+        }
+    }
+
+    @Test func aHouseGuardWhoMakesHerselfLeaderInHerSQLiteIsRefused() async throws {
+        let world = try await World.start()
+        defer { world.server.remove() }
+        let stay = try world.mallory.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: staff("Gerda")).stay
+        // Offline, as herself: refused by her own workstation.
+        #expect(throws: ReplicaError.self) { try world.mallory.decide(stay: stay, eligible: true, by: staff("Gerda")) }
+        // She edits her role in the replica file; now her workstation lets her decide.
+        try await DatabaseQueue(path: world.mallory.path).write { db in
+            try db.execute(sql: "UPDATE staff SET role = 'leader' WHERE id = 'gerda'")
+        }
+        let decision = try world.mallory.decide(stay: stay, eligible: true, by: staff("Gerda"))
+        #expect(try await world.syncAndRefusals(world.mallory) == ["notPermitted"])
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM decisions WHERE id = '\(decision)'"))
+        #expect(try ReplicaInspector(path: world.server.directory.storePath).count("SELECT COUNT(*) FROM stays WHERE id = '\(stay)'") == 1,
+                "her own transactions within her role were taken")
+        try await world.server.stop()
+    }
+
+    @Test func anOutboxChangeRewrittenToUndoAnonymityIsRefused() async throws {
+        let world = try await World.start()
+        defer { world.server.remove() }
+        let rose = try world.mallory.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: staff("s"))
+        _ = try await world.mallory.sync()
+        _ = try await world.honest.sync()
+        // A modified client, signing properly: anonymous → named.
+        try await world.forge(on: world.mallory, "residents", rose.resident,
+                              ["anonymous": .integer(0), "name": .text("Rose Hansen"), "cpr": .text("010190-1234")], author: "s", signer: staff("s"))
+        // A child with a name moved under her.
+        let anna = try world.mallory.admit(Admission(name: "Anna", municipality: "Køge", children: [.init(name: "Mia Jensen")]), by: staff("s"))
+        let child = try #require(try world.mallory.resident(anna.resident).children.first?.id)
+        try await world.forge(on: world.mallory, "children", child, ["resident": .text(rose.resident)], author: "s", signer: staff("s"))
+        #expect(try await world.syncAndRefusals(world.mallory) == ["anonymity", "anonymity"])
+        // An honest change signed, then its values rewritten in the outbox: the signature no longer matches.
+        try world.mallory.setResident(rose.resident, fields: [("language", "da")], by: staff("s"))
+        try await DatabaseQueue(path: world.mallory.path).write { db in
+            let seq = try #require(try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log WHERE state = 0"))
+            var writer = BinaryWriter()
+            writer.write(varint: 2)
+            writer.write(varint: UInt64(ShelterSchema.residents.column(named: "anonymous")!.code))
+            writer.write(value: .integer(0))
+            writer.write(varint: UInt64(ShelterSchema.residents.column(named: "name")!.code))
+            writer.write(value: .text("Rose Hansen"))
+            try db.execute(sql: "UPDATE sync_log SET vals = ? WHERE seq = ?", arguments: [Data(writer.bytes), seq])
+        }
+        #expect(try await world.syncAndRefusals(world.mallory) == ["badSignature"])
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM residents WHERE name = 'Rose Hansen' OR cpr = '010190-1234'"))
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM children WHERE resident = '\(rose.resident)'"))
+        #expect(try world.mallory.verify().invalid.count == 1, "verify finds the rewritten change")
+        try await world.server.stop()
+    }
+
+    @Test func forgedSignaturesAndRemovedStaffAreRefused() async throws {
+        let world = try await World.start()
+        defer { world.server.remove() }
+        // Signed with s's key but claiming to be mette's.
+        struct Impostor: TransactionSigner {
+            let signer = "mette", author = "mette"
+            func sign(_ digest: [UInt8]) throws -> [UInt8] { try staff("s").sign(digest) }
+        }
+        try await world.forge(on: world.mallory, "rates", "2031", ["year": .integer(2031), "amount": .integer(9999)], author: "mette", signer: Impostor())
+        #expect(try await world.syncAndRefusals(world.mallory) == ["badSignature"])
+        // Someone who is not staff at all.
+        try await world.forge(on: world.mallory, "rates", "2032", ["year": .integer(2032), "amount": .integer(1)], author: "eve", signer: staff("eve"))
+        #expect(try await world.syncAndRefusals(world.mallory) == ["unknownSigner"])
+        // Signed by mette, authored as s.
+        try await world.forge(on: world.mallory, "rates", "2033", ["year": .integer(2033), "amount": .integer(1)], author: "s", signer: staff("mette"))
+        #expect(try await world.syncAndRefusals(world.mallory) == ["invalidChange"])
+        // One flipped byte in a stored signature.
+        try world.mallory.setRate(year: 2034, amount: 3000, by: staff("mette"))
+        let invalidBefore = try world.mallory.verify().invalid.count
+        #expect(invalidBefore == 2, "the impostor's and eve's forgeries")
+        try await DatabaseQueue(path: world.mallory.path).write { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT seq, seal FROM sync_log WHERE state = 0 AND seal IS NOT NULL ORDER BY seq DESC LIMIT 1"))
+            var seal = [UInt8](row["seal"] as Data)
+            seal[seal.count - 1] ^= 0x01
+            try db.execute(sql: "UPDATE sync_log SET seal = ? WHERE seq = ?", arguments: [Data(seal), row["seq"] as Int64])
+        }
+        #expect(try world.mallory.verify().invalid.count == invalidBefore + 1, "one flipped byte shows up in verify")
+        #expect(try await world.syncAndRefusals(world.mallory) == ["badSignature"])
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM rates"))
+
+        // A leader removes Gerda at the honest workstation; Gerda's workstation has not heard yet.
+        try world.honest.removeStaff(name: "Gerda", by: staff("mette"))
+        _ = try await world.honest.sync()
+        let late = try world.mallory.admit(Admission(name: "Late", municipality: "Køge"), by: staff("Gerda"))
+        #expect(try await world.syncAndRefusals(world.mallory) == ["staffRemoved", "staffRemoved", "staffRemoved"])
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM stays WHERE id = '\(late.stay)'"))
+        // Now it knows: she cannot log in there, nor write.
+        #expect(throws: ReplicaError.self) { try world.mallory.unlock(name: "Gerda", passphrase: TestStaff.passphrase("Gerda")) }
+        #expect(throws: ReplicaError.self) { try world.mallory.admit(Admission(name: "Later", municipality: "Køge"), by: staff("Gerda")) }
+        // Every signature the server holds checks out; so does the honest workstation's log.
+        #expect(try world.server.directory.store().verify().invalid.isEmpty)
+        #expect(try world.honest.verify().invalid.isEmpty)
+        try await world.server.stop()
+    }
+}
