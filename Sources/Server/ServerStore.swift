@@ -252,6 +252,26 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// A change that builds on one of its workstation's own changes the server refused: merged, it
+    /// would wait for that change for ever (held back, neither stored nor reported). Refused too,
+    /// so the workstation shows it.
+    func refusedDependency(_ db: Database, _ transaction: [CellChange]) throws -> Refusal? {
+        var written: [String: UInt64] = [:]
+        for change in transaction {
+            let origin = change.dot.replica, key = change.table + "\u{1F}" + change.rowID
+            let seen = change.context[origin]
+            defer { written[key] = change.dot.counter }
+            guard seen > (written[key] ?? 0), let table = ShelterSchema.schema.table(named: change.table) else { continue }
+            let known = max(try store.rowMeta(db, table: table, rowID: change.rowID)?.versionVector[origin] ?? 0, written[key] ?? 0)
+            guard seen > known else { continue }
+            if let refused = try Int64.fetchOne(db, sql: "SELECT MIN(counter) FROM server_rejections WHERE replica_id = ? AND counter > ? AND counter <= ?",
+                                                arguments: [origin.description, Int64(known), Int64(seen)]) {
+                return Refusal("invalidChange", "change \(change.dot.counter) builds on change \(refused) of this workstation, which the server refused")
+            }
+        }
+        return nil
+    }
+
     /// Seals the server's own changes written in this transaction.
     func sealOwn(_ db: Database) throws {
         guard try store.hasUnsealed(db) else { return }
@@ -668,6 +688,7 @@ public struct ServerStore: Sendable {
             // One verdict for the whole transaction (DESIGN §4): its signature, its signer's role by
             // the staff table as it stands, and every rule of the shelter; then the clock bound.
             var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey)
+            if refusal == nil { refusal = try refusedDependency(db, transaction) }
             if refusal == nil, let maxClockSkew,
                let ahead = fresh.first(where: { Double($0.hlc.milliseconds) > Double(wall) + maxClockSkew * 1000 }) {
                 // Stamped past the server's clock and the bound: merged, it would pull every clock

@@ -402,28 +402,34 @@ public struct SyncStore: Sendable {
             }
         }
         var clock = HybridLogicalClock(last: HLC(milliseconds: wallMilliseconds, logical: 0))
+        var rows: [(table: SyncSchema.Table, row: String)] = [], seenRows = Set<String>()
+        let restamped = Set(future.map(\.change.dot))
         for entry in future {
             let stamp = clock.tick(wallMilliseconds: wallMilliseconds)
             try db.execute(sql: "UPDATE sync_log SET hlc = ? WHERE seq = ?", arguments: [Int64(stamp.rawValue), entry.sequence])
-            let table = try self.table(entry.change.table)
-            guard var meta = try rowMeta(db, table: table, rowID: entry.change.rowID) else { continue }
-            // A cell this change holds may have held it only thanks to the wrong stamp, against a
-            // concurrent write: decide the cell again among the writes no other write to it has seen,
-            // as every other replica will (the larger stamp and replica id wins).
-            let columns = meta.cells.filter { $0.value.dot == entry.change.dot }.map(\.key)
-            guard !columns.isEmpty else { continue }
-            let writes = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
-                                           order: "seq ASC", limit: .max)
+            if seenRows.insert(entry.change.table + "\u{1F}" + entry.change.rowID).inserted {
+                rows.append((try self.table(entry.change.table), entry.change.rowID))
+            }
+        }
+        // A cell may hold its value only thanks to a wrong stamp — a restamped write's, or that of a
+        // later write of this replica that replaced it (a causal successor, whose own stamp a right
+        // clock would have put after it). Decide every cell of those rows again among the writes no
+        // other write to it has seen, as every other replica will (the larger stamp and replica id
+        // wins). A keep-both column is decided again only where a restamped write holds it.
+        for (table, rowID) in rows {
+            guard var meta = try rowMeta(db, table: table, rowID: rowID) else { continue }
+            let writes = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(rowID)],
+                                           order: "seq ASC", limit: .max).map(\.change)
             var values: [String: SyncValue] = [:]
-            for column in columns {
-                let candidates = writes.map(\.change).filter { $0.values[column] != nil }
+            for (column, held) in meta.cells where table.column(named: column)?.keepBoth != true || restamped.contains(held.dot) {
+                let candidates = writes.filter { $0.values[column] != nil }
                 let frontier = candidates.filter { candidate in !candidates.contains { $0.dot != candidate.dot && $0.context.contains(candidate.dot) } }
                 guard let winner = frontier.max(by: { CellStamp(dot: $1.dot, hlc: $1.hlc).wins(over: CellStamp(dot: $0.dot, hlc: $0.hlc)) }) else { continue }
                 meta.cells[column] = CellStamp(dot: winner.dot, hlc: winner.hlc)
-                if winner.dot != entry.change.dot { values[column] = winner.values[column] }
+                if winner.dot != held.dot { values[column] = winner.values[column] }
             }
-            if !values.isEmpty { try applyValues(db, table: table, rowID: entry.change.rowID, values: values) }
-            try saveMeta(db, table: table, rowID: entry.change.rowID, meta: meta)
+            if !values.isEmpty { try applyValues(db, table: table, rowID: rowID, values: values) }
+            try saveMeta(db, table: table, rowID: rowID, meta: meta)
         }
         try db.execute(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1", arguments: [Int64(clock.last.rawValue)])
         try resealAll()

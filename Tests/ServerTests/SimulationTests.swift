@@ -110,13 +110,13 @@ struct Simulation {
         var steps = 0, actions = 0, refused = 0, sessions = 0, failedSessions = 0, cutSessions = 0, lostAnswers = 0
         var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
         var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
-        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0
+        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, signaturesChecked = 0
         var description: String {
             "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
                 + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps) (sessions refused for the clock \(clockRefusals), changes stamped again \(restamped)), conflicts \(conflicts); "
                 + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
                 + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
-                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked)"
+                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), transactions on the server verified \(signaturesChecked)"
         }
     }
 
@@ -130,6 +130,9 @@ struct Simulation {
     var stats = Stats()
     /// The server's backups, oldest first.
     var serverBackups: [String] = []
+    /// The changes of transactions whose signature was flipped by hand: refused, or (if the server
+    /// took them before the flip) kept as first sent; either way a copy may diverge there.
+    var tamperedDots: Set<Dot> = []
     /// Every workstation identity ever enrolled, and every run of the server (the registry
     /// journal's part in a restore).
     var enrollments: [(name: String, id: ReplicaID)] = []
@@ -198,7 +201,8 @@ struct Simulation {
             }
             serverClock.advance(Int64.random(in: 0...3_000, using: &rng))
             switch Double.random(in: 0..<1, using: &rng) {
-            case ..<0.50: act(on: index)
+            case ..<0.495: act(on: index)
+            case ..<0.50: try tamper(index)
             case ..<0.80: if !stations[index].partitioned { await session(index, faults: true) }
             case ..<0.85: stations[index].partitioned.toggle()
             case ..<0.89:
@@ -318,7 +322,7 @@ struct Simulation {
         let connection = MemoryConnection(session: serverSession, delivered: delivered, answered: answered)
         do {
             let report = try await stations[index].replica.sync(over: connection, pull: !(faults && rng.chance(0.1)), session: Self.author(of: index))
-            note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) rejected \(report.rejected) \((try? stations[index].replica.history().filter { $0.state == "rejected" }.compactMap(\.rejection).prefix(2)) ?? []) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
+            note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) restamped \(report.restamped) rejected \(report.rejected) \((try? stations[index].replica.history().filter { $0.state == "rejected" }.compactMap(\.rejection).prefix(2)) ?? []) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
             stats.recovered += report.recovered
             stats.restamped += report.restamped
             if report.resumedFrom != nil { stats.resumed += 1 }
@@ -442,11 +446,48 @@ struct Simulation {
         }
     }
 
+    /// A hostile hand edits the replica file: one byte of the signature of its newest unsynced
+    /// transaction flipped. The server must refuse it (`badSignature`) — never hold it.
+    mutating func tamper(_ index: Int) throws {
+        let station = stations[index]
+        let byte = Int.random(in: 0..<64, using: &rng)
+        let flipped = try DatabaseQueue(path: station.path).write { db -> [Dot] in
+            guard let row = try Row.fetchOne(db, sql: "SELECT seq, counter, seal FROM sync_log WHERE state = 0 AND seal IS NOT NULL ORDER BY seq DESC LIMIT 1") else { return [] }
+            var seal = [UInt8](row["seal"] as Data)
+            var reader = BinaryReader(seal)
+            guard let decoded = try ChangeCodec.decodeSeal(from: &reader) else { return [] }
+            seal[seal.count - 1 - byte] ^= 0x01
+            try db.execute(sql: "UPDATE sync_log SET seal = ? WHERE seq = ?", arguments: [Data(seal), row["seq"] as Int64])
+            return (decoded.first...UInt64(row["counter"] as Int64)).map { Dot(replica: station.id, counter: $0) }
+        }
+        tamperedDots.formUnion(flipped)
+        if !flipped.isEmpty {
+            stats.tampered += 1
+            note("\(index) \(stations[index].name): a signature flipped by hand")
+        }
+    }
+
     mutating func check() throws {
         let serverSnapshot = try ReplicaInspector(path: folder.file("server.db")).domainSnapshot()
         for station in stations where !station.retired {
+            // A change the server refused stays on its workstation (marked rejected): its rows may differ.
+            let refusedRows = try DatabaseQueue(path: station.path).read { db in
+                Set(try SyncStore(schema: ShelterSchema.schema).log(db)
+                    .filter { $0.state == .rejected || tamperedDots.contains($0.change.dot) }.map { "id:\"\($0.change.rowID)\"" })
+            }
+            func comparable(_ rows: [String]?) -> [String] { (rows ?? []).filter { row in !refusedRows.contains { row.contains($0) } } }
             let snapshot = try ReplicaInspector(path: station.path).domainSnapshot()
-            for table in serverSnapshot.keys.sorted() where snapshot[table] != serverSnapshot[table] {
+            for table in serverSnapshot.keys.sorted() where comparable(snapshot[table]) != comparable(serverSnapshot[table]) {
+                let mine = Set(comparable(snapshot[table])), theirs = Set(comparable(serverSnapshot[table]))
+                note("differs: here \(mine.subtracting(theirs)) server \(theirs.subtracting(mine))")
+                if Self.trace, let row = mine.subtracting(theirs).first?.split(separator: "\"").dropFirst().first.map(String.init) {
+                    for (label, path) in [("here", station.path), ("server", serverPath)] {
+                        let entries = try DatabaseQueue(path: path).read { db in try SyncStore(schema: ShelterSchema.schema).log(db, rows: [row]) }
+                        for e in entries.reversed() where e.change.values["language"] != nil {
+                            note("  \(label) \(e.change.dot) \(e.state) hlc \(e.change.hlc) \(e.change.values["language"]!) ctx \(e.change.context) author \(e.change.author)")
+                        }
+                    }
+                }
                 Issue.record("seed \(seed): \(table) on \(station.id.description.prefix(8)) differs from the server (replay with SIM_SEED=\(seed))")
             }
             #expect(try station.replica.status().unsynced == 0, "seed \(seed): changes left unsynced")
@@ -469,6 +510,10 @@ struct Simulation {
         }
         try checkCopies()
         try checkClocks()
+        // Every transaction the server holds is signed, by a member of staff or the server itself.
+        let verified = try server.verify()
+        stats.signaturesChecked += verified.verified
+        #expect(verified.invalid.isEmpty, "seed \(seed): the server holds transactions that do not verify: \(verified.invalid.prefix(3)) (replay with SIM_SEED=\(seed))")
     }
 
     /// No write that any copy still holds is missing from the server: every change in a live
@@ -487,16 +532,17 @@ struct Simulation {
                     let original = Dot(replica: ReplicaID(row[0] as String)!, counter: UInt64(row[1] as Int64))
                     reissued[Rescued(dot: original, digest: LogHash(bytes: row[2] as Data)!)] = Dot(replica: station.id, counter: UInt64(row[3] as Int64))
                 }
-                for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.state != .rejected {
+                for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.state != .rejected && !tamperedDots.contains(entry.change.dot) {
                     stats.copiesChecked += 1
                     #expect(held[entry.change.dot] == LogHash.of(entry.change),
-                            "seed \(seed): \(station.name) holds \(entry.change.dot) (\(entry.state)) that the server lacks or holds otherwise (replay with SIM_SEED=\(seed))")
+                            "seed \(seed): \(station.name) holds \(entry.change.dot) (\(entry.state)) that the server \(held[entry.change.dot] == nil ? "lacks" : "holds otherwise") (replay with SIM_SEED=\(seed))")
                 }
             }
         }
         for station in stations where station.retired {
             try DatabaseQueue(path: station.path).read { db in
-                for entry in try SyncStore(schema: ShelterSchema.schema).log(db) where entry.change.dot.replica == station.id && entry.state != .rejected {
+                for entry in try SyncStore(schema: ShelterSchema.schema).log(db)
+                where entry.change.dot.replica == station.id && entry.state != .rejected && !tamperedDots.contains(entry.change.dot) {
                     stats.copiesChecked += 1
                     let kept = held[entry.change.dot] == LogHash.of(entry.change) || reissued[Rescued(dot: entry.change.dot, digest: LogHash.of(entry.change))].map { held[$0] != nil } == true
                     #expect(kept, "seed \(seed): \(entry.change.dot) of the refused copy \(station.name) is neither on the server nor rescued (replay with SIM_SEED=\(seed))")
@@ -627,6 +673,8 @@ struct Simulation {
             totals.copiesChecked += simulation.stats.copiesChecked
             totals.frontiersChecked += simulation.stats.frontiersChecked
             totals.clocksChecked += simulation.stats.clocksChecked
+            totals.tampered += simulation.stats.tampered
+            totals.signaturesChecked += simulation.stats.signaturesChecked
             totals.clockRefusals += simulation.stats.clockRefusals
             totals.restamped += simulation.stats.restamped
         }
