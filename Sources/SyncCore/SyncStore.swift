@@ -405,7 +405,16 @@ public struct SyncStore: Sendable {
         var rows: [(table: SyncSchema.Table, row: String)] = [], seenRows = Set<String>()
         let restamped = Set(future.map(\.change.dot))
         for entry in future {
-            let stamp = clock.tick(wallMilliseconds: wallMilliseconds)
+            var stamp = clock.tick(wallMilliseconds: wallMilliseconds)
+            // After every write of its row it had seen (as in `write`), as those stand now.
+            let table = try self.table(entry.change.table)
+            let seen = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
+                                         order: "seq ASC", limit: .max)
+                .filter { $0.change.dot != entry.change.dot && entry.change.context.contains($0.change.dot) }.map(\.change.hlc).max()
+            if let seen, seen >= stamp {
+                stamp = HLC(rawValue: seen.rawValue + 1)
+                clock = HybridLogicalClock(last: stamp)
+            }
             try db.execute(sql: "UPDATE sync_log SET hlc = ? WHERE seq = ?", arguments: [Int64(stamp.rawValue), entry.sequence])
             if seenRows.insert(entry.change.table + "\u{1F}" + entry.change.rowID).inserted {
                 rows.append((try self.table(entry.change.table), entry.change.rowID))
@@ -478,9 +487,16 @@ public struct SyncStore: Sendable {
         }
         guard let replicaID = ReplicaID(idText) else { throw SyncError(.corruptData, "the replica's id \(idText) is not a UUID") }
         var clock = HybridLogicalClock(last: HLC(rawValue: UInt64(max(0, lastClock))))
-        let hlc = clock.tick(wallMilliseconds: wallMilliseconds, maximumAhead: UInt64(max(0, maximumAhead)))
-        let counter = UInt64(max(0, lastCounter)) + 1
         let meta = try rowMeta(db, table: table, rowID: rowID)
+        var hlc = clock.tick(wallMilliseconds: wallMilliseconds, maximumAhead: UInt64(max(0, maximumAhead)))
+        // Stamped after every write this one replaces, even when the clock was set back (a stored
+        // clock far ahead of the wall clock restarts from it): a later write of a cell must never
+        // carry an earlier stamp than the one it saw, or replicas would pick different winners.
+        if let seen = meta?.cells.values.map(\.hlc).max(), seen >= hlc {
+            hlc = HLC(rawValue: seen.rawValue + 1)
+            clock = HybridLogicalClock(last: max(clock.last, hlc))
+        }
+        let counter = UInt64(max(0, lastCounter)) + 1
         let change = CellChange(table: tableName, rowID: rowID, values: values,
                                 dot: Dot(replica: replicaID, counter: counter), hlc: hlc,
                                 author: author, context: meta?.versionVector ?? VersionVector())

@@ -483,8 +483,8 @@ struct Simulation {
                 if Self.trace, let row = mine.subtracting(theirs).first?.split(separator: "\"").dropFirst().first.map(String.init) {
                     for (label, path) in [("here", station.path), ("server", serverPath)] {
                         let entries = try DatabaseQueue(path: path).read { db in try SyncStore(schema: ShelterSchema.schema).log(db, rows: [row]) }
-                        for e in entries.reversed() where e.change.values["language"] != nil {
-                            note("  \(label) \(e.change.dot) \(e.state) hlc \(e.change.hlc) \(e.change.values["language"]!) ctx \(e.change.context) author \(e.change.author)")
+                        for e in entries.reversed() {
+                            note("  \(label) \(e.change.dot) \(e.state) hlc \(e.change.hlc) \(e.change.values) ctx \(e.change.context) author \(e.change.author)")
                         }
                     }
                 }
