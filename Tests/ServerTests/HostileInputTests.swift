@@ -107,7 +107,9 @@ import TestSupport
     }
 
     @Test(.timeLimit(.minutes(2))) func aLiveServerSurvivesGarbageAndSilentCrowds() async throws {
-        let server = try await TestServer.start(idleTimeout: .seconds(1))
+        // Silent clients are cut after 3 s without a message; a genuine session on a loaded
+        // machine (the whole suite in parallel, 40 handshakes) must not come near that.
+        let server = try await TestServer.start(idleTimeout: .seconds(3))
         defer { server.remove() }
         let enrollment = try server.directory.enroll(name: "mallory", bundlePath: server.folder.file("mallory.bundle"))
         let bundle = try WorkstationBundle(pem: String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self), source: "b")
@@ -130,13 +132,12 @@ import TestSupport
         let crowd = (0..<40).map { _ in Task { await RawClient.raw(port: server.port, tls: tls, bytes: []) } }
         let report = try await genuine.sync()
         #expect(report.pulled == 9 + TestServer.staffChanges, "the genuine workstation is served while the crowd waits")
-        try genuine.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("s"))
-        #expect(try await genuine.sync().pushed == 3)
         // The silent ones are timed out and their slots freed.
         for member in crowd {
             if case .answered = await member.value { Issue.record("a silent client got an answer") }
         }
-        #expect(try await genuine.sync().pushed == 0)
+        try genuine.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("s"))
+        #expect(try await genuine.sync().pushed == 3)
         #expect(try ReplicaInspector(path: server.directory.storePath).integrityCheck() == ["ok"])
         try await server.stop()
     }
