@@ -552,7 +552,7 @@ extension Replica {
     /// server's key (`shelter verify`).
     public func verify() throws -> VerifyReport {
         try read { db in
-            try VerifyReport.of(try store.log(db).map(\.change), rows: rowReader(db), serverKey: try store.state(db).serverSigningKey)
+            try VerifyReport.of(try store.log(db).map(\.change), rows: store.rows(db), serverKey: try store.state(db).serverSigningKey)
         }
     }
 }

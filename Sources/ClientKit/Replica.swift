@@ -270,7 +270,7 @@ public struct Replica: Sendable {
         if try store.hasUnsealed(db) { try store.sealTail(db, signer: session) }
         let written = try store.ownChanges(db, after: sealedBefore)
         var transaction: [CellChange] = []
-        let rows = rowReader(db)
+        let rows = store.rows(db)
         for change in written {
             transaction.append(change)
             guard change.seal != nil else { continue }
@@ -285,12 +285,6 @@ public struct Replica: Sendable {
             }
             transaction = []
         }
-    }
-
-    /// The rules' view of this replica's rows.
-    func rowReader(_ db: Database) -> RowReader {
-        RowReader(row: { [store] in try store.currentRow(db, table: $0, id: $1) },
-                  ids: { [store] in try store.rowIDs(db, table: $0, where: $1, is: $2) })
     }
 
     /// `perform` for async callers: the transaction runs on the database's own queue while the task

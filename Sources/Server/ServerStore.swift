@@ -237,8 +237,7 @@ public struct ServerStore: Sendable {
     /// Checks every signature in the server's log (`shelter server verify`).
     public func verify() throws -> VerifyReport {
         try pool.read { db in
-            let rows = RowReader(row: { [store] in try store.currentRow(db, table: $0, id: $1) },
-                                 ids: { [store] in try store.rowIDs(db, table: $0, where: $1, is: $2) })
+            let rows = store.rows(db)
             return try VerifyReport.of(try store.log(db).map(\.change), rows: rows, serverKey: try Self.signingKey(db))
         }
     }
@@ -657,8 +656,7 @@ public struct ServerStore: Sendable {
             if origin == pusher { transactions.append(tail) } else { result.skipped += tail.count }
         }
         let serverKey = try Self.signingKey(db)
-        let rows = RowReader(row: { [store] in try store.currentRow(db, table: $0, id: $1) },
-                             ids: { [store] in try store.rowIDs(db, table: $0, where: $1, is: $2) })
+        let rows = store.rows(db)
         for transaction in transactions {
             var fresh: [CellChange] = []
             for change in transaction {

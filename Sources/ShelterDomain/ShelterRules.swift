@@ -1,15 +1,6 @@
 import Foundation
 import SyncCore
 
-/// The rows the rules read: the current state of the replica (the server's store, a workstation's
-/// replica) as the rules need it. Implemented over SQLite by each side; the rules never query.
-public protocol RowSource {
-    /// The row's current values (all columns), nil when the row does not exist.
-    func row(_ table: String, _ id: String) throws -> [String: SyncValue]?
-    /// The ids of the rows of `table` whose `column` is `value`.
-    func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String]
-}
-
 /// What a member of staff who signs a transaction is, by the staff table at that point.
 public struct Signatory: Hashable, Sendable {
     public var id: String
@@ -257,21 +248,6 @@ enum Base64 {
         guard let data = Foundation.Data(base64Encoded: text) else { return nil }
         return Array(data)
     }
-}
-
-/// A `RowSource` from two functions (a side's reads of its SQLite file).
-public struct RowReader: RowSource {
-    let read: (String, String) throws -> [String: SyncValue]?
-    let find: (String, String, SyncValue) throws -> [String]
-
-    public init(row: @escaping (String, String) throws -> [String: SyncValue]?,
-                ids: @escaping (String, String, SyncValue) throws -> [String]) {
-        read = row
-        find = ids
-    }
-
-    public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? { try read(table, id) }
-    public func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] { try find(table, column, value) }
 }
 
 /// What `verify` found in a log: every transaction's signature checked against its signer's key

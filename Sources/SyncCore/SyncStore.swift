@@ -652,6 +652,9 @@ public struct SyncStore: Sendable {
         } ?? [:]
     }
 
+    /// The rows of this store as the shelter's rules read them, inside `db`'s transaction.
+    public func rows(_ db: Database) -> StoreRows { StoreRows(store: self, db: db) }
+
     /// One row of a synced table as it stands: every column's value, nil when there is no such row.
     public func currentRow(_ db: Database, table tableName: String, id: String) throws -> [String: SyncValue]? {
         guard let table = schema.table(named: tableName) else { return nil }
@@ -1097,5 +1100,25 @@ final class UpsertTexts: Sendable {
         let text = make()
         texts.withLock { $0[key] = text }
         return text
+    }
+}
+
+/// The rows a rule reads: the current state of a replica (the server's store, a workstation's
+/// replica) as the rules need it. The rules never query; each side hands them its rows.
+public protocol RowSource {
+    /// The row's current values (all columns), nil when the row does not exist.
+    func row(_ table: String, _ id: String) throws -> [String: SyncValue]?
+    /// The ids of the rows of `table` whose `column` is `value`.
+    func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String]
+}
+
+/// A store's rows inside one transaction.
+public struct StoreRows: RowSource {
+    let store: SyncStore
+    let db: Database
+
+    public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? { try store.currentRow(db, table: table, id: id) }
+    public func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] {
+        try store.rowIDs(db, table: table, where: column, is: value)
     }
 }
