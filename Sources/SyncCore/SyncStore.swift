@@ -514,15 +514,16 @@ public struct SyncStore: Sendable {
     }
 
     /// Seals this replica's own changes written since the last seal (one transaction): `signer`
-    /// signs their canonical encoding and the seal is stored on the last of them. Returns the seal,
-    /// nil when nothing was written. Call at the end of the transaction that wrote them.
+    /// signs their canonical encoding and the seal is stored on the last of them. Returns the
+    /// transaction's changes, the last with its seal (none when nothing was written). Call at the end
+    /// of the transaction that wrote them.
     @discardableResult
-    public func sealTail(_ db: Database, signer: some TransactionSigner) throws -> Seal? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT replica_id, counter, sealed FROM sync_state WHERE id = 1") else { return nil }
+    public func sealTail(_ db: Database, signer: some TransactionSigner) throws -> [CellChange] {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT replica_id, counter, sealed FROM sync_state WHERE id = 1")) else { return [] }
         let counter = row["counter"] as Int64, sealed = row["sealed"] as Int64
         guard counter > sealed, let replica = ReplicaID(row["replica_id"] as String),
-              let peer = try knownPeerIndex(db, replica) else { return nil }
-        let changes = try loggedChanges(db, where: "peer = ? AND counter > ? AND counter <= ?",
+              let peer = try knownPeerIndex(db, replica) else { return [] }
+        var changes = try loggedChanges(db, where: "peer = ? AND counter > ? AND counter <= ?",
                                         arguments: [.integer(peer), .integer(sealed), .integer(counter)], order: "counter ASC", limit: .max).map(\.change)
         guard let first = changes.first, changes.count == Int(counter - sealed) else {
             throw SyncError(.corruptData, "this replica's changes \(sealed + 1)…\(counter) are not all in its log")
@@ -530,15 +531,16 @@ public struct SyncStore: Sendable {
         let seal = Seal(first: first.dot.counter, signer: signer.signer,
                         signature: try signer.sign(Seal.digest(signer: signer.signer, changes: changes)))
         try storeSeal(db, seal, peer: peer, counter: counter)
-        try db.execute(sql: "UPDATE sync_state SET sealed = ? WHERE id = 1", arguments: [counter])
-        return seal
+        try db.cachedStatement(sql: "UPDATE sync_state SET sealed = ? WHERE id = 1").execute(arguments: [counter])
+        changes[changes.count - 1].seal = seal
+        return changes
     }
 
     /// Stores `seal` on the change `counter` of the replica with peer number `peer`.
     func storeSeal(_ db: Database, _ seal: Seal, peer: Int64, counter: Int64) throws {
         var writer = BinaryWriter(capacity: 96)
         ChangeCodec.encode(seal, into: &writer)
-        try db.execute(sql: "UPDATE sync_log SET seal = ? WHERE peer = ? AND counter = ?", arguments: [Data(writer.bytes), peer, counter])
+        try db.cachedStatement(sql: "UPDATE sync_log SET seal = ? WHERE peer = ? AND counter = ?").execute(arguments: [Data(writer.bytes), peer, counter])
     }
 
     /// This replica's own changes after counter `counter`, in counter order.
@@ -550,7 +552,7 @@ public struct SyncStore: Sendable {
 
     /// Whether this replica wrote changes since its last seal (a transaction not yet signed).
     public func hasUnsealed(_ db: Database) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT counter > sealed FROM sync_state WHERE id = 1") ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT counter > sealed FROM sync_state WHERE id = 1")) ?? false
     }
 
     /// Merges a change made on another replica. Call inside a transaction.
