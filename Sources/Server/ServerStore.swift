@@ -198,10 +198,8 @@ public struct ServerStore: Sendable {
         Data(try signer(db).publicKey.rawRepresentation).base64EncodedString()
     }
 
-    public func signingKey() throws -> String { try pool.read { db in try Self.signingKey(db) } }
-
-    /// `signingKey` for async callers (a session): read off the cooperative pool, as every read
-    /// of a session is (a blocking read there starved the pool's readers and hung the server).
+    /// Its public half, read off the cooperative pool as every read of a session is (a blocking read
+    /// there starved the pool's readers and hung the server).
     public func signingKey() async throws -> String { try await pool.read { db in try Self.signingKey(db) } }
 
     /// The server's signer, for tools that write to the store as the server (and tests).

@@ -108,7 +108,7 @@ public enum ShelterRules {
                 if has(current, column) && current?[column] != change.values[column] {
                     return Refusal("invalidChange", "staff \(id): a member's public keys never change")
                 }
-                guard let key = change.values[column]?.textValue, let raw = Base64.decode(key), raw.count == 32 else {
+                guard let key = change.values[column]?.textValue, let raw = Data(base64Encoded: key), raw.count == 32 else {
                     return Refusal("invalidChange", "staff \(id): \(column) is not a 32-byte public key")
                 }
             }
@@ -241,13 +241,6 @@ struct Overlay<Base: RowSource>: RowSource {
             if let written = values[column] { if written == value { ids.insert(id) } else { ids.remove(id) } }
         }
         return ids.sorted()
-    }
-}
-
-enum Base64 {
-    static func decode(_ text: String) -> [UInt8]? {
-        guard let data = Foundation.Data(base64Encoded: text) else { return nil }
-        return Array(data)
     }
 }
 

@@ -65,5 +65,14 @@ import TestSupport
         let due = try shelter("due", "--json").json()
         #expect(due["due"] is [Any])
         #expect(try shelter("meetings", "held", "not-a-date").status != 0)
+
+        // Mette changes her passphrase: the old one no longer opens her keys, the new one does.
+        let newFile = dir.file("new-passphrase")
+        FileManager.default.createFile(atPath: newFile, contents: Data("a brand new passphrase\n".utf8))
+        #expect(try shelter("passwd", "--passphrase-file", ShelterProcess.passphraseFile, "--new-passphrase-file", newFile).status == 0)
+        let old = try ShelterProcess.login(replica, as: "Mette")
+        #expect(old.status == 1 && old.stderr.contains("wrong passphrase"), "\(old)")
+        #expect(try shelter("login", "Mette", "--passphrase-file", newFile).status == 0)
+        #expect(try shelter("verify").status == 0)
     }
 }
