@@ -63,7 +63,7 @@ extension ServerStore {
             let copy = try DatabaseQueue(path: partial)
             try pool.backup(to: copy)
             let (check, head) = try copy.read { db in
-                (try String.fetchAll(db, sql: "PRAGMA integrity_check"), try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0)
+                (try String.fetchAll(db, sql: "PRAGMA integrity_check"), try store.head(db))
             }
             try copy.close()
             guard check == ["ok"] else { throw ServerError(.directory, "the backup failed its integrity check: \(check.prefix(3).joined(separator: "; "))") }

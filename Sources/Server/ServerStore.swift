@@ -283,7 +283,7 @@ public struct ServerStore: Sendable {
     public func beginRun(writer: ReplicaID = .random(), at: Date = Date()) throws -> ServerStore {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, Timestamp.format(at)])
-            try db.execute(sql: "UPDATE sync_state SET replica_id = ?, counter = 0, sealed = 0 WHERE id = 1", arguments: [writer.description])
+            try store.beginWriter(db, replicaID: writer)
         }
         return ServerStore(path: path, serverID: writer, pool: pool)
     }
@@ -832,12 +832,9 @@ public struct ServerStore: Sendable {
 
     /// Author and time of a logged write, by its dot.
     private func origin(_ db: Database, _ dot: Dot) throws -> (author: String, at: String) {
-        let row = try Row.fetchOne(db, sql: """
-            SELECT l.author, l.hlc FROM sync_log l JOIN sync_peers p ON p.idx = l.peer
-            WHERE p.replica_id = ? AND l.counter = ?
-            """, arguments: [dot.replica.description, Int64(dot.counter)])
-        let hlc = HLC(rawValue: UInt64(row?["hlc"] as Int64? ?? 0))
-        return (row?["author"] ?? "unknown", Timestamp.format(Date(timeIntervalSince1970: Double(hlc.milliseconds) / 1000)))
+        let logged = try store.logPosition(db, of: dot)
+        let hlc = logged?.hlc ?? .zero
+        return (logged?.author ?? "unknown", Timestamp.format(Date(timeIntervalSince1970: Double(hlc.milliseconds) / 1000)))
     }
 
     /// The open field conflicts of a batch's cells, looked up only while some exist (most batches
@@ -972,9 +969,7 @@ public struct ServerStore: Sendable {
                 let stay: String = row["id"]
                 guard let meta = try store.rowMeta(db, table: ShelterSchema.stays, rowID: stay),
                       let stamp = meta.cells["room"] else { continue }
-                let sequence = try Int64.fetchOne(db, sql: """
-                    SELECT l.seq FROM sync_log l JOIN sync_peers p ON p.idx = l.peer WHERE p.replica_id = ? AND l.counter = ?
-                    """, arguments: [stamp.dot.replica.description, Int64(stamp.dot.counter)]) ?? .max
+                let sequence = try store.logPosition(db, of: stamp.dot)?.sequence ?? .max
                 placements.append((stay, stamp.dot, sequence))
             }
             placements.sort { ($0.sequence, $0.stay) < ($1.sequence, $1.stay) }
@@ -1067,7 +1062,7 @@ extension ServerStore {
 
     static func healthReport(_ db: Database, now: Date, serverCertificateExpires: Date? = nil) throws -> HealthReport {
         let thresholds = try thresholds(db)
-        let head = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0
+        let head = try SyncStore(schema: ShelterSchema.schema).head(db)
         // Open conflicts per replica that wrote one of their values (few rows: open conflicts only).
         var openConflicts: [String: Int] = [:]
         for text in try String.fetchAll(db, sql: "SELECT candidates FROM conflicts WHERE status = 'open'") {
@@ -1107,7 +1102,7 @@ extension ServerStore {
                 INSERT INTO server_settings (id, behind_lag, stale_after_seconds, health_checked_at) VALUES (1, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET health_checked_at = excluded.health_checked_at
                 """, arguments: [ReplicaHealth.Thresholds().behindLag, Int64(ReplicaHealth.Thresholds().staleAfter), Timestamp.format(now)])
-            return try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sync_log") ?? 0
+            return try store.head(db)
         }
     }
 }

@@ -111,6 +111,20 @@ extension SyncStore {
                                  order: "seq", limit: 1).first
     }
 
+    /// Where the change with this dot sits in the log, who wrote it and its stamp, without decoding it.
+    public func logPosition(_ db: Database, of dot: Dot) throws -> (sequence: Int64, author: String, hlc: HLC)? {
+        guard let peer = try knownPeerIndex(db, dot.replica) else { return nil }
+        let select = try RawStatement(db, "SELECT seq, author, hlc FROM sync_log WHERE peer = ? AND counter = ?")
+        select.bind(1, peer)
+        select.bind(2, Int64(dot.counter))
+        return try select.oneRow { ($0.int64(0), $0.text(1), HLC(rawValue: UInt64(max(0, $0.int64(2))))) }
+    }
+
+    /// From now on this store writes under `replicaID`, with counters from 1 (a server's new run).
+    public func beginWriter(_ db: Database, replicaID: ReplicaID) throws {
+        try db.execute(sql: "UPDATE sync_state SET replica_id = ?, counter = 0, sealed = 0 WHERE id = 1", arguments: [replicaID.description])
+    }
+
     /// The held-back change with this dot, if any.
     public func heldBack(_ db: Database, of dot: Dot) throws -> CellChange? {
         guard let peer = try knownPeerIndex(db, dot.replica),
