@@ -944,58 +944,53 @@ public struct ServerStore: Sendable {
     ///    and suggesting a free room.
     /// Returns the conflicts created.
     func holdRoomInvariant(_ db: Database, at: Date) throws -> Int {
-        let roomless = try String.fetchAll(db, sql: """
-            SELECT id FROM stays WHERE status = 'active' AND (room IS NULL OR room NOT IN (SELECT number FROM rooms)) ORDER BY id
-            """)
-        for stay in roomless {
+        // The rule's inputs: the rooms, the active stays and when each placement reached the log.
+        let rooms = Dictionary(try Row.fetchAll(db, sql: "SELECT number, in_service FROM rooms").map { ($0["number"] as Int, ($0["in_service"] as Int? ?? 1) != 0) },
+                               uniquingKeysWith: { a, b in a || b })
+        var active: [RoomRules.Placement] = []
+        for row in try Row.fetchAll(db, sql: "SELECT id, room FROM stays WHERE status = 'active'") {
+            let stay: String = row["id"], room: Int? = row["room"]
+            var placement = RoomRules.Placement(stay: stay, room: room, dot: nil, position: .max)
+            if room != nil, let stamp = try store.rowMeta(db, table: ShelterSchema.stays, rowID: stay)?.cells["room"] {
+                placement.dot = stamp.dot
+                placement.position = try store.logPosition(db, of: stamp.dot)?.sequence ?? .max
+            }
+            active.append(placement)
+        }
+        let repairs = RoomRules.repairs(rooms: rooms, active: active)
+        // Its answer, written as the server's own changes.
+        for stay in repairs.roomless {
             try repair(db, table: ShelterSchema.stays.name, rowID: stay, at: at, values: [
                 "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
             ])
         }
-        let closedButLivedIn = try Int.fetchAll(db, sql: """
-            SELECT DISTINCT r.number FROM rooms r JOIN stays s ON s.room = r.number AND s.status = 'active'
-            WHERE r.in_service = 0 ORDER BY r.number
-            """)
-        for number in closedButLivedIn {
+        for number in repairs.reopen {
             try repair(db, table: ShelterSchema.rooms.name, rowID: Room.rowID(number), at: at, values: ["in_service": .bool(true)])
         }
-        let active = try Row.fetchAll(db, sql: "SELECT id, room FROM stays WHERE status = 'active' AND room IS NOT NULL")
-        let byRoom = Dictionary(grouping: active, by: { $0["room"] as Int })
         var created = 0
-        for (room, rows) in byRoom.sorted(by: { $0.key < $1.key }) where rows.count > 1 {
-            // Confirmed first = the placement (the stay's `room` cell) that reached the server's log first.
-            var placements: [(stay: String, dot: Dot, sequence: Int64)] = []
-            for row in rows {
-                let stay: String = row["id"]
-                guard let meta = try store.rowMeta(db, table: ShelterSchema.stays, rowID: stay),
-                      let stamp = meta.cells["room"] else { continue }
-                let sequence = try store.logPosition(db, of: stamp.dot)?.sequence ?? .max
-                placements.append((stay, stamp.dot, sequence))
-            }
-            placements.sort { ($0.sequence, $0.stay) < ($1.sequence, $1.stay) }
-            guard let keeper = placements.first else { continue }
-            for displaced in placements.dropFirst() {
-                try repair(db, table: ShelterSchema.stays.name, rowID: displaced.stay, at: at, values: [
-                    "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
-                ])
-                let id = Self.conflictID(["room", String(room), keeper.dot.description, displaced.dot.description])
-                guard try !exists(db, conflict: id) else { continue }
-                let keeperOrigin = try origin(db, keeper.dot)
-                let displacedOrigin = try origin(db, displaced.dot)
-                try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
-                    "kind": .text(Conflict.Kind.room.rawValue), "tbl": .text(ShelterSchema.stays.name), "row": .text(displaced.stay),
-                    "col": .null, "status": .text(Conflict.Status.open.rawValue),
-                    "candidates": .text(Conflict.encode([
-                        .init(value: .text(keeper.stay), author: keeperOrigin.author, replica: keeper.dot.replica.description, at: keeperOrigin.at),
-                        .init(value: .text(displaced.stay), author: displacedOrigin.author, replica: displaced.dot.replica.description, at: displacedOrigin.at),
-                    ])),
-                    "winner": .integer(0),
-                    "suggestion": .optionalInteger(try freeRoom(db)),
-                    "detected_at": .text(Timestamp.format(at)),
-                    "dots": .text(Self.dots([keeper.dot, displaced.dot])),
-                ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
-                created += 1
-            }
+        for displacement in repairs.displaced {
+            let (room, keeper, displaced) = (displacement.room, displacement.keeper, displacement.displaced)
+            try repair(db, table: ShelterSchema.stays.name, rowID: displaced.stay, at: at, values: [
+                "status": .text(Stay.Status.awaitingRoom.rawValue), "room": .null,
+            ])
+            guard let keeperDot = keeper.dot, let displacedDot = displaced.dot else { continue }
+            let id = Self.conflictID(["room", String(room), keeperDot.description, displacedDot.description])
+            guard try !exists(db, conflict: id) else { continue }
+            let keeperOrigin = try origin(db, keeperDot)
+            let displacedOrigin = try origin(db, displacedDot)
+            try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+                "kind": .text(Conflict.Kind.room.rawValue), "tbl": .text(ShelterSchema.stays.name), "row": .text(displaced.stay),
+                "col": .null, "status": .text(Conflict.Status.open.rawValue),
+                "candidates": .text(Conflict.encode([
+                    .init(value: .text(keeper.stay), author: keeperOrigin.author, replica: keeperDot.replica.description, at: keeperOrigin.at),
+                    .init(value: .text(displaced.stay), author: displacedOrigin.author, replica: displacedDot.replica.description, at: displacedOrigin.at),
+                ])),
+                "winner": .integer(0),
+                "suggestion": .optionalInteger(repairs.freeRoom),
+                "detected_at": .text(Timestamp.format(at)),
+                "dots": .text(Self.dots([keeperDot, displacedDot])),
+            ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+            created += 1
         }
         return created
     }
@@ -1007,14 +1002,6 @@ public struct ServerStore: Sendable {
         var open = OpenFieldConflicts()
         let fields = try open.on(db, change)
         if !fields.isEmpty { _ = try updateConflicts(db, change, open: fields, concurrent: [], at: at) }
-    }
-
-    private func freeRoom(_ db: Database) throws -> Int? {
-        try Int.fetchOne(db, sql: """
-            SELECT number FROM rooms r WHERE in_service = 1
-            AND NOT EXISTS (SELECT 1 FROM stays s WHERE s.status = 'active' AND s.room = r.number)
-            ORDER BY number LIMIT 1
-            """)
     }
 
     // MARK: Pull

@@ -87,6 +87,61 @@ public enum RoomRules {
         }
     }
 
+    /// An active stay as the room rule sees it: its room, and when its placement (the stay's `room`
+    /// cell) reached the server's log — the first placement of a room is the confirmed one.
+    public struct Placement: Hashable, Sendable {
+        public var stay: String
+        public var room: Int?
+        /// The write that placed it (its dot) and its log position; nil when unknown.
+        public var dot: Dot?
+        public var position: Int64
+
+        public init(stay: String, room: Int?, dot: Dot?, position: Int64) {
+            self.stay = stay
+            self.room = room
+            self.dot = dot
+            self.position = position
+        }
+    }
+
+    /// What the server writes to hold the invariant after a merge.
+    public struct Repairs: Hashable, Sendable {
+        /// Active stays in no existing room: back to awaiting a room.
+        public var roomless: [String] = []
+        /// Rooms out of service with an active stay in them: back in service (nobody is put out).
+        public var reopen: [Int] = []
+        /// Stays that lost their room to an earlier placement, with the confirmed one: back to
+        /// awaiting a room, and a room conflict each.
+        public var displaced: [Displacement] = []
+        /// The first room free once the repairs are made, offered in each room conflict.
+        public var freeRoom: Int?
+    }
+
+    public struct Displacement: Hashable, Sendable {
+        public var room: Int
+        public var keeper: Placement
+        public var displaced: Placement
+    }
+
+    /// The room rule as the server holds it, over the rooms (number → in service) and the active
+    /// stays: one family per room (the first placement keeps it), only in rooms that exist, and a
+    /// room with someone in it is in service. Pure: the server reads its inputs and writes the answer.
+    public static func repairs(rooms: [Int: Bool], active: [Placement]) -> Repairs {
+        var repairs = Repairs()
+        repairs.roomless = active.filter { $0.room.map { rooms[$0] == nil } ?? true }.map(\.stay).sorted()
+        let placed = active.filter { $0.room.map { rooms[$0] != nil } ?? false }
+        repairs.reopen = Set(placed.compactMap(\.room)).filter { rooms[$0] == false }.sorted()
+        var occupied = Set<Int>()
+        for (room, stays) in Dictionary(grouping: placed, by: { $0.room! }).sorted(by: { $0.key < $1.key }) {
+            occupied.insert(room)
+            let ordered = stays.sorted { ($0.position, $0.stay) < ($1.position, $1.stay) }
+            for displaced in ordered.dropFirst() { repairs.displaced.append(Displacement(room: room, keeper: ordered[0], displaced: displaced)) }
+        }
+        let inService = rooms.filter { $0.value || repairs.reopen.contains($0.key) }.keys
+        repairs.freeRoom = inService.filter { !occupied.contains($0) }.min()
+        return repairs
+    }
+
     /// The invariant the server holds: at most one active stay per room, and only in rooms in service.
     /// Returns the rooms with more than one active stay.
     public static func doubleBooked(_ stays: [Stay]) -> [Int: [Stay]] {

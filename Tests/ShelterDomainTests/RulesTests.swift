@@ -1,4 +1,5 @@
 import ShelterDomain
+import SyncCore
 import Testing
 
 @Suite struct DeadlineTests {
@@ -121,3 +122,22 @@ import Testing
 }
 
 import Foundation
+
+@Suite struct RoomRuleTests {
+    @Test func theRoomRuleReturnsItsRepairs() {
+        let replica = ReplicaID.random()
+        func placed(_ stay: String, _ room: Int?, at position: Int64) -> RoomRules.Placement {
+            RoomRules.Placement(stay: stay, room: room, dot: Dot(replica: replica, counter: UInt64(position)), position: position)
+        }
+        let repairs = RoomRules.repairs(rooms: [1: true, 2: false, 3: true, 4: true], active: [
+            placed("a", 1, at: 5), placed("b", 1, at: 3), placed("c", 2, at: 1), placed("d", 9, at: 2), placed("e", nil, at: 4),
+            placed("f", 4, at: 6),
+        ])
+        #expect(repairs.roomless == ["d", "e"], "a room that does not exist, or none")
+        #expect(repairs.reopen == [2], "nobody is put out of a room taken out of service")
+        #expect(repairs.displaced.map { [$0.room.description, $0.keeper.stay, $0.displaced.stay] } == [["1", "b", "a"]], "the first placement keeps the room")
+        #expect(repairs.freeRoom == 3)
+        let settled = RoomRules.repairs(rooms: [1: true], active: [placed("a", 1, at: 1)])
+        #expect(settled.roomless.isEmpty && settled.reopen.isEmpty && settled.displaced.isEmpty && settled.freeRoom == nil)
+    }
+}
