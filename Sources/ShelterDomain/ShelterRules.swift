@@ -176,6 +176,32 @@ public enum ShelterRules {
             if let status = change.values["status"]?.textValue, !["received", "upheld", "maintained", "forwarded"].contains(status) {
                 return Refusal("invalidValue", "complaint \(id): the status is not a complaint's")
             }
+        case ShelterSchema.goals.name:
+            if let status = change.values["status"], !["open", "done", "dropped"].contains(status.textValue ?? "") {
+                return Refusal("invalidValue", "goal \(id): the status is not open, done or dropped")
+            }
+        case ShelterSchema.offers.name:
+            let hours: Double? = switch change.values["hours"] {
+            case .real(let value)?: value
+            case .integer(let value)?: Double(value)
+            case nil: 0
+            default: nil
+            }
+            if !(hours.map { $0 >= 0 && $0 <= 10_000 } ?? false) {
+                return Refusal("invalidValue", "offer \(id): the hours are not a number of hours")
+            }
+            if let person = change.values["person"]?.textValue, person != "woman",
+               try rows.row(ShelterSchema.children.name, person) == nil {
+                return Refusal("invalidValue", "offer \(id): the person is neither the woman nor a child")
+            }
+        case ShelterSchema.notifications.name:
+            if let kind = change.values["kind"], !["admission", "discharge"].contains(kind.textValue ?? "") {
+                return Refusal("invalidValue", "notification \(id): the kind is not admission or discharge")
+            }
+        case ShelterSchema.meetings.name:
+            if let held = change.values["held_on"], CivilDate(held.textValue ?? "") == nil {
+                return Refusal("invalidValue", "meeting \(id): the date is not a date")
+            }
         default:
             break
         }

@@ -144,4 +144,29 @@ import TestSupport
         #expect(try world.honest.verify().invalid.isEmpty)
         try await world.server.stop()
     }
+
+    @Test func valuesNoActionWritesAreRefusedInEveryTable() async throws {
+        let world = try await World.start()
+        defer { world.server.remove() }
+        let anna = try world.mallory.admit(Admission(name: "Anna", municipality: "Køge", room: 1), by: staff("s"))
+        let forged: [(String, [String: SyncValue])] = [
+            ("goals", ["stay": .text(anna.stay), "text": .text("x"), "status": .text("bogus")]),
+            ("offers", ["stay": .text(anna.stay), "person": .text("woman"), "hours": .real(-5)]),
+            ("offers", ["stay": .text(anna.stay), "person": .text("nobody-at-all"), "hours": .real(1)]),
+            ("notifications", ["stay": .text(anna.stay), "kind": .text("invented")]),
+            ("meetings", ["held_on": .text("yesterday")]),
+            ("stays", ["resident": .text(anna.resident), "status": .text("active"), "room": .integer(42)]),
+            ("conflicts", ["kind": .text("field"), "tbl": .text("residents"), "row": .text(anna.resident), "status": .text("open")]),
+        ]
+        for (index, (table, values)) in forged.enumerated() {
+            try await world.forge(on: world.mallory, table, "f\(index)0000000000000000000000000000000", values, author: "s", signer: staff("s"))
+        }
+        let refused = try await world.syncAndRefusals(world.mallory)
+        #expect(refused.sorted() == Array(repeating: "invalidValue", count: 6) + ["notPermitted"], "\(refused)")
+        for (table, _) in forged {
+            #expect(try !world.anywhere("SELECT COUNT(*) FROM \(table) WHERE id LIKE 'f%'"), "\(table)")
+        }
+        #expect(try ReplicaInspector(path: world.honest.path).count("SELECT COUNT(*) FROM stays WHERE id = '\(anna.stay)'") == 1, "the honest admission went through")
+        try await world.server.stop()
+    }
 }
