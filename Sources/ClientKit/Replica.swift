@@ -172,7 +172,7 @@ public struct Replica: Sendable {
         }
         guard let leader else { return }
         let session = KeySigner(name: leader.name, keys: leader.keys)
-        try perform(signedBy: session) { db in
+        try perform(signedBy: session, founding: true) { db in
             try write(db, ShelterSchema.staff, session.signer, [
                 "name": .text(leader.name), "role": .text(StaffRole.leader.rawValue),
                 "signing_key": .text(leader.keys.signingKey), "agreement_key": .text(leader.keys.agreementKey),
@@ -249,14 +249,17 @@ public struct Replica: Sendable {
 
     /// Runs one staff action as one transaction signed by `session`: the changes it wrote are
     /// sealed with her signature, and the shelter's rules (`ShelterRules`, the ones the server
-    /// holds) are checked over them before the transaction commits. Nothing is written when she is
-    /// not a member of staff here, was removed, or the rules refuse it.
-    func perform<T>(signedBy session: any TransactionSigner, _ body: (Database) throws -> T) throws -> T {
+    /// holds) are checked over them — against the rows as they stood before it, as the server will
+    /// — before the transaction commits. Nothing is written when she is not a member of staff here,
+    /// was removed, or the rules refuse it. `founding`: the transaction that creates a standalone
+    /// replica's first leader, checked over the rows it made (no one could have signed before her).
+    func perform<T>(signedBy session: any TransactionSigner, founding: Bool = false, _ body: (Database) throws -> T) throws -> T {
         do {
             return try writer.write { db in
                 let sealedBefore = try store.state(db).sealed
+                store.recordWrites(db)
                 let result = try body(db)
-                try sealAndCheck(db, after: sealedBefore, session: session)
+                try sealAndCheck(db, after: sealedBefore, session: session, founding: founding)
                 configuration.beforeCommit?()
                 return result
             }
@@ -268,7 +271,7 @@ public struct Replica: Sendable {
     /// Seals what this transaction wrote and checks every transaction sealed in it (one, unless a
     /// rescue sealed several as it went). Her own fresh signature is not verified again: the rules
     /// check who she is, her role, and every rule.
-    func sealAndCheck(_ db: Database, after sealedBefore: UInt64, session: any TransactionSigner) throws {
+    func sealAndCheck(_ db: Database, after sealedBefore: UInt64, session: any TransactionSigner, founding: Bool = false) throws {
         let state = try store.state(db)
         let tail = state.counter > state.sealed ? try store.sealTail(db, signer: session) : []
         let transactions: [[CellChange]]
@@ -282,8 +285,9 @@ public struct Replica: Sendable {
             }
             transactions = split
         }
-        let rows = store.rows(db)
+        var rows = Overlay(base: founding ? store.rows(db) as any RowSource : store.rowsBefore(db))
         for transaction in transactions {
+            defer { for change in transaction { rows.apply(change) } }
             guard let refusal = try ShelterRules.check(transaction, rows: rows, serverKey: state.serverSigningKey, verifySignature: false) else { continue }
             switch refusal.code {
             case "notPermitted": throw ReplicaError(DomainError(.notPermitted, refusal.reason))

@@ -28,7 +28,7 @@ public struct Refusal: Hashable, Sendable, Error {
 public enum ShelterRules {
     /// The whole transaction is refused, or nil. `serverKey`: the server's public signing key.
     /// `verifySignature: false`: the signer's own workstation, which has just signed it.
-    public static func check(_ changes: [CellChange], rows: some RowSource, serverKey: String?, verifySignature: Bool = true) throws -> Refusal? {
+    public static func check(_ changes: [CellChange], rows: any RowSource, serverKey: String?, verifySignature: Bool = true) throws -> Refusal? {
         guard let last = changes.last, let first = changes.first else { return nil }
         guard let seal = last.seal else {
             return Refusal("badSignature", "changes \(first.dot.counter)…\(last.dot.counter) carry no signature")
@@ -65,7 +65,7 @@ public enum ShelterRules {
         return nil
     }
 
-    public static func signatory(_ signer: String, rows: some RowSource) throws -> Signatory {
+    public static func signatory(_ signer: String, rows: any RowSource) throws -> Signatory {
         if signer == Seal.serverSigner { return Signatory(id: signer, role: .leader, removed: false, signingKey: nil) }
         let row = try rows.row(ShelterSchema.staff.name, signer)
         return Signatory(id: signer, role: row?["role"]?.textValue.flatMap(StaffRole.init(rawValue:)),
@@ -74,7 +74,7 @@ public enum ShelterRules {
     }
 
     /// One change, by its signatory, against the rows as the transaction's earlier changes left them.
-    public static func check(_ change: CellChange, by signatory: Signatory, rows: some RowSource) throws -> Refusal? {
+    public static func check(_ change: CellChange, by signatory: Signatory, rows: any RowSource) throws -> Refusal? {
         guard let table = ShelterSchema.schema.table(named: change.table) else {
             return Refusal("invalidChange", "table \(change.table) is not part of schema version \(ShelterSchema.version)")
         }
@@ -244,24 +244,27 @@ public enum Permissions {
     }
 }
 
-/// The rows with a transaction's earlier changes applied on top.
-struct Overlay<Base: RowSource>: RowSource {
-    let base: Base
+/// The rows with a transaction's earlier changes (or earlier transactions) applied on top.
+public struct Overlay: RowSource {
+    let base: any RowSource
     var written: [String: [String: [String: SyncValue]]] = [:]
 
-    init(base: Base) { self.base = base }
+    public init(base: any RowSource, applying changes: [CellChange] = []) {
+        self.base = base
+        for change in changes { apply(change) }
+    }
 
-    mutating func apply(_ change: CellChange) {
+    public mutating func apply(_ change: CellChange) {
         written[change.table, default: [:]][change.rowID, default: [:]].merge(change.values) { $1 }
     }
 
-    func row(_ table: String, _ id: String) throws -> [String: SyncValue]? {
+    public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? {
         let stored = try base.row(table, id)
         guard let mine = written[table]?[id] else { return stored }
         return (stored ?? [:]).merging(mine) { $1 }
     }
 
-    func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] {
+    public func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] {
         var ids = Set(try base.ids(table, where: column, is: value))
         for (id, values) in written[table] ?? [:] {
             if let written = values[column] { if written == value { ids.insert(id) } else { ids.remove(id) } }

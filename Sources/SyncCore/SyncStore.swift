@@ -142,6 +142,8 @@ public struct SyncStore: Sendable {
     let upserts = UpsertTexts()
     /// The chain at the log's last entry, known inside one write transaction (`chained` stores).
     let chainTip = ChainTip()
+    /// What the current signed transaction has written and the rows as they were before it.
+    let journal = TransactionJournal()
 
     public init(schema: SyncSchema, chained: Bool = false) {
         self.schema = schema
@@ -497,6 +499,9 @@ public struct SyncStore: Sendable {
             clock = HybridLogicalClock(last: max(clock.last, hlc))
         }
         let counter = UInt64(max(0, lastCounter)) + 1
+        if journal.isRecording, !journal.hasBefore(table: tableName, row: rowID) {
+            journal.keepBefore(table: tableName, row: rowID, meta == nil ? nil : try currentRow(db, table: tableName, id: rowID))
+        }
         let change = CellChange(table: tableName, rowID: rowID, values: values,
                                 dot: Dot(replica: replicaID, counter: counter), hlc: hlc,
                                 author: author, context: meta?.versionVector ?? VersionVector())
@@ -510,7 +515,24 @@ public struct SyncStore: Sendable {
         update.bind(1, Int64(counter))
         update.bind(2, Int64(clock.last.rawValue))
         try update.execute()
+        journal.append(change)
         return change
+    }
+
+    /// Keeps, until this transaction ends, the changes its local writes make and each row as it was
+    /// before the first of them: `sealTail` then signs them without reading them back, and
+    /// `rowsBefore` gives the shelter's rules the rows as they stood before the transaction (a rule
+    /// that compares before and after — anonymity is one-way — holds on the workstation too).
+    public func recordWrites(_ db: Database) {
+        journal.start()
+        let forget: @Sendable (Database) -> Void = { [journal] _ in journal.stop() }
+        db.afterNextTransaction(onCommit: forget, onRollback: forget)
+    }
+
+    /// The rows as they stood before this transaction's local writes (`recordWrites`); rows it did
+    /// not write as they stand.
+    public func rowsBefore(_ db: Database) -> BeforeRows {
+        BeforeRows(current: StoreRows(store: self, db: db), before: journal.beforeImages())
     }
 
     /// Seals this replica's own changes written since the last seal (one transaction): `signer`
@@ -523,8 +545,12 @@ public struct SyncStore: Sendable {
         let counter = row["counter"] as Int64, sealed = row["sealed"] as Int64
         guard counter > sealed, let replica = ReplicaID(row["replica_id"] as String),
               let peer = try knownPeerIndex(db, replica) else { return [] }
-        var changes = try loggedChanges(db, where: "peer = ? AND counter > ? AND counter <= ?",
+        // The changes this transaction wrote, as `write` kept them; else read back from the log.
+        var changes = journal.takeChanges()
+        if changes.count != Int(counter - sealed) || changes.first?.dot.counter != UInt64(sealed + 1) || changes.last?.dot.counter != UInt64(counter) {
+            changes = try loggedChanges(db, where: "peer = ? AND counter > ? AND counter <= ?",
                                         arguments: [.integer(peer), .integer(sealed), .integer(counter)], order: "counter ASC", limit: .max).map(\.change)
+        }
         guard let first = changes.first, changes.count == Int(counter - sealed) else {
             throw SyncError(.corruptData, "this replica's changes \(sealed + 1)…\(counter) are not all in its log")
         }
@@ -1112,6 +1138,57 @@ public protocol RowSource {
     func row(_ table: String, _ id: String) throws -> [String: SyncValue]?
     /// The ids of the rows of `table` whose `column` is `value`.
     func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String]
+}
+
+/// The rows before a transaction's own local writes: the images `write` kept of the rows it
+/// touched, over the rows as they stand.
+public struct BeforeRows: RowSource {
+    let current: StoreRows
+    let before: [TransactionJournal.RowKey: [String: SyncValue]?]
+
+    public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? {
+        if let image = before[TransactionJournal.RowKey(table: table, id: id)] { return image }
+        return try current.row(table, id)
+    }
+
+    public func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] {
+        var ids = Set(try current.ids(table, where: column, is: value))
+        for (key, image) in before where key.table == table {
+            if image?[column] == value { ids.insert(key.id) } else { ids.remove(key.id) }
+        }
+        return ids.sorted()
+    }
+}
+
+/// What one signed local transaction has written (`SyncStore.recordWrites`), dropped when it ends.
+public final class TransactionJournal: Sendable {
+    public struct RowKey: Hashable, Sendable {
+        var table: String
+        var id: String
+    }
+    private struct State {
+        var recording = false
+        var changes: [CellChange] = []
+        var before: [RowKey: [String: SyncValue]?] = [:]
+    }
+    private let state = Mutex(State())
+
+    var isRecording: Bool { state.withLock { $0.recording } }
+    func start() { state.withLock { $0 = State(); $0.recording = true } }
+    func stop() { state.withLock { $0 = State() } }
+    func hasBefore(table: String, row: String) -> Bool { state.withLock { $0.before[RowKey(table: table, id: row)] != nil } }
+    func keepBefore(table: String, row: String, _ image: [String: SyncValue]?) {
+        state.withLock { $0.before[RowKey(table: table, id: row)] = .some(image) }
+    }
+    func append(_ change: CellChange) { state.withLock { if $0.recording { $0.changes.append(change) } } }
+    /// The changes kept since the last call (a rescue seals several transactions in one).
+    func takeChanges() -> [CellChange] {
+        state.withLock { state in
+            defer { state.changes = [] }
+            return state.changes
+        }
+    }
+    func beforeImages() -> [RowKey: [String: SyncValue]?] { state.withLock { $0.before } }
 }
 
 /// A store's rows inside one transaction.
