@@ -112,6 +112,15 @@ public enum ShelterRules {
                     return Refusal("invalidChange", "staff \(id): \(column) is not a 32-byte public key")
                 }
             }
+            if let sealed = change.values["sealed_keys"] {
+                guard let cost = sealed.textValue.flatMap(StaffKeys.cost(ofSealed:)) else {
+                    return Refusal("invalidValue", "staff \(id): the sealed keys are not keys sealed with scrypt")
+                }
+                guard StaffKeys.isAcceptable(cost) else {
+                    let least = StaffKeys.minimumCost
+                    return Refusal("invalidValue", "staff \(id): the keys are sealed with scrypt N=2^\(cost.logN), r=\(cost.r), p=\(cost.p); the least the shelter accepts is N=2^\(least.logN), r=\(least.r), p=\(least.p)")
+                }
+            }
             if current == nil && !(sets("signing_key") && sets("agreement_key") && sets("sealed_keys") && sets("role")) {
                 return Refusal("invalidChange", "staff \(id) is added without a role and keys")
             }

@@ -54,6 +54,26 @@ public struct StaffKeys: Sendable {
         public static let standard = Cost(logN: 15, r: 8, p: 1)
     }
 
+    /// The least cost the rules accept on sealed keys (`ShelterRules`): a modified client that seals
+    /// a member's keys more cheaply — making her passphrase faster to guess from a stolen copy — is
+    /// refused by her own workstation and by the server.
+    public static let minimumCost = Cost(logN: 15, r: 8, p: 1)
+
+    /// The cost a sealed key's text names, nil when the text is not sealed keys.
+    public static func cost(ofSealed sealed: String) -> Cost? {
+        let parts = sealed.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 6, parts[0] == "scrypt", let logN = Int(parts[1]), let r = Int(parts[2]), let p = Int(parts[3]),
+              (10...22).contains(logN), (1...32).contains(r), (1...16).contains(p),
+              Data(base64Encoded: parts[4])?.count == 16, let combined = Data(base64Encoded: parts[5]),
+              combined.count == 12 + 64 + 16 else { return nil }
+        return Cost(logN: logN, r: r, p: p)
+    }
+
+    /// Whether `cost` is at least `minimumCost` in each parameter that makes a guess dearer.
+    public static func isAcceptable(_ cost: Cost) -> Bool {
+        cost.logN >= minimumCost.logN && cost.r >= minimumCost.r && cost.p >= minimumCost.p
+    }
+
     /// The private keys sealed under `passphrase` for staff member `staffID` (the associated
     /// data: a sealed key moved to another member's row does not open): text for the staff table.
     public func sealed(passphrase: String, staffID: String, cost: Cost = .standard) throws -> String {

@@ -51,6 +51,18 @@ import TestSupport
         #expect(try replica.staffMember("jonas")?.role == .socialWorker)
     }
 
+    @Test func keysSealedMoreCheaplyThanTheShelterAllowsAreRefused() throws {
+        let replica = try replica()
+        let cheap = try TestStaff.keys("Jonas").sealed(passphrase: "a short-lived one", staffID: "jonas", cost: .init(logN: 12, r: 8, p: 1))
+        #expect(throws: ReplicaError.self) {
+            try replica.perform(signedBy: staff("Jonas")) { db in
+                try replica.write(db, ShelterSchema.staff, "jonas", ["sealed_keys": .text(cheap)], author: "Jonas")
+            }
+        }
+        _ = try replica.unlock(name: "Jonas", passphrase: TestStaff.passphrase("Jonas"))
+        #expect(throws: ReplicaError.self) { try replica.unlock(name: "Jonas", passphrase: "a short-lived one") }
+    }
+
     @Test func aTransactionThatWritesARowTwiceIsCheckedAgainstTheFirstImage() throws {
         let replica = try replica()
         let resident = try replica.admit(Admission(anonymous: true, alias: "A", municipality: "Køge", room: 1), by: staff("Jonas")).resident

@@ -145,6 +145,24 @@ import TestSupport
         try await world.server.stop()
     }
 
+    @Test func keysSealedBelowTheShelterScryptCostAreRefused() async throws {
+        let world = try await World.start()
+        defer { world.server.remove() }
+        // Gerda re-seals her own keys (her passphrase, as `passwd` does) with a cheap scrypt: a
+        // stolen copy of any replica would then give up her passphrase fast.
+        let cheap = try TestStaff.keys("Gerda").sealed(passphrase: "a short-lived one", staffID: "gerda", cost: .init(logN: 10, r: 8, p: 1))
+        try await world.forge(on: world.mallory, "staff", "gerda", ["sealed_keys": .text(cheap)], author: "Gerda", signer: staff("Gerda"))
+        try await world.forge(on: world.mallory, "staff", "gerda", ["sealed_keys": .text("scrypt:15:8:1:not-a-key")], author: "Gerda", signer: staff("Gerda"))
+        #expect(try await world.syncAndRefusals(world.mallory) == ["invalidValue", "invalidValue"])
+        #expect(try ReplicaInspector(path: world.server.directory.storePath).count("SELECT COUNT(*) FROM staff WHERE id = 'gerda' AND sealed_keys LIKE 'scrypt:15:%'") == 1)
+        // At the shelter's cost (at a workstation whose copy of her row is not the forged one), her new passphrase is taken.
+        try world.honest.changePassphrase(old: TestStaff.passphrase("Gerda"), new: "a new passphrase of hers", by: staff("Gerda"))
+        #expect(try await world.syncAndRefusals(world.honest) == [])
+        _ = try world.honest.unlock(name: "Gerda", passphrase: "a new passphrase of hers")
+        #expect(try ReplicaInspector(path: world.server.directory.storePath).count("SELECT COUNT(*) FROM staff WHERE id = 'gerda' AND sealed_keys LIKE 'scrypt:15:%'") == 1)
+        try await world.server.stop()
+    }
+
     @Test func valuesNoActionWritesAreRefusedInEveryTable() async throws {
         let world = try await World.start()
         defer { world.server.remove() }

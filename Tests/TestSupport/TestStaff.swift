@@ -7,8 +7,8 @@ import ShelterDomain
 import SyncCore
 
 /// Members of staff for tests: the same name always has the same keys (derived from the name), so
-/// a test can act as "mette" on any replica and the server. Their keys are sealed with a low scrypt
-/// cost (tests only) under the passphrase `TestStaff.passphrase(name)`.
+/// a test can act as "mette" on any replica and the server. Their keys are sealed (at the shelter's
+/// scrypt cost: the rules refuse less) under the passphrase `TestStaff.passphrase(name)`.
 public enum TestStaff {
     /// The names every test replica and test server knows, as leaders (tests that check roles add
     /// others with `addStaff(name:role:by:)`).
@@ -28,7 +28,7 @@ public enum TestStaff {
         let id = Roles.staffID(name)
         return sealedCache.withLock { cache in
             if let known = cache[id] { return known }
-            let sealed = try! keys(name).sealed(passphrase: passphrase(name), staffID: id, cost: .init(logN: 10, r: 8, p: 1))
+            let sealed = try! keys(name).sealed(passphrase: passphrase(name), staffID: id)
             cache[id] = sealed
             return sealed
         }
