@@ -408,7 +408,7 @@ struct Sync: AsyncParsableCommand {
     func run() async throws {
         let replica = try reportingErrors { try options.open() }
         // No session needed; when one is open here, what she wrote with a wrong clock is stamped again and signed again.
-        let session = try? LoginAgent.connect(replica: replica.id)
+        let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path)
         let report = try await reportingErrors { try await replica.sync(pull: !pushOnly, session: session ?? nil) }
         if report.rejected > 0 {
             printError("the server refused \(report.rejected) change\(report.rejected == 1 ? "" : "s"); they are kept, marked rejected (see shelter history)")

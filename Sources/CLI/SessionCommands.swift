@@ -39,16 +39,18 @@ enum Passphrase {
             throw ExitCode(1)
         }
         defer { close(tty) }
-        _ = prompt.withCString { write(tty, $0, strlen($0)) }
+        // Echo off before the prompt shows: what she types after seeing it is never echoed (nor
+        // flushed away by the switch).
         var saved = termios()
-        tcgetattr(tty, &saved)
+        let isTerminal = tcgetattr(tty, &saved) == 0
         var silent = saved
         silent.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(tty, TCSAFLUSH, &silent)
+        if isTerminal { tcsetattr(tty, TCSAFLUSH, &silent) }
         defer {
-            tcsetattr(tty, TCSAFLUSH, &saved)
+            if isTerminal { tcsetattr(tty, TCSANOW, &saved) }
             _ = "\n".withCString { write(tty, $0, 1) }
         }
+        _ = prompt.withCString { write(tty, $0, strlen($0)) }
         var bytes: [UInt8] = []
         var byte: UInt8 = 0
         while Glibc.read(tty, &byte, 1) == 1, byte != UInt8(ascii: "\n") { bytes.append(byte) }
@@ -81,7 +83,7 @@ struct Login: ParsableCommand {
         let replica = try reportingErrors { try options.open() }
         let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Passphrase for \(name)", confirm: false)
         let (keys, member) = try reportingErrors { try replica.unlock(name: name, passphrase: passphrase) }
-        let path = URL(fileURLWithPath: replica.path).standardizedFileURL.path
+        let path = LoginAgent.canonicalPath(replica.path)
         let info = AgentSessionInfo(staff: member.id, name: member.name, replica: replica.id.description, replicaPath: path,
                                     idleSeconds: idle * 60, expiresAt: Date().addingTimeInterval(Double(idle * 60)))
         try reportingErrors { try LoginAgent.start(executable: shelterExecutable(), info: info, keys: keys) }
@@ -95,7 +97,7 @@ struct Logout: ParsableCommand {
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }
-        guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id) }) else {
+        guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) }) else {
             print("nobody is logged in on this replica")
             return
         }
@@ -111,7 +113,7 @@ struct Whoami: ParsableCommand {
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }
-        guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id) }) else {
+        guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) }) else {
             printError("nobody is logged in on this replica: shelter login NAME")
             throw ExitCode(1)
         }

@@ -41,7 +41,7 @@ struct ReplicaOptions: ParsableArguments {
     /// command that writes needs one; its changes are hers, signed by her key in the agent.
     func session() throws -> AgentSession {
         let replica = try Replica.open(at: try replicaPath)
-        guard let session = try LoginAgent.connect(replica: replica.id) else {
+        guard let session = try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) else {
             throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)")
         }
         return session

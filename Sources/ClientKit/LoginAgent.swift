@@ -116,9 +116,31 @@ public enum LoginAgent {
         try directory(environment: ProcessInfo.processInfo.environment)
     }
 
-    /// `<directory>/<replica id>.sock`
-    public static func socketPath(replica: ReplicaID) throws -> String {
-        try socketPath(replica: replica, directory: directory())
+    /// `<directory>/<replica id>-<hash of the replica file's canonical path>.sock`: a session belongs
+    /// to one replica file, so two copies of a replica (one id) on one machine never share one.
+    public static func socketPath(replica: ReplicaID, replicaPath: String) throws -> String {
+        try socketPath(replica: replica, replicaPath: replicaPath, directory: directory())
+    }
+
+    /// The absolute path of a replica file with symbolic links resolved (as written when the file
+    /// cannot be resolved).
+    public static func canonicalPath(_ path: String) -> String {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard let resolved = realpath(absolute, nil) else { return absolute }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// 64-bit FNV-1a of the canonical path, as 16 hex digits: it only keeps two files' sockets
+    /// apart; whether a session is this file's is decided by the file itself (`connect`).
+    static func pathTag(_ path: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in canonicalPath(path).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     static func directory(environment: [String: String]) throws -> String {
@@ -138,8 +160,8 @@ public enum LoginAgent {
         return path
     }
 
-    static func socketPath(replica: ReplicaID, directory: String) throws -> String {
-        let path = "\(directory)/\(replica.description).sock"
+    static func socketPath(replica: ReplicaID, replicaPath: String, directory: String) throws -> String {
+        let path = "\(directory)/\(replica.description)-\(pathTag(replicaPath)).sock"
         try checkSocketPathLength(path)
         return path
     }
@@ -229,10 +251,10 @@ public enum LoginAgent {
         guard access(info.replicaPath, F_OK) == 0 else {
             throw ReplicaError(.fileNotFound, "the replica \(info.replicaPath) does not exist")
         }
-        let path = try socketPath(replica: replica, directory: directory)
+        let path = try socketPath(replica: replica, replicaPath: info.replicaPath, directory: directory)
 
         // Replace a running agent: log it out, and let it remove its socket before the new one binds.
-        if let running = try? connect(replica: replica, directory: directory) {
+        if let running = try? connect(replica: replica, replicaPath: info.replicaPath, directory: directory, sameFileOnly: false) {
             try? running.logout()
             let deadline = uptime() + 3
             while access(path, F_OK) == 0 || errno != ENOENT, uptime() < deadline { usleep(20_000) }
@@ -479,6 +501,8 @@ public enum LoginAgent {
         let path: String
         private var listener: Int32 = -1
         private var socketFile: FileStatus?
+        /// The replica file the session was opened on.
+        private var replicaFile: FileStatus?
         private var lastUse: Double
         private var lastUseDate: Date
         private let uid = getuid()
@@ -505,7 +529,8 @@ public enum LoginAgent {
             }
             let replica = ReplicaID(info.replica)!
             let dir = try directory.map { dir in try LoginAgent.ensurePrivateDirectory(dir); return dir } ?? LoginAgent.directory()
-            path = try LoginAgent.socketPath(replica: replica, directory: dir)
+            path = try LoginAgent.socketPath(replica: replica, replicaPath: info.replicaPath, directory: dir)
+            replicaFile = FileStatus(info.replicaPath)
             self.keys = keys
             signer = KeySigner(name: info.name, keys: keys)
             lastUse = LoginAgent.uptime()
@@ -555,7 +580,7 @@ public enum LoginAgent {
                 let left = min(lastUse + idle - LoginAgent.uptime(), idle - Date().timeIntervalSince(lastUseDate))
                 if left <= 0 { return }
                 if !ownsSocket { return }
-                if access(info.replicaPath, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR) { return }
+                if !replicaIsTheSame() { return }
                 let timeout = Int32(max(1, min(1000, (left * 1000).rounded(.up))))
                 descriptor.revents = 0
                 let count = poll(&descriptor, 1, timeout)
@@ -574,6 +599,14 @@ public enum LoginAgent {
 
         enum Outcome { case goOn, end }
 
+        /// Whether the session's replica file is still there and still the file it was opened on
+        /// (not a copy or a restore moved over it). A file that cannot be examined for another
+        /// reason is given the benefit of the doubt.
+        func replicaIsTheSame() -> Bool {
+            if let now = FileStatus(info.replicaPath) { return now.isSameFile(as: replicaFile) }
+            return !(access(info.replicaPath, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR))
+        }
+
         /// Accepts one connection and answers its one request.
         func handleConnection() -> Outcome {
             let fd = accept(listener, nil, nil)
@@ -581,6 +614,8 @@ public enum LoginAgent {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             defer { close(fd) }
             guard LoginAgent.peerUID(fd) == uid else { return .goOn } // not hers: no answer at all
+            // Its replica file gone or replaced: the session is over before it answers anything.
+            guard replicaIsTheSame() else { return .end }
 
             let request: Request
             switch LoginAgent.readLine(fd, limit: LoginAgent.requestLimit, timeout: LoginAgent.connectionTimeout) {
@@ -651,13 +686,15 @@ public enum LoginAgent {
 
     // MARK: Connecting
 
-    /// The running session for `replica`, or nil when there is none (a stale socket file is removed).
-    public static func connect(replica: ReplicaID) throws -> AgentSession? {
-        try connect(replica: replica, directory: directory())
+    /// The running session of the replica file at `replicaPath` (whose id is `replica`), or nil when
+    /// there is none (a stale socket file is removed). A session opened on another file — a copy
+    /// of this replica, or the file that was at this path before — is not this replica's.
+    public static func connect(replica: ReplicaID, replicaPath: String) throws -> AgentSession? {
+        try connect(replica: replica, replicaPath: replicaPath, directory: directory())
     }
 
-    static func connect(replica: ReplicaID, directory: String) throws -> AgentSession? {
-        let path = try socketPath(replica: replica, directory: directory)
+    static func connect(replica: ReplicaID, replicaPath: String, directory: String, sameFileOnly: Bool = true) throws -> AgentSession? {
+        let path = try socketPath(replica: replica, replicaPath: replicaPath, directory: directory)
         guard let status = FileStatus(path) else { return nil }
         let answer: Answer
         do {
@@ -681,6 +718,9 @@ public enum LoginAgent {
         }
         guard info.replica == replica.description else {
             throw ReplicaError(.invalidArgument, "the login agent at \(path) holds a session of replica \(info.replica), not \(replica)")
+        }
+        if sameFileOnly {
+            guard let file = FileStatus(canonicalPath(replicaPath)), file.isSameFile(as: FileStatus(info.replicaPath)) else { return nil }
         }
         return AgentSession(info: info, socketPath: path)
     }

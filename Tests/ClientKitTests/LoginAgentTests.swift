@@ -66,7 +66,7 @@ struct AgentFixture {
         replicaPath = temp.file("replica.shelter")
         #expect(FileManager.default.createFile(atPath: replicaPath, contents: Data("replica".utf8)))
         info = AgentSessionInfo(name: " Mette Hansen ", replica: replica, replicaPath: replicaPath, idleSeconds: idleSeconds)
-        socketPath = try LoginAgent.socketPath(replica: replica, directory: directory)
+        socketPath = try LoginAgent.socketPath(replica: replica, replicaPath: replicaPath, directory: directory)
     }
 
     /// Runs an agent for this session and waits until it is ready.
@@ -77,7 +77,8 @@ struct AgentFixture {
         return agent
     }
 
-    func connect() throws -> AgentSession? { try LoginAgent.connect(replica: replica, directory: directory) }
+    func connect() throws -> AgentSession? { try connect(replicaPath) }
+    func connect(_ path: String) throws -> AgentSession? { try LoginAgent.connect(replica: replica, replicaPath: path, directory: directory) }
 
     /// Sends one raw request line and returns the agent's answer as a JSON object.
     func ask(_ line: String) throws -> [String: Any] {
@@ -109,7 +110,7 @@ struct AgentFixture {
         let socket = try #require(LoginAgent.FileStatus(fixture.socketPath))
         #expect(socket.type == .typeSocket)
         #expect(socket.permissions & 0o777 == 0o600, "socket mode \(String(socket.permissions, radix: 8))")
-        #expect(fixture.socketPath == "\(fixture.directory)/\(fixture.replica).sock")
+        #expect(fixture.socketPath == "\(fixture.directory)/\(fixture.replica)-\(LoginAgent.pathTag(fixture.replicaPath)).sock")
 
         let session = try #require(try fixture.connect())
         #expect(session.info.staff == "mette hansen" && session.info.name == "Mette Hansen")
@@ -181,6 +182,26 @@ struct AgentFixture {
         #expect(StaffKeys.verify(Array(signature), of: [UInt8](repeating: 1, count: 32), signingKey: fixture.keys.signingKey))
         #expect((try fixture.ask(#"{"op":"logout"}"#))["ok"] as? Bool == true)
         #expect(agent.exit(within: 3) == 0)
+    }
+
+    @Test func aSessionIsOneReplicaFilesNotACopysOfIt() throws {
+        let fixture = try AgentFixture(idleSeconds: 60)
+        defer { fixture.remove() }
+        let agent = try fixture.startAgent()
+        // A copy of the replica file (same replica id) on the same machine has no session.
+        let copy = fixture.temp.file("copy.shelter")
+        try FileManager.default.copyItem(atPath: fixture.replicaPath, toPath: copy)
+        #expect(try fixture.connect(copy) == nil, "a copy is not logged in")
+        #expect(try LoginAgent.socketPath(replica: fixture.replica, replicaPath: copy, directory: fixture.directory) != fixture.socketPath)
+        // The same file through a symbolic link is the same replica.
+        let link = fixture.temp.file("link.shelter")
+        #expect(symlink(fixture.replicaPath, link) == 0)
+        #expect(try fixture.connect(link)?.info.staff == "mette hansen")
+        // The copy moved over the original: the session of the file that was there ends.
+        #expect(rename(copy, fixture.replicaPath) == 0)
+        #expect(try fixture.connect() == nil, "another file at the session's path is not its replica")
+        #expect(agent.exit(within: 4) == 0, "the agent ends when its replica file is replaced")
+        #expect(!fixture.socketExists)
     }
 
     @Test func theSessionEndsAfterTheIdleTime() throws {
@@ -298,7 +319,7 @@ struct AgentFixture {
         let replica = ReplicaID.random()
         #expect(mkdir(deep, 0o700) == 0)
         do {
-            _ = try LoginAgent.socketPath(replica: replica, directory: deep)
+            _ = try LoginAgent.socketPath(replica: replica, replicaPath: "/r.shelter", directory: deep)
             Issue.record("a socket path longer than sun_path was accepted")
         } catch let error as ReplicaError {
             #expect(error.message.contains(deep) && error.message.contains("SHELTER_AGENT_DIR"))
