@@ -53,7 +53,7 @@ public struct AgentSessionInfo: Codable, Sendable, Hashable {
 
 /// A running login session, reached through its agent's socket. Each signature is a request to
 /// the agent (and keeps the session alive); the keys never leave the agent.
-public struct AgentSession: TransactionSigner, Sendable {
+public struct AgentSession: GrantOpener, Sendable {
     /// The session as the agent described it when connected.
     public let info: AgentSessionInfo
     /// The agent's socket.
@@ -81,6 +81,29 @@ public struct AgentSession: TransactionSigner, Sendable {
             throw ReplicaError(.invalidArgument, "the login agent answered without a signature")
         }
         return Array(signature)
+    }
+
+    /// The shelter key a grant to her holds, opened by the agent with her agreement key (which
+    /// never leaves it).
+    public func openGrant(_ grant: String) throws -> RecordKeys.ShelterKey {
+        var request = LoginAgent.Request(op: "unseal", digest: nil, staff: info.staff)
+        request.grant = grant
+        let answer: LoginAgent.Answer
+        do {
+            answer = try LoginAgent.ask(request, at: socketPath)
+        } catch .noAgent, .closed {
+            throw sessionEnded
+        } catch let .failed(message) {
+            throw ReplicaError(.invalidArgument, "the login agent could not open a key grant: \(message)")
+        }
+        if let error = answer.error {
+            if error == LoginAgent.otherSessionMessage { throw sessionEnded }
+            throw ReplicaError(.notLoggedIn, "the login agent could not open a key grant: \(error)")
+        }
+        guard let text = answer.key, let bytes = Data(base64Encoded: text), let key = try? RecordKeys.ShelterKey(bytes: Array(bytes)) else {
+            throw ReplicaError(.invalidArgument, "the login agent answered without a key")
+        }
+        return key
     }
 
     /// Ends the session: the agent drops her keys and removes its socket. Nothing to do when it
@@ -480,6 +503,8 @@ public enum LoginAgent {
         var op: String
         var digest: String?
         var staff: String?
+        /// `unseal`: a shelter key grant to her.
+        var grant: String? = nil
     }
 
     struct Answer: Codable {
@@ -487,6 +512,8 @@ public enum LoginAgent {
         var signature: String?
         var ok: Bool?
         var error: String?
+        /// `unseal`: the shelter key (base64).
+        var key: String? = nil
     }
 
     static let otherSessionMessage = "this login session is another member of staff's"
@@ -653,6 +680,18 @@ public enum LoginAgent {
                 lastUse = LoginAgent.uptime()
                 lastUseDate = Date()
                 answer(fd, Answer(signature: Data(signature).base64EncodedString()))
+            case "unseal":
+                guard let grant = request.grant, let keys else {
+                    answer(fd, Answer(error: "an unseal request needs a grant"))
+                    return .goOn
+                }
+                guard let key = try? RecordKeys.open(grant: grant, staffID: info.staff, with: keys.agreement) else {
+                    answer(fd, Answer(error: "the grant does not open with this member's key"))
+                    return .goOn
+                }
+                lastUse = LoginAgent.uptime()
+                lastUseDate = Date()
+                answer(fd, Answer(key: Data(key.bytes).base64EncodedString()))
             case "logout":
                 // The socket goes before the answer: whoever hears "ok" finds no session any more.
                 if ownsSocket { _ = unlink(path) }

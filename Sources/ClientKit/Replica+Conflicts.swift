@@ -8,7 +8,19 @@ extension Replica {
     public func conflicts(includeResolved: Bool = false) throws -> [Conflict] {
         try read { db in
             let condition = includeResolved ? "" : "WHERE status = 'open'"
-            return try Row.fetchAll(db, sql: "SELECT * FROM conflicts \(condition) ORDER BY detected_at DESC, id").map(Self.conflict)
+            return try Row.fetchAll(db, sql: "SELECT * FROM conflicts \(condition) ORDER BY detected_at DESC, id").map { row in
+                var conflict = Self.conflict(row)
+                // The competing values of a personal cell are its ciphertexts: shown decrypted to a
+                // session, "(locked)" without one.
+                if let column = conflict.column, ShelterSchema.schema.table(named: conflict.table)?.personalColumns.contains(column) == true {
+                    for index in conflict.candidates.indices {
+                        guard let text = conflict.candidates[index].value.textValue, RecordKeys.isSealedCell(text) else { continue }
+                        let shown = plain(db, text, table: conflict.table, row: conflict.row, column: column) ?? "(locked)"
+                        conflict.candidates[index].value = .text(shown)
+                    }
+                }
+                return conflict
+            }
         }
     }
 

@@ -39,13 +39,14 @@ extension Replica {
         try read { db in
             let id = try resolve(db, id, in: ShelterSchema.residents, kind: "resident")
             let row = try Row.fetchOne(db, sql: "SELECT * FROM residents WHERE id = ?", arguments: [id])!
+            let residents = ShelterSchema.residents, childTable = ShelterSchema.children
             let children = try Row.fetchAll(db, sql: "SELECT * FROM children WHERE resident = ? ORDER BY id", arguments: [id]).map {
-                ResidentRecord.Child(id: $0["id"], name: $0["name"], cpr: $0["cpr"], alias: $0["alias"])
+                ResidentRecord.Child(id: $0["id"], name: plain(db, $0, "name", table: childTable), cpr: plain(db, $0, "cpr", table: childTable), alias: $0["alias"])
             }
             return ResidentRecord(
-                id: id, anonymous: row["anonymous"], name: row["name"], cpr: row["cpr"], alias: row["alias"],
-                municipality: row["municipality"], documented: row["documented"], phone: row["phone"],
-                language: row["language"], interpreter: row["interpreter"], notes: row["notes"],
+                id: id, anonymous: row["anonymous"], name: plain(db, row, "name", table: residents), cpr: plain(db, row, "cpr", table: residents),
+                alias: row["alias"], municipality: row["municipality"], documented: row["documented"], phone: plain(db, row, "phone", table: residents),
+                language: row["language"], interpreter: row["interpreter"], notes: plain(db, row, "notes", table: residents),
                 children: children,
                 stays: try stays(db, includeDischarged: true).filter { $0.resident == id })
         }
@@ -73,7 +74,9 @@ extension Replica {
                 let table = ShelterSchema.schema.table(named: logged.change.table)
                 let columns = logged.change.values.sorted { $0.key < $1.key }.map { name, value in
                     let personal = table?.column(named: name)?.personal ?? true
-                    let shown: String? = (personal && !showPersonal) || value.isNull ? nil : value.description
+                    let shown: String? = (personal && !showPersonal) || value.isNull ? nil
+                        : personal ? plain(db, value.description, table: logged.change.table, row: logged.change.rowID, column: name) ?? "(locked)"
+                        : value.description
                     return HistoryEntry.Column(name: name, value: shown, personal: personal)
                 }
                 return HistoryEntry(
@@ -120,7 +123,7 @@ extension Replica {
             ORDER BY s.admitted_at, s.id
             """).map { row in
             let anonymous: Bool = row["anonymous"] ?? false
-            let name: String? = row["name"]
+            let name: String? = plain(db, row["name"], table: ShelterSchema.residents.name, row: row["resident"] ?? "", column: "name")
             let alias: String? = row["alias"]
             return StaySummary(
                 id: row["id"], resident: row["resident"],

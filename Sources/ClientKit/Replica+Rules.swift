@@ -59,7 +59,8 @@ extension Replica {
         try addStaff(name: trimmed, role: role, keys: keys, sealedKeys: sealed, by: session)
     }
 
-    /// `addStaff` with keys already made and sealed (tests seal with a lower cost).
+    /// `addStaff` with keys already made and sealed. The shelter keys the leader holds are granted
+    /// to the new member in the same transaction.
     public func addStaff(name: String, role: StaffRole, keys: StaffKeys, sealedKeys: String, by session: any TransactionSigner) throws {
         let trimmed = try Self.checkedStaffName(name)
         try perform(signedBy: session) { db in
@@ -72,6 +73,7 @@ extension Replica {
                 "signing_key": .text(keys.signingKey), "agreement_key": .text(keys.agreementKey),
                 "sealed_keys": .text(sealedKeys), "removed": .integer(0),
             ], author: session.author)
+            try grantHeldKeys(db, author: session.author, only: Roles.staffID(trimmed))
         }
     }
 
@@ -236,7 +238,7 @@ extension Replica {
         try read { db in
             let id = try resolve(db, id, in: ShelterSchema.notifications, kind: "notification")
             let row = try Row.fetchOne(db, sql: """
-                SELECT n.kind, n.municipality, n.event_on, s.reason, s.discharge_reason, r.id AS resident, r.anonymous, r.name, r.cpr
+                SELECT n.kind, n.municipality, n.event_on, s.id AS stay, s.reason, s.discharge_reason, r.id AS resident, r.anonymous, r.name, r.cpr
                 FROM notifications n JOIN stays s ON s.id = n.stay JOIN residents r ON r.id = s.resident WHERE n.id = ?
                 """, arguments: [id])
             guard let row else { throw ReplicaError(.unknownID, "notification \(id.prefix(8)) names a stay this replica does not hold") }
@@ -246,13 +248,17 @@ extension Replica {
             if row["anonymous"] as Bool {
                 subject = .anonymous(children: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM children WHERE resident = ?", arguments: [resident]) ?? 0)
             } else {
-                let children = try Row.fetchAll(db, sql: "SELECT name, cpr FROM children WHERE resident = ? ORDER BY id", arguments: [resident]).map {
-                    NotificationLetter.Person(name: $0["name"], cpr: $0["cpr"])
+                let childTable = ShelterSchema.children, residents = ShelterSchema.residents
+                let children = try Row.fetchAll(db, sql: "SELECT id, name, cpr FROM children WHERE resident = ? ORDER BY id", arguments: [resident]).map {
+                    NotificationLetter.Person(name: plain(db, $0, "name", table: childTable), cpr: plain(db, $0, "cpr", table: childTable))
                 }
-                subject = .identified(woman: .init(name: row["name"], cpr: row["cpr"]), children: children)
+                subject = .identified(woman: .init(name: plain(db, row, "name", table: residents, id: resident),
+                                                   cpr: plain(db, row, "cpr", table: residents, id: resident)), children: children)
             }
+            let stay: String = row["stay"]
+            let reason = plain(db, row, kind == .admission ? "reason" : "discharge_reason", table: ShelterSchema.stays, id: stay)
             let letter = NotificationLetter(kind: kind, municipality: row["municipality"], date: CivilDate(row["event_on"]) ?? today(),
-                                            reason: kind == .admission ? row["reason"] : row["discharge_reason"], subject: subject)
+                                            reason: reason, subject: subject)
             return letter.text
         }
     }
@@ -323,7 +329,7 @@ extension Replica {
             let stay = try requireStay(db, stay)
             let contact = try String.fetchOne(db, sql: "SELECT contact_person FROM stays WHERE id = ?", arguments: [stay.id])
             let goals = try Row.fetchAll(db, sql: "SELECT * FROM goals WHERE stay = ? ORDER BY created_on, id", arguments: [stay.id]).map {
-                StayPlan.Goal(id: $0["id"], text: $0["text"], status: $0["status"], createdOn: $0["created_on"])
+                StayPlan.Goal(id: $0["id"], text: plain(db, $0, "text", table: ShelterSchema.goals) ?? "", status: $0["status"], createdOn: $0["created_on"])
             }
             let offers = try Row.fetchAll(db, sql: "SELECT * FROM offers WHERE stay = ? ORDER BY id", arguments: [stay.id]).map {
                 StayPlan.Offer(id: $0["id"], person: $0["person"], offered: $0["offered"], accepted: $0["accepted"], hours: $0["hours"])
@@ -426,7 +432,7 @@ extension Replica {
     public func complaints() throws -> [ComplaintRecord] {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM complaints ORDER BY received_on, id").map {
-                ComplaintRecord(id: $0["id"], stay: $0["stay"], decisionOn: $0["decision_on"], form: $0["form"], text: $0["text"],
+                ComplaintRecord(id: $0["id"], stay: $0["stay"], decisionOn: $0["decision_on"], form: $0["form"], text: plain(db, $0, "text", table: ShelterSchema.complaints),
                                 receivedOn: $0["received_on"], deadline: $0["deadline"], late: $0["late"], status: $0["status"],
                                 reviewedOn: $0["reviewed_on"], forwardedOn: $0["forwarded_on"])
             }
@@ -451,7 +457,7 @@ extension Replica {
         return try read { db in
             let rate = try Int.fetchOne(db, sql: "SELECT amount FROM rates WHERE id = ?", arguments: [String(year)])
             let rows = try Row.fetchAll(db, sql: """
-                SELECT s.id, s.admitted_at, s.discharged_at, s.self_payment, r.anonymous, r.name, r.municipality
+                SELECT s.id, s.admitted_at, s.discharged_at, s.self_payment, r.id AS resident, r.anonymous, r.name, r.municipality
                 FROM stays s JOIN residents r ON r.id = s.resident ORDER BY r.municipality, s.admitted_at, s.id
                 """)
             var byMunicipality: [String: [BillingReport.Line]] = [:]
@@ -461,7 +467,7 @@ extension Replica {
                 guard days > 0 else { continue }
                 let anonymous: Bool = row["anonymous"]
                 byMunicipality[row["municipality"] ?? "", default: []].append(BillingReport.Line(
-                    stay: row["id"], display: anonymous ? "anonymous" : (row["name"] ?? "(no name)"), anonymous: anonymous,
+                    stay: row["id"], display: anonymous ? "anonymous" : (plain(db, row, "name", table: ShelterSchema.residents, id: row["resident"]) ?? "(no name)"), anonymous: anonymous,
                     days: days, selfPayment: row["self_payment"]))
             }
             let municipalities = byMunicipality.keys.sorted().map { name in
@@ -491,7 +497,7 @@ extension Replica {
             guard let first = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE id = 'meetings.first'").flatMap(CivilDate.init) else {
                 throw ReplicaError(.invalidArgument, "house meetings are not set up: shelter meetings configure --first YYYY-MM-DD")
             }
-            let held = try Dictionary(Row.fetchAll(db, sql: "SELECT held_on, notes FROM meetings").map { ($0["held_on"] as String, $0["notes"] as String?) },
+            let held = try Dictionary(Row.fetchAll(db, sql: "SELECT id, held_on, notes FROM meetings").map { ($0["held_on"] as String, plain(db, $0, "notes", table: ShelterSchema.meetings)) },
                                       uniquingKeysWith: { a, _ in a })
             return Deadlines.meetings(first: first, from: from ?? today(), count: count).map {
                 MeetingRecord(date: $0, held: held[$0.description] != nil, notes: held[$0.description] ?? nil)

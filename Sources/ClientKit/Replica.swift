@@ -39,6 +39,8 @@ public struct Replica: Sendable {
     let writer: any DatabaseWriter
     let store: SyncStore
     let configuration: Configuration
+    /// The keys the session using this replica has opened (in memory only).
+    let keys = KeyRing()
 
     private init(path: String, id: ReplicaID, writer: any DatabaseWriter, configuration: Configuration) {
         self.path = path
@@ -258,6 +260,7 @@ public struct Replica: Sendable {
             return try writer.write { db in
                 let sealedBefore = try store.state(db).sealed
                 store.recordWrites(db)
+                if let opener = session as? any GrantOpener { keys.use(opener) }
                 let result = try body(db)
                 try sealAndCheck(db, after: sealedBefore, session: session, founding: founding)
                 configuration.beforeCommit?()
@@ -325,7 +328,19 @@ public struct Replica: Sendable {
     }
 
     /// One local write through the sync layer, stamped with this replica's next dot.
+    /// Personal texts are encrypted first (`sealPersonal`), with the keys of the session the
+    /// transaction is signed by.
     func write(_ db: Database, _ table: SyncSchema.Table, _ rowID: String, _ values: [String: SyncValue], author: String) throws {
+        var values = values
+        for (column, value) in values where (value.textValue?.utf8.count ?? 0) > SyncValue.maximumPlainTextBytes && !RecordKeys.isSealedCell(value.textValue!) {
+            throw ReplicaError(.invalidArgument, "the \(column) of \(table.name) is \(value.textValue!.utf8.count) bytes long; a text may be at most \(SyncValue.maximumPlainTextBytes / 1024) KiB (nothing was written)")
+        }
+        if !table.personalColumns.isEmpty {
+            guard let session = keys.opener else {
+                throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)")
+            }
+            values = try sealPersonal(db, table: table, rowID: rowID, values: values, session: session)
+        }
         try store.write(db, table: table.name, rowID: rowID, values: values, author: author, wallMilliseconds: wallMilliseconds())
     }
 

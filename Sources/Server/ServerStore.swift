@@ -232,6 +232,20 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// Stores shelter key grants made elsewhere — sealed to each member's agreement key by whoever
+    /// holds the shelter key; the server cannot open them — as one transaction signed by the server
+    /// (the test harness gives its staff the test shelter key this way).
+    public func storeGrants(_ grants: [(staff: String, shelterKey: String, sealed: String)], at: Date = Date()) throws {
+        try pool.write { db in
+            for grant in grants {
+                try store.write(db, table: ShelterSchema.keyGrants.name, rowID: ShelterSchema.grantID(staff: grant.staff, shelterKey: grant.shelterKey),
+                                values: ["staff": .text(grant.staff), "shelter_key": .text(grant.shelterKey), "sealed": .text(grant.sealed)],
+                                author: Self.author, wallMilliseconds: Self.milliseconds(at))
+            }
+            try sealOwn(db)
+        }
+    }
+
     /// Checks every signature in the server's log (`shelter server verify`).
     public func verify() throws -> VerifyReport {
         try pool.read { db in

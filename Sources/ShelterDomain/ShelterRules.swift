@@ -151,8 +151,8 @@ public enum ShelterRules {
                     }
                 }
             }
-            if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
-                return Refusal("invalidValue", "the CPR number written to resident \(id) is not valid")
+            if let key = change.values["key"] {
+                if let reason = residentKeyRefusal(key, current: current?["key"], id: id, signatory: signatory) { return reason }
             }
         case ShelterSchema.children.name:
             let named = sets("name") || sets("cpr") || (change.values["name"] == nil && has(current, "name"))
@@ -160,9 +160,6 @@ public enum ShelterRules {
             if named, let resident = text("resident"),
                try rows.row(ShelterSchema.residents.name, resident)?["anonymous"]?.integerValue.map({ $0 != 0 }) == true {
                 return Refusal("anonymity", "child \(id) belongs to an anonymous resident: a name or CPR number is refused")
-            }
-            if let cpr = change.values["cpr"]?.textValue, !cpr.isEmpty, (try? CPRNumber(cpr)) == nil {
-                return Refusal("invalidValue", "the CPR number written to child \(id) is not valid")
             }
         case ShelterSchema.stays.name:
             if let status = change.values["status"], Stay.Status(rawValue: status.textValue ?? "") == nil {
@@ -211,8 +208,57 @@ public enum ShelterRules {
             if let held = change.values["held_on"], CivilDate(held.textValue ?? "") == nil {
                 return Refusal("invalidValue", "meeting \(id): the date is not a date")
             }
+        case ShelterSchema.keyGrants.name:
+            if let refusal = try grantRefusal(change, current: current, rows: rows) { return refusal }
         default:
             break
+        }
+        // Personal data leaves a workstation only encrypted (a CPR number's form is checked there,
+        // before it is); the server's conflict rows copy cells as they are.
+        if change.table != ShelterSchema.conflicts.name {
+            for column in table.personalColumns.sorted() {
+                guard let text = change.values[column]?.textValue, !text.isEmpty else { continue }
+                if !RecordKeys.isSealedCell(text) {
+                    return Refusal("invalidValue", "\(change.table) \(id): the \(column) is personal data and must be encrypted on the workstation")
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A resident's key: written once, as a wrapped key; never replaced by staff (erasure and
+    /// rotation are the leader's, in a later version).
+    static func residentKeyRefusal(_ key: SyncValue, current: SyncValue?, id: String, signatory: Signatory) -> Refusal? {
+        if let text = key.textValue, !text.isEmpty, RecordKeys.keyID(ofWrapped: text) == nil {
+            return Refusal("invalidValue", "resident \(id): the key is not a wrapped resident key")
+        }
+        if let stored = current?.textValue, !stored.isEmpty, current != key, !signatory.isServer {
+            return Refusal("invalidChange", "resident \(id): her key is set once and never replaced")
+        }
+        return nil
+    }
+
+    /// A shelter key granted to a member of staff: to a member with keys who is not removed, under
+    /// the row id naming both, as a sealed grant of the key it names; written once.
+    static func grantRefusal(_ change: CellChange, current: [String: SyncValue]?, rows: any RowSource) throws -> Refusal? {
+        let id = change.rowID
+        let staff = (change.values["staff"] ?? current?["staff"])?.textValue ?? ""
+        let keyID = (change.values["shelter_key"] ?? current?["shelter_key"])?.textValue ?? ""
+        let sealed = (change.values["sealed"] ?? current?["sealed"])?.textValue ?? ""
+        guard id == ShelterSchema.grantID(staff: staff, shelterKey: keyID), RecordKeys.keyID(ofGrant: sealed) == keyID else {
+            return Refusal("invalidValue", "key grant \(id): not a grant of the key it names to the member it names")
+        }
+        if let current, current["sealed"]?.textValue.map({ !$0.isEmpty }) == true {
+            if change.values.contains(where: { current[$0.key] != $0.value }) {
+                return Refusal("invalidChange", "key grant \(id): a grant is written once")
+            }
+        }
+        let member = try rows.row(ShelterSchema.staff.name, staff)
+        guard let member, member["agreement_key"]?.textValue.map({ !$0.isEmpty }) == true else {
+            return Refusal("invalidValue", "key grant \(id): \(staff) is not a member of staff with keys")
+        }
+        if member["removed"]?.integerValue == 1 {
+            return Refusal("invalidValue", "key grant \(id): \(staff) was removed from the staff")
         }
         return nil
     }

@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 4
+    public static let version = 5
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -31,6 +31,9 @@ public enum ShelterSchema {
         .init("interpreter", code: 9, .integer, default: .integer(0)),
         // Free text that carries safety information: never decided by a clock.
         .init("notes", code: 10, .text, personal: true, keepBoth: true),
+        // Version 5: her own key, wrapped under a shelter key (`RecordKeys`); every personal cell
+        // of hers is encrypted under it. Forgetting it erases her.
+        .init("key", code: 11, .text, since: 5),
     ])
 
     public static let children = SyncSchema.Table("children", code: 4, columns: [
@@ -144,8 +147,19 @@ public enum ShelterSchema {
         .init("notes", code: 2, .text, personal: true),
     ])
 
+    /// A shelter key sealed to one member of staff (version 5, `RecordKeys.grant`); the row id is
+    /// `<staff id>/<shelter key id>`.
+    public static let keyGrants = SyncSchema.Table("key_grants", code: 15, since: 5, columns: [
+        .init("staff", code: 1, .text, default: .text("")),
+        .init("shelter_key", code: 2, .text, default: .text("")),
+        .init("sealed", code: 3, .text, default: .text("")),
+    ])
+
     public static let schema = SyncSchema(version: version, tables: [
         rooms, staff, residents, children, stays, conflicts,
-        decisions, notifications, goals, offers, complaints, rates, settings, meetings,
+        decisions, notifications, goals, offers, complaints, rates, settings, meetings, keyGrants,
     ])
+
+    /// The row id of a grant.
+    public static func grantID(staff: String, shelterKey: String) -> String { "\(staff)/\(shelterKey)" }
 }

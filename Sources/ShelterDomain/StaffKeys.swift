@@ -118,24 +118,32 @@ public struct StaffKeys: Sendable {
 
 /// A transaction signer holding a member of staff's keys in memory (a login agent, a test, the
 /// benchmark).
-public struct KeySigner: TransactionSigner {
+public struct KeySigner: GrantOpener {
     public let signer: String
     public let author: String
     let key: Curve25519.Signing.PrivateKey
+    let agreement: Curve25519.KeyAgreement.PrivateKey?
 
     public init(name: String, keys: StaffKeys) {
         author = name.trimmingCharacters(in: .whitespaces)
         signer = Roles.staffID(name)
         key = keys.signing
+        agreement = keys.agreement
     }
 
     public init(server key: Curve25519.Signing.PrivateKey) {
         author = Seal.serverSigner
         signer = Seal.serverSigner
         self.key = key
+        agreement = nil
     }
 
     public func sign(_ digest: [UInt8]) throws -> [UInt8] { Array(try key.signature(for: digest)) }
+
+    public func openGrant(_ grant: String) throws -> RecordKeys.ShelterKey {
+        guard let agreement else { throw DomainError(.notPermitted, "the server holds no shelter key") }
+        return try RecordKeys.open(grant: grant, staffID: signer, with: agreement)
+    }
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 }

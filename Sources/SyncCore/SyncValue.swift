@@ -34,9 +34,14 @@ public enum SyncValue: Hashable, Sendable, CustomStringConvertible {
 
     public static func optionalInteger(_ value: Int?) -> SyncValue { value.map { .integer(Int64($0)) } ?? .null }
 
-    /// The largest text a cell may hold, in UTF-8 bytes (64 KiB): a long note fits many times over,
-    /// and no one workstation's values can grow a batch past what every other can receive.
-    public static let maximumTextBytes = 64 * 1024
+    /// The largest text staff may write in a cell, in UTF-8 bytes (64 KiB): a long note fits many
+    /// times over. Checked at the source, before a personal text is encrypted.
+    public static let maximumPlainTextBytes = 64 * 1024
+
+    /// The largest text a cell may hold as stored and sent (96 KiB): 64 KiB encrypted and in
+    /// base64, with room to spare; no one workstation's values can grow a batch past what every
+    /// other can receive.
+    public static let maximumTextBytes = 96 * 1024
 
     /// Whether the value fits in a cell.
     public var fits: Bool {

@@ -19,6 +19,7 @@ import TestSupport
         static func start() async throws -> World {
             let server = try await TestServer.start()
             try server.directory.store().addStaff(name: "Gerda", role: .houseGuard, keys: TestStaff.keys("Gerda"), sealedKeys: TestStaff.sealed("Gerda"))
+            try server.directory.store().storeGrants([TestStaff.grant("Gerda")])
             return World(server: server, mallory: try await server.workstation("mallory"), honest: try await server.workstation("honest"))
         }
 

@@ -270,7 +270,7 @@ import TestSupport
         #expect(try a.history(of: anonymous.resident).first?.state == "rejected")
         // Everything else reached the server, in order, once.
         let store = ReplicaInspector(path: server.directory.storePath)
-        #expect(try store.count("SELECT COUNT(*) FROM residents WHERE name IN ('N0', 'N1', 'N2')") == 3)
+        #expect(try store.count("SELECT COUNT(*) FROM residents WHERE id IN (\(residents.map { "'\($0)'" }.joined(separator: ", "))) AND name LIKE 'ss1:%'") == 3)
         #expect(try store.count("SELECT COUNT(*) FROM residents WHERE id = '\(anonymous.resident)' AND name IS NULL") == 1)
         #expect(try store.count("SELECT acknowledged FROM server_replicas WHERE name = 'a'") == 13)
         // A second workstation pulls the 12 merged changes (and the rooms) in batches of 2.

@@ -27,9 +27,19 @@ public struct ReplicaInspector {
     }
 
     /// The shelter's tables only (no sync metadata): what staff see. Equal on converged replicas.
-    public func domainSnapshot() throws -> [String: [String]] {
+    /// `opaqueKeys`: encrypted cells, wrapped keys and grants shown by their key reference only —
+    /// the same records encrypted twice differ in their random nonces and keys.
+    public func domainSnapshot(opaqueKeys: Bool = false) throws -> [String: [String]] {
         let tables = Set(ShelterSchema.schema.tables.map(\.name))
-        return try snapshot().filter { tables.contains($0.key) }
+        let snapshot = try snapshot().filter { tables.contains($0.key) }
+        guard opaqueKeys else { return snapshot }
+        let patterns = [(#"ss1:([^:"]*):[A-Za-z0-9+/=]+"#, "ss1:$1:…"), (#"rk1:([0-9a-f]*):[A-Za-z0-9+/=]+"#, "rk1:…"),
+                        (#"hpke1:([0-9a-f]*):[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+"#, "hpke1:…")]
+        return snapshot.mapValues { rows in
+            rows.map { row in
+                patterns.reduce(row) { $0.replacingOccurrences(of: $1.0, with: $1.1, options: .regularExpression) }
+            }.sorted()
+        }
     }
 
     public func integrityCheck() throws -> [String] {

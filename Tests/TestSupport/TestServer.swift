@@ -23,7 +23,8 @@ public final class TestServer: Sendable {
     public var address: String { "127.0.0.1:\(port)" }
 
     /// The changes of the staff every test server starts with (the test leaders and Jonas).
-    public static let staffChanges = TestStaff.leaders.count + 1
+    /// The test staff's rows, then the test shelter key granted to each of them.
+    public static let staffChanges = 2 * (TestStaff.leaders.count + 1)
 
     public static func start(rooms: Int = 9, idleTimeout: TimeAmount = .seconds(30), maximumBatch: Int? = nil,
                              statementObserver: (@Sendable (String) -> Void)? = nil) async throws -> TestServer {
@@ -72,6 +73,8 @@ public final class TestServer: Sendable {
         let replica = try Replica.create(at: folder.file("\(name).replica"), bundlePEM: pem, bundleSource: enrollment.bundlePath,
                                          server: address, configuration: configuration)
         if firstSync { _ = try await replica.sync() }
+        // Reads show personal data to a session: "s", a test leader, until an action uses another.
+        replica.useSession(staff("s"))
         return replica
     }
 

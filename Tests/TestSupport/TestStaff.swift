@@ -35,6 +35,15 @@ public enum TestStaff {
     }
 
     static let sealedCache = Mutex<[String: String]>([:])
+
+    /// The shelter key of every test replica and test server (its grants are made per member).
+    public static let shelterKey = try! RecordKeys.ShelterKey(bytes: Array(SHA256.hash(data: Data("the test shelter key".utf8))))
+
+    /// The test shelter key sealed to `name`'s agreement key.
+    public static func grant(_ name: String) -> (staff: String, shelterKey: String, sealed: String) {
+        let id = Roles.staffID(name)
+        return (id, shelterKey.id, try! RecordKeys.grant(shelterKey, to: keys(name).agreementKey, staffID: id))
+    }
 }
 
 /// A test session for `name` (her keys in memory).
@@ -61,6 +70,7 @@ extension Replica {
         for name in TestStaff.leaders where name != "test" {
             try addStaff(name: name, role: .leader, keys: TestStaff.keys(name), sealedKeys: TestStaff.sealed(name), by: TestSupport.staff("test"))
         }
+        try createShelterKeyIfNone(by: TestSupport.staff("test"))
     }
 
     /// Adds a member of staff with her test keys.
@@ -74,6 +84,7 @@ extension ServerStore {
     public func addTestStaff(_ others: [(String, StaffRole)] = []) throws {
         for name in TestStaff.leaders { try addStaff(name: name, role: .leader, keys: TestStaff.keys(name), sealedKeys: TestStaff.sealed(name)) }
         for (name, role) in others { try addStaff(name: name, role: role, keys: TestStaff.keys(name), sealedKeys: TestStaff.sealed(name)) }
+        try storeGrants((TestStaff.leaders + others.map(\.0)).map(TestStaff.grant))
     }
 }
 

@@ -1,0 +1,268 @@
+import Crypto
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+import Synchronization
+
+/// The keys a replica has opened for the session using it: shelter keys (from the grants to her)
+/// and resident keys (unwrapped from the residents' rows), in memory only, for this process.
+final class KeyRing: Sendable {
+    struct State {
+        var opener: (any GrantOpener)?
+        var shelterKeys: [String: RecordKeys.ShelterKey] = [:]
+        var residentKeys: [String: SymmetricKey] = [:]
+    }
+    let state = Mutex(State())
+
+    var opener: (any GrantOpener)? { state.withLock { $0.opener } }
+
+    /// Uses `session` from now on; another member's session forgets what the last one opened.
+    func use(_ session: any GrantOpener) {
+        state.withLock { state in
+            if state.opener?.signer != session.signer { state = State() }
+            state.opener = session
+        }
+    }
+
+    func forget() { state.withLock { $0 = State() } }
+
+    func remember(_ key: RecordKeys.ShelterKey) { state.withLock { $0.shelterKeys[key.id] = key } }
+    func remember(residentKey key: SymmetricKey, of resident: String) { state.withLock { $0.residentKeys[resident] = key } }
+    func forget(residentKeyOf resident: String) { _ = state.withLock { $0.residentKeys.removeValue(forKey: resident) } }
+    func knownShelterKey(_ id: String) -> RecordKeys.ShelterKey? { state.withLock { $0.shelterKeys[id] } }
+    func knownResidentKey(_ id: String) -> SymmetricKey? { state.withLock { $0.residentKeys[id] } }
+}
+
+extension Replica {
+    /// Uses `session` to open the shelter's records for reading (ClientKit's reads show personal
+    /// data only to a session; without one they show none). Every signed action does this too.
+    public func useSession(_ session: any GrantOpener) {
+        keys.use(session)
+    }
+
+    /// Whether a session is in use here (`useSession`, or a signed action).
+    public var hasSession: Bool { keys.opener != nil }
+
+    // MARK: Shelter keys
+
+    /// The shelter key `id` as the session's grant holds it; nil without a session or a grant.
+    func shelterKey(_ db: Database, id: String) throws -> RecordKeys.ShelterKey? {
+        if let known = keys.knownShelterKey(id) { return known }
+        guard let opener = keys.opener else { return nil }
+        guard let grant = try String.fetchOne(db, sql: "SELECT sealed FROM key_grants WHERE id = ?",
+                                              arguments: [ShelterSchema.grantID(staff: opener.signer, shelterKey: id)]) else { return nil }
+        let key = try opener.openGrant(grant)
+        keys.remember(key)
+        return key
+    }
+
+    /// The shelter key new resident keys are wrapped under: of the shelter keys granted to her,
+    /// the one with the lowest id (every workstation picks the same one once it knows the same
+    /// grants). Nil when none was granted to her.
+    func currentShelterKey(_ db: Database) throws -> RecordKeys.ShelterKey? {
+        guard let opener = keys.opener else { return nil }
+        let ids = try String.fetchAll(db, sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key", arguments: [opener.signer])
+        for id in ids {
+            if let key = try shelterKey(db, id: id) { return key }
+        }
+        return nil
+    }
+
+    /// The shelter key for a write by `session`: the current one, or — when this replica knows no
+    /// shelter key at all — a new one, granted in this transaction to every member of staff with
+    /// keys (the first one is made by the first session that writes personal data).
+    func shelterKeyForWriting(_ db: Database, session: any TransactionSigner) throws -> RecordKeys.ShelterKey {
+        if let key = try currentShelterKey(db) { return key }
+        guard keys.opener != nil else { throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)") }
+        let anyGrant = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_grants)") ?? false
+        guard !anyGrant else {
+            throw ReplicaError(.notLoggedIn, "\(session.author) has not been given the shelter's key yet; a leader's workstation gives it at its next sync with her logged in (nothing was written)")
+        }
+        let key = RecordKeys.ShelterKey()
+        keys.remember(key)
+        try grant(db, key, toAllBut: [], author: session.author)
+        return key
+    }
+
+    /// Grants `key` to every member of staff with keys who is not removed and has no grant of it.
+    @discardableResult
+    func grant(_ db: Database, _ key: RecordKeys.ShelterKey, toAllBut excluded: Set<String>, author: String) throws -> Int {
+        let staff = try Row.fetchAll(db, sql: """
+            SELECT id, agreement_key FROM staff WHERE removed = 0 AND agreement_key IS NOT NULL AND agreement_key <> ''
+              AND NOT EXISTS (SELECT 1 FROM key_grants g WHERE g.staff = staff.id AND g.shelter_key = ?)
+            ORDER BY id
+            """, arguments: [key.id])
+        var count = 0
+        for row in staff {
+            let id: String = row["id"]
+            guard !excluded.contains(id) else { continue }
+            let sealed = try Self.checked { try RecordKeys.grant(key, to: row["agreement_key"], staffID: id) }
+            try write(db, ShelterSchema.keyGrants, ShelterSchema.grantID(staff: id, shelterKey: key.id),
+                      ["staff": .text(id), "shelter_key": .text(key.id), "sealed": .text(sealed)], author: author)
+            count += 1
+        }
+        return count
+    }
+
+    /// Makes the shelter key when this replica knows none (a leader's first login: `shelter
+    /// login`), granted to every member of staff with keys, as one signed transaction. Returns
+    /// whether it made one.
+    @discardableResult
+    public func createShelterKeyIfNone(by session: any GrantOpener) throws -> Bool {
+        useSession(session)
+        guard try read({ db in try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_grants)") ?? false) }) else { return false }
+        return try perform(signedBy: session) { db in
+            guard try staffMember(db, session.signer)?.role == .leader else { return false }
+            let key = RecordKeys.ShelterKey()
+            keys.remember(key)
+            try grant(db, key, toAllBut: [], author: session.author)
+            return true
+        }
+    }
+
+    /// A leader's session gives every shelter key she holds to the members of staff who have keys
+    /// and lack it (staff the server admin made, or added where the key was not yet known), as one
+    /// signed transaction. Returns how many grants it wrote.
+    @discardableResult
+    public func grantMissingKeys(by session: any GrantOpener) throws -> Int {
+        useSession(session)
+        let missing = try read { db -> Bool in
+            guard try staffMember(db, session.signer)?.role == .leader else { return false }
+            return try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM staff s, (SELECT DISTINCT shelter_key FROM key_grants WHERE staff = ?) k
+                  WHERE s.removed = 0 AND s.agreement_key IS NOT NULL AND s.agreement_key <> ''
+                    AND NOT EXISTS (SELECT 1 FROM key_grants g WHERE g.staff = s.id AND g.shelter_key = k.shelter_key))
+                """, arguments: [session.signer]) ?? false
+        }
+        guard missing else { return 0 }
+        return try perform(signedBy: session) { db in
+            let before = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_grants") ?? 0
+            try grantHeldKeys(db, author: session.author)
+            return (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_grants") ?? 0) - before
+        }
+    }
+
+    /// Grants every shelter key the session holds to member `only` (or to everyone lacking it).
+    func grantHeldKeys(_ db: Database, author: String, only member: String? = nil) throws {
+        guard let opener = keys.opener else { return }
+        for id in try String.fetchAll(db, sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key", arguments: [opener.signer]) {
+            guard let key = try shelterKey(db, id: id) else { continue }
+            if let member {
+                let excluded = Set(try String.fetchAll(db, sql: "SELECT id FROM staff WHERE id <> ?", arguments: [member]))
+                try grant(db, key, toAllBut: excluded, author: author)
+            } else {
+                try grant(db, key, toAllBut: [], author: author)
+            }
+        }
+    }
+
+    func staffMember(_ db: Database, _ id: String) throws -> StaffMember? {
+        try Row.fetchOne(db, sql: "SELECT id, name, role, removed FROM staff WHERE id = ?", arguments: [id]).map {
+            StaffMember(id: $0["id"], name: $0["name"], role: StaffRole(rawValue: $0["role"] ?? ""), removed: ($0["removed"] as Int64? ?? 0) != 0)
+        }
+    }
+
+    // MARK: Resident keys
+
+    /// A resident's key, unwrapped; nil when she has none here or the session cannot open it.
+    func residentKey(_ db: Database, _ resident: String) throws -> SymmetricKey? {
+        if let known = keys.knownResidentKey(resident) { return known }
+        guard keys.opener != nil,
+              let wrapped = try String.fetchOne(db, sql: "SELECT key FROM residents WHERE id = ?", arguments: [resident]),
+              let shelterKeyID = RecordKeys.keyID(ofWrapped: wrapped),
+              let shelterKey = try shelterKey(db, id: shelterKeyID) else { return nil }
+        let key = try Self.checked { try RecordKeys.unwrap(wrapped, residentID: resident, with: shelterKey) }
+        keys.remember(residentKey: key, of: resident)
+        return key
+    }
+
+    /// The resident a row's personal cells belong to: herself, the resident of a child or stay, the
+    /// resident of the stay a decision, goal or complaint is about; nil for rows of no resident.
+    func owner(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws -> String? {
+        if table.name == ShelterSchema.residents.name { return rowID }
+        if table.column(named: "resident") != nil {
+            if let resident = values["resident"]?.textValue, !resident.isEmpty { return resident }
+            return try String.fetchOne(db, sql: "SELECT resident FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [rowID])
+        }
+        if table.column(named: "stay") != nil {
+            let stay = try values["stay"]?.textValue
+                ?? String.fetchOne(db, sql: "SELECT stay FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [rowID])
+            guard let stay else { return nil }
+            return try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [stay])
+        }
+        return nil
+    }
+
+    /// `values` with every personal text encrypted for its cell (texts already encrypted — a
+    /// conflict's candidate, a rescued change — stay as they are). A resident gets her key at her
+    /// first write here (its wrapped form joins `values`), and so does one written before version 5
+    /// when a row of hers is written with personal data.
+    func sealPersonal(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue], session: any TransactionSigner) throws -> [String: SyncValue] {
+        let personal = values.filter { name, value in
+            guard table.personalColumns.contains(name), let text = value.textValue, !text.isEmpty else { return false }
+            return !RecordKeys.isSealedCell(text)
+        }
+        let isResident = table.name == ShelterSchema.residents.name
+        let newResident = try isResident && values["key"] == nil && !rowExists(db, table, rowID)
+        guard !personal.isEmpty || newResident else { return values }
+        var sealed = values
+        let reference: String, key: SymmetricKey
+        if let resident = try owner(db, table: table, rowID: rowID, values: values) {
+            if let known = try residentKey(db, resident) {
+                key = known
+            } else {
+                let stored = try String.fetchOne(db, sql: "SELECT key FROM residents WHERE id = ?", arguments: [resident]) ?? ""
+                guard stored.isEmpty else {
+                    throw ReplicaError(.notLoggedIn, "the key of resident \(resident.prefix(8)) is not open to \(session.author) (nothing was written)")
+                }
+                let shelterKey = try shelterKeyForWriting(db, session: session)
+                let made = try Self.checked { try RecordKeys.newResidentKey(residentID: resident, under: shelterKey) }
+                keys.remember(residentKey: made.key, of: resident)
+                if isResident && resident == rowID {
+                    sealed["key"] = .text(made.wrapped)
+                } else {
+                    try write(db, ShelterSchema.residents, resident, ["key": .text(made.wrapped)], author: session.author)
+                }
+                key = made.key
+            }
+            reference = resident
+        } else {
+            let shelterKey = try shelterKeyForWriting(db, session: session)
+            key = shelterKey.key
+            reference = RecordKeys.shelterReference(shelterKey)
+        }
+        for (column, value) in personal {
+            sealed[column] = .text(try Self.checked {
+                try RecordKeys.seal(value.textValue!, key: key, reference: reference, table: table.name, row: rowID, column: column)
+            })
+        }
+        return sealed
+    }
+
+    func rowExists(_ db: Database, _ table: SyncSchema.Table, _ rowID: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?)", arguments: [rowID]) ?? false
+    }
+
+    // MARK: Reading
+
+    /// A personal cell's text for the session: decrypted when it is encrypted and the session can
+    /// open its key, nil when it cannot; a text that is not encrypted (written before version 5) as
+    /// it is.
+    func plain(_ db: Database, _ value: String?, table: String, row: String, column: String) -> String? {
+        guard let value, RecordKeys.isSealedCell(value), let reference = RecordKeys.reference(ofCell: value) else { return value }
+        let key: SymmetricKey?
+        if reference.hasPrefix("*") {
+            key = (try? shelterKey(db, id: String(reference.dropFirst())))??.key
+        } else {
+            key = (try? residentKey(db, reference)) ?? nil
+        }
+        guard let key else { return nil }
+        return try? RecordKeys.open(cell: value, key: key, table: table, row: row, column: column)
+    }
+
+    /// `plain` of a column of a fetched row whose id is `row["id"]`.
+    func plain(_ db: Database, _ row: Row, _ column: String, table: SyncSchema.Table, id: String? = nil) -> String? {
+        plain(db, row[column] as String?, table: table.name, row: id ?? row["id"], column: column)
+    }
+}

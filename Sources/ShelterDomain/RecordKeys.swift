@@ -1,0 +1,170 @@
+import Crypto
+import Foundation
+import SyncCore
+
+/// The keys that keep personal data ciphertext outside a staff session (DESIGN §4, second half).
+///
+/// - The **shelter key** (32 random bytes, `ShelterKey`) is sealed with HPKE (X25519, HKDF-SHA256,
+///   ChaCha20-Poly1305) to each member of staff's agreement key: a *grant*, a row of `key_grants`.
+///   Only a session holding her X25519 private key opens it. More than one shelter key may exist
+///   (two workstations made one each offline, or a rotation): each is known by its id.
+/// - Each resident's own key (32 random bytes) is wrapped under a shelter key with AES-256-GCM and
+///   kept in her row (`residents.key`): erasing her means forgetting that key.
+/// - Every personal cell is AES-256-GCM under the key of the resident it belongs to (the shelter
+///   key itself for rows that belong to no resident, such as a house meeting's notes), with the
+///   table, row, column and key reference as associated data: a ciphertext moved to another cell
+///   does not open.
+///
+/// Texts: a personal cell `ss1:<key ref>:<base64 nonce|ciphertext|tag>`, where the key ref is the
+/// resident id or `*<shelter key id>`; a wrapped resident key `rk1:<shelter key id>:<base64>`; a grant
+/// `hpke1:<shelter key id>:<base64 encapsulated key>:<base64 sealed key>`. Empty and null values
+/// stay as they are, so the server can still see that an anonymous resident's name is empty.
+/// A session that can open the shelter key grants made to its member of staff (her X25519 private
+/// key is in it): a login agent, or keys held in memory.
+public protocol GrantOpener: TransactionSigner {
+    func openGrant(_ grant: String) throws -> RecordKeys.ShelterKey
+}
+
+public enum RecordKeys {
+    public static let cellPrefix = "ss1:"
+    static let wrappedPrefix = "rk1:"
+    static let grantPrefix = "hpke1:"
+    static let suite = HPKE.Ciphersuite.Curve25519_SHA256_ChachaPoly
+
+    /// A shelter key and its id (16 hex digits of a SHA-256 over a label and the key).
+    public struct ShelterKey: Sendable, Hashable {
+        public let bytes: [UInt8]
+        public var id: String { Self.id(of: bytes) }
+        public var key: SymmetricKey { SymmetricKey(data: bytes) }
+
+        public init() { bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } }
+
+        public init(bytes: [UInt8]) throws(DomainError) {
+            guard bytes.count == 32 else { throw DomainError(.invalidValue, "a shelter key is 32 bytes") }
+            self.bytes = bytes
+        }
+
+        static func id(of bytes: [UInt8]) -> String {
+            SHA256.hash(data: Array("ShelterSync shelter key id".utf8) + bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
+        }
+
+        public static func == (a: ShelterKey, b: ShelterKey) -> Bool { a.bytes == b.bytes }
+        public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
+    }
+
+    // MARK: Grants
+
+    /// The shelter key sealed to a member of staff's agreement key (base64, as in her staff row).
+    public static func grant(_ shelterKey: ShelterKey, to agreementKey: String, staffID: String) throws -> String {
+        guard let raw = Data(base64Encoded: agreementKey),
+              let recipient = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw) else {
+            throw DomainError(.invalidValue, "staff \(staffID) has no valid agreement key")
+        }
+        var sender = try HPKE.Sender(recipientKey: recipient, ciphersuite: suite, info: grantInfo(staffID: staffID, keyID: shelterKey.id))
+        let sealed = try sender.seal(shelterKey.bytes)
+        return grantPrefix + shelterKey.id + ":" + sender.encapsulatedKey.base64EncodedString() + ":" + sealed.base64EncodedString()
+    }
+
+    /// Opens a grant with her agreement private key.
+    public static func open(grant: String, staffID: String, with privateKey: Curve25519.KeyAgreement.PrivateKey) throws(DomainError) -> ShelterKey {
+        guard let parts = grantParts(grant) else { throw DomainError(.invalidValue, "a key grant of \(staffID) is damaged") }
+        guard var recipient = try? HPKE.Recipient(privateKey: privateKey, ciphersuite: suite,
+                                                   info: grantInfo(staffID: staffID, keyID: parts.keyID), encapsulatedKey: parts.encapsulated),
+              let opened = try? recipient.open(parts.sealed) else {
+            throw DomainError(.notPermitted, "the key grant of \(staffID) does not open with her key")
+        }
+        let key = try ShelterKey(bytes: Array(opened))
+        guard key.id == parts.keyID else { throw DomainError(.invalidValue, "a key grant of \(staffID) holds another key than it names") }
+        return key
+    }
+
+    /// The shelter key id a grant names, nil when it is not a grant.
+    public static func keyID(ofGrant grant: String) -> String? { grantParts(grant)?.keyID }
+
+    static func grantParts(_ grant: String) -> (keyID: String, encapsulated: Data, sealed: Data)? {
+        guard grant.hasPrefix(grantPrefix) else { return nil }
+        let parts = grant.dropFirst(grantPrefix.count).split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, isKeyID(parts[0]), let encapsulated = Data(base64Encoded: String(parts[1])), encapsulated.count == 32,
+              let sealed = Data(base64Encoded: String(parts[2])), sealed.count == 32 + 16 else { return nil }
+        return (String(parts[0]), encapsulated, sealed)
+    }
+
+    static func grantInfo(staffID: String, keyID: String) -> Data { Data("ShelterSync grant \(staffID) \(keyID)".utf8) }
+
+    static func isKeyID(_ text: some StringProtocol) -> Bool {
+        text.utf8.count == 16 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    // MARK: Resident keys
+
+    /// A new resident key wrapped under `shelterKey`.
+    public static func newResidentKey(residentID: String, under shelterKey: ShelterKey) throws -> (key: SymmetricKey, wrapped: String) {
+        let key = SymmetricKey(size: .bits256)
+        return (key, try wrap(key, residentID: residentID, under: shelterKey))
+    }
+
+    public static func wrap(_ residentKey: SymmetricKey, residentID: String, under shelterKey: ShelterKey) throws -> String {
+        let box = try AES.GCM.seal(residentKey.withUnsafeBytes { Array($0) }, using: shelterKey.key,
+                                   authenticating: Array("ShelterSync resident key \(residentID) \(shelterKey.id)".utf8))
+        return wrappedPrefix + shelterKey.id + ":" + box.combined!.base64EncodedString()
+    }
+
+    /// The shelter key id a wrapped resident key needs, nil when the text is not one.
+    public static func keyID(ofWrapped wrapped: String) -> String? {
+        guard wrapped.hasPrefix(wrappedPrefix) else { return nil }
+        let parts = wrapped.dropFirst(wrappedPrefix.count).split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, isKeyID(parts[0]), Data(base64Encoded: String(parts[1]))?.count == 12 + 32 + 16 else { return nil }
+        return String(parts[0])
+    }
+
+    public static func unwrap(_ wrapped: String, residentID: String, with shelterKey: ShelterKey) throws(DomainError) -> SymmetricKey {
+        guard keyID(ofWrapped: wrapped) == shelterKey.id,
+              let combined = Data(base64Encoded: String(wrapped.split(separator: ":").last ?? "")),
+              let box = try? AES.GCM.SealedBox(combined: combined),
+              let opened = try? AES.GCM.open(box, using: shelterKey.key,
+                                             authenticating: Array("ShelterSync resident key \(residentID) \(shelterKey.id)".utf8)) else {
+            throw DomainError(.invalidValue, "the key of resident \(residentID) does not open")
+        }
+        return SymmetricKey(data: opened)
+    }
+
+    // MARK: Cells
+
+    /// The key reference of cells kept under a shelter key itself.
+    public static func shelterReference(_ shelterKey: ShelterKey) -> String { "*" + shelterKey.id }
+
+    /// A personal cell's text, encrypted. `reference`: the resident id, or `shelterReference`.
+    public static func seal(_ plaintext: String, key: SymmetricKey, reference: String, table: String, row: String, column: String) throws -> String {
+        let box = try AES.GCM.seal(Array(plaintext.utf8), using: key,
+                                   authenticating: cellData(reference: reference, table: table, row: row, column: column))
+        return cellPrefix + reference + ":" + box.combined!.base64EncodedString()
+    }
+
+    /// The key reference of an encrypted cell, nil when the text is not one.
+    public static func reference(ofCell text: String) -> String? { cellParts(text)?.reference }
+
+    /// Whether `text` is an encrypted cell (well formed; whether it opens is another matter).
+    public static func isSealedCell(_ text: String) -> Bool { cellParts(text) != nil }
+
+    public static func open(cell text: String, key: SymmetricKey, table: String, row: String, column: String) throws(DomainError) -> String {
+        guard let parts = cellParts(text), let box = try? AES.GCM.SealedBox(combined: parts.combined),
+              let opened = try? AES.GCM.open(box, using: key, authenticating: cellData(reference: parts.reference, table: table, row: row, column: column)) else {
+            throw DomainError(.invalidValue, "the \(column) of \(table) \(row) does not open with its key")
+        }
+        return String(decoding: opened, as: UTF8.self)
+    }
+
+    static func cellParts(_ text: String) -> (reference: String, combined: Data)? {
+        guard text.hasPrefix(cellPrefix) else { return nil }
+        let rest = text.dropFirst(cellPrefix.count)
+        guard let colon = rest.lastIndex(of: ":") else { return nil }
+        let reference = String(rest[..<colon])
+        guard !reference.isEmpty, reference.utf8.count <= 128, !reference.contains(":"),
+              let combined = Data(base64Encoded: String(rest[rest.index(after: colon)...])), combined.count >= 12 + 16 else { return nil }
+        return (reference, combined)
+    }
+
+    static func cellData(reference: String, table: String, row: String, column: String) -> [UInt8] {
+        Array("ShelterSync cell\u{1F}\(table)\u{1F}\(row)\u{1F}\(column)\u{1F}\(reference)".utf8)
+    }
+}
