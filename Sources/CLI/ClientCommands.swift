@@ -71,7 +71,7 @@ struct Rooms: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let board = try reportingErrors { try options.open().roomBoard() }
+            let board = try reportingErrors { try options.openWithAnySession().roomBoard() }
             if json {
                 printJSON(.object([
                     ("capacity", .int(board.capacity)),
@@ -203,7 +203,7 @@ struct Stays: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let stays = try reportingErrors { try options.open().stays(includeDischarged: all) }
+        let stays = try reportingErrors { try options.openUnlocked().stays(includeDischarged: all) }
         if json {
             printJSON(.object([("stays", .array(stays.map(stayJSON)))]))
             return
@@ -246,7 +246,7 @@ struct ResidentCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let record = try reportingErrors { try options.open().resident(resident) }
+            let record = try reportingErrors { try options.openUnlocked().resident(resident) }
             if json {
                 printJSON(.object([
                     ("id", .string(record.id)),
@@ -366,7 +366,7 @@ struct History: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let entries = try reportingErrors { try options.open().history(of: id, limit: limit ?? .max, showPersonal: showPersonal) }
+        let entries = try reportingErrors { try (showPersonal ? options.openUnlocked() : options.open()).history(of: id, limit: limit ?? .max, showPersonal: showPersonal) }
         if json {
             printJSON(.object([("changes", .array(entries.map { entry in
                 .object([
@@ -409,7 +409,14 @@ struct Sync: AsyncParsableCommand {
         let replica = try reportingErrors { try options.open() }
         // No session needed; when one is open here, what she wrote with a wrong clock is stamped again and signed again.
         let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path)
-        let report = try await reportingErrors { try await replica.sync(pull: !pushOnly, session: session ?? nil) }
+        var report = try await reportingErrors { try await replica.sync(pull: !pushOnly, session: session ?? nil) }
+        // A leader's session gives the shelter key to staff who lack it (made by the admin, or
+        // added where it was not known), and sends those grants at once.
+        if let session = session ?? nil, (try? replica.grantMissingKeys(by: session)) ?? 0 > 0 {
+            let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
+            report.pushed += more.pushed
+            report.rejected += more.rejected
+        }
         if report.rejected > 0 {
             printError("the server refused \(report.rejected) change\(report.rejected == 1 ? "" : "s"); they are kept, marked rejected (see shelter history)")
         }
@@ -455,7 +462,7 @@ struct Conflicts: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let conflicts = try reportingErrors { try options.open().conflicts(includeResolved: all) }
+            let conflicts = try reportingErrors { try options.openUnlocked().conflicts(includeResolved: all) }
             if json {
                 printJSON(.object([("conflicts", .array(conflicts.map { conflict in
                     .object([

@@ -159,7 +159,7 @@ struct Notifications: ParsableCommand {
         @Argument(help: "The notification (id or unique prefix).") var id: String
 
         func run() throws {
-            print(try reportingErrors { try options.open().notificationLetter(id) }, terminator: "")
+            print(try reportingErrors { try options.openUnlocked().notificationLetter(id) }, terminator: "")
         }
     }
 
@@ -189,7 +189,7 @@ struct Plan: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let plan = try reportingErrors { try options.open().plan(stay: stay) }
+            let plan = try reportingErrors { try options.openUnlocked().plan(stay: stay) }
             if json {
                 printJSON(.object([
                     ("stay", .string(plan.stay)), ("contactPerson", .string(plan.contactPerson)),
@@ -335,7 +335,7 @@ struct Complaints: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let list = try reportingErrors { try options.open().complaints() }
+        let list = try reportingErrors { try options.openUnlocked().complaints() }
         if json {
             printJSON(.object([("complaints", .array(list.map { c in
                 .object([("id", .string(c.id)), ("stay", .string(c.stay)), ("decisionOn", .string(c.decisionOn)), ("form", .string(c.form)),
@@ -382,7 +382,7 @@ struct BillingCommand: ParsableCommand {
         guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let year = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m) else {
             throw ValidationError("--month takes YYYY-MM, not '\(month)'")
         }
-        let report = try reportingErrors { try options.open().billing(year: year, month: m) }
+        let report = try reportingErrors { try options.openUnlocked().billing(year: year, month: m) }
         guard let rate = report.rate else {
             printError("no daily rate is set for \(year): shelter rates set \(year) AMOUNT")
             throw ExitCode(1)
@@ -418,7 +418,7 @@ struct Meetings: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let list = try reportingErrors { try options.open().meetings(count: count) }
+            let list = try reportingErrors { try options.openUnlocked().meetings(count: count) }
             if json {
                 printJSON(.object([("meetings", .array(list.map { .object([("date", .string($0.date.description)), ("held", .bool($0.held)), ("notes", .string($0.notes))]) }))]))
                 return
@@ -461,7 +461,7 @@ struct Due: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let items = try reportingErrors { try options.open().due(days: days) }
+        let items = try reportingErrors { try options.openWithAnySession().due(days: days) }
         if json {
             printJSON(.object([("due", .array(items.map { .object([("kind", .string($0.kind.rawValue)), ("date", .string($0.date.description)),
                                                                     ("overdue", .bool($0.overdue)), ("subject", .string($0.subject)), ("text", .string($0.text))]) }))]))

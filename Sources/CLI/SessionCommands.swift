@@ -88,6 +88,15 @@ struct Login: ParsableCommand {
                                     idleSeconds: idle * 60, expiresAt: Date().addingTimeInterval(Double(idle * 60)))
         try reportingErrors { try LoginAgent.start(executable: shelterExecutable(), info: info, keys: keys) }
         print("\(member.name) (\(member.role?.rawValue ?? "?")) is logged in on this replica for \(idle) idle minutes")
+        // A leader's first login makes the shelter key (when this replica knows none) and gives it
+        // to every member of staff who lacks it.
+        if member.role == .leader, let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path) {
+            if try reportingErrors({ try replica.createShelterKeyIfNone(by: session) }) {
+                print("made the shelter's key and gave it to every member of staff")
+            } else if let granted = try? replica.grantMissingKeys(by: session), granted > 0 {
+                print("gave the shelter's key to \(granted) member\(granted == 1 ? "" : "s") of staff")
+            }
+        }
     }
 }
 

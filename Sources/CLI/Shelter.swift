@@ -67,6 +67,25 @@ struct ReplicaOptions: ParsableArguments {
         }
         return replica
     }
+
+    /// The replica opened for a command that shows personal data: only to a session (its keys
+    /// open the records); without one, "log in first" and nothing is shown.
+    func openUnlocked() throws -> Replica {
+        let replica = try open()
+        guard let session = try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) else {
+            throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (these records hold personal data)")
+        }
+        replica.useSession(session)
+        return replica
+    }
+
+    /// The replica opened with the session if there is one (a command that shows personal data
+    /// only when someone is logged in, such as the room board's names).
+    func openWithAnySession() throws -> Replica {
+        let replica = try open()
+        if let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path) { replica.useSession(session) }
+        return replica
+    }
 }
 
 /// Runs a command body, printing a library error as one clear line on stderr with exit status 1.

@@ -17,7 +17,7 @@ extension Replica {
                 if let stay = active.first(where: { $0.room == room.number }) {
                     let summary = summaries[stay.id]
                     entries.append(.init(number: room.number, status: .occupied, stay: stay.id,
-                                         resident: summary?.display, children: summary?.children ?? 0))
+                                         resident: hasSession ? summary?.display : nil, children: summary?.children ?? 0))
                 } else {
                     entries.append(.init(number: room.number, status: room.inService ? .free : .outOfService,
                                          stay: nil, resident: nil, children: 0))
