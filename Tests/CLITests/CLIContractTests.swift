@@ -59,7 +59,7 @@ import TestSupport
         #expect(keys(status) == ["certificateExpires", "lastError", "lastSync", "rejected", "replica", "server", "unsynced"])
         #expect(status["lastError"] is NSNull && status["rejected"] as? Int == 0)
         #expect(status["certificateExpires"] is NSNull, "a standalone replica has no certificate")
-        #expect(status["replica"] as? String == replicaID && status["unsynced"] as? Int == 1 + 4 + 5 + 3, "the first leader; 4 rooms; Anna: resident, 2 children, stay, notification; Rose: resident, stay, notification")
+        #expect(status["replica"] as? String == replicaID && status["unsynced"] as? Int == 1 + 4 + 1 + 5 + 3, "the first leader; 4 rooms; her grant of the shelter key (her first login); Anna: resident, 2 children, stay, notification; Rose: resident, stay, notification")
         #expect(status["lastSync"] is NSNull && status["server"] is NSNull)
 
         // Assign with a prefix, then discharge; the history shows who did what.
