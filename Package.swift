@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "ClientKitTests",
             dependencies: ["ClientKit", "ShelterDomain", "SyncCore", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift")]
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "ServerTests",

@@ -58,11 +58,16 @@ extension Replica {
     }
 
     /// The shelter key new resident keys are wrapped under: of the shelter keys granted to her,
-    /// the one with the lowest id (every workstation picks the same one once it knows the same
-    /// grants). Nil when none was granted to her.
+    /// one that no removed member of staff holds (a removal rotates the key), the lowest id first
+    /// (every workstation picks the same one once it knows the same grants). Nil when none was
+    /// granted to her.
     func currentShelterKey(_ db: Database) throws -> RecordKeys.ShelterKey? {
         guard let opener = keys.opener else { return nil }
-        let ids = try String.fetchAll(db, sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key", arguments: [opener.signer])
+        let ids = try String.fetchAll(db, sql: """
+            SELECT g.shelter_key FROM key_grants g WHERE g.staff = ?
+            ORDER BY EXISTS (SELECT 1 FROM key_grants r JOIN staff s ON s.id = r.staff
+                             WHERE r.shelter_key = g.shelter_key AND s.removed = 1), g.shelter_key
+            """, arguments: [opener.signer])
         for id in ids {
             if let key = try shelterKey(db, id: id) { return key }
         }

@@ -77,13 +77,20 @@ extension Replica {
         }
     }
 
-    /// A leader removes a member of staff: from then on the server refuses her signature.
+    /// A leader removes a member of staff: from then on the server refuses her signature, and a new
+    /// shelter key — granted to everyone else in the same transaction — takes over for residents
+    /// admitted later, so her passphrase and a copy of a replica never open them.
     public func removeStaff(name: String, by session: any TransactionSigner) throws {
         try perform(signedBy: session) { db in
             try requireLeader(db, session.signer, for: "removing staff")
             let id = try staffRow(db, name)
             guard id != session.signer else { throw ReplicaError(.invalidArgument, "a leader cannot remove herself; another leader can") }
             try write(db, ShelterSchema.staff, id, ["removed": .integer(1)], author: session.author)
+            if keys.opener != nil, try currentShelterKey(db) != nil {
+                let rotated = RecordKeys.ShelterKey()
+                keys.remember(rotated)
+                try grant(db, rotated, toAllBut: [], author: session.author)
+            }
         }
     }
 

@@ -92,6 +92,8 @@ import TestSupport
                 try FileManager.default.copyItem(atPath: source + suffix, toPath: destination + suffix)
             }
             try? FileManager.default.removeItem(atPath: destination + "-shm")
+            // Another file at that path: the session of the one it replaced has ended.
+            sessions.remove(destination)
         }
 
         func remove() {

@@ -1,4 +1,5 @@
 @testable import ClientKit
+import Crypto
 import Foundation
 import GRDB
 import ShelterDomain
@@ -75,5 +76,51 @@ import TestSupport
             }
         }
         #expect(try replica.history(of: resident, showPersonal: true).allSatisfy { $0.columns.allSatisfy { $0.value != "Anna" } })
+    }
+}
+
+/// Personal data under the keys of DESIGN §4: ciphertext in the file, plain text to a session.
+@Suite struct RecordKeyTests {
+    @Test func aMemberRemovedBeforeAnAdmissionCannotReadThatResidentFromACopy() throws {
+        let dir = try TemporaryDirectory("keys")
+        defer { dir.remove() }
+        let path = dir.file("desk.replica")
+        let replica = try Replica.create(at: path, rooms: 3)
+        try replica.addStaff(name: "Jonas", role: .socialWorker, by: staff("mette"))
+        let before = try replica.admit(Admission(name: "Anna Before", municipality: "Køge"), by: staff("mette")).resident
+        try replica.removeStaff(name: "Jonas", by: staff("mette"))
+        let after = try replica.admit(Admission(name: "Bodil After", municipality: "Køge"), by: staff("mette")).resident
+        #expect(try replica.resident(after).name == "Bodil After", "a member of staff reads her")
+
+        // Jonas keeps his keys (his passphrase) and takes a copy of the file.
+        let copy = dir.file("copy.replica")
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        if FileManager.default.fileExists(atPath: path + "-wal") { try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal") }
+        let stolen = try Replica.open(at: copy)
+        stolen.useSession(staff("Jonas"))
+        #expect(try stolen.resident(before).name == "Anna Before", "what he could read while he worked here")
+        #expect(try stolen.resident(after).name == nil, "a resident admitted after his removal stays closed to him")
+        // Without any session nothing opens, and the file holds no name.
+        let locked = try Replica.open(at: copy)
+        #expect(try locked.resident(before).name == nil && locked.resident(after).cpr == nil)
+        for file in [copy, copy + "-wal", path, path + "-wal"] {
+            guard let bytes = FileManager.default.contents(atPath: file) else { continue }
+            #expect(bytes.range(of: Data("Bodil".utf8)) == nil && bytes.range(of: Data("Anna Before".utf8)) == nil, "\(file)")
+        }
+    }
+
+    @Test func cellsOpenOnlyInTheirOwnPlace() throws {
+        let key = SymmetricKey(size: .bits256)
+        let sealed = try RecordKeys.seal("Anna", key: key, reference: "r1", table: "residents", row: "r1", column: "name")
+        #expect(try RecordKeys.open(cell: sealed, key: key, table: "residents", row: "r1", column: "name") == "Anna")
+        // Moved to another row or column, or opened with another key: refused.
+        #expect(throws: DomainError.self) { try RecordKeys.open(cell: sealed, key: key, table: "residents", row: "r2", column: "name") }
+        #expect(throws: DomainError.self) { try RecordKeys.open(cell: sealed, key: key, table: "residents", row: "r1", column: "notes") }
+        #expect(throws: DomainError.self) { try RecordKeys.open(cell: sealed, key: SymmetricKey(size: .bits256), table: "residents", row: "r1", column: "name") }
+        // A grant opens only with its member's key.
+        let shelterKey = RecordKeys.ShelterKey()
+        let grant = try RecordKeys.grant(shelterKey, to: TestStaff.keys("mette").agreementKey, staffID: "mette")
+        #expect(try staff("mette").openGrant(grant) == shelterKey)
+        #expect(throws: (any Error).self) { try staff("jonas").openGrant(grant) }
     }
 }
