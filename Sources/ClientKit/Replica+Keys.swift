@@ -50,7 +50,7 @@ extension Replica {
     func shelterKey(_ db: Database, id: String) throws -> RecordKeys.ShelterKey? {
         if let known = keys.knownShelterKey(id) { return known }
         guard let opener = keys.opener else { return nil }
-        guard let grant = try String.fetchOne(db, sql: "SELECT sealed FROM key_grants WHERE id = ?",
+        guard let grant = try String.fetchOne(db.cachedStatement(sql: "SELECT sealed FROM key_grants WHERE id = ?"),
                                               arguments: [ShelterSchema.grantID(staff: opener.signer, shelterKey: id)]) else { return nil }
         let key = try opener.openGrant(grant)
         keys.remember(key)
@@ -63,11 +63,11 @@ extension Replica {
     /// granted to her.
     func currentShelterKey(_ db: Database) throws -> RecordKeys.ShelterKey? {
         guard let opener = keys.opener else { return nil }
-        let ids = try String.fetchAll(db, sql: """
+        let ids = try String.fetchAll(db.cachedStatement(sql: """
             SELECT g.shelter_key FROM key_grants g WHERE g.staff = ?
             ORDER BY EXISTS (SELECT 1 FROM key_grants r JOIN staff s ON s.id = r.staff
                              WHERE r.shelter_key = g.shelter_key AND s.removed = 1), g.shelter_key
-            """, arguments: [opener.signer])
+            """), arguments: [opener.signer])
         for id in ids {
             if let key = try shelterKey(db, id: id) { return key }
         }
@@ -80,7 +80,7 @@ extension Replica {
     func shelterKeyForWriting(_ db: Database, session: any TransactionSigner) throws -> RecordKeys.ShelterKey {
         if let key = try currentShelterKey(db) { return key }
         guard keys.opener != nil else { throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)") }
-        let anyGrant = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_grants)") ?? false
+        let anyGrant = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants)")) ?? false
         guard !anyGrant else {
             throw ReplicaError(.notLoggedIn, "\(session.author) has not been given the shelter's key yet; a leader's workstation gives it at its next sync with her logged in (nothing was written)")
         }
@@ -116,7 +116,7 @@ extension Replica {
     @discardableResult
     public func createShelterKeyIfNone(by session: any GrantOpener) throws -> Bool {
         useSession(session)
-        guard try read({ db in try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_grants)") ?? false) }) else { return false }
+        guard try read({ db in try !(Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants)")) ?? false) }) else { return false }
         return try perform(signedBy: session) { db in
             guard try staffMember(db, session.signer)?.role == .leader else { return false }
             let key = RecordKeys.ShelterKey()
@@ -134,27 +134,27 @@ extension Replica {
         useSession(session)
         let missing = try read { db -> Bool in
             guard try staffMember(db, session.signer)?.role == .leader else { return false }
-            return try Bool.fetchOne(db, sql: """
+            return try Bool.fetchOne(db.cachedStatement(sql: """
                 SELECT EXISTS (SELECT 1 FROM staff s, (SELECT DISTINCT shelter_key FROM key_grants WHERE staff = ?) k
                   WHERE s.removed = 0 AND s.agreement_key IS NOT NULL AND s.agreement_key <> ''
                     AND NOT EXISTS (SELECT 1 FROM key_grants g WHERE g.staff = s.id AND g.shelter_key = k.shelter_key))
-                """, arguments: [session.signer]) ?? false
+                """), arguments: [session.signer]) ?? false
         }
         guard missing else { return 0 }
         return try perform(signedBy: session) { db in
-            let before = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_grants") ?? 0
+            let before = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM key_grants")) ?? 0
             try grantHeldKeys(db, author: session.author)
-            return (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_grants") ?? 0) - before
+            return (try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM key_grants")) ?? 0) - before
         }
     }
 
     /// Grants every shelter key the session holds to member `only` (or to everyone lacking it).
     func grantHeldKeys(_ db: Database, author: String, only member: String? = nil) throws {
         guard let opener = keys.opener else { return }
-        for id in try String.fetchAll(db, sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key", arguments: [opener.signer]) {
+        for id in try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"), arguments: [opener.signer]) {
             guard let key = try shelterKey(db, id: id) else { continue }
             if let member {
-                let excluded = Set(try String.fetchAll(db, sql: "SELECT id FROM staff WHERE id <> ?", arguments: [member]))
+                let excluded = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM staff WHERE id <> ?"), arguments: [member]))
                 try grant(db, key, toAllBut: excluded, author: author)
             } else {
                 try grant(db, key, toAllBut: [], author: author)
@@ -174,7 +174,7 @@ extension Replica {
     func residentKey(_ db: Database, _ resident: String) throws -> SymmetricKey? {
         if let known = keys.knownResidentKey(resident) { return known }
         guard keys.opener != nil,
-              let wrapped = try String.fetchOne(db, sql: "SELECT key FROM residents WHERE id = ?", arguments: [resident]),
+              let wrapped = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM residents WHERE id = ?"), arguments: [resident]),
               let shelterKeyID = RecordKeys.keyID(ofWrapped: wrapped),
               let shelterKey = try shelterKey(db, id: shelterKeyID) else { return nil }
         let key = try Self.checked { try RecordKeys.unwrap(wrapped, residentID: resident, with: shelterKey) }
@@ -188,13 +188,13 @@ extension Replica {
         if table.name == ShelterSchema.residents.name { return rowID }
         if table.column(named: "resident") != nil {
             if let resident = values["resident"]?.textValue, !resident.isEmpty { return resident }
-            return try String.fetchOne(db, sql: "SELECT resident FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [rowID])
+            return try String.fetchOne(db.cachedStatement(sql: "SELECT resident FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [rowID])
         }
         if table.column(named: "stay") != nil {
             let stay = try values["stay"]?.textValue
-                ?? String.fetchOne(db, sql: "SELECT stay FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [rowID])
+                ?? String.fetchOne(db.cachedStatement(sql: "SELECT stay FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [rowID])
             guard let stay else { return nil }
-            return try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [stay])
+            return try String.fetchOne(db.cachedStatement(sql: "SELECT resident FROM stays WHERE id = ?"), arguments: [stay])
         }
         return nil
     }
@@ -217,7 +217,7 @@ extension Replica {
             if let known = try residentKey(db, resident) {
                 key = known
             } else {
-                let stored = try String.fetchOne(db, sql: "SELECT key FROM residents WHERE id = ?", arguments: [resident]) ?? ""
+                let stored = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM residents WHERE id = ?"), arguments: [resident]) ?? ""
                 guard stored.isEmpty else {
                     throw ReplicaError(.notLoggedIn, "the key of resident \(resident.prefix(8)) is not open to \(session.author) (nothing was written)")
                 }
@@ -246,7 +246,7 @@ extension Replica {
     }
 
     func rowExists(_ db: Database, _ table: SyncSchema.Table, _ rowID: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?)", arguments: [rowID]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?)"), arguments: [rowID]) ?? false
     }
 
     // MARK: Reading

@@ -258,7 +258,7 @@ public struct Replica: Sendable {
     func perform<T>(signedBy session: any TransactionSigner, founding: Bool = false, _ body: (Database) throws -> T) throws -> T {
         do {
             return try writer.write { db in
-                let sealedBefore = try store.state(db).sealed
+                let sealedBefore = try store.sealState(db).sealed
                 store.recordWrites(db)
                 if let opener = session as? any GrantOpener { keys.use(opener) }
                 let result = try body(db)
@@ -275,7 +275,7 @@ public struct Replica: Sendable {
     /// rescue sealed several as it went). Her own fresh signature is not verified again: the rules
     /// check who she is, her role, and every rule.
     func sealAndCheck(_ db: Database, after sealedBefore: UInt64, session: any TransactionSigner, founding: Bool = false) throws {
-        let state = try store.state(db)
+        let state = try store.sealState(db)
         let tail = state.counter > state.sealed ? try store.sealTail(db, signer: session) : []
         let transactions: [[CellChange]]
         if state.sealed == sealedBefore {

@@ -34,14 +34,19 @@ public enum RecordKeys {
     /// A shelter key and its id (16 hex digits of a SHA-256 over a label and the key).
     public struct ShelterKey: Sendable, Hashable {
         public let bytes: [UInt8]
-        public var id: String { Self.id(of: bytes) }
-        public var key: SymmetricKey { SymmetricKey(data: bytes) }
+        public let id: String
+        public let key: SymmetricKey
 
-        public init() { bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) } }
+        public init() {
+            let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+            try! self.init(bytes: bytes)
+        }
 
         public init(bytes: [UInt8]) throws(DomainError) {
             guard bytes.count == 32 else { throw DomainError(.invalidValue, "a shelter key is 32 bytes") }
             self.bytes = bytes
+            id = Self.id(of: bytes)
+            key = SymmetricKey(data: bytes)
         }
 
         static func id(of bytes: [UInt8]) -> String {

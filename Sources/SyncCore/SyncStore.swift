@@ -323,6 +323,16 @@ public struct SyncStore: Sendable {
             sealed: UInt64(max(0, row[16] as Int64)), serverSigningKey: row[17])
     }
 
+    /// What sealing needs of the state, read cheaply (every signed transaction reads it twice):
+    /// the counter, how far this replica's changes are sealed, the server's signing key.
+    public func sealState(_ db: Database) throws -> (counter: UInt64, sealed: UInt64, serverSigningKey: String?) {
+        let select = try RawStatement(db, "SELECT counter, sealed, server_signing_key FROM sync_state WHERE id = 1")
+        guard let row = try select.oneRow({ ($0.int64(0), $0.int64(1), $0.optionalText(2)) }) else {
+            throw SyncError(.notAReplica, "the replica has no sync state row")
+        }
+        return (UInt64(max(0, row.0)), UInt64(max(0, row.1)), row.2)
+    }
+
     public func storeIdentity(_ db: Database, _ identity: StoredIdentity) throws {
         try db.execute(sql: "INSERT OR REPLACE INTO sync_identity (id, certificate, private_key, ca) VALUES (1, ?, ?, ?)",
                        arguments: [identity.certificatePEM, identity.privateKeyPEM, identity.caPEM])
