@@ -96,12 +96,21 @@ final class BenchWorld {
         config.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: replica.path, configuration: config)
         let store = SyncStore(schema: ShelterSchema.schema)
+        // As a workstation writes them: her name encrypted under her own key, the key wrapped under
+        // the shelter key (one key for all of them here; the server treats both as opaque text).
+        let made = try RecordKeys.newResidentKey(residentID: tag, under: RecordKeys.ShelterKey())
+        // Stamped in the last moments, never ahead of the server's clock (it refuses those).
+        let start = UInt64(Date().timeIntervalSince1970 * 1000) - UInt64(count)
         try queue.write { db in
             for n in 0..<count {
-                try store.write(db, table: "residents", rowID: String(format: "%@%026d", tag, n),
-                                values: ["anonymous": .integer(0), "name": .text("Resident \(n)"), "municipality": .text("Køge"),
-                                         "documented": .integer(1), "language": .text("da")],
-                                author: "bench", wallMilliseconds: 1_800_000_000_000 + UInt64(n))
+                let row = String(format: "%@%026d", tag, n)
+                let name = try RecordKeys.seal("Resident \(n)", key: made.key, reference: row, table: "residents", row: row, column: "name")
+                try store.write(db, table: "residents", rowID: row,
+                                values: ["anonymous": .integer(0), "name": .text(name), "municipality": .text("Køge"),
+                                         "documented": .integer(1), "language": .text("da"), "key": .text(made.wrapped)],
+                                author: "bench", wallMilliseconds: start + UInt64(n))
+                // Signed by the bench's member of staff, 100 changes to a transaction.
+                if n % 100 == 99 || n == count - 1 { try store.sealTail(db, signer: Self.session) }
             }
         }
     }
