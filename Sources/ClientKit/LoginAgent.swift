@@ -659,7 +659,7 @@ public enum LoginAgent {
                 return .goOn
             }
 
-            if let staff = request.staff, staff != info.staff, request.op == "sign" || request.op == "logout" {
+            if let staff = request.staff, staff != info.staff, request.op == "sign" || request.op == "logout" || request.op == "unseal" {
                 answer(fd, Answer(error: LoginAgent.otherSessionMessage))
                 return .goOn
             }
@@ -689,8 +689,7 @@ public enum LoginAgent {
                     answer(fd, Answer(error: "the grant does not open with this member's key"))
                     return .goOn
                 }
-                lastUse = LoginAgent.uptime()
-                lastUseDate = Date()
+                // Reading is not a write: it does not keep the session alive (`--idle`).
                 answer(fd, Answer(key: Data(key.bytes).base64EncodedString()))
             case "logout":
                 // The socket goes before the answer: whoever hears "ok" finds no session any more.

@@ -65,11 +65,13 @@ extension Replica {
         guard let opener = keys.opener else { return nil }
         let ids = try String.fetchAll(db.cachedStatement(sql: """
             SELECT g.shelter_key FROM key_grants g WHERE g.staff = ?
-            ORDER BY EXISTS (SELECT 1 FROM key_grants r JOIN staff s ON s.id = r.staff
-                             WHERE r.shelter_key = g.shelter_key AND s.removed = 1), g.shelter_key
+              AND NOT EXISTS (SELECT 1 FROM key_grants r JOIN staff s ON s.id = r.staff
+                              WHERE r.shelter_key = g.shelter_key AND s.removed = 1)
+            ORDER BY g.shelter_key
             """), arguments: [opener.signer])
         for id in ids {
-            if let key = try shelterKey(db, id: id) { return key }
+            // A grant that does not open (damaged) is passed over, not fatal.
+            if let key = try? shelterKey(db, id: id) { return key }
         }
         return nil
     }
@@ -81,8 +83,12 @@ extension Replica {
         if let key = try currentShelterKey(db) { return key }
         guard keys.opener != nil else { throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)") }
         let anyGrant = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants)")) ?? false
-        guard !anyGrant else {
-            throw ReplicaError(.notLoggedIn, "\(session.author) has not been given the shelter's key yet; a leader's workstation gives it at its next sync with her logged in (nothing was written)")
+        // A leader makes one when none is known here, or when every one she holds is also held by a
+        // removed member (a rotation that did not happen at the removal).
+        guard try staffMember(db, session.signer)?.role == .leader else {
+            throw ReplicaError(.notLoggedIn, anyGrant
+                ? "\(session.author) has not been given the shelter's current key yet; a leader's workstation gives it at its next sync with her logged in (nothing was written)"
+                : "the shelter's key is made at a leader's first login; ask a leader to log in (nothing was written)")
         }
         let key = RecordKeys.ShelterKey()
         keys.remember(key)
@@ -204,9 +210,11 @@ extension Replica {
     /// first write here (its wrapped form joins `values`), and so does one written before version 5
     /// when a row of hers is written with personal data.
     func sealPersonal(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue], session: any TransactionSigner) throws -> [String: SyncValue] {
+        // A text already sealed for this very cell (a conflict's candidate kept) stays as it is;
+        // anything else — including typed text that merely looks like ciphertext — is encrypted.
         let personal = values.filter { name, value in
             guard table.personalColumns.contains(name), let text = value.textValue, !text.isEmpty else { return false }
-            return !RecordKeys.isSealedCell(text)
+            return !(RecordKeys.isSealedCell(text) && plain(db, text, table: table.name, row: rowID, column: name) != nil)
         }
         let isResident = table.name == ShelterSchema.residents.name
         let newResident = try isResident && values["key"] == nil && !rowExists(db, table, rowID)

@@ -86,7 +86,8 @@ extension Replica {
             let id = try staffRow(db, name)
             guard id != session.signer else { throw ReplicaError(.invalidArgument, "a leader cannot remove herself; another leader can") }
             try write(db, ShelterSchema.staff, id, ["removed": .integer(1)], author: session.author)
-            if keys.opener != nil, try currentShelterKey(db) != nil {
+            if let opener = keys.opener,
+               try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_grants WHERE staff = ?)", arguments: [opener.signer]) == true {
                 let rotated = RecordKeys.ShelterKey()
                 keys.remember(rotated)
                 try grant(db, rotated, toAllBut: [], author: session.author)

@@ -332,7 +332,8 @@ public struct Replica: Sendable {
     /// transaction is signed by.
     func write(_ db: Database, _ table: SyncSchema.Table, _ rowID: String, _ values: [String: SyncValue], author: String) throws {
         var values = values
-        for (column, value) in values where (value.textValue?.utf8.count ?? 0) > SyncValue.maximumPlainTextBytes && !RecordKeys.isSealedCell(value.textValue!) {
+        for (column, value) in values where (value.textValue?.utf8.count ?? 0) > SyncValue.maximumPlainTextBytes
+            && !(RecordKeys.isSealedCell(value.textValue!) && table.personalColumns.contains(column)) {
             throw ReplicaError(.invalidArgument, "the \(column) of \(table.name) is \(value.textValue!.utf8.count) bytes long; a text may be at most \(SyncValue.maximumPlainTextBytes / 1024) KiB (nothing was written)")
         }
         if !table.personalColumns.isEmpty {

@@ -217,8 +217,11 @@ public enum ShelterRules {
         // before it is); the server's conflict rows copy cells as they are.
         if change.table != ShelterSchema.conflicts.name {
             for column in table.personalColumns.sorted() {
-                guard let text = change.values[column]?.textValue, !text.isEmpty else { continue }
-                if !RecordKeys.isSealedCell(text) {
+                guard let value = change.values[column], !value.isNull else { continue }
+                guard let text = value.textValue else {
+                    return Refusal("invalidValue", "\(change.table) \(id): the \(column) is personal data and must be an encrypted text")
+                }
+                if !text.isEmpty && !RecordKeys.isSealedCell(text) {
                     return Refusal("invalidValue", "\(change.table) \(id): the \(column) is personal data and must be encrypted on the workstation")
                 }
             }
@@ -289,6 +292,8 @@ public enum Permissions {
             }
         case ShelterSchema.rooms.name:
             if columns.contains("number") { return leaderOnly("create rooms") }
+        case ShelterSchema.keyGrants.name:
+            return leaderOnly("give the shelter's key to a member of staff")
         case ShelterSchema.conflicts.name:
             let resolution: Set<String> = ["status", "resolved_by", "resolved_at"]
             if !columns.isSubset(of: resolution) { return "only the server records a conflict; staff resolve it" }

@@ -109,6 +109,21 @@ import TestSupport
         }
     }
 
+    @Test func typedTextThatLooksLikeCiphertextIsEncryptedToo() throws {
+        let dir = try TemporaryDirectory("disguise")
+        defer { dir.remove() }
+        let replica = try Replica.create(at: dir.file("r.replica"), rooms: 1)
+        let resident = try replica.admit(Admission(name: "Anna", municipality: "Køge"), by: staff("mette")).resident
+        let disguised = "ss1:hiding at her sister's in Aarhus:" + String(repeating: "A", count: 40)
+        try replica.setResident(resident, fields: [("notes", disguised)], by: staff("mette"))
+        #expect(try replica.resident(resident).notes == disguised, "shown as typed")
+        #expect(try ReplicaInspector(path: replica.path).count("SELECT COUNT(*) FROM residents WHERE notes LIKE '%Aarhus%'") == 0, "stored encrypted")
+        let stored = try #require(try replica.history(of: resident).first { $0.columns.contains { $0.name == "notes" } })
+        #expect(stored.columns.first { $0.name == "notes" }?.value == nil, "a personal value, hidden in history")
+        let raw = try replica.history(of: resident, showPersonal: true).first { $0.columns.contains { $0.name == "notes" } }
+        #expect(raw?.columns.first { $0.name == "notes" }?.value == disguised)
+    }
+
     @Test func cellsOpenOnlyInTheirOwnPlace() throws {
         let key = SymmetricKey(size: .bits256)
         let sealed = try RecordKeys.seal("Anna", key: key, reference: "r1", table: "residents", row: "r1", column: "name")

@@ -110,13 +110,13 @@ struct Simulation {
         var steps = 0, actions = 0, refused = 0, sessions = 0, failedSessions = 0, cutSessions = 0, lostAnswers = 0
         var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
         var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
-        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, signaturesChecked = 0
+        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, signaturesChecked = 0, cellsChecked = 0
         var description: String {
             "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
                 + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps) (sessions refused for the clock \(clockRefusals), changes stamped again \(restamped)), conflicts \(conflicts); "
                 + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
                 + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
-                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), transactions on the server verified \(signaturesChecked)"
+                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), transactions on the server verified \(signaturesChecked), personal columns checked to be ciphertext \(cellsChecked)"
         }
     }
 
@@ -507,6 +507,25 @@ struct Simulation {
             #expect(conflicts.allSatisfy { ($0["dots"] as String?)?.contains("|") == true }, "seed \(seed): a conflict without its dots")
             #expect(Set(conflicts.map(\.description)).count == conflicts.count, "seed \(seed): a conflict was reported twice")
             try checkLedger(db)
+            // The server holds personal data only as ciphertext: every personal cell, in its rows
+            // and in every value of its log (the conflict rows copy those).
+            let store = SyncStore(schema: ShelterSchema.schema)
+            for table in ShelterSchema.schema.tables where !table.personalColumns.isEmpty && table.name != ShelterSchema.conflicts.name {
+                for column in table.personalColumns {
+                    let plain = try String.fetchAll(db, sql: "SELECT \(column) FROM \(table.name) WHERE \(column) IS NOT NULL AND \(column) <> ''")
+                        .filter { !RecordKeys.isSealedCell($0) }
+                    #expect(plain.isEmpty, "seed \(seed): \(plain.count) plain \(table.name).\(column) on the server (replay with SIM_SEED=\(seed))")
+                    stats.cellsChecked += 1
+                }
+            }
+            for logged in try store.log(db) {
+                let personal = ShelterSchema.schema.table(named: logged.change.table)?.personalColumns ?? []
+                for (column, value) in logged.change.values where personal.contains(column) && logged.change.table != ShelterSchema.conflicts.name {
+                    if let text = value.textValue, !text.isEmpty, !RecordKeys.isSealedCell(text) {
+                        Issue.record("seed \(seed): the server's log holds a plain \(logged.change.table).\(column) (replay with SIM_SEED=\(seed))")
+                    }
+                }
+            }
         }
         try checkCopies()
         try checkClocks()
