@@ -27,6 +27,11 @@ final class KeyRing: Sendable {
 
     func forget() { state.withLock { $0 = State() } }
 
+    /// What is known now, to go back to when a transaction that learnt more rolls back (a key made
+    /// in it was never stored, and must not be used after).
+    func snapshot() -> State { state.withLock { $0 } }
+    func restore(_ saved: State) { state.withLock { $0 = saved } }
+
     func remember(_ key: RecordKeys.ShelterKey) { state.withLock { $0.shelterKeys[key.id] = key } }
     func remember(residentKey key: SymmetricKey, of resident: String) { state.withLock { $0.residentKeys[resident] = key } }
     func forget(residentKeyOf resident: String) { _ = state.withLock { $0.residentKeys.removeValue(forKey: resident) } }

@@ -256,6 +256,7 @@ public struct Replica: Sendable {
     /// was removed, or the rules refuse it. `founding`: the transaction that creates a standalone
     /// replica's first leader, checked over the rows it made (no one could have signed before her).
     func perform<T>(signedBy session: any TransactionSigner, founding: Bool = false, _ body: (Database) throws -> T) throws -> T {
+        let known = keys.snapshot()
         do {
             return try writer.write { db in
                 let sealedBefore = try store.sealState(db).sealed
@@ -267,6 +268,7 @@ public struct Replica: Sendable {
                 return result
             }
         } catch {
+            keys.restore(known)
             throw Self.mapError(error, path: path)
         }
     }

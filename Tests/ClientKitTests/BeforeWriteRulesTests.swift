@@ -124,6 +124,29 @@ import TestSupport
         #expect(raw?.columns.first { $0.name == "notes" }?.value == disguised)
     }
 
+    /// A key made inside a transaction that rolls back was never stored: it is not used afterwards
+    /// (a resident from before version 5, whose first personal write makes her key).
+    @Test func aKeyMadeInARolledBackTransactionIsForgotten() throws {
+        let dir = try TemporaryDirectory("rollback")
+        defer { dir.remove() }
+        let replica = try Replica.create(at: dir.file("r.replica"), rooms: 1)
+        let resident = try replica.admit(Admission(anonymous: true, alias: "Old", municipality: "Køge"), by: staff("mette")).resident
+        // As a resident written before version 5: no key of her own.
+        try DatabaseQueue(path: replica.path).write { db in try db.execute(sql: "UPDATE residents SET key = NULL WHERE id = ?", arguments: [resident]) }
+        let fresh = try Replica.open(at: replica.path)
+        struct Stop: Error {}
+        #expect(throws: (any Error).self) {
+            try fresh.perform(signedBy: staff("mette")) { db in
+                try fresh.write(db, ShelterSchema.residents, resident, ["phone": .text("1")], author: "mette")
+                throw Stop()
+            }
+        }
+        try fresh.setResident(resident, fields: [("phone", "2")], by: staff("mette"))
+        let reader = try Replica.open(at: replica.path)
+        reader.useSession(staff("mette"))
+        #expect(try reader.resident(resident).phone == "2", "her key was stored with the write that used it")
+    }
+
     @Test func cellsOpenOnlyInTheirOwnPlace() throws {
         let key = SymmetricKey(size: .bits256)
         let sealed = try RecordKeys.seal("Anna", key: key, reference: "r1", table: "residents", row: "r1", column: "name")
