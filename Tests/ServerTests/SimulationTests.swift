@@ -694,6 +694,7 @@ struct Simulation {
             totals.clocksChecked += simulation.stats.clocksChecked
             totals.tampered += simulation.stats.tampered
             totals.signaturesChecked += simulation.stats.signaturesChecked
+            totals.cellsChecked += simulation.stats.cellsChecked
             totals.clockRefusals += simulation.stats.clockRefusals
             totals.restamped += simulation.stats.restamped
         }
