@@ -107,9 +107,11 @@ import TestSupport
     }
 
     @Test(.timeLimit(.minutes(2))) func aLiveServerSurvivesGarbageAndSilentCrowds() async throws {
-        // Silent clients are cut after 3 s without a message; a genuine session on a loaded
-        // machine (the whole suite in parallel, 40 handshakes) must not come near that.
-        let server = try await TestServer.start(idleTimeout: .seconds(3))
+        // Silent clients are cut after 10 s without a message; a genuine session on a loaded
+        // machine (the whole suite in parallel on 2 cores, 40 TLS handshakes at once, other tests
+        // deriving scrypt keys) must not come near that. At 3 s it once did, in CI: its handshake
+        // and hello waited behind the crowd's, and the server cut it.
+        let server = try await TestServer.start(idleTimeout: .seconds(10))
         defer { server.remove() }
         let enrollment = try server.directory.enroll(name: "mallory", bundlePath: server.folder.file("mallory.bundle"))
         let bundle = try WorkstationBundle(pem: String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self), source: "b")
