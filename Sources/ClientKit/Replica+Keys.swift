@@ -25,8 +25,6 @@ final class KeyRing: Sendable {
         }
     }
 
-    func forget() { state.withLock { $0 = State() } }
-
     /// What is known now, to go back to when a transaction that learnt more rolls back (a key made
     /// in it was never stored, and must not be used after).
     func snapshot() -> State { state.withLock { $0 } }
@@ -34,7 +32,6 @@ final class KeyRing: Sendable {
 
     func remember(_ key: RecordKeys.ShelterKey) { state.withLock { $0.shelterKeys[key.id] = key } }
     func remember(residentKey key: SymmetricKey, of resident: String) { state.withLock { $0.residentKeys[resident] = key } }
-    func forget(residentKeyOf resident: String) { _ = state.withLock { $0.residentKeys.removeValue(forKey: resident) } }
     func knownShelterKey(_ id: String) -> RecordKeys.ShelterKey? { state.withLock { $0.shelterKeys[id] } }
     func knownResidentKey(_ id: String) -> SymmetricKey? { state.withLock { $0.residentKeys[id] } }
 }
@@ -174,9 +171,7 @@ extension Replica {
     }
 
     func staffMember(_ db: Database, _ id: String) throws -> StaffMember? {
-        try Row.fetchOne(db, sql: "SELECT id, name, role, removed FROM staff WHERE id = ?", arguments: [id]).map {
-            StaffMember(id: $0["id"], name: $0["name"], role: StaffRole(rawValue: $0["role"] ?? ""), removed: ($0["removed"] as Int64? ?? 0) != 0)
-        }
+        try Row.fetchOne(db, sql: "SELECT id, name, role, removed FROM staff WHERE id = ?", arguments: [id]).map(Self.staffMember)
     }
 
     // MARK: Resident keys

@@ -147,15 +147,17 @@ extension Replica {
 
     public func staff() throws -> [StaffMember] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, role, removed FROM staff ORDER BY name").map {
-                StaffMember(id: $0["id"], name: $0["name"], role: StaffRole(rawValue: $0["role"] ?? ""), removed: ($0["removed"] as Int64? ?? 0) != 0)
-            }
+            try Row.fetchAll(db, sql: "SELECT id, name, role, removed FROM staff ORDER BY name").map(Self.staffMember)
         }
+    }
+
+    static func staffMember(_ row: Row) -> StaffMember {
+        StaffMember(id: row["id"], name: row["name"], role: StaffRole(rawValue: row["role"] ?? ""), removed: (row["removed"] as Int64? ?? 0) != 0)
     }
 
     /// A member of staff as this replica knows her (nil: unknown).
     public func staffMember(_ id: String) throws -> StaffMember? {
-        try staff().first { $0.id == Roles.staffID(id) }
+        try read { db in try staffMember(db, Roles.staffID(id)) }
     }
 
     // MARK: Decisions
