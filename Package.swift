@@ -41,6 +41,8 @@ let package = Package(
             name: "ShelterDomain",
             dependencies: [
                 "SyncCore",
+                // Erasure reads and clears a store's rows the same way on the server and a workstation.
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]

@@ -264,11 +264,15 @@ struct ResidentCommand: ParsableCommand {
                         .object([("id", .string(child.id)), ("name", .string(child.name)), ("cpr", .string(child.cpr)), ("alias", .string(child.alias))])
                     })),
                     ("stays", .array(record.stays.map(stayJSON))),
+                    ("erasure", record.erasure.map(erasureJSON) ?? .null),
                 ]))
                 return
             }
             func line(_ label: String, _ value: String?) { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + (value ?? "-")) }
             line("resident", record.id)
+            if let erasure = record.erasure {
+                line("erased", "\(erasure.erasedAt) by \(erasure.erasedBy) (\(erasure.reason.rawValue)); her personal data is gone")
+            }
             line("anonymous", record.anonymous ? "yes" : "no")
             if !record.anonymous {
                 line("name", record.name)
@@ -377,17 +381,20 @@ struct History: ParsableCommand {
                     ("table", .string(entry.table)),
                     ("row", .string(entry.row)),
                     ("columns", .object(entry.columns.map { column in
-                        (column.name, column.personal && !showPersonal ? .string("(personal)") : .string(column.value))
+                        (column.name, column.value == Replica.erasedMark ? .string(Replica.erasedMark)
+                            : column.personal && !showPersonal ? .string("(personal)") : .string(column.value))
                     })),
                     ("state", .string(entry.state)),
                     ("rejection", .string(entry.rejection)),
+                    ("erased", .bool(entry.erased)),
                 ])
             }))]))
             return
         }
         for entry in entries {
             let columns = entry.columns.map { column in
-                "\(column.name)=" + (column.personal && !showPersonal ? "(personal)" : column.value ?? "null")
+                "\(column.name)=" + (column.value == Replica.erasedMark ? Replica.erasedMark
+                    : column.personal && !showPersonal ? "(personal)" : column.value ?? "null")
             }.joined(separator: " ")
             let refused = entry.rejection.map { "  REFUSED \($0)" } ?? ""
             print("\(entry.at)  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)\(refused)")

@@ -220,6 +220,7 @@ struct Replicas: ParsableCommand {
                         ("rejected", .int(replica.rejected)),
                         ("clockSkewMs", replica.clockSkewMs.map { .int($0) } ?? .null),
                         ("openConflicts", .int(replica.openConflicts)),
+                        ("erasuresPending", .int(replica.erasuresPending)),
                         ("recoveredChanges", .int(replica.recovered)),
                         ("forkedAt", .string(replica.forkedAt)),
                         ("certificateExpires", .string(replica.certificateExpires)),
@@ -232,11 +233,11 @@ struct Replicas: ParsableCommand {
             return
         }
         var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "RECOVERED", "SKEW MS", "CONFLICTS",
-                                       "CERT EXPIRES", "LAST ERROR"])
+                                       "ERASURES PENDING", "CERT EXPIRES", "LAST ERROR"])
         for replica in report.replicas {
             table.add([replica.name, replica.state.rawValue, replica.lastSeen ?? "never", replica.lastSync ?? "never",
                        String(replica.lag), String(replica.unsynced), String(replica.rejected), String(replica.recovered),
-                       replica.clockSkewMs.map(String.init) ?? "-", String(replica.openConflicts),
+                       replica.clockSkewMs.map(String.init) ?? "-", String(replica.openConflicts), String(replica.erasuresPending),
                        replica.certificateExpires.map { String($0.prefix(10)) } ?? "-",
                        replica.lastError.map { "\($0.code) at \($0.at)" } ?? ""])
         }

@@ -168,10 +168,12 @@ struct Verify: ParsableCommand {
 func printVerify(_ report: VerifyReport, json: Bool) {
     if json {
         printJSON(.object([("transactions", .int(Int64(report.transactions))), ("verified", .int(Int64(report.verified))),
+                           ("erasedUnchecked", .int(Int64(report.erasedUnchecked))),
                            ("invalid", .array(report.invalid.map { .object([("replica", .string($0.replica)), ("counter", .int(Int64($0.counter))), ("reason", .string($0.reason))]) }))]))
         return
     }
-    print("\(report.transactions) transactions, \(report.verified) verified, \(report.invalid.count) invalid")
+    print("\(report.transactions) transactions, \(report.verified) verified, \(report.invalid.count) invalid"
+          + (report.erasedUnchecked > 0 ? "; \(report.erasedUnchecked) signed before 0.9 over values since erased, not checkable" : ""))
     for invalid in report.invalid { print("  \(invalid.replica):\(invalid.counter)  \(invalid.reason)") }
 }
 

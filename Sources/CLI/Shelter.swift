@@ -20,6 +20,7 @@ struct Shelter: AsyncParsableCommand {
             Login.self, Logout.self, Whoami.self, Passwd.self, Verify.self, Agent.self,
             StaffCommand.self, Decide.self, MoveOut.self, Notifications.self, Plan.self, StayCommand.self,
             ComplaintCommand.self, Complaints.self, Rates.self, BillingCommand.self, Meetings.self, Due.self,
+            Erase.self, Retention.self, Settings.self,
             ServerCommand.self,
         ])
 }

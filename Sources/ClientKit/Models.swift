@@ -103,9 +103,30 @@ public struct ResidentRecord: Hashable, Sendable {
     public var notes: String?
     public var children: [Child]
     public var stays: [StaySummary]
+    /// Set when she was erased: her personal cells are gone everywhere.
+    public var erasure: ErasureRecord? = nil
 }
 
 /// The replica's own state.
+/// Who erased a resident, when and why.
+public struct ErasureRecord: Hashable, Sendable {
+    public var resident: String
+    /// UTC ISO 8601.
+    public var erasedAt: String
+    /// The staff id of the leader who erased her.
+    public var erasedBy: String
+    public var reason: Erasure.Reason
+}
+
+/// A resident whose retention period has ended: her last stay ended more than `retentionYears` ago.
+public struct RetentionDue: Hashable, Sendable {
+    public var resident: String
+    /// Her name or alias for a session that can read it; nil otherwise.
+    public var display: String?
+    /// The day her last stay ended (UTC ISO 8601).
+    public var lastDischargedAt: String
+}
+
 public struct ReplicaStatus: Hashable, Sendable {
     public var replica: String
     /// Local changes the server has not acknowledged.
@@ -147,6 +168,8 @@ public struct HistoryEntry: Hashable, Sendable {
     public var state: String
     /// Why the server refused it (`code: reason`, no values), for a rejected change.
     public var rejection: String? = nil
+    /// Its personal values were erased (the resident's erasure): they show as `(erased)`.
+    public var erased: Bool = false
 }
 
 import Foundation

@@ -34,6 +34,8 @@ final class KeyRing: Sendable {
     func remember(residentKey key: SymmetricKey, of resident: String) { state.withLock { $0.residentKeys[resident] = key } }
     func knownShelterKey(_ id: String) -> RecordKeys.ShelterKey? { state.withLock { $0.shelterKeys[id] } }
     func knownResidentKey(_ id: String) -> SymmetricKey? { state.withLock { $0.residentKeys[id] } }
+    /// Forgets the keys of erased residents.
+    func forget(residents: some Sequence<String>) { state.withLock { state in for id in residents { state.residentKeys[id] = nil } } }
 }
 
 extension Replica {
@@ -188,23 +190,6 @@ extension Replica {
         return key
     }
 
-    /// The resident a row's personal cells belong to: herself, the resident of a child or stay, the
-    /// resident of the stay a decision, goal or complaint is about; nil for rows of no resident.
-    func owner(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws -> String? {
-        if table.name == ShelterSchema.residents.name { return rowID }
-        if table.column(named: "resident") != nil {
-            if let resident = values["resident"]?.textValue, !resident.isEmpty { return resident }
-            return try String.fetchOne(db.cachedStatement(sql: "SELECT resident FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [rowID])
-        }
-        if table.column(named: "stay") != nil {
-            let stay = try values["stay"]?.textValue
-                ?? String.fetchOne(db.cachedStatement(sql: "SELECT stay FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [rowID])
-            guard let stay else { return nil }
-            return try String.fetchOne(db.cachedStatement(sql: "SELECT resident FROM stays WHERE id = ?"), arguments: [stay])
-        }
-        return nil
-    }
-
     /// `values` with every personal text encrypted for its cell (texts already encrypted — a
     /// conflict's candidate, a rescued change — stay as they are). A resident gets her key at her
     /// first write here (its wrapped form joins `values`), and so does one written before version 5
@@ -221,7 +206,10 @@ extension Replica {
         guard !personal.isEmpty || newResident else { return values }
         var sealed = values
         let reference: String, key: SymmetricKey
-        if let resident = try owner(db, table: table, rowID: rowID, values: values) {
+        if let resident = try Erasure.owner(db, table: table, rowID: rowID, values: values) {
+            if try Erasure.isErased(db, resident) {
+                throw ReplicaError(DomainError(.invalidTransition, "resident \(resident.prefix(8)) was erased: nothing of hers is written again (nothing was written)"))
+            }
             if let known = try residentKey(db, resident) {
                 key = known
             } else {

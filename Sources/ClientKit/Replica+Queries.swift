@@ -48,7 +48,8 @@ extension Replica {
                 alias: row["alias"], municipality: row["municipality"], documented: row["documented"], phone: plain(db, row, "phone", table: residents),
                 language: row["language"], interpreter: row["interpreter"], notes: plain(db, row, "notes", table: residents),
                 children: children,
-                stays: try stays(db, includeDischarged: true).filter { $0.resident == id })
+                stays: try stays(db, includeDischarged: true).filter { $0.resident == id },
+                erasure: try erasure(db, of: id))
         }
     }
 
@@ -72,8 +73,12 @@ extension Replica {
             let rows = try id.map { [try resolveAny(db, $0)] }
             return try store.log(db, rows: rows, limit: limit).map { logged in
                 let table = ShelterSchema.schema.table(named: logged.change.table)
+                let erased = logged.change.erased != nil
                 let columns = logged.change.values.sorted { $0.key < $1.key }.map { name, value in
                     let personal = table?.column(named: name)?.personal ?? true
+                    if erased && (personal || (name == "key" && table?.name == ShelterSchema.residents.name)) {
+                        return HistoryEntry.Column(name: name, value: Self.erasedMark, personal: personal)
+                    }
                     let shown: String? = (personal && !showPersonal) || value.isNull ? nil
                         : personal ? plain(db, value.description, table: logged.change.table, row: logged.change.rowID, column: name) ?? "(locked)"
                         : value.description
@@ -84,10 +89,13 @@ extension Replica {
                     at: Timestamp.format(Date(timeIntervalSince1970: Double(logged.change.hlc.milliseconds) / 1000)),
                     author: logged.change.author, replica: logged.change.dot.replica.description,
                     counter: logged.change.dot.counter, table: logged.change.table, row: logged.change.rowID,
-                    columns: columns, state: "\(logged.state)", rejection: logged.rejection)
+                    columns: columns, state: "\(logged.state)", rejection: logged.rejection, erased: erased)
             }
         }
     }
+
+    /// What `history` shows for a value that was erased.
+    public static let erasedMark = "(erased)"
 
     /// The full id of a stay from an id or a unique prefix of at least 6 characters.
     public func resolveStay(_ prefix: String) throws -> String {
@@ -117,7 +125,8 @@ extension Replica {
         return try Row.fetchAll(db, sql: """
             SELECT s.id, s.resident, s.admitted_at, s.room, s.status, s.discharged_at,
                    r.anonymous, r.name, r.alias,
-                   (SELECT COUNT(*) FROM children c WHERE c.resident = s.resident) AS children
+                   (SELECT COUNT(*) FROM children c WHERE c.resident = s.resident) AS children,
+                   EXISTS (SELECT 1 FROM erasures e WHERE e.id = s.resident) AS erased
             FROM stays s LEFT JOIN residents r ON r.id = s.resident
             \(condition)
             ORDER BY s.admitted_at, s.id
@@ -127,7 +136,7 @@ extension Replica {
             let alias: String? = row["alias"]
             return StaySummary(
                 id: row["id"], resident: row["resident"],
-                display: (anonymous ? alias : name ?? alias) ?? "(no name)",
+                display: row["erased"] ? "(erased)" : (anonymous ? alias : name ?? alias) ?? "(no name)",
                 anonymous: anonymous, room: row["room"],
                 status: Stay.Status(rawValue: row["status"]) ?? .awaitingRoom,
                 admittedAt: row["admitted_at"], dischargedAt: row["discharged_at"], children: row["children"])
@@ -171,7 +180,8 @@ extension Replica {
     func resolveAny(_ db: Database, _ prefix: String) throws -> String {
         var found: [String] = []
         for table in ShelterSchema.schema.tables where table.name != "rooms" {
-            found += try matching(db, prefix, in: table, kind: "record")
+            // The same id in two tables (a resident and her erasure) is one record's history.
+            for id in try matching(db, prefix, in: table, kind: "record") where !found.contains(id) { found.append(id) }
         }
         switch found.count {
         case 0: throw ReplicaError(.unknownID, "no record has an id starting with \(prefix.lowercased())")

@@ -350,6 +350,9 @@ extension Replica {
 
     func acknowledge(_ db: Database, upTo: UInt64, rejected: [WireMessage.Rejection]) throws {
         try store.acknowledge(db, upTo: upTo, rejected: rejected.map { ($0.counter, "\($0.code): \($0.reason)") })
+        // Her own changes that waited for the server (an erasure arrived or was made before they
+        // were pushed) are erased now that the server has them.
+        try Erasure.completeWaiting(db, store: store)
     }
 
     /// Applies one pulled batch and stores `nextCursor` (and the server's chain hash there), in one
@@ -371,6 +374,8 @@ extension Replica {
             }
             if case .merged = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall), isNewConflict { found += 1 }
         }
+        let erased = try Erasure.afterMerge(db, store: store, changes: batch.map(\.change), keepUnsynced: true)
+        keys.forget(residents: erased)
         try store.saveClock(db, clock)
         try store.setCursor(db, nextCursor, hash: nextHash)
         return found

@@ -60,6 +60,9 @@ public struct Replica: Sendable {
         var config = GRDB.Configuration()
         // Durability is a promise here (a committed action survives a power cut), not a default.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        // What SQLite frees (an erased value, an overwritten ciphertext) is overwritten with zeros,
+        // so no old value lingers in a free page or cell of the file.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         if let observer {
             config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
         }
@@ -230,6 +233,7 @@ public struct Replica: Sendable {
 
     /// Runs one staff action as one transaction.
     func perform<T>(_ body: (Database) throws -> T) throws -> T {
+        defer { checkpointAfterErasure() }
         do {
             return try writer.write { db in
                 let result = try body(db)
@@ -257,6 +261,7 @@ public struct Replica: Sendable {
     /// replica's first leader, checked over the rows it made (no one could have signed before her).
     func perform<T>(signedBy session: any TransactionSigner, founding: Bool = false, _ body: (Database) throws -> T) throws -> T {
         let known = keys.snapshot()
+        defer { checkpointAfterErasure() }
         do {
             return try writer.write { db in
                 let sealedBefore = try store.sealState(db).sealed
@@ -309,6 +314,7 @@ public struct Replica: Sendable {
     /// batches: with many sessions in one process, blocking that pool starved some sessions past
     /// their read timeout).
     func performAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        defer { checkpointAfterErasure() }
         do {
             return try await writer.write { db in
                 let result = try body(db)
@@ -327,6 +333,13 @@ public struct Replica: Sendable {
         } catch {
             throw Self.mapError(error, path: path)
         }
+    }
+
+    /// After a transaction that erased: the WAL's old frames (the pages as they were, her values in
+    /// them) are checkpointed and the WAL truncated, so the file keeps nothing of what was erased.
+    func checkpointAfterErasure() {
+        guard store.erasureCheckpoint.isPending else { return }
+        try? writer.writeWithoutTransaction { db in store.erasureCheckpoint.checkpoint(db) }
     }
 
     /// One local write through the sync layer, stamped with this replica's next dot.

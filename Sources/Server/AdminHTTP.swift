@@ -64,7 +64,7 @@ public enum AdminHTTP {
                 <td>\(escape(replica.lastSeen ?? "never"))</td><td>\(escape(replica.lastSync ?? "never"))</td>\
                 <td class="n">\(replica.lag)</td><td class="n">\(replica.unsynced)</td><td class="n">\(replica.rejected)</td>\
                 <td class="n">\(replica.recovered)</td><td>\(escape(replica.certificateExpires.map { String($0.prefix(10)) } ?? ""))</td>\
-                <td class="n">\(replica.clockSkewMs.map(String.init) ?? "")</td><td class="n">\(replica.openConflicts)</td>\
+                <td class="n">\(replica.clockSkewMs.map(String.init) ?? "")</td><td class="n">\(replica.openConflicts)</td><td class="n">\(replica.erasuresPending)</td>\
                 <td>\(escape(replica.clientVersion ?? ""))</td><td>\(error)</td></tr>
 
                 """
@@ -84,7 +84,7 @@ public enum AdminHTTP {
             \(report.serverCertificateExpires.map { "<p>The server's certificate expires \(escape($0)).</p>" } ?? "")
             \(report.restoredAt.map { "<p>Restored from a backup at \(escape($0)): workstations that have not synced since may still give back changes.</p>" } ?? "")
             <table><thead><tr><th>workstation</th><th>state</th><th>last seen</th><th>last sync</th><th>lag</th><th>unsynced</th>\
-            <th>rejected</th><th>recovered</th><th>certificate expires</th><th>clock skew ms</th><th>open conflicts</th><th>client</th><th>last error</th></tr></thead>
+            <th>rejected</th><th>recovered</th><th>certificate expires</th><th>clock skew ms</th><th>open conflicts</th><th>erasures pending</th><th>client</th><th>last error</th></tr></thead>
             <tbody>
             \(rows)</tbody></table>
             </body></html>

@@ -64,6 +64,8 @@ public struct ReplicaHealth: Hashable, Sendable {
     public var clockSkewMs: Int64?
     /// Open conflicts one of whose values it wrote.
     public var openConflicts: Int
+    /// Erasures in the server's log past its cursor: residents it still holds and has not erased.
+    public var erasuresPending: Int = 0
     /// Changes a server that went back in time got back from it (its own, and others' it held).
     public var recovered: Int64
     /// When two histories were first seen under its replica id.

@@ -48,6 +48,7 @@ public final class ServerMetrics: Sendable {
             Gauge(label: "shelter_replica_unsynced", dimensions: name, factory: factory).record(Double(replica.unsynced))
             Gauge(label: "shelter_replica_rejected", dimensions: name, factory: factory).record(Double(replica.rejected))
             Gauge(label: "shelter_replica_open_conflicts", dimensions: name, factory: factory).record(Double(replica.openConflicts))
+            Gauge(label: "shelter_replica_erasures_pending", dimensions: name, factory: factory).record(Double(replica.erasuresPending))
             Gauge(label: "shelter_replica_recovered", dimensions: name, factory: factory).record(Double(replica.recovered))
             // Never synced: -1, so an alert can tell it from "just now".
             Gauge(label: "shelter_replica_seconds_since_last_sync", dimensions: name, factory: factory)

@@ -123,6 +123,8 @@ public struct ServerStore: Sendable {
     static func configuration(observer: (@Sendable (String) -> Void)? = nil) -> Configuration {
         var config = Configuration()
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        // What SQLite frees (an erased value) is overwritten with zeros, so it lingers nowhere.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         if let observer {
             config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
         }
@@ -605,10 +607,19 @@ public struct ServerStore: Sendable {
     /// an earlier refusal reported again) and a fork when it differs: the batch is refused with
     /// `replicaForked` and nothing of it is kept.
     public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
-        try await pool.write { db in
+        let result = try await pool.write { db in
             try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
                       maxClockSkew: maxClockSkew, at: at)
         }
+        await checkpointAfterErasure()
+        return result
+    }
+
+    /// After a merge that erased: the WAL's old frames (the pages as they were, with her values)
+    /// are checkpointed and the WAL truncated; while readers hold old pages, at a later merge.
+    func checkpointAfterErasure() async {
+        guard store.erasureCheckpoint.isPending else { return }
+        try? await pool.writeWithoutTransaction { [store] db in store.erasureCheckpoint.checkpoint(db) }
     }
 
     /// Merges a recovery batch: changes a server that went back in time lacks and a workstation
@@ -621,7 +632,9 @@ public struct ServerStore: Sendable {
     /// this server, never under the current run's id; others are skipped and counted.
     public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], relays: Bool, at: Date = Date(),
                               maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
-        try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
+        let result = try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
+        await checkpointAfterErasure()
+        return result
     }
 
     func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, relays: Bool = false,
@@ -633,6 +646,7 @@ public struct ServerStore: Sendable {
         var newlyRejected: [ReplicaID: Int] = [:]
         var clock = try store.loadClock(db)
         var openConflicts = OpenFieldConflicts()
+        var merged: [CellChange] = []
         func refuse(_ change: CellChange, code: String, reason: String) {
             if change.dot.replica == pusher && !recovering {
                 result.rejected.append(.init(counter: change.dot.counter, code: code, reason: reason))
@@ -726,7 +740,10 @@ public struct ServerStore: Sendable {
                             clock = try store.loadClock(db)
                         }
                     }
-                    if case .duplicate = report {} else { result.merged += 1 }
+                    if case .duplicate = report {} else {
+                        result.merged += 1
+                        merged.append(change)
+                    }
                     if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
                 }
                 processed.advance(origin, to: change.dot.counter)
@@ -735,6 +752,9 @@ public struct ServerStore: Sendable {
         // Saved before the server's own writes (conflicts, compensations), which tick from it.
         try store.saveClock(db, clock)
         if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
+        // Erasures merged now are carried out, and what this push brought to a resident erased
+        // before is cleared, conflict rows included (erasure wins over a concurrent edit).
+        try Erasure.afterMerge(db, store: store, changes: merged, keepUnsynced: false)
         try sealOwn(db)
         // Acknowledged: this batch, not everything processed under this replica id. A copy of the
         // replica resending its shared past must not have its own later changes marked as taken
@@ -1069,6 +1089,10 @@ extension ServerStore {
         for text in try String.fetchAll(db, sql: "SELECT candidates FROM conflicts WHERE status = 'open'") {
             for replica in Set(Conflict.decode(text).map(\.replica)) { openConflicts[replica, default: 0] += 1 }
         }
+        // Where each erasure is in the log (few rows; found by the log's row index).
+        let erasures = try Int64.fetchAll(db, sql: """
+            SELECT (SELECT MIN(l.seq) FROM sync_log l WHERE l.row = e.id AND l.tbl = ?) FROM erasures e
+            """, arguments: [ShelterSchema.erasures.code])
         let replicas = try Row.fetchAll(db, sql: "SELECT * FROM server_replicas ORDER BY name").map { row -> ReplicaHealth in
             let id: String = row["replica_id"]
             let lastSync: String? = row["last_sync"]
@@ -1077,7 +1101,8 @@ extension ServerStore {
             let lag = overflow ? 0 : max(0, difference)
             let errorCode: String? = row["last_error_code"]
             let errorAt: String? = row["last_error_at"]
-            return ReplicaHealth(
+            let cursor: Int64 = row["cursor"]
+            var health = ReplicaHealth(
                 name: row["name"], replicaID: id, serial: row["serial"], enrolledAt: row["enrolled_at"],
                 firstSeen: row["first_seen"], lastSeen: row["last_seen"], lastSync: lastSync,
                 lastError: errorCode.map { ReplicaHealth.LastError(code: $0, at: errorAt ?? "") },
@@ -1090,6 +1115,8 @@ extension ServerStore {
                                            lastSync: lastSync.flatMap { try? Date($0, strategy: .iso8601) },
                                            lag: lag, certificateExpires: (row["certificate_expires"] as String?).flatMap { try? Date($0, strategy: .iso8601) },
                                            now: now, thresholds: thresholds))
+            health.erasuresPending = erasures.filter { $0 > cursor }.count
+            return health
         }
         let restoredAt = try db.tableExists("server_identity") ? try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") : nil
         return HealthReport(head: head, generatedAt: Timestamp.format(now), restoredAt: restoredAt,

@@ -40,14 +40,15 @@ public enum ShelterRules {
         }
         let signatory = try self.signatory(seal.signer, rows: rows)
         if signatory.isServer {
-            guard !verifySignature || serverKey.map({ StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes), signingKey: $0) }) == true else {
+            guard !verifySignature || serverKey.map({ seal.isCheckable(over: changes) && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version), signingKey: $0) }) == true else {
                 return Refusal("badSignature", "transaction \(seal.first)…\(last.dot.counter) is not signed by this server's key")
             }
         } else {
             guard let key = signatory.signingKey, signatory.role != nil else {
                 return Refusal("unknownSigner", "transaction \(seal.first)…\(last.dot.counter) is signed by \(seal.signer), who is not a member of staff with keys")
             }
-            guard !verifySignature || StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes), signingKey: key) else {
+            guard !verifySignature || (seal.isCheckable(over: changes)
+                                         && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version), signingKey: key)) else {
                 return Refusal("badSignature", "the signature of transaction \(seal.first)…\(last.dot.counter) is not \(seal.signer)'s")
             }
             if signatory.removed {
@@ -153,6 +154,9 @@ public enum ShelterRules {
             }
             if let key = change.values["key"] {
                 if let reason = residentKeyRefusal(key, current: current?["key"], id: id, signatory: signatory) { return reason }
+                if let text = key.textValue, !text.isEmpty, try rows.row(ShelterSchema.erasures.name, id) != nil {
+                    return Refusal("erased", "resident \(id) was erased: she is given no key again")
+                }
             }
         case ShelterSchema.children.name:
             let named = sets("name") || sets("cpr") || (change.values["name"] == nil && has(current, "name"))
@@ -210,6 +214,26 @@ public enum ShelterRules {
             }
         case ShelterSchema.keyGrants.name:
             if let refusal = try grantRefusal(change, current: current, rows: rows) { return refusal }
+        case ShelterSchema.erasures.name:
+            if current != nil {
+                return Refusal("invalidChange", "erasure \(id): a resident is erased once")
+            }
+            guard try rows.row(ShelterSchema.residents.name, id) != nil else {
+                return Refusal("invalidValue", "erasure \(id): there is no such resident")
+            }
+            guard let at = change.values["erased_at"]?.textValue, (try? Timestamp.parse(at, timeZone: TimeZone(identifier: "UTC")!)) != nil else {
+                return Refusal("invalidValue", "erasure \(id): the time of the erasure is not a time")
+            }
+            guard signatory.isServer || change.values["erased_by"]?.textValue == signatory.id else {
+                return Refusal("invalidValue", "erasure \(id): it must name its signer \(signatory.id) as the one who erased")
+            }
+            guard let reason = change.values["reason"]?.textValue, Erasure.Reason(rawValue: reason) != nil else {
+                return Refusal("invalidValue", "erasure \(id): the reason is not one of \(Erasure.Reason.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        case ShelterSchema.settings.name where id == Erasure.retentionSetting:
+            if let value = change.values["value"], !(value.textValue.flatMap { Int($0) }.map { (1...100).contains($0) } ?? false) {
+                return Refusal("invalidValue", "setting \(id): the retention period is a whole number of years from 1 to 100")
+            }
         default:
             break
         }
@@ -294,6 +318,8 @@ public enum Permissions {
             if columns.contains("number") { return leaderOnly("create rooms") }
         case ShelterSchema.keyGrants.name:
             return leaderOnly("give the shelter's key to a member of staff")
+        case ShelterSchema.erasures.name:
+            return leaderOnly("erase a resident")
         case ShelterSchema.conflicts.name:
             let resolution: Set<String> = ["status", "resolved_by", "resolved_at"]
             if !columns.isSubset(of: resolution) { return "only the server records a conflict; staff resolve it" }
@@ -343,6 +369,9 @@ public struct VerifyReport: Hashable, Sendable {
     }
     public var transactions = 0
     public var verified = 0
+    /// Transactions signed before 0.9 (seal version 1) whose values were since erased: their
+    /// signature was made over values that are gone, so it cannot be checked (neither is it wrong).
+    public var erasedUnchecked = 0
     public var invalid: [Invalid] = []
 
     /// Checks every transaction of `changes` (a whole log, in any order). A transaction is a
@@ -391,7 +420,12 @@ public struct VerifyReport: Hashable, Sendable {
                                                   reason: "signed by \(seal.signer), whose key this log does not know"))
                     continue
                 }
-                guard StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: transaction), signingKey: signingKey) else {
+                guard seal.isCheckable(over: transaction) else {
+                    // Signed before 0.9 over values since erased: nothing left to check it against.
+                    report.erasedUnchecked += 1
+                    continue
+                }
+                guard StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: transaction, version: seal.version), signingKey: signingKey) else {
                     report.invalid.append(Invalid(replica: replica.description, counter: seal.first,
                                                   reason: "the signature of transaction \(seal.first)…\(counters.last!) does not match its changes and \(seal.signer)'s key"))
                     continue

@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 5
+    public static let version = 6
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -155,9 +155,17 @@ public enum ShelterSchema {
         .init("sealed", code: 3, .text, default: .text("")),
     ])
 
+    /// Residents erased (version 6, `Erasure`); the row id is the resident's. Written once, by a
+    /// leader: every replica that merges it clears her personal cells and forgets her key.
+    public static let erasures = SyncSchema.Table("erasures", code: 16, since: 6, columns: [
+        .init("erased_at", code: 1, .text, default: .text("")),
+        .init("erased_by", code: 2, .text, default: .text("")),
+        .init("reason", code: 3, .text, default: .text("request")),
+    ])
+
     public static let schema = SyncSchema(version: version, tables: [
         rooms, staff, residents, children, stays, conflicts,
-        decisions, notifications, goals, offers, complaints, rates, settings, meetings, keyGrants,
+        decisions, notifications, goals, offers, complaints, rates, settings, meetings, keyGrants, erasures,
     ])
 
     /// The row id of a grant.

@@ -17,10 +17,15 @@ public struct CellChange: Hashable, Sendable {
     /// On the last change of a transaction: the signature over the whole transaction (its changes
     /// from `seal.first` to this one's counter). Not part of the change's content (`LogHash.of`).
     public var seal: Seal?
+    /// Set when some of this change's values were erased (a resident's erasure, `SyncStore.erase`):
+    /// the digest of the change as it was written (`LogHash.of`), which its signature and the
+    /// server log's hash chain still rest on. Not part of the change's content.
+    public var erased: LogHash?
 
     public init(table: String, rowID: String, values: [String: SyncValue], dot: Dot, hlc: HLC,
-                author: String, context: VersionVector, seal: Seal? = nil) {
+                author: String, context: VersionVector, seal: Seal? = nil, erased: LogHash? = nil) {
         self.seal = seal
+        self.erased = erased
         self.table = table
         self.rowID = rowID
         self.values = values
@@ -67,26 +72,45 @@ public struct Seal: Hashable, Sendable {
     public var signer: String
     /// The 64-byte Ed25519 signature of `Seal.digest`.
     public var signature: [UInt8]
+    /// What was signed (`digest`): 2 since ShelterSync 0.9 (a change's values may be erased and its
+    /// signature still checks), 1 before.
+    public var version: Int
 
-    public init(first: UInt64, signer: String, signature: [UInt8]) {
+    public init(first: UInt64, signer: String, signature: [UInt8], version: Int = Seal.currentVersion) {
         self.first = first
         self.signer = signer
         self.signature = signature
+        self.version = version
     }
+
+    /// The version of the seals this version makes.
+    public static let currentVersion = 2
 
     /// The signer id of the server's own transactions.
     public static let serverSigner = "server"
 
-    /// What is signed: SHA-256 over a domain tag, the signer and the canonical encoding of each
-    /// change (replica, counter, table, row, columns and values, HLC, author, context), in counter
-    /// order. Seals are not part of it.
-    public static func digest(signer: String, changes: some Collection<CellChange>) -> [UInt8] {
-        var writer = BinaryWriter(capacity: 256)
-        writer.write(text: "ShelterSync transaction 1")
+    /// What is signed, in counter order; seals are not part of it.
+    /// - Version 2: SHA-256 over a domain tag, the signer and each change's digest (`LogHash.of`:
+    ///   SHA-256 of its canonical encoding — replica, counter, table, row, columns and values, HLC,
+    ///   author, context). A change whose values were erased keeps its digest, so the signature of
+    ///   its transaction still checks after an erasure.
+    /// - Version 1 (before 0.9): SHA-256 over the tag, the signer and the encodings themselves; it
+    ///   cannot be checked once a change of the transaction is erased.
+    public static func digest(signer: String, changes: some Collection<CellChange>, version: Int = currentVersion) -> [UInt8] {
+        var writer = BinaryWriter(capacity: version == 1 ? 256 : 48 + 32 * changes.count)
+        writer.write(text: "ShelterSync transaction \(version == 1 ? 1 : 2)")
         writer.write(text: signer)
         writer.write(varint: UInt64(changes.count))
-        for change in changes { ChangeCodec.encode(change, into: &writer) }
+        for change in changes {
+            if version == 1 { ChangeCodec.encode(change, into: &writer) } else { writer.write(raw: LogHash.of(change).bytes) }
+        }
         return Array(SHA256.hash(data: writer.bytes))
+    }
+
+    /// Whether the digest of this seal can be made from `changes`: not for a version-1 seal over a
+    /// change whose values were erased.
+    public func isCheckable(over changes: some Collection<CellChange>) -> Bool {
+        version != 1 || changes.allSatisfy { $0.erased == nil }
     }
 }
 

@@ -22,11 +22,16 @@ public enum ChangeCodec {
         return writer.bytes
     }
 
-    /// A change with its seal (absent: a 0 flag), as it travels and waits: `encode` and the seal.
+    /// A change with its seal, as it travels and waits: `encode`, then the seal (`encode(_:Seal?)`)
+    /// whose flag also says (`erasedFlag`) whether the digest of an erased change follows it.
     public static func encodeSealed(_ change: CellChange, into writer: inout BinaryWriter) {
         encode(change, into: &writer)
-        encode(change.seal, into: &writer)
+        encode(change.seal, erased: change.erased != nil, into: &writer)
+        if let erased = change.erased { writer.write(hash: erased) }
     }
+
+    /// The bit of a seal's flag that says the change's values were erased and its digest follows.
+    static let erasedFlag: UInt64 = 4
 
     public static func encodeSealed(_ change: CellChange) -> [UInt8] {
         var writer = BinaryWriter(capacity: 200)
@@ -34,9 +39,12 @@ public enum ChangeCodec {
         return writer.bytes
     }
 
-    public static func encode(_ seal: Seal?, into writer: inout BinaryWriter) {
-        guard let seal else { writer.write(varint: 0); return }
-        writer.write(varint: 1)
+    /// A seal: a flag (0 none, 1 a version-1 seal, 2 a version-2 seal; `erasedFlag` added by
+    /// `encodeSealed`), then the first counter, the signer and the signature.
+    public static func encode(_ seal: Seal?, erased: Bool = false, into writer: inout BinaryWriter) {
+        let extra = erased ? erasedFlag : 0
+        guard let seal else { writer.write(varint: extra); return }
+        writer.write(varint: UInt64(seal.version == 1 ? 1 : 2) | extra)
         writer.write(varint: seal.first)
         writer.write(text: seal.signer)
         writer.write(varint: UInt64(seal.signature.count))
@@ -44,22 +52,28 @@ public enum ChangeCodec {
     }
 
     public static func decodeSeal(from reader: inout BinaryReader) throws(BinaryReader.Error) -> Seal? {
-        switch try reader.readUnsigned() {
+        try decodeSeal(flag: try reader.readUnsigned(), from: &reader)
+    }
+
+    static func decodeSeal(flag: UInt64, from reader: inout BinaryReader) throws(BinaryReader.Error) -> Seal? {
+        switch flag {
         case 0: return nil
-        case 1:
+        case 1, 2:
             let first = try reader.readUnsigned()
             let signer = try reader.readText()
             let length = try reader.readCount(max: 64)
             guard length == 64 else { throw BinaryReader.Error(reason: "a signature of \(length) bytes (64 expected)", offset: reader.offset) }
             let signature = Array(try reader.readRaw(count: 64))
-            return Seal(first: first, signer: signer, signature: signature)
+            return Seal(first: first, signer: signer, signature: signature, version: Int(flag))
         case let flag: throw BinaryReader.Error(reason: "unknown seal flag \(flag)", offset: reader.offset)
         }
     }
 
     public static func decodeSealed(from reader: inout BinaryReader) throws(BinaryReader.Error) -> CellChange {
         var change = try decode(from: &reader)
-        change.seal = try decodeSeal(from: &reader)
+        let flag = try reader.readUnsigned()
+        change.seal = try decodeSeal(flag: flag & ~erasedFlag, from: &reader)
+        if flag & erasedFlag != 0 { change.erased = try reader.readHash() }
         if let seal = change.seal, seal.first > change.dot.counter {
             throw BinaryReader.Error(reason: "a seal whose transaction starts after its last change", offset: reader.offset)
         }

@@ -26,7 +26,9 @@ public struct LogHash: Hashable, Sendable, CustomStringConvertible {
 
     /// The digest of one change: SHA-256 of its canonical encoding (`ChangeCodec`: columns and
     /// vector entries sorted), so the same change gives the same digest on every replica.
+    /// A change whose values were erased gives the digest it had as written (`CellChange.erased`).
     public static func of(_ change: CellChange) -> LogHash {
+        if let erased = change.erased { return erased }
         var writer = BinaryWriter(capacity: 160)
         ChangeCodec.encode(change, into: &writer)
         return LogHash(digest: SHA256.hash(data: writer.bytes))

@@ -142,6 +142,8 @@ public struct SyncStore: Sendable {
     let upserts = UpsertTexts()
     /// The chain at the log's last entry, known inside one write transaction (`chained` stores).
     let chainTip = ChainTip()
+    /// Set when an erasure was written and the WAL still holds what it erased.
+    public let erasureCheckpoint = ErasureCheckpoint()
     /// What the current signed transaction has written and the rows as they were before it.
     let journal = TransactionJournal()
 
@@ -250,6 +252,18 @@ public struct SyncStore: Sendable {
                 ALTER TABLE sync_state ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE sync_state ADD COLUMN server_signing_key TEXT;
                 UPDATE sync_state SET sealed = counter;
+                """)
+        }
+        migrator.registerMigration("sync-5") { db in
+            // Erasure: an entry whose values were erased keeps the digest it had as written (its
+            // signature and the hash chain rest on it); the subjects (residents) erased here, and
+            // whether everything of theirs is erased (a local change not yet pushed waits).
+            try db.execute(sql: """
+                ALTER TABLE sync_log ADD COLUMN erased BLOB;
+                CREATE TABLE sync_erasures (
+                    subject TEXT PRIMARY KEY,
+                    complete INTEGER NOT NULL
+                ) WITHOUT ROWID;
                 """)
         }
         for version in 1...max(1, schema.version) {
@@ -409,6 +423,7 @@ public struct SyncStore: Sendable {
                 let changes = try loggedChanges(db, where: "peer = ? AND counter >= ? AND counter <= ?",
                                                 arguments: [.integer(own), .integer(Int64(first.change.dot.counter)), .integer(Int64(last.change.dot.counter))],
                                                 order: "counter ASC", limit: .max).map(\.change)
+                seal.version = Seal.currentVersion
                 seal.signature = try signer.sign(Seal.digest(signer: seal.signer, changes: changes))
                 try storeSeal(db, seal, peer: own, counter: Int64(last.change.dot.counter))
             }
@@ -757,17 +772,18 @@ public struct SyncStore: Sendable {
                                order: String, limit: Int) throws -> [LoggedChange] {
         let limitSQL = limit == .max ? "" : " LIMIT \(limit)"
         let select = try RawStatement(db, """
-            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection, chain, seal
+            SELECT seq, peer, counter, tbl, row, hlc, author, context, vals, state, rejection, chain, seal, erased
             FROM sync_log WHERE \(condition) ORDER BY \(order)\(limitSQL)
             """)
         for (index, argument) in arguments.enumerated() { select.bind(Int32(index + 1), argument) }
         // Rows are read in full first: decoding a vector may look up a peer with another statement.
         var rows: [(sequence: Int64, peer: Int64, counter: Int64, table: Int, row: String, hlc: Int64, author: String,
-                    context: [UInt8], values: [UInt8], state: Int, rejection: String?, chain: [UInt8]?, seal: [UInt8]?)] = []
+                    context: [UInt8], values: [UInt8], state: Int, rejection: String?, chain: [UInt8]?, seal: [UInt8]?, erased: [UInt8]?)] = []
         while try select.step() {
             rows.append((select.int64(0), select.int64(1), select.int64(2), Int(select.int64(3)), select.text(4), select.int64(5),
                          select.text(6), select.blob(7), select.blob(8), Int(select.int64(9)), select.optionalText(10),
-                         select.isNull(11) ? nil : select.blob(11), select.isNull(12) ? nil : select.blob(12)))
+                         select.isNull(11) ? nil : select.blob(11), select.isNull(12) ? nil : select.blob(12),
+                         select.isNull(13) ? nil : select.blob(13)))
         }
         var peers = PeerCache(cache: self.peers)
         return try rows.map { row in
@@ -784,6 +800,12 @@ public struct SyncStore: Sendable {
             if let seal = row.seal {
                 var reader = BinaryReader(seal)
                 change.seal = try corrupt("the signature of change \(row.counter)") { try ChangeCodec.decodeSeal(from: &reader) }
+            }
+            if let erased = row.erased {
+                guard let digest = LogHash(bytes: erased) else {
+                    throw SyncError(.corruptData, "the digest of erased change \(row.counter) is not \(LogHash.byteCount) bytes")
+                }
+                change.erased = digest
             }
             return LoggedChange(sequence: row.sequence, change: change,
                                 state: LoggedChange.State(rawValue: row.state) ?? .received, rejection: row.rejection,
@@ -839,18 +861,11 @@ public struct SyncStore: Sendable {
     func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
         var context = BinaryWriter()
         try encodeVector(db, change.context, into: &context)
-        var values = BinaryWriter()
-        values.write(varint: UInt64(change.values.count))
-        var cells: [(code: Int, value: SyncValue)] = change.values.map { (table.column(named: $0.key)!.code, $0.value) }
-        cells.sort { $0.code < $1.code }
-        for cell in cells {
-            values.write(varint: UInt64(cell.code))
-            values.write(value: cell.value)
-        }
+        let values = encodeValues(change.values, table: table)
         let peer = try peerIndex(db, change.dot.replica)
         let insert = try RawStatement(db, """
-            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal, erased)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         insert.bind(1, peer)
         insert.bind(2, Int64(change.dot.counter))
@@ -859,7 +874,7 @@ public struct SyncStore: Sendable {
         insert.bind(5, Int64(change.hlc.rawValue))
         insert.bind(6, change.author)
         insert.bind(7, blob: context.bytes)
-        insert.bind(8, blob: values.bytes)
+        insert.bind(8, blob: values)
         insert.bind(9, state.rawValue)
         var chain: LogHash?
         if chained {
@@ -871,9 +886,23 @@ public struct SyncStore: Sendable {
             ChangeCodec.encode(seal, into: &writer)
             insert.bind(11, blob: writer.bytes)
         }
+        if let erased = change.erased { insert.bind(12, blob: erased.bytes) }
         try insert.execute()
         if let chain { chainTip.moved(to: chain) }
         return db.lastInsertedRowID
+    }
+
+    /// A change's values as the log keeps them: by column code, in code order.
+    func encodeValues(_ values: [String: SyncValue], table: SyncSchema.Table) -> [UInt8] {
+        var writer = BinaryWriter()
+        writer.write(varint: UInt64(values.count))
+        var cells: [(code: Int, value: SyncValue)] = values.map { (table.column(named: $0.key)!.code, $0.value) }
+        cells.sort { $0.code < $1.code }
+        for cell in cells {
+            writer.write(varint: UInt64(cell.code))
+            writer.write(value: cell.value)
+        }
+        return writer.bytes
     }
 
     /// The local number of a replica id if this store has one, without making one.

@@ -5,7 +5,7 @@ public enum WireMessage: Hashable, Sendable {
     /// 2: hello carries the cursor with checkpoints of the server's hash chain, welcome the last
     /// common position, pulled batches the chain at their end; `recover` heals a server that went
     /// back in time.
-    public static let protocolVersion: UInt64 = 3
+    public static let protocolVersion: UInt64 = 4
     /// The most checkpoints a hello may carry.
     public static let maximumCheckpoints = 64
     /// The most encoded bytes of changes one pushed, recovered or pulled batch carries (besides its

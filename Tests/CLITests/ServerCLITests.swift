@@ -104,7 +104,7 @@ import TestSupport
         let verified = try shelter("server", "verify", "--dir", srv, "--json")
         #expect(verified.status == 0, "\(verified)")
         let verification = try verified.json()
-        #expect(Set(verification.keys) == ["transactions", "verified", "invalid"] && verification["transactions"] as? Int == verification["verified"] as? Int)
+        #expect(Set(verification.keys) == ["transactions", "verified", "erasedUnchecked", "invalid"] && verification["transactions"] as? Int == verification["verified"] as? Int)
         #expect(try shelter("verify", "--replica", b).status == 0)
 
         // Revoked while running: refused, exit 1, the change stays unsynced.

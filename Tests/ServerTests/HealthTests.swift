@@ -67,7 +67,8 @@ import TestSupport
         let byName = Dictionary(uniqueKeysWithValues: replicas.map { ($0["name"] as! String, $0) })
         #expect(Set(byName.keys) == ["reception", "office", "night", "garden"])
         #expect(Set(replicas[0].keys) == ["name", "replicaId", "state", "lastSeen", "lastSync", "lag", "unsynced", "rejected",
-                                          "clockSkewMs", "openConflicts", "recoveredChanges", "forkedAt", "certificateExpires", "clientVersion", "schemaVersion", "lastError"])
+                                          "clockSkewMs", "openConflicts", "erasuresPending", "recoveredChanges", "forkedAt", "certificateExpires", "clientVersion", "schemaVersion", "lastError"])
+        #expect(replicas.allSatisfy { $0["erasuresPending"] as? Int == 0 })
         #expect(replicas.allSatisfy { $0["recoveredChanges"] as? Int == 0 && $0["forkedAt"] is NSNull })
         let office = try #require(byName["office"]), reception = try #require(byName["reception"])
         #expect(office["state"] as? String == "ok" && office["lag"] as? Int == 0 && office["unsynced"] as? Int == 0)
@@ -107,6 +108,7 @@ import TestSupport
         #expect(samples["shelter_replica_state", ["replica": "night", "state": "never-synced"]] == 1)
         #expect(samples["shelter_replica_lag", ["replica": "reception"]] == 6)
         #expect(samples["shelter_replica_unsynced", ["replica": "office"]] == 0)
+        #expect(samples["shelter_replica_erasures_pending", ["replica": "office"]] == 0)
         #expect(samples["shelter_replica_seconds_since_last_sync", ["replica": "night"]] == -1)
         #expect((samples["shelter_merge_duration_seconds_count", [:]] ?? 0) >= 1)
         #expect(!response.body.contains("Anna") && !response.body.contains("010190"))

@@ -15,6 +15,13 @@ public struct ReplicaInspector {
         return try DatabaseQueue(path: path, configuration: config).read(body)
     }
 
+    /// The rows of a query, each column as text (nil for null).
+    public func rows(_ sql: String) throws -> [[String?]] {
+        try read { db in
+            try Row.fetchAll(db, sql: sql).map { row in (0..<row.count).map { row[$0] as String? } }
+        }
+    }
+
     /// Every row of every table, as text: equal snapshots mean nothing changed.
     public func snapshot() throws -> [String: [String]] {
         try read { db in

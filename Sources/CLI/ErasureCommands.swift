@@ -1,0 +1,150 @@
+import ArgumentParser
+import ClientKit
+import Foundation
+import ShelterDomain
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Erasure cannot be undone: on a terminal she types `yes`; without one, `--yes` says it.
+func confirmErasure(_ question: String, yes: Bool) throws {
+    if yes { return }
+    guard isatty(STDIN_FILENO) != 0 else {
+        printError("erasure cannot be undone: add --yes to erase without a terminal to ask on (nothing was erased)")
+        throw ExitCode(1)
+    }
+    FileHandle.standardError.write(Data("\(question)\nThis cannot be undone. Type yes to erase: ".utf8))
+    guard readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
+        printError("not confirmed; nothing was erased")
+        throw ExitCode(1)
+    }
+}
+
+func erasureJSON(_ erasure: ErasureRecord) -> JSON {
+    .object([("resident", .string(erasure.resident)), ("erasedAt", .string(erasure.erasedAt)),
+             ("erasedBy", .string(erasure.erasedBy)), ("reason", .string(erasure.reason.rawValue))])
+}
+
+struct Erase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A leader erases a resident: her key and every personal value of hers and her children's, on every copy.",
+        discussion: """
+            One signed change. This workstation erases her at once; every other workstation and the server \
+            erase her when they sync. Her stays keep their dates, room, municipality and status (billing and \
+            statistics); history shows (erased) for her values, and who erased her and when.
+            """)
+
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "The resident (id or unique prefix).") var resident: String
+    @Flag(help: "Erase without asking (erasure cannot be undone).") var yes = false
+
+    func run() throws {
+        let replica = try reportingErrors { try options.openUnlocked() }
+        let record = try reportingErrors { try replica.resident(resident) }
+        if let erasure = record.erasure {
+            printError("resident \(record.id.prefix(8)) was erased already, \(erasure.erasedAt) by \(erasure.erasedBy)")
+            throw ExitCode(1)
+        }
+        let who = (record.anonymous ? record.alias : record.name ?? record.alias) ?? "(no name)"
+        try confirmErasure("Erase resident \(record.id.prefix(8)) (\(who)), her \(record.children.count) child\(record.children.count == 1 ? "" : "ren") and the personal data of her \(record.stays.count) stay\(record.stays.count == 1 ? "" : "s")?", yes: yes)
+        let id = try reportingErrors { try replica.erase(resident: record.id, by: try options.session()) }
+        print("resident \(id.prefix(8)) is erased here; every other copy erases her at its next sync")
+    }
+}
+
+struct Retention: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Residents whose retention period has ended: their last stay ended more than retentionYears ago.",
+        discussion: "Set the period with shelter settings set retentionYears=N (a leader; default 3).",
+        subcommands: [List.self, EraseDue.self],
+        defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the residents whose retention period has ended.")
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let (years, due) = try reportingErrors { try options.openUnlocked().retentionDue() }
+            if json {
+                printJSON(.object([
+                    ("retentionYears", .int(Int64(years))),
+                    ("residents", .array(due.map { .object([("resident", .string($0.resident)), ("display", .string($0.display)),
+                                                           ("lastDischargedAt", .string($0.lastDischargedAt))]) })),
+                ]))
+                return
+            }
+            guard !due.isEmpty else {
+                print("no resident's last stay ended more than \(years) year\(years == 1 ? "" : "s") ago")
+                return
+            }
+            print("last stay ended more than \(years) year\(years == 1 ? "" : "s") ago:")
+            for entry in due {
+                print("  \(entry.resident.prefix(8))  \(entry.display ?? "-")  discharged \(entry.lastDischargedAt)")
+            }
+        }
+    }
+
+    struct EraseDue: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "erase", abstract: "A leader erases every resident whose retention period has ended.")
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Erase without asking (erasure cannot be undone).") var yes = false
+
+        func run() throws {
+            let replica = try reportingErrors { try options.openUnlocked() }
+            let (years, due) = try reportingErrors { try replica.retentionDue() }
+            guard !due.isEmpty else {
+                print("no resident's last stay ended more than \(years) year\(years == 1 ? "" : "s") ago; nothing to erase")
+                return
+            }
+            try confirmErasure("Erase \(due.count) resident\(due.count == 1 ? "" : "s") whose last stay ended more than \(years) years ago?", yes: yes)
+            let ids = try reportingErrors { try replica.erase(residents: due.map(\.resident), reason: .retention, by: try options.session()) }
+            print("\(ids.count) resident\(ids.count == 1 ? " is" : "s are") erased here; every other copy erases them at its next sync")
+        }
+    }
+}
+
+struct Settings: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The shelter's settings (replicated to every workstation).",
+        subcommands: [Show.self, Set.self],
+        defaultSubcommand: Show.self)
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show every setting.")
+        @OptionGroup var options: ReplicaOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let replica = try reportingErrors { try options.open() }
+            let stored = try reportingErrors { try replica.settings() }
+            let years = try reportingErrors { try replica.retentionYears() }
+            if json {
+                printJSON(.object([(Erasure.retentionSetting, .int(Int64(years)))]))
+                return
+            }
+            print("\(Erasure.retentionSetting)  \(years)\(stored[Erasure.retentionSetting] == nil ? " (default)" : "")")
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "A leader sets settings: KEY=VALUE.",
+            discussion: "Settings: " + Replica.knownSettings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "KEY=VALUE pairs.") var pairs: [String]
+
+        func run() throws {
+            var values: [(key: String, value: String)] = []
+            for pair in pairs {
+                guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                    printError("'\(pair)' is not KEY=VALUE (nothing was set)")
+                    throw ExitCode(1)
+                }
+                values.append((String(pair[..<equals]), String(pair[pair.index(after: equals)...])))
+            }
+            try reportingErrors { try options.open().setSettings(values, by: try options.session()) }
+            for (key, value) in values { print("\(key) = \(value)") }
+        }
+    }
+}

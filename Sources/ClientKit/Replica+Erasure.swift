@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import ShelterDomain
+import SyncCore
+
+extension Replica {
+    /// Erases residents (a leader's action; `Erasure`): one signed transaction that records each
+    /// erasure, then carries it out here at once — her key and personal cells, their values in the
+    /// log and in conflict rows. Every other replica and the server carry it out when they merge
+    /// it. This replica's own changes of hers not yet pushed are erased once the server has them.
+    /// `residents`: ids or unique prefixes. Returns the full ids.
+    @discardableResult
+    public func erase(residents: [String], reason: Erasure.Reason = .request, by session: any TransactionSigner) throws -> [String] {
+        let erasedAt = Timestamp.format(configuration.now())
+        let ids = try perform(signedBy: session) { db -> [String] in
+            guard try staffMember(db, session.signer)?.role == .leader else {
+                throw ReplicaError(DomainError(.notPermitted, "only a leader may erase a resident; \(session.author) is not a leader (nothing was erased)"))
+            }
+            var ids: [String] = []
+            for prefix in residents {
+                let id = try resolve(db, prefix, in: ShelterSchema.residents, kind: "resident")
+                if let done = try erasure(db, of: id) {
+                    throw ReplicaError(DomainError(.invalidTransition, "resident \(id.prefix(8)) was erased already, \(done.erasedAt) by \(done.erasedBy) (nothing was erased)"))
+                }
+                guard !ids.contains(id) else { continue }
+                ids.append(id)
+                try write(db, ShelterSchema.erasures, id, [
+                    "erased_at": .text(erasedAt), "erased_by": .text(session.signer), "reason": .text(reason.rawValue),
+                ], author: session.author)
+            }
+            for id in ids { try Erasure.apply(db, store: store, resident: id, keepUnsynced: true) }
+            return ids
+        }
+        keys.forget(residents: ids)
+        return ids
+    }
+
+    /// `erase(residents:)` of one resident.
+    @discardableResult
+    public func erase(resident: String, reason: Erasure.Reason = .request, by session: any TransactionSigner) throws -> String {
+        try erase(residents: [resident], reason: reason, by: session)[0]
+    }
+
+    /// Who erased a resident and when; nil when she is not erased.
+    public func erasure(of resident: String) throws -> ErasureRecord? {
+        try read { db in try erasure(db, of: try resolve(db, resident, in: ShelterSchema.residents, kind: "resident")) }
+    }
+
+    func erasure(_ db: Database, of resident: String) throws -> ErasureRecord? {
+        try Row.fetchOne(db, sql: "SELECT erased_at, erased_by, reason FROM erasures WHERE id = ?", arguments: [resident]).map {
+            ErasureRecord(resident: resident, erasedAt: $0["erased_at"], erasedBy: $0["erased_by"],
+                          reason: Erasure.Reason(rawValue: $0["reason"]) ?? .request)
+        }
+    }
+
+    /// Erasures made or merged here whose erasing still waits for this replica's own changes of
+    /// hers to reach the server (they are erased once it acknowledges them).
+    public func erasuresWaiting() throws -> Int {
+        try read { db in try store.erasures(db).values.filter { !$0 }.count }
+    }
+
+    // MARK: Retention
+
+    /// The retention period in years (the setting `retentionYears`, default 3).
+    public func retentionYears() throws -> Int {
+        try read { db in try retentionYears(db) }
+    }
+
+    func retentionYears(_ db: Database) throws -> Int {
+        try String.fetchOne(db, sql: "SELECT value FROM settings WHERE id = ?", arguments: [Erasure.retentionSetting])
+            .flatMap { Int($0) } ?? Erasure.defaultRetentionYears
+    }
+
+    /// Residents not erased whose stays have all ended, the last more than the retention period
+    /// before `now`; the longest ago first.
+    public func retentionDue(now: Date? = nil) throws -> (years: Int, residents: [RetentionDue]) {
+        try read { db in
+            let years = try retentionYears(db)
+            var utc = Calendar(identifier: .gregorian)
+            utc.timeZone = TimeZone(identifier: "UTC")!
+            let cutoff = Timestamp.format(utc.date(byAdding: .year, value: -years, to: now ?? configuration.now())!)
+            let due = try Row.fetchAll(db, sql: """
+                SELECT r.id, r.anonymous, r.name, r.alias, MAX(s.discharged_at) AS last
+                FROM residents r JOIN stays s ON s.resident = r.id
+                WHERE NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id)
+                GROUP BY r.id
+                HAVING SUM(s.status != 'discharged' OR s.discharged_at IS NULL) = 0 AND MAX(s.discharged_at) < ?
+                ORDER BY last, r.id
+                """, arguments: [cutoff]).map { row -> RetentionDue in
+                let anonymous: Bool = row["anonymous"]
+                let alias: String? = row["alias"]
+                let name = hasSession ? plain(db, row, "name", table: ShelterSchema.residents) : nil
+                return RetentionDue(resident: row["id"], display: hasSession ? (anonymous ? alias : name ?? alias) : nil, lastDischargedAt: row["last"])
+            }
+            return (years, due)
+        }
+    }
+
+    // MARK: Settings
+
+    /// The settings the shelter's staff set (`shelter settings`), by key.
+    public static let knownSettings: [String: String] = [
+        Erasure.retentionSetting: "years after a resident's last stay ended before `shelter retention` lists her for erasure (default \(Erasure.defaultRetentionYears))",
+    ]
+
+    /// Every setting as stored, by key.
+    public func settings() throws -> [String: String] {
+        try read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, value FROM settings WHERE value IS NOT NULL").map { ($0["id"], $0["value"]) })
+        }
+    }
+
+    /// Sets shelter settings (a leader's action), in one signed transaction.
+    public func setSettings(_ values: [(key: String, value: String)], by session: any TransactionSigner) throws {
+        for (key, _) in values where Self.knownSettings[key] == nil {
+            throw ReplicaError(.invalidArgument, "there is no setting \(key); the settings are \(Self.knownSettings.keys.sorted().joined(separator: ", ")) (nothing was set)")
+        }
+        try perform(signedBy: session) { db in
+            for (key, value) in values {
+                try write(db, ShelterSchema.settings, key, ["value": .text(value)], author: session.author)
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import GRDB
+import SyncCore
+
+/// Erasing a resident (DESIGN §4 "Rotation and erasure"): a leader's signed change, a row of
+/// `erasures`, that every replica and the server carry out when they merge it — the same code on
+/// both sides.
+///
+/// Carrying it out clears, in every row of hers (her resident row, her children and stays, the
+/// decisions, goals and complaints of her stays, the conflict rows about any of them), every
+/// personal cell and her wrapped key: in the row, in every log entry and held-back change (which
+/// keep their digest, so signatures and the server's hash chain still check) — crypto-shredding
+/// and the ciphertext itself. Non-personal cells stay: her stays keep dates, room, municipality and
+/// status for billing and statistics. A change that reaches a replica after her erasure (made
+/// offline before it was known) is cleared the same way when it is merged: erasure wins.
+public enum Erasure {
+    public enum Reason: String, CaseIterable, Sendable {
+        /// She asked to be erased.
+        case request
+        /// Her last stay ended more than the retention period ago.
+        case retention
+    }
+
+    /// The setting (a row of `settings`) that holds the retention period in years.
+    public static let retentionSetting = "retentionYears"
+    public static let defaultRetentionYears = 3
+
+    /// Whether `resident` is erased here.
+    public static func isErased(_ db: Database, _ resident: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM erasures WHERE id = ?)"), arguments: [resident]) ?? false
+    }
+
+    /// The resident a row's personal cells belong to: herself, the resident of a child or stay, the
+    /// resident of the stay a decision, goal or complaint is about, the owner of the row a conflict
+    /// is about; nil for rows of no resident (a house meeting). `values`: the row's values being
+    /// written, read before the stored row.
+    public static func owner(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue] = [:]) throws -> String? {
+        if table.name == ShelterSchema.residents.name { return rowID }
+        let quoted = table.name.quotedDatabaseIdentifier
+        if table.column(named: "resident") != nil {
+            if let resident = values["resident"]?.textValue, !resident.isEmpty { return resident }
+            return try String.fetchOne(db.cachedStatement(sql: "SELECT resident FROM \(quoted) WHERE id = ?"), arguments: [rowID])
+        }
+        if table.column(named: "stay") != nil {
+            let stay = try values["stay"]?.textValue ?? String.fetchOne(db.cachedStatement(sql: "SELECT stay FROM \(quoted) WHERE id = ?"), arguments: [rowID])
+            guard let stay else { return nil }
+            return try String.fetchOne(db.cachedStatement(sql: "SELECT resident FROM stays WHERE id = ?"), arguments: [stay])
+        }
+        if table.name == ShelterSchema.conflicts.name {
+            let about = try Row.fetchOne(db.cachedStatement(sql: "SELECT tbl, row FROM conflicts WHERE id = ?"), arguments: [rowID])
+            let aboutTable = (values["tbl"]?.textValue ?? about?["tbl"]).flatMap { ShelterSchema.schema.table(named: $0) }
+            let aboutRow: String? = values["row"]?.textValue ?? about?["row"]
+            guard let aboutTable, let aboutRow, aboutTable.name != ShelterSchema.conflicts.name else { return nil }
+            return try owner(db, table: aboutTable, rowID: aboutRow)
+        }
+        return nil
+    }
+
+    /// The cells to clear in one row of hers: its personal columns, and her wrapped key in her own row.
+    static func erasable(_ table: SyncSchema.Table, rowID: String) -> ErasedCells? {
+        var columns = table.personalColumns
+        if table.name == ShelterSchema.residents.name { columns.insert("key") }
+        return columns.isEmpty ? nil : ErasedCells(table: table.name, rowID: rowID, columns: columns)
+    }
+
+    /// Every row of hers with cells to clear, and the conflict rows about any row of hers.
+    public static func cells(of resident: String, _ db: Database) throws -> [ErasedCells] {
+        var rows: [(table: SyncSchema.Table, id: String)] = [(ShelterSchema.residents, resident)]
+        var stays: [String] = []
+        for table in ShelterSchema.schema.tables where table.column(named: "resident") != nil {
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM \(table.name.quotedDatabaseIdentifier) WHERE resident = ?", arguments: [resident])
+            rows += ids.map { (table, $0) }
+            if table.name == ShelterSchema.stays.name { stays = ids }
+        }
+        if !stays.isEmpty {
+            let marks = Array(repeating: "?", count: stays.count).joined(separator: ", ")
+            for table in ShelterSchema.schema.tables where table.column(named: "stay") != nil && !table.personalColumns.isEmpty {
+                let ids = try String.fetchAll(db, sql: "SELECT id FROM \(table.name.quotedDatabaseIdentifier) WHERE stay IN (\(marks))",
+                                              arguments: StatementArguments(stays))
+                rows += ids.map { (table, $0) }
+            }
+        }
+        var cells = rows.compactMap { erasable($0.table, rowID: $0.id) }
+        cells += try conflictCells(about: rows.map { ($0.table.name, $0.id) }, db)
+        return cells
+    }
+
+    /// The conflict rows about `rows`.
+    static func conflictCells(about rows: [(table: String, id: String)], _ db: Database) throws -> [ErasedCells] {
+        var cells: [ErasedCells] = []
+        for (table, id) in rows {
+            for conflict in try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM conflicts WHERE row = ? AND tbl = ?"), arguments: [id, table]) {
+                if let erasable = erasable(ShelterSchema.conflicts, rowID: conflict) { cells.append(erasable) }
+            }
+        }
+        return cells
+    }
+
+    /// Carries out the erasure of `resident` here. `keepUnsynced`: a workstation keeps its own
+    /// changes not yet pushed (the server must check their signature against their values) and
+    /// erases them once acknowledged (`completeWaiting`).
+    @discardableResult
+    public static func apply(_ db: Database, store: SyncStore, resident: String, keepUnsynced: Bool) throws -> ErasureReport {
+        let report = try store.erase(db, try cells(of: resident, db), keepUnsynced: keepUnsynced)
+        try store.recordErasure(db, subject: resident, complete: report.complete)
+        return report
+    }
+
+    /// After `changes` were merged here (a pulled batch, a pushed transaction): carries out the
+    /// erasures among them, and clears what the others brought to a resident erased before —
+    /// erasure wins over a concurrent edit. Returns the residents erased by this batch.
+    @discardableResult
+    public static func afterMerge(_ db: Database, store: SyncStore, changes: [CellChange], keepUnsynced: Bool) throws -> [String] {
+        guard !changes.isEmpty,
+              try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM erasures)")) == true else { return [] }
+        let known = try store.erasures(db)
+        var erased: [String] = []
+        for change in changes where change.table == ShelterSchema.erasures.name && known[change.rowID] == nil && !erased.contains(change.rowID) {
+            try apply(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
+            erased.append(change.rowID)
+        }
+        var late: [ErasedCells] = []
+        var seen = Set<String>()
+        for change in changes where change.table != ShelterSchema.erasures.name {
+            guard let table = ShelterSchema.schema.table(named: change.table), seen.insert(change.table + "\u{1}" + change.rowID).inserted,
+                  let cells = erasable(table, rowID: change.rowID),
+                  change.values.keys.contains(where: cells.columns.contains) else { continue }
+            guard let owner = try owner(db, table: table, rowID: change.rowID, values: change.values),
+                  !erased.contains(owner), try known[owner] != nil || isErased(db, owner) else { continue }
+            late.append(cells)
+            late += try conflictCells(about: [(table.name, change.rowID)], db)
+        }
+        if !late.isEmpty { try store.erase(db, late, keepUnsynced: keepUnsynced) }
+        return erased
+    }
+
+    /// Erases what erasures here left waiting: this workstation's own changes that were not yet
+    /// pushed when the erasure arrived. Call after the server acknowledged a push.
+    public static func completeWaiting(_ db: Database, store: SyncStore) throws {
+        for (resident, complete) in try store.erasures(db) where !complete {
+            try apply(db, store: store, resident: resident, keepUnsynced: true)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// Some columns of one row whose values are to be erased.
+public struct ErasedCells: Hashable, Sendable {
+    public var table: String
+    public var rowID: String
+    public var columns: Set<String>
+
+    public init(table: String, rowID: String, columns: Set<String>) {
+        self.table = table
+        self.rowID = rowID
+        self.columns = columns
+    }
+}
+
+/// Whether an erasure was written since the write-ahead log was last emptied: the WAL still holds
+/// the pages as they were before it (SQLite keeps old frames until a checkpoint), so the owner of the
+/// connection checkpoints and truncates it after the erasing transaction (`checkpointAfterErasure`).
+public final class ErasureCheckpoint: Sendable {
+    private let pending = Mutex(false)
+    public init() {}
+    public var isPending: Bool { pending.withLock { $0 } }
+    func set() { pending.withLock { $0 = true } }
+
+    /// Copies the WAL into the database file and truncates it to nothing, waiting at most a moment
+    /// for readers to move on; when they do not, it stays pending for the next write. Call outside
+    /// a transaction, on the writing connection.
+    public func checkpoint(_ db: Database) {
+        guard isPending else { return }
+        let timeout = (try? Int.fetchOne(db, sql: "PRAGMA busy_timeout")) ?? 0
+        _ = try? db.execute(sql: "PRAGMA busy_timeout = 250")
+        defer { _ = try? db.execute(sql: "PRAGMA busy_timeout = \(timeout)") }
+        guard let result = try? db.checkpoint(.truncate), result.walFrameCount <= 0 else { return }
+        pending.withLock { $0 = false }
+    }
+}
+
+/// What `SyncStore.erase` did.
+public struct ErasureReport: Hashable, Sendable {
+    /// Log entries and held-back changes whose values it erased.
+    public var entries = 0
+    /// This replica's own changes not yet pushed that hold such values: kept until the server has
+    /// them (`complete` is false), then erased by a later call.
+    public var waiting = 0
+    public var complete: Bool { waiting == 0 }
+
+    public init() {}
+}
+
+extension SyncStore {
+    /// Erases the values of `cells` wherever this replica keeps them: the domain row (each cell
+    /// goes back to its column's default), every log entry and held-back change of the row that
+    /// wrote them, with the entry's digest kept (`CellChange.erased`) so that its transaction's
+    /// signature and the log's hash chain still check. The rows' metadata is unchanged: merging
+    /// converges as before, and the application erases what a late change brings (erasure wins).
+    ///
+    /// - Parameter keepUnsynced: keep this replica's own changes that the server has not merged
+    ///   yet (a workstation: the server must still check their signature against their values).
+    ///   They are counted in `waiting`; call again after the push.
+    @discardableResult
+    public func erase(_ db: Database, _ cells: [ErasedCells], keepUnsynced: Bool) throws -> ErasureReport {
+        var report = ErasureReport()
+        defer { if report.entries > 0 || !cells.isEmpty { erasureCheckpoint.set() } }
+        for group in cells {
+            let table = try self.table(group.table)
+            let columns = table.columns.filter { group.columns.contains($0.name) }
+            guard !columns.isEmpty else { continue }
+            let defaults = Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0.defaultValue) })
+            let assignments = columns.map { "\($0.name.quotedDatabaseIdentifier) = ?" }.joined(separator: ", ")
+            try db.execute(sql: "UPDATE \(table.name.quotedDatabaseIdentifier) SET \(assignments) WHERE id = ?",
+                           arguments: StatementArguments(columns.map { $0.defaultValue.databaseValue } + [group.rowID.databaseValue]))
+
+            /// The change with the columns' values erased; nil when it holds none of them.
+            func erased(_ change: CellChange) -> CellChange? {
+                var values = change.values
+                for (column, value) in change.values {
+                    if let empty = defaults[column], value != empty { values[column] = empty }
+                }
+                guard values != change.values else { return nil }
+                var result = change
+                result.erased = LogHash.of(change)
+                result.values = values
+                return result
+            }
+            for entry in try loggedChanges(db, where: "row = ? AND tbl = ?", arguments: [.text(group.rowID), .integer(Int64(table.code))],
+                                           order: "seq ASC", limit: .max) {
+                guard let change = erased(entry.change) else { continue }
+                if keepUnsynced && entry.state == .unsynced {
+                    report.waiting += 1
+                    continue
+                }
+                try db.execute(sql: "UPDATE sync_log SET vals = ?, erased = ? WHERE seq = ?",
+                               arguments: [Data(encodeValues(change.values, table: table)), Data(change.erased!.bytes), entry.sequence])
+                report.entries += 1
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ?",
+                                        arguments: [table.code, group.rowID]) {
+                guard let change = erased(try decodeChange(row["change"] as Data)) else { continue }
+                try db.execute(sql: "UPDATE sync_pending SET change = ? WHERE peer = ? AND counter = ?",
+                               arguments: [Data(ChangeCodec.encodeSealed(change)), row["peer"] as Int64, row["counter"] as Int64])
+                report.entries += 1
+            }
+        }
+        return report
+    }
+
+    /// The subjects (the application's: a resident's id) erased here, and whether all of each is
+    /// erased (`erase` left nothing waiting).
+    public func erasures(_ db: Database) throws -> [String: Bool] {
+        var result: [String: Bool] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT subject, complete FROM sync_erasures") {
+            result[row["subject"]] = (row["complete"] as Int64) != 0
+        }
+        return result
+    }
+
+    /// Records that `subject` was erased here, completely or with local changes still waiting.
+    public func recordErasure(_ db: Database, subject: String, complete: Bool) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO sync_erasures (subject, complete) VALUES (?, ?)", arguments: [subject, complete])
+    }
+}
