@@ -58,6 +58,8 @@ import TestSupport
         // The office edits her note while offline (the server is not told yet) …
         try #require(try ShelterProcess.login(office).status == 0)
         try shelter("resident", "set", resident, "notes=\(later)", "--replica", office)
+        let laterCipher = try #require(try ReplicaInspector(path: office).rows("SELECT notes FROM residents WHERE id = '\(resident)'")[0][0])
+        #expect(laterCipher.hasPrefix("ss1:") && !stored.contains(laterCipher))
         // … while the leader erases her at the reception: not without confirmation when there is no terminal.
         let unconfirmed = try shelter("erase", resident, "--replica", reception, status: 1)
         #expect(unconfirmed.stderr.contains("--yes"), "\(unconfirmed)")
@@ -101,7 +103,7 @@ import TestSupport
         for path in [reception, office] { try shelter("logout", "--replica", path) }
 
         // Every byte of every file: nothing of hers, not even her ciphertext.
-        let secrets = [name, cpr, cpr.replacingOccurrences(of: "-", with: ""), phone, note, later, child, "Dobbelt"] + ciphertexts
+        let secrets = [name, cpr, cpr.replacingOccurrences(of: "-", with: ""), phone, note, later, child, "Dobbelt"] + ciphertexts + [String(laterCipher.split(separator: ":").last!)]
         var searched = 0, otherFound = 0
         let files = try FileManager.default.subpathsOfDirectory(atPath: dir.path)
         let otherCipher = try ReplicaInspector(path: night).rows("SELECT name FROM residents WHERE id = '\(otherResident)'")[0][0]!
