@@ -20,7 +20,8 @@ extension Replica {
                     }
                 }
                 return conflict
-            }
+            // The conflict about a cell of an erased resident: nothing of it is left to resolve.
+            }.filter { !($0.kind == .field && $0.candidates.isEmpty) }
         }
     }
 

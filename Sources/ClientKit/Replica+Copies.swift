@@ -90,6 +90,7 @@ extension Replica {
             }
             var report = RescueReport(from: old.id, rescued: 0, alreadyOnServer: 0, rescuedBefore: 0, refused: 0)
             var lacking: [LoggedChange] = []
+            var rescued: [CellChange] = []
             var firstDivergent = UInt64.max
             for entry in oldEntries {
                 let dot = entry.change.dot
@@ -115,6 +116,11 @@ extension Replica {
             }
             for entry in lacking {
                 let change = entry.change
+                // An erasure of a resident erased since (by another workstation): done already.
+                if change.table == ShelterSchema.erasures.name, try Erasure.isErased(db, change.rowID) {
+                    report.alreadyOnServer += 1
+                    continue
+                }
                 let key = change.table + "/" + change.rowID
                 let table = try checkedTable(change.table)
                 let held = try store.rowMeta(db, table: table, rowID: change.rowID)?.versionVector ?? VersionVector()
@@ -139,7 +145,11 @@ extension Replica {
                 }
                 reissuedByRow[key, default: []].append((change.dot.counter, reissued.dot.counter))
                 report.rescued += 1
+                rescued.append(reissued)
             }
+            // What the copy wrote of a resident erased since is erased here too (and from the
+            // re-issued changes once the server has them): erasure wins.
+            try Erasure.afterMerge(db, store: store, changes: rescued, keepUnsynced: true)
             return report
         }
     }

@@ -930,6 +930,15 @@ public struct ServerStore: Sendable {
                     ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
                     continue
                 }
+                if try listsPair(db, table: change.table, rowID: change.rowID, column: column, dots: Set(frontier.map(\.1)), except: id) {
+                    // Another conflict of the cell lists these values already: this one is settled
+                    // into it rather than become its twin.
+                    try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+                        "status": .text(Conflict.Status.resolved.rawValue),
+                    ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                    listed.append(Set(frontier.map(\.1)))
+                    continue
+                }
                 let winner = table.keepBoth.contains(column) ? nil : frontier.firstIndex { $0.1 == current?.cells[column]?.dot }
                 try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
                     "candidates": .text(Conflict.encode(frontier.map(\.0))),
@@ -946,9 +955,23 @@ public struct ServerStore: Sendable {
         return created
     }
 
+    /// Whether a conflict of the cell (other than `except`) lists exactly `dots`.
+    private func listsPair(_ db: Database, table: String, rowID: String, column: String, dots: Set<Dot>, except: String?) throws -> Bool {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT id, dots FROM conflicts WHERE tbl = ? AND row = ? AND col = ? AND dots IS NOT NULL"),
+                         arguments: [table, rowID, column]).contains { row in
+            (row["id"] as String) != except && Set((row["dots"] as String).split(separator: "|").compactMap { Dot(String($0)) }) == dots
+        }
+    }
+
     private func recordFieldConflict(_ db: Database, _ pair: ConcurrentWrite, at: Date) throws -> Bool {
         let id = Self.conflictID(["field", pair.table, pair.rowID, pair.column, pair.current.dot.description, pair.incoming.dot.description])
         guard try !exists(db, conflict: id) else { return false }
+        // Another conflict of the cell may list this very pair already: one whose values moved to
+        // the frontier (its id names the pair it began with), made by an earlier run of the server
+        // and given back after a restore. Open or resolved, the pair is not reported twice.
+        if try listsPair(db, table: pair.table, rowID: pair.rowID, column: pair.column, dots: [pair.current.dot, pair.incoming.dot], except: nil) {
+            return false
+        }
         let current = try origin(db, pair.current.dot)
         let incoming = try origin(db, pair.incoming.dot)
         let candidates = [

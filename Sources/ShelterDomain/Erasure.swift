@@ -6,7 +6,8 @@ import SyncCore
 /// both sides.
 ///
 /// Carrying it out clears, in every row of hers (her resident row, her children and stays, the
-/// decisions, goals and complaints of her stays, the conflict rows about any of them), every
+/// decisions, goals and complaints of her stays, the conflict rows about a personal cell of any
+/// of them), every
 /// personal cell and her wrapped key: in the row, in every log entry and held-back change (which
 /// keep their digest, so signatures and the server's hash chain still check) — crypto-shredding
 /// and the ciphertext itself. Non-personal cells stay: her stays keep dates, room, municipality and
@@ -84,15 +85,26 @@ public enum Erasure {
         return cells
     }
 
-    /// The conflict rows about `rows`.
+    /// The conflict rows about a personal cell of `rows` (their candidates are her values; a
+    /// conflict about a room or a status holds nothing personal and stays resolvable).
     static func conflictCells(about rows: [(table: String, id: String)], _ db: Database) throws -> [ErasedCells] {
         var cells: [ErasedCells] = []
         for (table, id) in rows {
-            for conflict in try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM conflicts WHERE row = ? AND tbl = ?"), arguments: [id, table]) {
-                if let erasable = erasable(ShelterSchema.conflicts, rowID: conflict) { cells.append(erasable) }
+            guard let personal = ShelterSchema.schema.table(named: table)?.personalColumns, !personal.isEmpty else { continue }
+            for conflict in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, col FROM conflicts WHERE row = ? AND tbl = ?"), arguments: [id, table])
+            where (conflict["col"] as String?).map(personal.contains) == true {
+                if let erasable = erasable(ShelterSchema.conflicts, rowID: conflict["id"]) { cells.append(erasable) }
             }
         }
         return cells
+    }
+
+    /// Whether a conflict is about a personal cell (its candidates are someone's values).
+    static func isAboutPersonalCell(conflict id: String, values: [String: SyncValue], _ db: Database) throws -> Bool {
+        let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT tbl, col FROM conflicts WHERE id = ?"), arguments: [id])
+        guard let table = (values["tbl"]?.textValue ?? stored?["tbl"]).flatMap({ ShelterSchema.schema.table(named: $0) }),
+              let column = values["col"]?.textValue ?? stored?["col"] else { return false }
+        return table.personalColumns.contains(column)
     }
 
     /// Carries out the erasure of `resident` here. `keepUnsynced`: a workstation keeps its own
@@ -105,7 +117,8 @@ public enum Erasure {
         return report
     }
 
-    /// After `changes` were merged here (a pulled batch, a pushed transaction): carries out the
+    /// After `changes` were merged or written here (a pulled batch, a pushed transaction, changes
+    /// re-issued by a rescue): carries out the
     /// erasures among them, and clears what the others brought to a resident erased before —
     /// erasure wins over a concurrent edit. Returns the residents erased by this batch.
     @discardableResult
@@ -118,18 +131,23 @@ public enum Erasure {
             try apply(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
             erased.append(change.rowID)
         }
-        var late: [ErasedCells] = []
+        var late: [String: [ErasedCells]] = [:]
         var seen = Set<String>()
         for change in changes where change.table != ShelterSchema.erasures.name {
             guard let table = ShelterSchema.schema.table(named: change.table), seen.insert(change.table + "\u{1}" + change.rowID).inserted,
                   let cells = erasable(table, rowID: change.rowID),
                   change.values.keys.contains(where: cells.columns.contains) else { continue }
+            if table.name == ShelterSchema.conflicts.name, try !isAboutPersonalCell(conflict: change.rowID, values: change.values, db) { continue }
             guard let owner = try owner(db, table: table, rowID: change.rowID, values: change.values),
                   !erased.contains(owner), try known[owner] != nil || isErased(db, owner) else { continue }
-            late.append(cells)
-            late += try conflictCells(about: [(table.name, change.rowID)], db)
+            late[owner, default: []] += [cells] + (try conflictCells(about: [(table.name, change.rowID)], db))
         }
-        if !late.isEmpty { try store.erase(db, late, keepUnsynced: keepUnsynced) }
+        for (owner, cells) in late {
+            // A change of this replica's own not pushed yet waits, and its erasure with it.
+            if try !store.erase(db, cells, keepUnsynced: keepUnsynced).complete {
+                try store.recordErasure(db, subject: owner, complete: false)
+            }
+        }
         return erased
     }
 

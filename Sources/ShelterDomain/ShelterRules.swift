@@ -224,8 +224,11 @@ public enum ShelterRules {
             guard let at = change.values["erased_at"]?.textValue, (try? Timestamp.parse(at, timeZone: TimeZone(identifier: "UTC")!)) != nil else {
                 return Refusal("invalidValue", "erasure \(id): the time of the erasure is not a time")
             }
-            guard signatory.isServer || change.values["erased_by"]?.textValue == signatory.id else {
-                return Refusal("invalidValue", "erasure \(id): it must name its signer \(signatory.id) as the one who erased")
+            // Who erased her: the signer, or — for an erasure a rescue signs again — another leader.
+            let erasedBy = change.values["erased_by"]?.textValue ?? ""
+            let eraserRole = try rows.row(ShelterSchema.staff.name, erasedBy)?["role"]?.textValue
+            guard erasedBy == signatory.id || eraserRole == StaffRole.leader.rawValue else {
+                return Refusal("invalidValue", "erasure \(id): it must name a leader (its signer \(signatory.id)) as the one who erased")
             }
             guard let reason = change.values["reason"]?.textValue, Erasure.Reason(rawValue: reason) != nil else {
                 return Refusal("invalidValue", "erasure \(id): the reason is not one of \(Erasure.Reason.allCases.map(\.rawValue).joined(separator: ", "))")

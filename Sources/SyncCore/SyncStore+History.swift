@@ -244,6 +244,10 @@ extension SyncStore {
                                 dot: Dot(replica: current.replicaID, counter: counter), hlc: original.hlc,
                                 author: author, context: context)
         let meta = try rowMeta(db, table: table, rowID: change.rowID)
+        // The rules of the rescuing transaction read the row as it was before it, as for a write.
+        if journal.isRecording, !journal.hasBefore(table: table.name, row: change.rowID) {
+            journal.keepBefore(table: table.name, row: change.rowID, meta == nil ? nil : try currentRow(db, table: table.name, id: change.rowID))
+        }
         let contested = change.values.keys.filter { meta?.cells[$0] != nil }
         let values = contested.isEmpty ? [:] : try self.values(db, table: table, rowID: change.rowID, columns: contested)
         guard case .merged(let apply, let newMeta, _) = Merge.merge(change, into: meta, currentValues: values, keepBoth: table.keepBoth) else {
@@ -257,6 +261,7 @@ extension SyncStore {
         try db.execute(sql: "UPDATE sync_state SET counter = ?, hlc = ? WHERE id = 1", arguments: [Int64(counter), Int64(clock.last.rawValue)])
         try db.execute(sql: "INSERT INTO sync_rescued (replica, counter, digest, reissued) VALUES (?, ?, ?, ?)",
                        arguments: [original.dot.replica.description, Int64(original.dot.counter), Data(LogHash.of(original).bytes), Int64(counter)])
+        journal.append(change)
         return change
     }
 }
