@@ -22,10 +22,11 @@ struct ShelterBench: AsyncParsableCommand {
     @Option(help: "Rows of the large replica for noop-sync.") var noopRows = 100_000
     @Option(help: "Replicas syncing at once in fan-in.") var replicas = 50
     @Option(help: "Changes per replica in fan-in.") var perReplica = 1_000
-    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, noop-sync, metadata); push includes bootstrap, fan-in includes server-rss.")
+    @Option(help: "Rows of the replica for erase.") var eraseRows = 100_000
+    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, noop-sync, metadata, erase); push includes bootstrap, fan-in includes server-rss.")
     var only: String?
 
-    static let groups = ["local-write", "fan-in", "push", "noop-sync", "metadata"]
+    static let groups = ["local-write", "fan-in", "push", "noop-sync", "metadata", "erase"]
 
     func validate() throws {
         for name in selected where !Self.groups.contains(name) {
@@ -60,6 +61,7 @@ struct ShelterBench: AsyncParsableCommand {
         if run.contains("noop-sync") { results += try await world.noopSync(smallRows: 1_000, largeRows: noopRows / scale) }
         results += fanIn
         if run.contains("metadata") { results += try world.metadata() }
+        if run.contains("erase") { results += try world.erase(rows: eraseRows / scale, history: 100) }
         if json {
             let items = results.map { r -> String in
                 func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }

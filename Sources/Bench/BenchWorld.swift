@@ -195,6 +195,39 @@ final class BenchWorld {
         }
     }
 
+    // MARK: erase
+
+    /// Erasing one resident with `history` changes of hers (an admission, then edits of her phone
+    /// and notes) on a replica of `rows` residents: the erasing action, her cells, log entries and
+    /// conflict rows. Baseline: clearing the same cells of one row of a plain SQLite table of as
+    /// many rows (no log to clear).
+    func erase(rows: Int, history: Int) throws -> [ShelterBench.Result] {
+        let replica = try workstation()
+        try fill(replica, count: rows, tag: "er")
+        // A leader of this replica's own (the bench's member of staff is one), her keys granted.
+        try replica.createShelterKeyIfNone(by: Self.session)
+        let resident = try replica.admit(Admission(name: "Erased Resident", cpr: "120388-1234", municipality: "Køge", room: 1), by: Self.session).resident
+        for n in 0..<(history - 3) {
+            try replica.setResident(resident, fields: [(n % 2 == 0 ? "phone" : "notes", "value \(n)")], by: Self.session)
+        }
+        let erasing = try seconds { try replica.erase(resident: resident, by: Self.session) }
+        let path = folder + "/plain-erase.sqlite"
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE residents (id TEXT PRIMARY KEY NOT NULL, name TEXT, cpr TEXT, phone TEXT, notes TEXT, municipality TEXT)")
+            let insert = try db.makeStatement(sql: "INSERT INTO residents VALUES (?, ?, ?, ?, ?, ?)")
+            for n in 0..<rows { try insert.execute(arguments: [String(format: "pl%026d", n), "Resident \(n)", "120388-1234", "+45 1234", "a note", "Køge"]) }
+        }
+        let plain = try seconds {
+            try queue.write { db in
+                try db.execute(sql: "UPDATE residents SET name = NULL, cpr = NULL, phone = NULL, notes = NULL WHERE id = ?", arguments: [String(format: "pl%026d", rows / 2)])
+            }
+        }
+        return [.init(name: "erase", value: erasing * 1000, unit: "ms", baseline: plain * 1000, ratio: erasing / plain,
+                      note: "one resident with \(history) changes in her history, on a replica of \(rows) rows")]
+    }
+
     // MARK: 2–3. push and bootstrap
 
     func pushAndBootstrap(changes: Int) async throws -> [ShelterBench.Result] {

@@ -74,9 +74,10 @@ extension Replica {
             return try store.log(db, rows: rows, limit: limit).map { logged in
                 let table = ShelterSchema.schema.table(named: logged.change.table)
                 let erased = logged.change.erased != nil
+                let erasedColumns = erased ? table.map(Erasure.erasedColumns(of:)) ?? [] : []
                 let columns = logged.change.values.sorted { $0.key < $1.key }.map { name, value in
                     let personal = table?.column(named: name)?.personal ?? true
-                    if erased && (personal || (name == "key" && table?.name == ShelterSchema.residents.name)) {
+                    if erasedColumns.contains(name) {
                         return HistoryEntry.Column(name: name, value: Self.erasedMark, personal: personal)
                     }
                     let shown: String? = (personal && !showPersonal) || value.isNull ? nil

@@ -56,10 +56,18 @@ public enum Erasure {
         return nil
     }
 
-    /// The cells to clear in one row of hers: its personal columns, and her wrapped key in her own row.
-    static func erasable(_ table: SyncSchema.Table, rowID: String) -> ErasedCells? {
+    /// The cells to clear in one row of hers: its personal columns, her wrapped key in her own row,
+    /// and the alias she and her children went by (not personal data by the schema — it is plain so
+    /// that an anonymous stay can be named — but after her erasure no one needs it).
+    public static func erasedColumns(of table: SyncSchema.Table) -> Set<String> {
         var columns = table.personalColumns
         if table.name == ShelterSchema.residents.name { columns.insert("key") }
+        if table.name == ShelterSchema.residents.name || table.name == ShelterSchema.children.name { columns.insert("alias") }
+        return columns
+    }
+
+    static func erasable(_ table: SyncSchema.Table, rowID: String) -> ErasedCells? {
+        let columns = erasedColumns(of: table)
         return columns.isEmpty ? nil : ErasedCells(table: table.name, rowID: rowID, columns: columns)
     }
 
@@ -134,9 +142,10 @@ public enum Erasure {
         var late: [String: [ErasedCells]] = [:]
         var seen = Set<String>()
         for change in changes where change.table != ShelterSchema.erasures.name {
-            guard let table = ShelterSchema.schema.table(named: change.table), seen.insert(change.table + "\u{1}" + change.rowID).inserted,
-                  let cells = erasable(table, rowID: change.rowID),
-                  change.values.keys.contains(where: cells.columns.contains) else { continue }
+            // A row is looked at once, for the first change that brings it a value to erase.
+            guard let table = ShelterSchema.schema.table(named: change.table), let cells = erasable(table, rowID: change.rowID),
+                  change.values.keys.contains(where: cells.columns.contains),
+                  seen.insert(change.table + "\u{1}" + change.rowID).inserted else { continue }
             if table.name == ShelterSchema.conflicts.name, try !isAboutPersonalCell(conflict: change.rowID, values: change.values, db) { continue }
             guard let owner = try owner(db, table: table, rowID: change.rowID, values: change.values),
                   !erased.contains(owner), try known[owner] != nil || isErased(db, owner) else { continue }

@@ -482,8 +482,23 @@ struct Simulation {
         for station in stations where !station.retired {
             // A change the server refused stays on its workstation (marked rejected): its rows may differ.
             let refusedRows = try DatabaseQueue(path: station.path).read { db in
-                Set(try SyncStore(schema: ShelterSchema.schema).log(db)
-                    .filter { $0.state == .rejected || tamperedDots.contains($0.change.dot) }.map { "id:\"\($0.change.rowID)\"" })
+                let refused = try SyncStore(schema: ShelterSchema.schema).log(db).filter { $0.state == .rejected || tamperedDots.contains($0.change.dot) }
+                var rows = Set(refused.map { "id:\"\($0.change.rowID)\"" })
+                // An erasure the server refused was carried out here all the same (erasing cannot
+                // wait, nor be undone): every row of hers may differ.
+                for erasure in refused where erasure.change.table == ShelterSchema.erasures.name {
+                    let resident = erasure.change.rowID
+                    rows.insert("resident:\"\(resident)\"")
+                    for stay in try String.fetchAll(db, sql: "SELECT id FROM stays WHERE resident = ?", arguments: [resident]) {
+                        rows.insert("stay:\"\(stay)\"")
+                    }
+                    for id in try String.fetchAll(db, sql: "SELECT id FROM children WHERE resident = ? UNION SELECT id FROM stays WHERE resident = ?",
+                                                  arguments: [resident, resident]) {
+                        rows.insert("row:\"\(id)\"")
+                    }
+                    rows.insert("row:\"\(resident)\"")
+                }
+                return rows
             }
             func comparable(_ rows: [String]?) -> [String] { (rows ?? []).filter { row in !refusedRows.contains { row.contains($0) } } }
             let snapshot = try ReplicaInspector(path: station.path).domainSnapshot()
@@ -492,9 +507,11 @@ struct Simulation {
                 note("differs: here \(mine.subtracting(theirs)) server \(theirs.subtracting(mine))")
                 if Self.trace, let row = mine.subtracting(theirs).first?.split(separator: "\"").dropFirst().first.map(String.init) {
                     for (label, path) in [("here", station.path), ("server", serverPath)] {
+                        let erasureSeqs = try DatabaseQueue(path: path).read { db in try Row.fetchAll(db, sql: "SELECT l.seq, l.row, p.replica_id FROM sync_log l JOIN sync_peers p ON p.idx = l.peer WHERE tbl = 16").map(\.description) }
+                        note("  \(label) erasures at \(erasureSeqs)")
                         let entries = try DatabaseQueue(path: path).read { db in try SyncStore(schema: ShelterSchema.schema).log(db, rows: [row]) }
                         for e in entries.reversed() {
-                            note("  \(label) \(e.change.dot) \(e.state) hlc \(e.change.hlc) \(e.change.values) ctx \(e.change.context) author \(e.change.author)")
+                            note("  \(label) seq \(e.sequence) \(e.change.dot) \(e.state) hlc \(e.change.hlc) \(e.change.values) ctx \(e.change.context) author \(e.change.author)")
                         }
                     }
                 }
@@ -562,6 +579,7 @@ struct Simulation {
                 for (table, id) in rows {
                     var columns = table.personalColumns
                     if table.name == ShelterSchema.residents.name { columns.insert("key") }
+                    if table.name != ShelterSchema.stays.name { columns.insert("alias") }
                     let current = try store.currentRow(db, table: table.name, id: id) ?? [:]
                     for column in columns where !(current[column] ?? .null).isNull {
                         Issue.record("seed \(seed): \(path.split(separator: "/").last!) keeps \(table.name).\(column) of erased resident \(resident.prefix(8)) (replay with SIM_SEED=\(seed))")
