@@ -1,6 +1,9 @@
 import ArgumentParser
 import ClientKit
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ShelterDomain
 import SyncCore
 
@@ -137,6 +140,7 @@ struct Admit: ParsableCommand {
     @Option(help: "Why she seeks shelter.") var reason: String?
     @Option(help: "Place her in this room at once.") var room: Int?
     @Option(help: ArgumentHelp("When she arrived, if earlier (ISO 8601; without a zone: local time).", valueName: "iso8601")) var at: String?
+    @Flag(help: "Admit her even though a resident with this CPR number is staying here now (asked on a terminal).") var anyway = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -156,9 +160,28 @@ struct Admit: ParsableCommand {
             let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
             return Admission.Child(name: parts.first, cpr: parts.count > 1 ? parts[1] : nil)
         } + childAliases.map { Admission.Child(alias: $0) }
-        let admission = Admission(anonymous: anonymous, name: name, cpr: cpr, alias: alias, municipality: municipality,
+        var admission = Admission(anonymous: anonymous, name: name, cpr: cpr, alias: alias, municipality: municipality,
                                   documented: documented, children: kids, reason: reason, room: room, admittedAt: arrived)
-        let result = try reportingErrors { try options.open().admit(admission, by: try options.session()) }
+        admission.admitAgain = anyway
+        let replica = try reportingErrors { try options.open() }
+        let result: Admission.Result
+        do {
+            result = try replica.admit(admission, by: try options.session())
+        } catch let error as ReplicaError where error.code == .alreadyStaying && isatty(STDIN_FILENO) != 0 {
+            // Staff decide: the same woman again (the first stay may be ending), or a mistyped number.
+            FileHandle.standardError.write(Data("\(error.message.replacingOccurrences(of: " (nothing was written)", with: "")) [yes/no] ".utf8))
+            guard readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
+                printError("not admitted; nothing was written")
+                throw ExitCode(1)
+            }
+            admission.admitAgain = true
+            result = try reportingErrors { try replica.admit(admission, by: try options.session()) }
+        } catch let error as ReplicaError where error.code == .alreadyStaying {
+            printError(error.message + "; to admit her anyway, add --anyway")
+            throw ExitCode(1)
+        } catch {
+            result = try reportingErrors { throw error }
+        }
         if json {
             printJSON(.object([("stay", .string(result.stay)), ("resident", .string(result.resident)), ("room", .int(result.room))]))
         } else {
@@ -495,9 +518,11 @@ struct Conflicts: ParsableCommand {
             }
             if conflicts.isEmpty { print(all ? "no conflicts" : "no open conflicts") }
             for conflict in conflicts {
-                let place = conflict.kind == .room
-                    ? "room conflict: stay \(conflict.row.prefix(8)) lost its room" + (conflict.suggestion.map { "; room \($0) is free" } ?? "; no room is free")
-                    : "\(conflict.table) \(conflict.row.prefix(8)) \(conflict.column ?? "")"
+                let place = switch conflict.kind {
+                case .room: "room conflict: stay \(conflict.row.prefix(8)) lost its room" + (conflict.suggestion.map { "; room \($0) is free" } ?? "; no room is free")
+                case .person: "the same woman admitted twice (one CPR number): stay \(conflict.row.prefix(8)) may be merged into the first (--merge)"
+                case .field: "\(conflict.table) \(conflict.row.prefix(8)) \(conflict.column ?? "")"
+                }
                 print("\(conflict.id.prefix(8))  \(conflict.status.rawValue)  \(place)")
                 for (index, candidate) in conflict.candidates.enumerated() {
                     let mark = index == conflict.winner ? "*" : " "
@@ -510,20 +535,26 @@ struct Conflicts: ParsableCommand {
     struct Resolve: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Resolve a conflict with a normal write that syncs like any other.",
-            discussion: "--keep INDEX keeps one of the listed values; --value TEXT writes another. For a room conflict, --keep 0 accepts the confirmed placement and --value ROOM gives the other stay a room.")
+            discussion: """
+                --keep INDEX keeps one of the listed values; --value TEXT writes another. For a room conflict, --keep 0 \
+                accepts the confirmed placement and --value ROOM gives the other stay a room. For a person conflict (the \
+                same woman admitted twice), --merge keeps the first stay and merges the other into it: no second room, \
+                notification or day of billing; her children, plan and notes move across.
+                """)
 
         @OptionGroup var options: ReplicaOptions
         @Argument(help: "The conflict (id or unique prefix).") var id: String
         @Option(help: "Keep the value with this index.") var keep: Int?
         @Option(help: "Write this value instead.") var value: String?
+        @Flag(help: "Merge the second stay of a person conflict into the first.") var merge = false
 
         func validate() throws {
-            if (keep == nil) == (value == nil) { throw ValidationError("give exactly one of --keep INDEX or --value TEXT") }
+            if [keep != nil, value != nil, merge].filter({ $0 }).count != 1 { throw ValidationError("give exactly one of --keep INDEX, --value TEXT or --merge") }
         }
 
         func run() throws {
-            let replica = try reportingErrors { try options.open() }
-            try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, by: try options.session()) }
+            let replica = try reportingErrors { try options.openUnlocked() }
+            try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, merge: merge, by: try options.session()) }
             print("conflict \(id) resolved")
         }
     }

@@ -25,6 +25,9 @@ public struct Admission: Sendable {
     public var room: Int?
     /// When she arrived, if earlier than now (a paper intake during an outage).
     public var admittedAt: Date?
+    /// Admit her even though a resident with the same CPR number is staying here now (staff were
+    /// asked, and know it is a second admission; the server will still raise a `person` conflict).
+    public var admitAgain = false
 
     public init(anonymous: Bool = false, name: String? = nil, cpr: String? = nil, alias: String? = nil,
                 municipality: String, documented: Bool = false, children: [Child] = [], reason: String? = nil,

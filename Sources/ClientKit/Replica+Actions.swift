@@ -35,6 +35,17 @@ extension Replica {
             if let room = admission.room {
                 try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true))
             }
+            if let cpr, !admission.admitAgain {
+                // The same woman already staying here (as far as this replica knows; the server
+                // checks again when it merges): staff decide.
+                let index = try cprIndex(db, cpr, session: session)
+                if let staying = try String.fetchOne(db, sql: """
+                    SELECT s.id FROM stays s JOIN residents r ON r.id = s.resident
+                    WHERE r.cpr_index = ? AND s.status IN ('active', 'awaitingRoom') ORDER BY s.admitted_at LIMIT 1
+                    """, arguments: [index]) {
+                    throw ReplicaError(.alreadyStaying, "a resident with this CPR number is already staying here (stay \(staying.prefix(8))); admit anyway? (nothing was written)")
+                }
+            }
             let residentID = newID()
             let stayID = newID()
             try write(db, ShelterSchema.residents, residentID, [

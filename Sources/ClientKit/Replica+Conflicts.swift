@@ -38,15 +38,22 @@ extension Replica {
     ///
     /// For a `room` conflict the confirmed placement never moves: `keep: 0` accepts it, and `value`
     /// gives the stay that lost the room another room.
-    public func resolveConflict(_ prefix: String, keep index: Int? = nil, value text: String? = nil, by session: any TransactionSigner) throws {
+    ///
+    /// A `person` conflict (the same woman admitted twice) is resolved with `merge`: see `mergeStays`.
+    public func resolveConflict(_ prefix: String, keep index: Int? = nil, value text: String? = nil, merge: Bool = false,
+                                by session: any TransactionSigner) throws {
         let author = session.author
-        guard (index == nil) != (text == nil) else {
-            throw ReplicaError(.invalidArgument, "give exactly one of --keep INDEX or --value TEXT")
+        guard [index != nil, text != nil, merge].filter({ $0 }).count == 1 else {
+            throw ReplicaError(.invalidArgument, "give exactly one of --keep INDEX, --value TEXT or --merge")
         }
         try perform(signedBy: session) { db in
             let id = try resolve(db, prefix, in: ShelterSchema.conflicts, kind: "conflict")
             let conflict = Self.conflict(try Row.fetchOne(db, sql: "SELECT * FROM conflicts WHERE id = ?", arguments: [id])!)
             guard conflict.status == .open else { throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) is already resolved") }
+            guard merge == (conflict.kind == .person) else {
+                throw ReplicaError(.invalidArgument, merge ? "--merge resolves a person conflict (the same woman admitted twice); conflict \(id.prefix(8)) is a \(conflict.kind.rawValue) conflict"
+                                                           : "conflict \(id.prefix(8)) is the same woman admitted twice: resolve it with --merge")
+            }
             if let index, !conflict.candidates.indices.contains(index) {
                 throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) has values 0…\(conflict.candidates.count - 1), not \(index)")
             }
@@ -63,6 +70,12 @@ extension Replica {
                     try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true), movingStay: stay.id)
                     try write(db, ShelterSchema.stays, stay.id, ["room": .integer(Int64(room)), "status": .text(Stay.Status.active.rawValue)], author: author)
                 }
+            case .person:
+                guard conflict.candidates.count == 2, let kept = conflict.candidates[0].value.textValue,
+                      let merged = conflict.candidates[1].value.textValue else {
+                    throw ReplicaError(.storage, "conflict \(id.prefix(8)) does not name two stays")
+                }
+                try mergeStays(db, keep: kept, merge: merged, author: author)
             case .field:
                 guard let column = conflict.column, let table = ShelterSchema.schema.table(named: conflict.table),
                       let schemaColumn = table.column(named: column) else {
@@ -86,6 +99,57 @@ extension Replica {
                 ], author: author)
             }
         }
+    }
+
+    /// The same woman admitted twice: her first stay is kept; the other ends as `merged` into it —
+    /// no room, no day of billing, no notification of its own (its pending ones are void) — and
+    /// what was recorded under it moves across: her children (to the kept stay's resident), the plan
+    /// goals, offers, decisions and complaints (to the kept stay), her notes (added to the kept
+    /// record's), her phone and language where the kept record has none. Personal cells that move
+    /// are encrypted again under the kept resident's key.
+    func mergeStays(_ db: Database, keep kept: String, merge merged: String, author: String) throws {
+        let keptStay = try requireStay(db, kept), mergedStay = try requireStay(db, merged)
+        guard mergedStay.status != .merged, mergedStay.status != .discharged else {
+            throw ReplicaError(DomainError(.invalidTransition, "stay \(merged.prefix(8)) has ended (\(mergedStay.status.rawValue)); nothing to merge"))
+        }
+        let keptResident = keptStay.resident, otherResident = mergedStay.resident
+        /// A row's personal cells as the session reads them (to be encrypted again by `write`).
+        func plainCells(_ table: SyncSchema.Table, _ id: String) throws -> [String: SyncValue] {
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [id]) else { return [:] }
+            var values: [String: SyncValue] = [:]
+            for column in table.personalColumns {
+                guard let stored = row[column] as String?, !stored.isEmpty else { continue }
+                guard let text = plain(db, stored, table: table.name, row: id, column: column) else {
+                    throw ReplicaError(.notLoggedIn, "the \(column) of \(table.name) \(id.prefix(8)) does not open with this session's keys (nothing was merged)")
+                }
+                values[column] = .text(text)
+            }
+            return values
+        }
+        if otherResident != keptResident {
+            for child in try String.fetchAll(db, sql: "SELECT id FROM children WHERE resident = ? ORDER BY id", arguments: [otherResident]) {
+                try write(db, ShelterSchema.children, child, try plainCells(ShelterSchema.children, child).merging(["resident": .text(keptResident)]) { $1 }, author: author)
+            }
+            let keptRecord = try plainCells(ShelterSchema.residents, keptResident), other = try plainCells(ShelterSchema.residents, otherResident)
+            var update: [String: SyncValue] = [:]
+            if let notes = other["notes"]?.textValue, !notes.isEmpty, notes != keptRecord["notes"]?.textValue {
+                update["notes"] = .text([keptRecord["notes"]?.textValue, notes].compactMap { $0 }.joined(separator: "\n"))
+            }
+            if keptRecord["phone"] == nil, let phone = other["phone"] { update["phone"] = phone }
+            let plainOther = try Row.fetchOne(db, sql: "SELECT language FROM residents WHERE id = ?", arguments: [otherResident])
+            let keptLanguage = try String.fetchOne(db, sql: "SELECT language FROM residents WHERE id = ?", arguments: [keptResident])
+            if keptLanguage == nil, let language = plainOther?["language"] as String? { update["language"] = .text(language) }
+            if !update.isEmpty { try write(db, ShelterSchema.residents, keptResident, update, author: author) }
+        }
+        for table in ShelterSchema.schema.tables where table.column(named: "stay") != nil {
+            for row in try String.fetchAll(db, sql: "SELECT id FROM \(table.name.quotedDatabaseIdentifier) WHERE stay = ? ORDER BY id", arguments: [merged]) {
+                guard table.name != ShelterSchema.notifications.name else { continue }  // void with the merged stay
+                try write(db, table, row, try plainCells(table, row).merging(["stay": .text(kept)]) { $1 }, author: author)
+            }
+        }
+        try write(db, ShelterSchema.stays, merged, [
+            "status": .text(Stay.Status.merged.rawValue), "room": .null, "merged_into": .text(kept),
+        ], author: author)
     }
 
     /// A value typed by staff for a column, checked by the same rules as `resident set`.

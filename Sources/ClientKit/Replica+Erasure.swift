@@ -80,11 +80,16 @@ extension Replica {
             utc.timeZone = TimeZone(identifier: "UTC")!
             let cutoff = Timestamp.format(utc.date(byAdding: .year, value: -years, to: now ?? configuration.now())!)
             let due = try Row.fetchAll(db, sql: """
-                SELECT r.id, r.anonymous, r.name, r.alias, MAX(s.discharged_at) AS last
-                FROM residents r JOIN stays s ON s.resident = r.id
-                WHERE NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id)
+                SELECT r.id, r.anonymous, r.name, r.alias, MAX(e.ended) AS last
+                FROM residents r JOIN (
+                    -- A stay merged into another ends when that one ends.
+                    SELECT s.resident,
+                           CASE WHEN s.status = 'merged' THEN k.status ELSE s.status END AS state,
+                           CASE WHEN s.status = 'merged' THEN k.discharged_at ELSE s.discharged_at END AS ended
+                    FROM stays s LEFT JOIN stays k ON k.id = s.merged_into) e ON e.resident = r.id
+                WHERE NOT EXISTS (SELECT 1 FROM erasures x WHERE x.id = r.id)
                 GROUP BY r.id
-                HAVING SUM(s.status != 'discharged' OR s.discharged_at IS NULL) = 0 AND MAX(s.discharged_at) < ?
+                HAVING SUM(e.state IS NOT 'discharged' OR e.ended IS NULL) = 0 AND MAX(e.ended) < ?
                 ORDER BY last, r.id
                 """, arguments: [cutoff]).map { row -> RetentionDue in
                 let anonymous: Bool = row["anonymous"]

@@ -100,6 +100,24 @@ extension Replica {
         return key
     }
 
+    /// The shelter key CPR numbers are indexed under (`RecordKeys.cprIndex`): the lowest id of those
+    /// granted to her — every member of staff holds the same keys once the leaders' grants have
+    /// synced — so every workstation gives one number the same index.
+    func indexShelterKey(_ db: Database, session: any TransactionSigner) throws -> RecordKeys.ShelterKey {
+        if let opener = keys.opener {
+            for id in try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
+                                          arguments: [opener.signer]) {
+                if let key = try? shelterKey(db, id: id) { return key }
+            }
+        }
+        return try shelterKeyForWriting(db, session: session)
+    }
+
+    /// The blind index of a CPR number as this session computes it.
+    func cprIndex(_ db: Database, _ cpr: String, session: any TransactionSigner) throws -> String {
+        RecordKeys.cprIndex(cpr, under: try indexShelterKey(db, session: session))
+    }
+
     /// Grants `key` to every member of staff with keys who is not removed and has no grant of it.
     @discardableResult
     func grant(_ db: Database, _ key: RecordKeys.ShelterKey, toAllBut excluded: Set<String>, author: String) throws -> Int {

@@ -122,7 +122,7 @@ extension Replica {
     }
 
     func stays(_ db: Database, includeDischarged: Bool) throws -> [StaySummary] {
-        let condition = includeDischarged ? "" : "WHERE s.status != 'discharged'"
+        let condition = includeDischarged ? "" : "WHERE s.status IN ('active', 'awaitingRoom')"
         return try Row.fetchAll(db, sql: """
             SELECT s.id, s.resident, s.admitted_at, s.room, s.status, s.discharged_at,
                    r.anonymous, r.name, r.alias,

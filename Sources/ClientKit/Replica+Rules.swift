@@ -230,7 +230,8 @@ extension Replica {
         let today = today()
         return try read { db in
             try Row.fetchAll(db, sql: """
-                SELECT * FROM notifications \(pendingOnly ? "WHERE sent_at IS NULL" : "")
+                SELECT * FROM notifications
+                WHERE stay NOT IN (SELECT id FROM stays WHERE status = 'merged') \(pendingOnly ? "AND sent_at IS NULL" : "")
                 ORDER BY due, event_on, CASE kind WHEN 'admission' THEN 0 ELSE 1 END, id
                 """).compactMap { row in
                 guard let event = CivilDate(row["event_on"]), let due = CivilDate(row["due"]), let legal = CivilDate(row["legal_deadline"]) else { return nil }
@@ -468,7 +469,7 @@ extension Replica {
             let rate = try Int.fetchOne(db, sql: "SELECT amount FROM rates WHERE id = ?", arguments: [String(year)])
             let rows = try Row.fetchAll(db, sql: """
                 SELECT s.id, s.admitted_at, s.discharged_at, s.self_payment, r.id AS resident, r.anonymous, r.name, r.municipality
-                FROM stays s JOIN residents r ON r.id = s.resident ORDER BY r.municipality, s.admitted_at, s.id
+                FROM stays s JOIN residents r ON r.id = s.resident WHERE s.status <> 'merged' ORDER BY r.municipality, s.admitted_at, s.id
                 """)
             var byMunicipality: [String: [BillingReport.Line]] = [:]
             for row in rows {

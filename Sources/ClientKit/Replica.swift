@@ -355,6 +355,11 @@ public struct Replica: Sendable {
             guard let session = keys.opener else {
                 throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)")
             }
+            // Her CPR number's blind index goes with every write of it (cleared with it).
+            if table.name == ShelterSchema.residents.name, let cpr = values["cpr"], values["cpr_index"] == nil {
+                let text = cpr.textValue.flatMap { RecordKeys.isSealedCell($0) ? plain(db, $0, table: table.name, row: rowID, column: "cpr") : $0 }
+                values["cpr_index"] = try text.flatMap { $0.isEmpty ? nil : SyncValue.text(try cprIndex(db, $0, session: session)) } ?? .null
+            }
             values = try sealPersonal(db, table: table, rowID: rowID, values: values, session: session)
         }
         try store.write(db, table: table.name, rowID: rowID, values: values, author: author, wallMilliseconds: wallMilliseconds())

@@ -8,7 +8,7 @@ public struct ReplicaError: Error, CustomStringConvertible, @unchecked Sendable 
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case fileNotFound, fileExists, notAReplica, schemaTooNew, readOnly, unknownID, ambiguousID,
-                 rule, storage, invalidArgument, syncFailed, notLoggedIn
+                 rule, storage, invalidArgument, syncFailed, notLoggedIn, alreadyStaying
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -28,6 +28,8 @@ public struct ReplicaError: Error, CustomStringConvertible, @unchecked Sendable 
         public static let syncFailed = Code(.syncFailed)
         /// The action needs a member of staff's session (`shelter login`), or hers was refused.
         public static let notLoggedIn = Code(.notLoggedIn)
+        /// A resident with the same CPR number is staying here now (`Admission.admitAgain` admits anyway).
+        public static let alreadyStaying = Code(.alreadyStaying)
 
         public var description: String { base.rawValue }
     }

@@ -643,6 +643,7 @@ public struct ServerStore: Sendable {
         var processed = Processed(db: db, store: store)
         var result = PushResult(upToCounter: 0, rejected: [], merged: 0, conflictsCreated: 0)
         var touchedStays = false
+        var touchedPersons = false
         var newlyRejected: [ReplicaID: Int] = [:]
         var clock = try store.loadClock(db)
         var openConflicts = OpenFieldConflicts()
@@ -745,6 +746,7 @@ public struct ServerStore: Sendable {
                         merged.append(change)
                     }
                     if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
+                    if change.table == ShelterSchema.stays.name || change.values["cpr_index"] != nil { touchedPersons = true }
                 }
                 processed.advance(origin, to: change.dot.counter)
             }
@@ -752,6 +754,7 @@ public struct ServerStore: Sendable {
         // Saved before the server's own writes (conflicts, compensations), which tick from it.
         try store.saveClock(db, clock)
         if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
+        if touchedPersons { result.conflictsCreated += try findSamePerson(db, at: at) }
         // Erasures merged now are carried out, and what this push brought to a resident erased
         // before is cleared, conflict rows included (erasure wins over a concurrent edit).
         try Erasure.afterMerge(db, store: store, changes: merged, keepUnsynced: false)
@@ -1048,6 +1051,50 @@ public struct ServerStore: Sendable {
                 "dots": .text(Self.dots([keeperDot, displacedDot])),
             ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
             created += 1
+        }
+        return created
+    }
+
+    /// The same woman admitted twice: two current stays (awaiting a room or active) of residents
+    /// whose CPR numbers have the same blind index. The server cannot read the numbers; it compares
+    /// the indexes. It records one `person` conflict per pair: the stay it merged first is kept
+    /// (`winner` 0), the later one suggested for merging into it (`suggestion` 1); staff resolve it
+    /// with `conflicts resolve ID --merge`. Returns the conflicts created.
+    func findSamePerson(_ db: Database, at: Date) throws -> Int {
+        var byIndex: [String: [(stay: String, resident: String)]] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT r.cpr_index, s.id, s.resident FROM stays s JOIN residents r ON r.id = s.resident
+            WHERE s.status IN ('active', 'awaitingRoom') AND r.cpr_index IS NOT NULL AND r.cpr_index <> ''
+            """) {
+            byIndex[row[0], default: []].append((row[1], row[2]))
+        }
+        var created = 0
+        for stays in byIndex.values where Set(stays.map(\.resident)).count > 1 {
+            var placed: [(stay: String, resident: String, dot: Dot, position: Int64)] = []
+            for stay in stays {
+                guard let dot = try store.rowMeta(db, table: ShelterSchema.stays, rowID: stay.stay)?.cells["admitted_at"]?.dot else { continue }
+                placed.append((stay.stay, stay.resident, dot, try store.logPosition(db, of: dot)?.sequence ?? .max))
+            }
+            placed.sort { ($0.position, $0.stay) < ($1.position, $1.stay) }
+            guard let keeper = placed.first else { continue }
+            for other in placed.dropFirst() where other.resident != keeper.resident {
+                let id = Self.conflictID(["person", keeper.stay, other.stay])
+                guard try !exists(db, conflict: id) else { continue }
+                let keeperOrigin = try origin(db, keeper.dot), otherOrigin = try origin(db, other.dot)
+                try store.write(db, table: ShelterSchema.conflicts.name, rowID: id, values: [
+                    "kind": .text(Conflict.Kind.person.rawValue), "tbl": .text(ShelterSchema.stays.name), "row": .text(other.stay),
+                    "col": .null, "status": .text(Conflict.Status.open.rawValue),
+                    "candidates": .text(Conflict.encode([
+                        .init(value: .text(keeper.stay), author: keeperOrigin.author, replica: keeper.dot.replica.description, at: keeperOrigin.at),
+                        .init(value: .text(other.stay), author: otherOrigin.author, replica: other.dot.replica.description, at: otherOrigin.at),
+                    ])),
+                    "winner": .integer(0),
+                    "suggestion": .integer(1),
+                    "detected_at": .text(Timestamp.format(at)),
+                    "dots": .text(Self.dots([keeper.dot, other.dot])),
+                ], author: Self.author, wallMilliseconds: Self.milliseconds(at))
+                created += 1
+            }
         }
         return created
     }

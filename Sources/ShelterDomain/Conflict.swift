@@ -4,7 +4,9 @@ import SyncCore
 /// A conflict the server found: two writes that did not see each other, or two stays in one room.
 /// Nothing is silently lost: every competing value stays readable here until staff resolve it.
 public struct Conflict: Hashable, Sendable {
-    public enum Kind: String, Sendable { case field, room }
+    /// `person`: two current stays of residents with the same CPR number (equal blind indexes):
+    /// the same woman admitted twice; the candidates are the two stays, the first confirmed kept.
+    public enum Kind: String, Sendable { case field, room, person }
     public enum Status: String, Sendable { case open, resolved }
 
     /// One competing value: for a `room` conflict, a stay id.

@@ -61,7 +61,7 @@ public enum Erasure {
     /// that an anonymous stay can be named — but after her erasure no one needs it).
     public static func erasedColumns(of table: SyncSchema.Table) -> Set<String> {
         var columns = table.personalColumns
-        if table.name == ShelterSchema.residents.name { columns.insert("key") }
+        if table.name == ShelterSchema.residents.name { columns.formUnion(["key", "cpr_index"]) }
         if table.name == ShelterSchema.residents.name || table.name == ShelterSchema.children.name { columns.insert("alias") }
         return columns
     }

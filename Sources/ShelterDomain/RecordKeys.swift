@@ -27,6 +27,7 @@ public protocol GrantOpener: TransactionSigner {
 
 public enum RecordKeys {
     public static let cellPrefix = "ss1:"
+    public static let indexPrefix = "bi1:"
     static let wrappedPrefix = "rk1:"
     static let grantPrefix = "hpke1:"
     static let suite = HPKE.Ciphersuite.Curve25519_SHA256_ChachaPoly
@@ -55,6 +56,26 @@ public enum RecordKeys {
 
         public static func == (a: ShelterKey, b: ShelterKey) -> Bool { a.bytes == b.bytes }
         public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
+    }
+
+    // MARK: Blind index
+
+    /// The blind index of a CPR number (the CipherSweet technique): HMAC-SHA256 of its ten digits
+    /// under a key derived (HKDF-SHA256) from a shelter key, the first 16 bytes in hex, with the
+    /// shelter key's id: `bi1:<shelter key id>:<32 hex digits>`. The same number under the same
+    /// shelter key gives the same text; nothing else can be learnt from it without the key.
+    public static func cprIndex(_ cpr: String, under shelterKey: ShelterKey) -> String {
+        let digits = cpr.filter(\.isNumber)
+        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: shelterKey.key, info: Array("ShelterSync CPR blind index 1".utf8), outputByteCount: 32)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(digits.utf8), using: key)
+        return indexPrefix + shelterKey.id + ":" + mac.prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether a text has the form of a blind index.
+    public static func isCPRIndex(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 3 && parts[0] == "bi1" && parts[1].count == 16 && parts[2].count == 32
+            && parts[1].allSatisfy(\.isHexDigit) && parts[2].allSatisfy(\.isHexDigit)
     }
 
     // MARK: Grants

@@ -23,6 +23,9 @@ public struct Stay: Hashable, Sendable {
         case active
         /// Left the shelter.
         case discharged
+        /// A second admission of a woman already staying, merged into her first stay (a `person`
+        /// conflict resolved with `--merge`): no room, no billing, no notification.
+        case merged
     }
 
     public var id: String
@@ -43,14 +46,14 @@ public struct Stay: Hashable, Sendable {
 
     /// Whether the stay may be placed in (or moved to) a room.
     public func checkAssignable() throws(DomainError) {
-        if status == .discharged {
-            throw DomainError(.invalidTransition, "stay \(id) is discharged and cannot be given a room")
+        if status == .discharged || status == .merged {
+            throw DomainError(.invalidTransition, "stay \(id) is \(status.rawValue) and cannot be given a room")
         }
     }
 
     public func checkDischargeable() throws(DomainError) {
-        if status == .discharged {
-            throw DomainError(.invalidTransition, "stay \(id) is already discharged")
+        if status == .discharged || status == .merged {
+            throw DomainError(.invalidTransition, "stay \(id) is already \(status.rawValue)")
         }
     }
 }

@@ -134,12 +134,15 @@ public enum ShelterRules {
             if wasAnonymous && !anonymous {
                 return Refusal("anonymity", "resident \(id) is anonymous; an anonymous stay never becomes named")
             }
+            if let index = change.values["cpr_index"]?.textValue, !index.isEmpty, !RecordKeys.isCPRIndex(index) {
+                return Refusal("invalidValue", "resident \(id): the CPR index is not a blind index")
+            }
             if anonymous {
-                if sets("name") || sets("cpr") {
+                if sets("name") || sets("cpr") || sets("cpr_index") {
                     return Refusal("anonymity", "resident \(id) is anonymous: a name or CPR number is refused")
                 }
                 let keepsName = change.values["name"] == nil && has(current, "name")
-                let keepsCPR = change.values["cpr"] == nil && has(current, "cpr")
+                let keepsCPR = (change.values["cpr"] == nil && has(current, "cpr")) || (change.values["cpr_index"] == nil && has(current, "cpr_index"))
                 if keepsName || keepsCPR {
                     return Refusal("anonymity", "resident \(id) has a name or CPR number and cannot become anonymous without clearing them")
                 }

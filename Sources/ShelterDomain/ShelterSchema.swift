@@ -34,6 +34,9 @@ public enum ShelterSchema {
         // Version 5: her own key, wrapped under a shelter key (`RecordKeys`); every personal cell
         // of hers is encrypted under it. Forgetting it erases her.
         .init("key", code: 11, .text, since: 5),
+        // Version 6: the blind index of her CPR number (`RecordKeys.cprIndex`): equal for the same
+        // number, so the server finds the same woman admitted twice without reading it.
+        .init("cpr_index", code: 12, .text, since: 6),
     ])
 
     public static let children = SyncSchema.Table("children", code: 4, columns: [
@@ -54,6 +57,8 @@ public enum ShelterSchema {
         // Version 3: the stay plan's contact person and the self-payment the municipality set.
         .init("contact_person", code: 8, .text, since: 3),
         .init("self_payment", code: 9, .integer, since: 3),
+        // Version 6: the stay it was merged into (the same woman admitted twice: status `merged`).
+        .init("merged_into", code: 10, .text, since: 6),
     ])
 
     /// Conflicts found by the server (version 2): replicated to every workstation, resolved by staff.
