@@ -112,7 +112,21 @@ extension Replica {
         guard mergedStay.status != .merged, mergedStay.status != .discharged else {
             throw ReplicaError(DomainError(.invalidTransition, "stay \(merged.prefix(8)) has ended (\(mergedStay.status.rawValue)); nothing to merge"))
         }
+        guard keptStay.status == .active || keptStay.status == .awaitingRoom else {
+            throw ReplicaError(DomainError(.invalidTransition, "stay \(kept.prefix(8)) has ended (\(keptStay.status.rawValue)); there is nothing to merge into"))
+        }
         let keptResident = keptStay.resident, otherResident = mergedStay.resident
+        for resident in [keptResident, otherResident] where try Erasure.isErased(db, resident) {
+            throw ReplicaError(DomainError(.invalidTransition, "resident \(resident.prefix(8)) was erased; her stays are not merged"))
+        }
+        // The server compared blind indexes; the session compares the numbers themselves.
+        let numbers = try [keptResident, otherResident].map { resident -> String? in
+            let stored = try String.fetchOne(db, sql: "SELECT cpr FROM residents WHERE id = ?", arguments: [resident])
+            return plain(db, stored, table: ShelterSchema.residents.name, row: resident, column: "cpr").map { $0.filter(\.isNumber) }
+        }
+        guard let number = numbers[0], !number.isEmpty, numbers[1] == number else {
+            throw ReplicaError(DomainError(.invalidTransition, "the two stays' residents do not have the same CPR number (as this session reads them); nothing was merged"))
+        }
         /// A row's personal cells as the session reads them (to be encrypted again by `write`).
         func plainCells(_ table: SyncSchema.Table, _ id: String) throws -> [String: SyncValue] {
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(table.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [id]) else { return [:] }

@@ -73,8 +73,8 @@ extension Replica {
             let rows = try id.map { [try resolveAny(db, $0)] }
             return try store.log(db, rows: rows, limit: limit).map { logged in
                 let table = ShelterSchema.schema.table(named: logged.change.table)
-                let erased = logged.change.erased != nil
-                let erasedColumns = erased ? table.map(Erasure.erasedColumns(of:)) ?? [] : []
+                let erased = !logged.change.erased.isEmpty
+                let erasedColumns = Set(logged.change.erased.keys)
                 let columns = logged.change.values.sorted { $0.key < $1.key }.map { name, value in
                     let personal = table?.column(named: name)?.personal ?? true
                     if erasedColumns.contains(name) {

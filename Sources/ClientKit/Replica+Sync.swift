@@ -367,6 +367,9 @@ extension Replica {
         var clock = try store.loadClock(db)
         let wall = wallMilliseconds()
         for logged in batch {
+            if let reason = Erasure.erasedRefusal(logged.change) {
+                throw ReplicaError(.syncFailed, "the server sent a change with values erased outside an erasure (\(reason)); nothing of this batch was applied")
+            }
             var isNewConflict = false
             if logged.change.table == ShelterSchema.conflicts.name,
                logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {

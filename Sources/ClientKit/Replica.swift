@@ -223,7 +223,13 @@ public struct Replica: Sendable {
         do {
             let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
             if needsMigration { try migrator.migrate(queue) }
-            return Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
+            let replica = Replica(path: path, id: replicaID, writer: queue, configuration: configuration)
+            // A crash after an erasing commit may have left the old pages in the WAL: the next
+            // write truncates it (a read leaves the file as it is).
+            if try queue.read({ db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_erasures)") }) == true {
+                replica.store.erasureCheckpoint.set()
+            }
+            return replica
         } catch {
             throw mapError(error, path: path)
         }

@@ -183,7 +183,13 @@ public struct ServerStore: Sendable {
         }
         // Only an older store is written to on opening: a read command leaves the file as it was.
         if !upToDate { try migrator.migrate(pool) }
-        return ServerStore(path: path, serverID: id, pool: pool)
+        let server = ServerStore(path: path, serverID: id, pool: pool)
+        // A crash after an erasing merge may have left the old pages in the WAL: the next merge
+        // truncates it.
+        if try pool.read({ db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_erasures)") }) == true {
+            server.store.erasureCheckpoint.set()
+        }
+        return server
     }
 
     /// The server's signer (its Ed25519 key, kept in the store).
@@ -714,6 +720,7 @@ public struct ServerStore: Sendable {
             // the staff table as it stands, and every rule of the shelter; then the clock bound.
             var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey)
             if refusal == nil { refusal = try refusedDependency(db, transaction) }
+            if refusal == nil { refusal = fresh.lazy.compactMap { Self.erasedRefusal($0, recovering: recovering) }.first }
             if refusal == nil, let maxClockSkew,
                let ahead = fresh.first(where: { Double($0.hlc.milliseconds) > Double(wall) + maxClockSkew * 1000 }) {
                 // Stamped past the server's clock and the bound: merged, it would pull every clock
@@ -754,10 +761,10 @@ public struct ServerStore: Sendable {
         // Saved before the server's own writes (conflicts, compensations), which tick from it.
         try store.saveClock(db, clock)
         if touchedStays { result.conflictsCreated += try holdRoomInvariant(db, at: at) }
-        if touchedPersons { result.conflictsCreated += try findSamePerson(db, at: at) }
         // Erasures merged now are carried out, and what this push brought to a resident erased
         // before is cleared, conflict rows included (erasure wins over a concurrent edit).
         try Erasure.afterMerge(db, store: store, changes: merged, keepUnsynced: false)
+        if touchedPersons { result.conflictsCreated += try findSamePerson(db, at: at) }
         try sealOwn(db)
         // Acknowledged: this batch, not everything processed under this replica id. A copy of the
         // replica resending its shared past must not have its own later changes marked as taken
@@ -775,6 +782,18 @@ public struct ServerStore: Sendable {
                            arguments: [result.merged, pusher.description])
         }
         return result
+    }
+
+    /// A change that says values of it were erased: only a store erases, so a workstation never
+    /// pushes one of its own unsent changes erased; one given back to a restored server may be (the
+    /// resident was erased since), and then only her erasable cells, each back at its default —
+    /// every other value is still bound by the signature through its digest.
+    static func erasedRefusal(_ change: CellChange, recovering: Bool) -> Refusal? {
+        guard !change.erased.isEmpty else { return nil }
+        guard recovering else {
+            return Refusal("invalidChange", "change \(change.dot.counter) is pushed with erased values; only a store erases, after a leader's erasure")
+        }
+        return Erasure.erasedRefusal(change).map { Refusal("invalidChange", $0) }
     }
 
     /// How far the server has processed each replica's changes, inside one merge: for an enrolled
@@ -1064,7 +1083,8 @@ public struct ServerStore: Sendable {
         var byIndex: [String: [(stay: String, resident: String)]] = [:]
         for row in try Row.fetchAll(db, sql: """
             SELECT r.cpr_index, s.id, s.resident FROM stays s JOIN residents r ON r.id = s.resident
-            WHERE s.status IN ('active', 'awaitingRoom') AND r.cpr_index IS NOT NULL AND r.cpr_index <> ''
+            WHERE s.status IN ('active', 'awaitingRoom') AND r.cpr_index IS NOT NULL AND r.cpr_index <> '' AND r.anonymous = 0
+              AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id)
             """) {
             byIndex[row[0], default: []].append((row[1], row[2]))
         }

@@ -98,7 +98,9 @@ public enum Erasure {
     static func conflictCells(about rows: [(table: String, id: String)], _ db: Database) throws -> [ErasedCells] {
         var cells: [ErasedCells] = []
         for (table, id) in rows {
-            guard let personal = ShelterSchema.schema.table(named: table)?.personalColumns, !personal.isEmpty else { continue }
+            guard let schemaTable = ShelterSchema.schema.table(named: table) else { continue }
+            let personal = erasedColumns(of: schemaTable)
+            guard !personal.isEmpty else { continue }
             for conflict in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, col FROM conflicts WHERE row = ? AND tbl = ?"), arguments: [id, table])
             where (conflict["col"] as String?).map(personal.contains) == true {
                 if let erasable = erasable(ShelterSchema.conflicts, rowID: conflict["id"]) { cells.append(erasable) }
@@ -107,12 +109,24 @@ public enum Erasure {
         return cells
     }
 
-    /// Whether a conflict is about a personal cell (its candidates are someone's values).
+    /// Whether a conflict is about a cell an erasure clears (its candidates are someone's values).
     static func isAboutPersonalCell(conflict id: String, values: [String: SyncValue], _ db: Database) throws -> Bool {
         let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT tbl, col FROM conflicts WHERE id = ?"), arguments: [id])
         guard let table = (values["tbl"]?.textValue ?? stored?["tbl"]).flatMap({ ShelterSchema.schema.table(named: $0) }),
               let column = values["col"]?.textValue ?? stored?["col"] else { return false }
-        return table.personalColumns.contains(column)
+        return erasedColumns(of: table).contains(column)
+    }
+
+    /// Why a change that arrives with erased values (a pulled change, or one given back to a
+    /// restored server) is not one an erasure made: a value erased that no erasure clears, or not
+    /// back at its column's default. Nil when it is one (or has none erased).
+    public static func erasedRefusal(_ change: CellChange) -> String? {
+        guard !change.erased.isEmpty, let table = ShelterSchema.schema.table(named: change.table) else { return nil }
+        let erasable = erasedColumns(of: table)
+        for column in change.erased.keys.sorted() where !erasable.contains(column) || change.values[column] != table.column(named: column)?.defaultValue {
+            return "change \(change.dot) claims the \(column) of \(change.table) \(change.rowID) erased, which an erasure does not do"
+        }
+        return nil
     }
 
     /// Carries out the erasure of `resident` here. `keepUnsynced`: a workstation keeps its own
@@ -145,10 +159,17 @@ public enum Erasure {
             // A row is looked at once, for the first change that brings it a value to erase.
             guard let table = ShelterSchema.schema.table(named: change.table), let cells = erasable(table, rowID: change.rowID),
                   change.values.keys.contains(where: cells.columns.contains),
-                  seen.insert(change.table + "\u{1}" + change.rowID).inserted else { continue }
+                  seen.insert(change.table + "\u{1}" + change.rowID + "\u{1}" + (change.values["resident"]?.textValue ?? change.values["stay"]?.textValue ?? "")).inserted
+            else { continue }
             if table.name == ShelterSchema.conflicts.name, try !isAboutPersonalCell(conflict: change.rowID, values: change.values, db) { continue }
-            guard let owner = try owner(db, table: table, rowID: change.rowID, values: change.values),
-                  !erased.contains(owner), try known[owner] != nil || isErased(db, owner) else { continue }
+            // Her row as it stands after the merge, or as the change would have it (a `resident`
+            // the merge did not take): either belonging to an erased resident is enough.
+            let owners = Set([try owner(db, table: table, rowID: change.rowID), try owner(db, table: table, rowID: change.rowID, values: change.values)].compactMap { $0 })
+            var erasedOwner: String?
+            for candidate in owners.sorted() where !erased.contains(candidate) {
+                if try known[candidate] != nil || isErased(db, candidate) { erasedOwner = candidate; break }
+            }
+            guard let owner = erasedOwner else { continue }
             late[owner, default: []] += [cells] + (try conflictCells(about: [(table.name, change.rowID)], db))
         }
         for (owner, cells) in late {

@@ -172,6 +172,20 @@ public enum ShelterRules {
             if let status = change.values["status"], Stay.Status(rawValue: status.textValue ?? "") == nil {
                 return Refusal("invalidValue", "stay \(id): status is not one of \(Stay.Status.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            if change.values["status"]?.textValue == Stay.Status.merged.rawValue {
+                // Merged only into a current stay of a resident with the same CPR number (index).
+                let into = (change.values["merged_into"] ?? current?["merged_into"])?.textValue ?? ""
+                let target = try rows.row(ShelterSchema.stays.name, into)
+                let index = { (stay: [String: SyncValue]?) throws -> String? in
+                    guard let resident = stay?["resident"]?.textValue else { return nil }
+                    return try rows.row(ShelterSchema.residents.name, resident)?["cpr_index"]?.textValue
+                }
+                let targetStatus = target?["status"]?.textValue
+                guard into != id, targetStatus == Stay.Status.active.rawValue || targetStatus == Stay.Status.awaitingRoom.rawValue,
+                      let mine = try index(current ?? change.values), !mine.isEmpty, try index(target) == mine else {
+                    return Refusal("invalidChange", "stay \(id): a stay is merged only into a current stay of a resident with the same CPR number")
+                }
+            }
             if let room = change.values["room"], !room.isNull {
                 guard let number = room.integerValue,
                       !(try rows.ids(ShelterSchema.rooms.name, where: "number", is: .integer(number))).isEmpty else {

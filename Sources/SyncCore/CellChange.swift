@@ -17,13 +17,14 @@ public struct CellChange: Hashable, Sendable {
     /// On the last change of a transaction: the signature over the whole transaction (its changes
     /// from `seal.first` to this one's counter). Not part of the change's content (`LogHash.of`).
     public var seal: Seal?
-    /// Set when some of this change's values were erased (a resident's erasure, `SyncStore.erase`):
-    /// the digest of the change as it was written (`LogHash.of`), which its signature and the
-    /// server log's hash chain still rest on. Not part of the change's content.
-    public var erased: LogHash?
+    /// The values erased from this change (a resident's erasure, `SyncStore.erase`), by column:
+    /// the digest of each value as it was written (`LogHash.valueDigest`). The change's digest
+    /// (`LogHash.of`) is made of its values' digests, so it — and the signature and hash chain that
+    /// rest on it — stays the same, while every value that was not erased is still bound by it.
+    public var erased: [String: LogHash]
 
     public init(table: String, rowID: String, values: [String: SyncValue], dot: Dot, hlc: HLC,
-                author: String, context: VersionVector, seal: Seal? = nil, erased: LogHash? = nil) {
+                author: String, context: VersionVector, seal: Seal? = nil, erased: [String: LogHash] = [:]) {
         self.seal = seal
         self.erased = erased
         self.table = table
@@ -91,9 +92,9 @@ public struct Seal: Hashable, Sendable {
 
     /// What is signed, in counter order; seals are not part of it.
     /// - Version 2: SHA-256 over a domain tag, the signer and each change's digest (`LogHash.of`:
-    ///   SHA-256 of its canonical encoding — replica, counter, table, row, columns and values, HLC,
-    ///   author, context). A change whose values were erased keeps its digest, so the signature of
-    ///   its transaction still checks after an erasure.
+    ///   over replica, counter, table, row, HLC, author, context and each column with its value's
+    ///   digest). A change whose values were erased keeps its digest, so the signature of its
+    ///   transaction still checks after an erasure, and binds every value not erased.
     /// - Version 1 (before 0.9): SHA-256 over the tag, the signer and the encodings themselves; it
     ///   cannot be checked once a change of the transaction is erased.
     public static func digest(signer: String, changes: some Collection<CellChange>, version: Int = currentVersion) -> [UInt8] {
@@ -110,7 +111,7 @@ public struct Seal: Hashable, Sendable {
     /// Whether the digest of this seal can be made from `changes`: not for a version-1 seal over a
     /// change whose values were erased.
     public func isCheckable(over changes: some Collection<CellChange>) -> Bool {
-        version != 1 || changes.allSatisfy { $0.erased == nil }
+        version != 1 || changes.allSatisfy { $0.erased.isEmpty }
     }
 }
 

@@ -2,6 +2,16 @@
 /// for changes held back until their causal context arrives.
 public enum ChangeCodec {
     public static func encode(_ change: CellChange, into writer: inout BinaryWriter) {
+        encodeHeader(change, into: &writer)
+        writer.write(varint: UInt64(change.values.count))
+        for (column, value) in change.values.sorted(by: { $0.key < $1.key }) {
+            writer.write(text: column)
+            writer.write(value: value)
+        }
+    }
+
+    /// Everything of a change but its values: table, row, dot, HLC, author, context.
+    public static func encodeHeader(_ change: CellChange, into writer: inout BinaryWriter) {
         writer.write(text: change.table)
         writer.write(text: change.rowID)
         change.dot.replica.write(into: &writer)
@@ -9,11 +19,25 @@ public enum ChangeCodec {
         writer.write(varint: change.hlc.rawValue)
         writer.write(text: change.author)
         encode(change.context, into: &writer)
-        writer.write(varint: UInt64(change.values.count))
-        for (column, value) in change.values.sorted(by: { $0.key < $1.key }) {
+    }
+
+    /// The digests of a change's erased values: a count, then each column and its 32 bytes.
+    public static func encode(erased: [String: LogHash], into writer: inout BinaryWriter) {
+        writer.write(varint: UInt64(erased.count))
+        for (column, digest) in erased.sorted(by: { $0.key < $1.key }) {
             writer.write(text: column)
-            writer.write(value: value)
+            writer.write(hash: digest)
         }
+    }
+
+    public static func decodeErased(from reader: inout BinaryReader) throws(BinaryReader.Error) -> [String: LogHash] {
+        let count = try reader.readCount(max: 64)
+        var erased: [String: LogHash] = [:]
+        for _ in 0..<count {
+            let column = try reader.readText()
+            erased[column] = try reader.readHash()
+        }
+        return erased
     }
 
     public static func encode(_ change: CellChange) -> [UInt8] {
@@ -26,11 +50,11 @@ public enum ChangeCodec {
     /// whose flag also says (`erasedFlag`) whether the digest of an erased change follows it.
     public static func encodeSealed(_ change: CellChange, into writer: inout BinaryWriter) {
         encode(change, into: &writer)
-        encode(change.seal, erased: change.erased != nil, into: &writer)
-        if let erased = change.erased { writer.write(hash: erased) }
+        encode(change.seal, erased: !change.erased.isEmpty, into: &writer)
+        if !change.erased.isEmpty { encode(erased: change.erased, into: &writer) }
     }
 
-    /// The bit of a seal's flag that says the change's values were erased and its digest follows.
+    /// The bit of a seal's flag that says values of the change were erased and their digests follow.
     static let erasedFlag: UInt64 = 4
 
     public static func encodeSealed(_ change: CellChange) -> [UInt8] {
@@ -73,7 +97,12 @@ public enum ChangeCodec {
         var change = try decode(from: &reader)
         let flag = try reader.readUnsigned()
         change.seal = try decodeSeal(flag: flag & ~erasedFlag, from: &reader)
-        if flag & erasedFlag != 0 { change.erased = try reader.readHash() }
+        if flag & erasedFlag != 0 {
+            change.erased = try decodeErased(from: &reader)
+            for column in change.erased.keys where change.values[column] == nil {
+                throw BinaryReader.Error(reason: "an erased digest of column \(column), which the change does not write", offset: reader.offset)
+            }
+        }
         if let seal = change.seal, seal.first > change.dot.counter {
             throw BinaryReader.Error(reason: "a seal whose transaction starts after its last change", offset: reader.offset)
         }

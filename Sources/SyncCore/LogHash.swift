@@ -24,13 +24,26 @@ public struct LogHash: Hashable, Sendable, CustomStringConvertible {
     /// The chain before the first entry of every log.
     public static let genesis = LogHash(bytes: [UInt8](repeating: 0, count: byteCount))!
 
-    /// The digest of one change: SHA-256 of its canonical encoding (`ChangeCodec`: columns and
-    /// vector entries sorted), so the same change gives the same digest on every replica.
-    /// A change whose values were erased gives the digest it had as written (`CellChange.erased`).
+    /// The digest of one change, the same on every replica: SHA-256 over its canonical header
+    /// (table, row, dot, HLC, author, context — `ChangeCodec`, columns and vector entries sorted) and
+    /// each column's name with its value's digest (`valueDigest`). A value erased since keeps its
+    /// digest (`CellChange.erased`), so the change's digest does not change with the erasure.
     public static func of(_ change: CellChange) -> LogHash {
-        if let erased = change.erased { return erased }
-        var writer = BinaryWriter(capacity: 160)
-        ChangeCodec.encode(change, into: &writer)
+        var writer = BinaryWriter(capacity: 96 + 40 * change.values.count)
+        writer.write(text: "ShelterSync change 2")
+        ChangeCodec.encodeHeader(change, into: &writer)
+        writer.write(varint: UInt64(change.values.count))
+        for (column, value) in change.values.sorted(by: { $0.key < $1.key }) {
+            writer.write(text: column)
+            writer.write(raw: (change.erased[column] ?? valueDigest(value)).bytes)
+        }
+        return LogHash(digest: SHA256.hash(data: writer.bytes))
+    }
+
+    /// The digest of one value: SHA-256 of its canonical encoding.
+    public static func valueDigest(_ value: SyncValue) -> LogHash {
+        var writer = BinaryWriter(capacity: 32)
+        writer.write(value: value)
         return LogHash(digest: SHA256.hash(data: writer.bytes))
     }
 

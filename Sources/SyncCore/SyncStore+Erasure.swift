@@ -22,7 +22,9 @@ public final class ErasureCheckpoint: Sendable {
     private let pending = Mutex(false)
     public init() {}
     public var isPending: Bool { pending.withLock { $0 } }
-    func set() { pending.withLock { $0 = true } }
+    /// Also when a store opens that has erased anything: a crash after an erasing commit, or a
+    /// checkpoint that readers kept from truncating, may have left the old pages in its WAL.
+    public func set() { pending.withLock { $0 = true } }
 
     /// Copies the WAL into the database file and truncates it to nothing, waiting at most a moment
     /// for readers to move on; when they do not, it stays pending for the next write. Call outside
@@ -52,7 +54,7 @@ public struct ErasureReport: Hashable, Sendable {
 extension SyncStore {
     /// Erases the values of `cells` wherever this replica keeps them: the domain row (each cell
     /// goes back to its column's default), every log entry and held-back change of the row that
-    /// wrote them, with the entry's digest kept (`CellChange.erased`) so that its transaction's
+    /// wrote them, with each erased value's digest kept (`CellChange.erased`) so that its transaction's
     /// signature and the log's hash chain still check. The rows' metadata is unchanged: merging
     /// converges as before, and the application erases what a late change brings (erasure wins).
     ///
@@ -72,17 +74,16 @@ extension SyncStore {
             try db.execute(sql: "UPDATE \(table.name.quotedDatabaseIdentifier) SET \(assignments) WHERE id = ?",
                            arguments: StatementArguments(columns.map { $0.defaultValue.databaseValue } + [group.rowID.databaseValue]))
 
-            /// The change with the columns' values erased; nil when it holds none of them.
+            /// The change with the columns' values erased, each one's digest kept; nil when it holds
+            /// none of them.
             func erased(_ change: CellChange) -> CellChange? {
-                var values = change.values
-                for (column, value) in change.values {
-                    if let empty = defaults[column], value != empty { values[column] = empty }
-                }
-                guard values != change.values else { return nil }
                 var result = change
-                result.erased = LogHash.of(change)
-                result.values = values
-                return result
+                for (column, value) in change.values {
+                    guard let empty = defaults[column], value != empty || change.erased[column] != nil else { continue }
+                    if result.erased[column] == nil { result.erased[column] = LogHash.valueDigest(value) }
+                    result.values[column] = empty
+                }
+                return result.erased == change.erased ? nil : result
             }
             for entry in try loggedChanges(db, where: "row = ? AND tbl = ?", arguments: [.text(group.rowID), .integer(Int64(table.code))],
                                            order: "seq ASC", limit: .max) {
@@ -91,8 +92,10 @@ extension SyncStore {
                     report.waiting += 1
                     continue
                 }
+                var digests = BinaryWriter(capacity: 48 * change.erased.count)
+                ChangeCodec.encode(erased: change.erased, into: &digests)
                 try db.execute(sql: "UPDATE sync_log SET vals = ?, erased = ? WHERE seq = ?",
-                               arguments: [Data(encodeValues(change.values, table: table)), Data(change.erased!.bytes), entry.sequence])
+                               arguments: [Data(encodeValues(change.values, table: table)), Data(digests.bytes), entry.sequence])
                 report.entries += 1
             }
             for row in try Row.fetchAll(db, sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ?",

@@ -802,10 +802,8 @@ public struct SyncStore: Sendable {
                 change.seal = try corrupt("the signature of change \(row.counter)") { try ChangeCodec.decodeSeal(from: &reader) }
             }
             if let erased = row.erased {
-                guard let digest = LogHash(bytes: erased) else {
-                    throw SyncError(.corruptData, "the digest of erased change \(row.counter) is not \(LogHash.byteCount) bytes")
-                }
-                change.erased = digest
+                var reader = BinaryReader(erased)
+                change.erased = try corrupt("the erased digests of change \(row.counter)") { try ChangeCodec.decodeErased(from: &reader) }
             }
             return LoggedChange(sequence: row.sequence, change: change,
                                 state: LoggedChange.State(rawValue: row.state) ?? .received, rejection: row.rejection,
@@ -886,7 +884,11 @@ public struct SyncStore: Sendable {
             ChangeCodec.encode(seal, into: &writer)
             insert.bind(11, blob: writer.bytes)
         }
-        if let erased = change.erased { insert.bind(12, blob: erased.bytes) }
+        if !change.erased.isEmpty {
+            var erased = BinaryWriter(capacity: 48 * change.erased.count)
+            ChangeCodec.encode(erased: change.erased, into: &erased)
+            insert.bind(12, blob: erased.bytes)
+        }
         try insert.execute()
         if let chain { chainTip.moved(to: chain) }
         return db.lastInsertedRowID

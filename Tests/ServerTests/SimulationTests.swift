@@ -648,7 +648,7 @@ struct Simulation {
             for (column, value) in entry.change.values {
                 let key = "\(entry.change.table)/\(entry.change.rowID)/\(column)"
                 // Erased on purpose (a resident's erasure), audited: not a lost write.
-                if entry.change.erased == nil { writes.append((key, entry.change.dot, value)) }
+                if entry.change.erased[column] == nil { writes.append((key, entry.change.dot, value)) }
                 seenBy[key, default: []].append(contentsOf: entry.change.context.entries.map { Dot(replica: $0.key, counter: $0.value) })
             }
         }

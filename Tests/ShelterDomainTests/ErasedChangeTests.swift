@@ -1,0 +1,76 @@
+import ShelterDomain
+import SyncCore
+import Testing
+
+/// A change whose values were erased keeps each value's digest: its own digest, and so its
+/// transaction's signature and the server's chain, stay the same — and every value that was not
+/// erased is still bound by them. Only cells an erasure clears may arrive erased.
+@Suite struct ErasedChangeTests {
+    static func admission() -> CellChange {
+        CellChange(table: "residents", rowID: "r1",
+                   values: ["name": .text("ss1:r1:AAAA"), "municipality": .text("Køge"), "anonymous": .integer(0), "key": .text("rk1:0123456789abcdef:BBBB")],
+                   dot: Dot(replica: .random(), counter: 7), hlc: HLC(milliseconds: 1_800_000_000_000, logical: 1),
+                   author: "anna", context: VersionVector())
+    }
+
+    static func erased(_ change: CellChange, _ columns: [String]) -> CellChange {
+        var result = change
+        for column in columns {
+            result.erased[column] = LogHash.valueDigest(change.values[column]!)
+            result.values[column] = ShelterSchema.residents.column(named: column)!.defaultValue
+        }
+        return result
+    }
+
+    @Test func anErasedChangeKeepsItsDigestAndBindsTheRest() throws {
+        let original = Self.admission()
+        let erased = Self.erased(original, ["name", "key"])
+        #expect(LogHash.of(erased) == LogHash.of(original))
+        #expect(Seal.digest(signer: "anna", changes: [erased]) == Seal.digest(signer: "anna", changes: [original]))
+        // A value not erased cannot be changed under the same digest.
+        var forged = erased
+        forged.values["municipality"] = .text("Greve")
+        #expect(LogHash.of(forged) != LogHash.of(original))
+        // Nor can an erased value's digest be claimed for another column.
+        var moved = erased
+        moved.erased["municipality"] = moved.erased["name"]
+        moved.values["municipality"] = .null
+        #expect(LogHash.of(moved) != LogHash.of(original))
+        // A version-1 seal cannot be checked over erased values; a version-2 one can.
+        let seal = Seal(first: 7, signer: "anna", signature: [UInt8](repeating: 0, count: 64), version: 1)
+        #expect(!seal.isCheckable(over: [erased]) && seal.isCheckable(over: [original]))
+        #expect(Seal(first: 7, signer: "anna", signature: [], version: 2).isCheckable(over: [erased]))
+    }
+
+    @Test func theWireKeepsTheErasedDigests() throws {
+        let original = Self.admission()
+        var change = Self.erased(original, ["name"])
+        change.seal = Seal(first: 7, signer: "anna", signature: [UInt8](repeating: 9, count: 64))
+        let decoded = try ChangeCodec.decodeSealed(ChangeCodec.encodeSealed(change))
+        #expect(decoded == change && LogHash.of(decoded) == LogHash.of(original))
+        // A digest for a column the change does not write is refused.
+        var bad = change
+        bad.erased["phone"] = LogHash.valueDigest(.text("x"))
+        #expect(throws: BinaryReader.Error.self) { try ChangeCodec.decodeSealed(ChangeCodec.encodeSealed(bad)) }
+        // Every truncation fails cleanly.
+        let bytes = ChangeCodec.encodeSealed(change)
+        for length in 0..<bytes.count {
+            #expect(throws: BinaryReader.Error.self) { try ChangeCodec.decodeSealed(Array(bytes.prefix(length))) }
+        }
+    }
+
+    @Test func onlyCellsAnErasureClearsMayArriveErased() {
+        let original = Self.admission()
+        #expect(Erasure.erasedRefusal(original) == nil)
+        #expect(Erasure.erasedRefusal(Self.erased(original, ["name", "key"])) == nil)
+        // A plain column claimed erased: refused.
+        var municipality = original
+        municipality.erased["municipality"] = LogHash.valueDigest(original.values["municipality"]!)
+        municipality.values["municipality"] = .null
+        #expect(Erasure.erasedRefusal(municipality)?.contains("municipality") == true)
+        // An erasable column claimed erased but holding another value: refused.
+        var other = Self.erased(original, ["name"])
+        other.values["name"] = .text("ss1:r1:CCCC")
+        #expect(Erasure.erasedRefusal(other)?.contains("name") == true)
+    }
+}
