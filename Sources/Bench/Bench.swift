@@ -61,7 +61,7 @@ struct ShelterBench: AsyncParsableCommand {
         if run.contains("noop-sync") { results += try await world.noopSync(smallRows: 1_000, largeRows: noopRows / scale) }
         results += fanIn
         if run.contains("metadata") { results += try world.metadata() }
-        if run.contains("erase") { results += try world.erase(rows: eraseRows / scale, history: 100) }
+        if run.contains("erase") { results += try await world.erase(rows: eraseRows / scale, history: 100) }
         if json {
             let items = results.map { r -> String in
                 func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }

@@ -201,20 +201,20 @@ final class BenchWorld {
     /// and notes) on a replica of `rows` residents: the erasing action, her cells, log entries and
     /// conflict rows. Baseline: clearing the same cells of one row of a plain SQLite table of as
     /// many rows (no log to clear).
-    func erase(rows: Int, history: Int) throws -> [ShelterBench.Result] {
+    func erase(rows: Int, history: Int) async throws -> [ShelterBench.Result] {
         let replica = try workstation()
+        // The staff and the shelter key's grants come with the first sync.
+        _ = try await replica.sync()
         try fill(replica, count: rows, tag: "er")
-        // A leader of this replica's own (the bench's member of staff is one), her keys granted.
-        try replica.createShelterKeyIfNone(by: Self.session)
-        let resident = try replica.admit(Admission(name: "Erased Resident", cpr: "120388-1234", municipality: "Køge", room: 1), by: Self.session).resident
+        let resident = try replica.admit(Admission(name: "Erased Resident", cpr: "120388-1234", municipality: "Køge"), by: Self.session).resident
         for n in 0..<(history - 3) {
             try replica.setResident(resident, fields: [(n % 2 == 0 ? "phone" : "notes", "value \(n)")], by: Self.session)
         }
         let erasing = try seconds { try replica.erase(resident: resident, by: Self.session) }
         let path = folder + "/plain-erase.sqlite"
         let queue = try DatabaseQueue(path: path)
-        try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
-        try queue.write { db in
+        try await queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        try await queue.write { db in
             try db.execute(sql: "CREATE TABLE residents (id TEXT PRIMARY KEY NOT NULL, name TEXT, cpr TEXT, phone TEXT, notes TEXT, municipality TEXT)")
             let insert = try db.makeStatement(sql: "INSERT INTO residents VALUES (?, ?, ?, ?, ?, ?)")
             for n in 0..<rows { try insert.execute(arguments: [String(format: "pl%026d", n), "Resident \(n)", "120388-1234", "+45 1234", "a note", "Køge"]) }
