@@ -441,8 +441,10 @@ struct Sync: AsyncParsableCommand {
         let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path)
         var report = try await reportingErrors { try await replica.sync(pull: !pushOnly, session: session ?? nil) }
         // A leader's session gives the shelter key to staff who lack it (made by the admin, or
-        // added where it was not known), and sends those grants at once.
-        if let session = session ?? nil, (try? replica.grantMissingKeys(by: session)) ?? 0 > 0 {
+        // added where it was not known), wraps again the resident keys a removed member could open
+        // (a removal made elsewhere), and sends those at once.
+        if let session = session ?? nil,
+           [(try? replica.grantMissingKeys(by: session)) ?? 0, (try? replica.rewrapResidentKeys(by: session)) ?? 0].contains(where: { $0 > 0 }) {
             let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
             report.pushed += more.pushed
             report.rejected += more.rejected

@@ -149,7 +149,7 @@ extension Replica {
             }
             // What the copy wrote of a resident erased since is erased here too (and from the
             // re-issued changes once the server has them): erasure wins.
-            try Erasure.afterMerge(db, store: store, changes: rescued, keepUnsynced: true)
+            try Erasure.afterMerge(db, store: store, changes: rescued, keepUnsynced: try keepsUnsynced(db))
             return report
         }
     }

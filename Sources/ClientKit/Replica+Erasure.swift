@@ -28,7 +28,8 @@ extension Replica {
                     "erased_at": .text(erasedAt), "erased_by": .text(session.signer), "reason": .text(reason.rawValue),
                 ], author: session.author)
             }
-            for id in ids { try Erasure.apply(db, store: store, resident: id, keepUnsynced: true) }
+            let keep = try keepsUnsynced(db)
+            for id in ids { try Erasure.apply(db, store: store, resident: id, keepUnsynced: keep) }
             return ids
         }
         keys.forget(residents: ids)
@@ -57,6 +58,13 @@ extension Replica {
     /// hers to reach the server (they are erased once it acknowledges them).
     public func erasuresWaiting() throws -> Int {
         try read { db in try store.erasures(db).values.filter { !$0 }.count }
+    }
+
+    /// Whether this replica keeps its own changes not yet pushed as they are when it erases (the
+    /// server must check their signature against their values): a replica bound to a server does;
+    /// a standalone one, which pushes nothing, erases them at once.
+    func keepsUnsynced(_ db: Database) throws -> Bool {
+        try store.state(db).server != nil
     }
 
     // MARK: Retention

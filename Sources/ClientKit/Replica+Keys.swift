@@ -176,6 +176,50 @@ extension Replica {
         }
     }
 
+    // MARK: Rotation
+
+    /// After a rotation (a member of staff removed), the residents admitted before it: every resident
+    /// key wrapped under a shelter key a removed member holds is wrapped again under the current one,
+    /// and the old wrapped key is erased from the log (here, and on every replica that merges the new
+    /// one: `Erasure.afterMerge`). A copy of a replica made afterwards gives her nothing.
+    /// Returns how many keys were wrapped again.
+    @discardableResult
+    func rewrapResidentKeys(_ db: Database, author: String) throws -> Int {
+        let revoked = Set(try String.fetchAll(db, sql: "SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1"))
+        guard !revoked.isEmpty, keys.opener != nil, let current = try currentShelterKey(db) else { return 0 }
+        var count = 0
+        for row in try Row.fetchAll(db, sql: """
+            SELECT id, key FROM residents WHERE key IS NOT NULL AND key <> ''
+              AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = residents.id) ORDER BY id
+            """) {
+            let id: String = row["id"], wrapped: String = row["key"]
+            guard let keyID = RecordKeys.keyID(ofWrapped: wrapped), revoked.contains(keyID), keyID != current.id,
+                  let key = try? residentKey(db, id) else { continue }
+            let again = try Self.checked { try RecordKeys.wrap(key, residentID: id, under: current) }
+            try write(db, ShelterSchema.residents, id, ["key": .text(again)], author: author)
+            try Erasure.eraseSupersededKey(db, store: store, resident: id, keepUnsynced: try keepsUnsynced(db))
+            count += 1
+        }
+        return count
+    }
+
+    /// A leader's session wraps again, under the current shelter key, the resident keys wrapped under
+    /// one a removed member holds (a removal made elsewhere, or before this version), as one signed
+    /// transaction. Returns how many.
+    @discardableResult
+    public func rewrapResidentKeys(by session: any GrantOpener) throws -> Int {
+        useSession(session)
+        let needed = try read { db -> Bool in
+            guard try staffMember(db, session.signer)?.role == .leader else { return false }
+            return try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM residents r JOIN key_grants g ON r.key LIKE 'rk1:' || g.shelter_key || ':%'
+                  JOIN staff s ON s.id = g.staff WHERE s.removed = 1 AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id))
+                """) ?? false
+        }
+        guard needed else { return 0 }
+        return try perform(signedBy: session) { db in try rewrapResidentKeys(db, author: session.author) }
+    }
+
     /// Grants every shelter key the session holds to member `only` (or to everyone lacking it).
     func grantHeldKeys(_ db: Database, author: String, only member: String? = nil) throws {
         guard let opener = keys.opener else { return }

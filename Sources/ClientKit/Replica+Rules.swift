@@ -91,6 +91,8 @@ extension Replica {
                 let rotated = RecordKeys.ShelterKey()
                 keys.remember(rotated)
                 try grant(db, rotated, toAllBut: [], author: session.author)
+                // The residents admitted before: their keys wrapped again under the new one.
+                try rewrapResidentKeys(db, author: session.author)
             }
         }
     }

@@ -139,15 +139,34 @@ public enum Erasure {
         return report
     }
 
+    /// Erases from the log every wrapped key of `resident` but the one her row holds now: after a
+    /// rotation her key is wrapped again under the new shelter key, and the old wrapping — which a
+    /// removed member of staff could open — must not stay in any copy.
+    public static func eraseSupersededKey(_ db: Database, store: SyncStore, resident: String, keepUnsynced: Bool) throws {
+        let current = try String.fetchOne(db, sql: "SELECT key FROM residents WHERE id = ?", arguments: [resident])
+        let report = try store.eraseInLog(db, table: ShelterSchema.residents.name, rowID: resident, column: "key", keepUnsynced: keepUnsynced) { value in
+            value.textValue != nil && value.textValue != current
+        }
+        // An old wrapping in a change of this replica's not pushed yet goes once the server has it.
+        if !report.complete { try store.recordErasure(db, subject: supersededKeySubject + resident, complete: false) }
+    }
+
+    /// The subject under which `sync_erasures` remembers an old wrapping still to erase.
+    static let supersededKeySubject = "key:"
+
     /// After `changes` were merged or written here (a pulled batch, a pushed transaction, changes
     /// re-issued by a rescue): carries out the
     /// erasures among them, and clears what the others brought to a resident erased before —
     /// erasure wins over a concurrent edit. Returns the residents erased by this batch.
     @discardableResult
     public static func afterMerge(_ db: Database, store: SyncStore, changes: [CellChange], keepUnsynced: Bool) throws -> [String] {
+        // A resident's key wrapped again (a rotation): the old wrapping leaves the log.
+        for change in changes where change.table == ShelterSchema.residents.name && change.values.count == 1 && change.values["key"] != nil {
+            try eraseSupersededKey(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
+        }
         guard !changes.isEmpty,
               try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM erasures)")) == true else { return [] }
-        let known = try store.erasures(db)
+        let known = try store.erasures(db).filter { !$0.key.hasPrefix(supersededKeySubject) }
         var erased: [String] = []
         for change in changes where change.table == ShelterSchema.erasures.name && known[change.rowID] == nil && !erased.contains(change.rowID) {
             try apply(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
@@ -184,8 +203,14 @@ public enum Erasure {
     /// Erases what erasures here left waiting: this workstation's own changes that were not yet
     /// pushed when the erasure arrived. Call after the server acknowledged a push.
     public static func completeWaiting(_ db: Database, store: SyncStore) throws {
-        for (resident, complete) in try store.erasures(db) where !complete {
-            try apply(db, store: store, resident: resident, keepUnsynced: true)
+        for (subject, complete) in try store.erasures(db) where !complete {
+            if subject.hasPrefix(supersededKeySubject) {
+                let resident = String(subject.dropFirst(supersededKeySubject.count))
+                try store.recordErasure(db, subject: subject, complete: true)
+                try eraseSupersededKey(db, store: store, resident: resident, keepUnsynced: true)
+            } else {
+                try apply(db, store: store, resident: subject, keepUnsynced: true)
+            }
         }
     }
 }

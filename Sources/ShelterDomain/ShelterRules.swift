@@ -279,8 +279,10 @@ public enum ShelterRules {
         if let text = key.textValue, !text.isEmpty, RecordKeys.keyID(ofWrapped: text) == nil {
             return Refusal("invalidValue", "resident \(id): the key is not a wrapped resident key")
         }
-        if let stored = current?.textValue, !stored.isEmpty, current != key, !signatory.isServer {
-            return Refusal("invalidChange", "resident \(id): her key is set once and never replaced")
+        // A leader wraps it again after a rotation (under another shelter key): still a wrapped key.
+        if let stored = current?.textValue, !stored.isEmpty, current != key, !signatory.isServer,
+           !(signatory.role == .leader && key.textValue.flatMap(RecordKeys.keyID(ofWrapped:)) != nil) {
+            return Refusal("invalidChange", "resident \(id): her key is set once and never replaced (only a leader wraps it again)")
         }
         return nil
     }

@@ -109,6 +109,34 @@ extension SyncStore {
         return report
     }
 
+    /// Erases, in the log only (the row keeps its value), the values of one column of one row that
+    /// `superseded` picks — a wrapped key replaced by a new wrapping — each keeping its digest.
+    @discardableResult
+    public func eraseInLog(_ db: Database, table tableName: String, rowID: String, column: String, keepUnsynced: Bool,
+                           superseded: (SyncValue) -> Bool) throws -> ErasureReport {
+        let table = try self.table(tableName)
+        guard let empty = table.column(named: column)?.defaultValue else { return ErasureReport() }
+        var report = ErasureReport()
+        for entry in try loggedChanges(db, where: "row = ? AND tbl = ?", arguments: [.text(rowID), .integer(Int64(table.code))],
+                                       order: "seq ASC", limit: .max) {
+            guard let value = entry.change.values[column], entry.change.erased[column] == nil, value != empty, superseded(value) else { continue }
+            if keepUnsynced && entry.state == .unsynced {
+                report.waiting += 1
+                continue
+            }
+            var change = entry.change
+            change.erased[column] = LogHash.valueDigest(value)
+            change.values[column] = empty
+            var digests = BinaryWriter(capacity: 48 * change.erased.count)
+            ChangeCodec.encode(erased: change.erased, into: &digests)
+            try db.execute(sql: "UPDATE sync_log SET vals = ?, erased = ? WHERE seq = ?",
+                           arguments: [Data(encodeValues(change.values, table: table)), Data(digests.bytes), entry.sequence])
+            report.entries += 1
+        }
+        if report.entries > 0 { erasureCheckpoint.set() }
+        return report
+    }
+
     /// The subjects (the application's: a resident's id) erased here, and whether all of each is
     /// erased (`erase` left nothing waiting).
     public func erasures(_ db: Database) throws -> [String: Bool] {

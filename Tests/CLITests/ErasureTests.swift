@@ -151,7 +151,15 @@ import TestSupport
         due = try shelter("retention", "--replica", path, "--json").json()
         listed = try #require(due["residents"] as? [[String: Any]])
         #expect(due["retentionYears"] as? Int == 1 && listed.map { $0["display"] as? String } == ["Old Stay", "Recent Stay"], "\(due)")
+        // What only her key opens, as the file holds it before.
+        let oldResident = try #require(old["resident"] as? String)
+        let cipher = try #require(try ReplicaInspector(path: path).rows("SELECT name FROM residents WHERE id = '\(oldResident)'")[0][0])
         let erased = try shelter("retention", "erase", "--yes", "--replica", path)
+        // A standalone replica pushes nothing: its own log entries are erased at once, every byte of them.
+        for file in [path, path + "-wal"] {
+            guard let bytes = FileManager.default.contents(atPath: file) else { continue }
+            #expect(bytes.range(of: Data(String(cipher.split(separator: ":").last!).utf8)) == nil, "\(file) holds her ciphertext")
+        }
         #expect(erased.stdout.contains("2 residents are erased"), "\(erased)")
         #expect(try shelter("retention", "--replica", path).stdout.contains("no resident's last stay ended"))
         let stays = try shelter("stays", "--all", "--replica", path, "--json").json()

@@ -81,13 +81,14 @@ import TestSupport
 
 /// Personal data under the keys of DESIGN §4: ciphertext in the file, plain text to a session.
 @Suite struct RecordKeyTests {
-    @Test func aMemberRemovedBeforeAnAdmissionCannotReadThatResidentFromACopy() throws {
+    @Test func aRemovedMemberCannotReadAnyResidentFromACopyMadeAfterHerRemoval() throws {
         let dir = try TemporaryDirectory("keys")
         defer { dir.remove() }
         let path = dir.file("desk.replica")
         let replica = try Replica.create(at: path, rooms: 3)
         try replica.addStaff(name: "Jonas", role: .socialWorker, by: staff("mette"))
         let before = try replica.admit(Admission(name: "Anna Before", municipality: "Køge"), by: staff("mette")).resident
+        let oldWrapping = try #require(try ReplicaInspector(path: path).rows("SELECT key FROM residents WHERE id = '\(before)'")[0][0])
         try replica.removeStaff(name: "Jonas", by: staff("mette"))
         let after = try replica.admit(Admission(name: "Bodil After", municipality: "Køge"), by: staff("mette")).resident
         #expect(try replica.resident(after).name == "Bodil After", "a member of staff reads her")
@@ -98,14 +99,20 @@ import TestSupport
         if FileManager.default.fileExists(atPath: path + "-wal") { try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal") }
         let stolen = try Replica.open(at: copy)
         stolen.useSession(staff("Jonas"))
-        #expect(try stolen.resident(before).name == "Anna Before", "what he could read while he worked here")
+        #expect(try stolen.resident(before).name == nil, "the removal wrapped her key again, under the new shelter key")
         #expect(try stolen.resident(after).name == nil, "a resident admitted after his removal stays closed to him")
+        #expect(try replica.resident(before).name == "Anna Before", "the staff who remain read her")
+        // Her key's old wrapping is gone from the log (its digest kept) and from every byte of the files.
+        #expect(try replica.verify().invalid.isEmpty)
+        let history = try replica.history(of: before)
+        #expect(history.contains { $0.erased && $0.columns.contains { $0.name == "key" && $0.value == Replica.erasedMark } }, "\(history)")
         // Without any session nothing opens, and the file holds no name.
         let locked = try Replica.open(at: copy)
         #expect(try locked.resident(before).name == nil && locked.resident(after).cpr == nil)
         for file in [copy, copy + "-wal", path, path + "-wal"] {
             guard let bytes = FileManager.default.contents(atPath: file) else { continue }
             #expect(bytes.range(of: Data("Bodil".utf8)) == nil && bytes.range(of: Data("Anna Before".utf8)) == nil, "\(file)")
+            #expect(bytes.range(of: Data(String(oldWrapping.split(separator: ":").last!).utf8)) == nil, "\(file) holds her key's old wrapping")
         }
     }
 

@@ -74,3 +74,37 @@ import Testing
         #expect(Erasure.erasedRefusal(other)?.contains("name") == true)
     }
 }
+
+/// A resident's wrapped key is written once; only a leader wraps it again (a rotation), and only as a
+/// wrapped key. The rules read the rows from any `RowSource`.
+@Suite struct ResidentKeyRuleTests {
+    struct Rows: RowSource {
+        var tables: [String: [String: [String: SyncValue]]]
+        func row(_ table: String, _ id: String) throws -> [String: SyncValue]? { tables[table]?[id] }
+        func ids(_ table: String, where column: String, is value: SyncValue) throws -> [String] {
+            (tables[table] ?? [:]).filter { $0.value[column] == value }.map(\.key).sorted()
+        }
+    }
+
+    @Test func onlyALeaderWrapsAResidentKeyAgain() throws {
+        let first = try RecordKeys.newResidentKey(residentID: "r1", under: RecordKeys.ShelterKey()).wrapped
+        let again = try RecordKeys.newResidentKey(residentID: "r1", under: RecordKeys.ShelterKey()).wrapped
+        let rows = Rows(tables: ["residents": ["r1": ["anonymous": .integer(0), "key": .text(first)]],
+                                 "staff": ["jonas": ["role": .text("socialWorker")], "mette": ["role": .text("leader")]]])
+        let change = CellChange(table: "residents", rowID: "r1", values: ["key": .text(again)],
+                                dot: Dot(replica: .random(), counter: 3), hlc: HLC(milliseconds: 1_800_000_000_000, logical: 0),
+                                author: "jonas", context: VersionVector())
+        let worker = try ShelterRules.signatory("jonas", rows: rows), leader = try ShelterRules.signatory("mette", rows: rows)
+        let refusal = try ShelterRules.check(change, by: worker, rows: rows)
+        #expect(refusal?.code == "invalidChange", "\(String(describing: refusal))")
+        let accepted = try ShelterRules.check(change, by: leader, rows: rows)
+        #expect(accepted == nil, "\(String(describing: accepted))")
+        var garbage = change
+        garbage.values["key"] = .text("not a key")
+        #expect(try ShelterRules.check(garbage, by: leader, rows: rows)?.code == "invalidValue")
+        // Never for an erased resident.
+        var erased = rows
+        erased.tables["erasures"] = ["r1": ["erased_at": .text("2026-11-27T10:00:00Z")]]
+        #expect(try ShelterRules.check(change, by: leader, rows: erased)?.code == "erased")
+    }
+}
