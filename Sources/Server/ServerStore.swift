@@ -520,6 +520,8 @@ public struct ServerStore: Sendable {
                 if !waiting { try db.execute(sql: "UPDATE server_identity SET restored_at = NULL WHERE id = 1") }
             }
         }
+        // An erasure's truncation of the WAL that readers held off is tried again after every session.
+        await checkpointAfterErasure()
     }
 
     /// The last position of the server's log, read now (for commands; the server reads it async).
