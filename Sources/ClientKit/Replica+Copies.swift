@@ -116,10 +116,18 @@ extension Replica {
             }
             for entry in lacking {
                 let change = entry.change
+                var values = change.values
                 // An erasure of a resident erased since (by another workstation): done already.
                 if change.table == ShelterSchema.erasures.name, try Erasure.isErased(db, change.rowID) {
                     report.alreadyOnServer += 1
                     continue
+                }
+                // What the copy wrote of a resident erased since is not written again (erasure wins).
+                if let table = ShelterSchema.schema.table(named: change.table),
+                   let owner = try Erasure.owner(db, table: table, rowID: change.rowID, values: change.values), try Erasure.isErased(db, owner) {
+                    for column in Erasure.erasedColumns(of: table) where values[column] != nil {
+                        values[column] = table.column(named: column)?.defaultValue ?? .null
+                    }
                 }
                 let key = change.table + "/" + change.rowID
                 let table = try checkedTable(change.table)
@@ -138,7 +146,7 @@ extension Replica {
                 }
                 // Re-issued as the rescuer's changes, signed by her: one transaction per original
                 // transaction (at most 100 changes of a replica that kept no signatures).
-                let reissued = try store.reissue(db, change, context: VersionVector(context), author: session.author, wallMilliseconds: wall)
+                let reissued = try store.reissue(db, change, values: values, context: VersionVector(context), author: session.author, wallMilliseconds: wall)
                 let state = try store.state(db)
                 if change.seal != nil || state.counter - state.sealed >= 100 {
                     try store.sealTail(db, signer: session)

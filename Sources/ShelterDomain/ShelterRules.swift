@@ -173,17 +173,18 @@ public enum ShelterRules {
                 return Refusal("invalidValue", "stay \(id): status is not one of \(Stay.Status.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if change.values["status"]?.textValue == Stay.Status.merged.rawValue {
-                // Merged only into a current stay of a resident with the same CPR number (index).
+                // Merged only into another (unmerged) stay of a resident with the same CPR number (index).
                 let into = (change.values["merged_into"] ?? current?["merged_into"])?.textValue ?? ""
                 let target = try rows.row(ShelterSchema.stays.name, into)
                 let index = { (stay: [String: SyncValue]?) throws -> String? in
                     guard let resident = stay?["resident"]?.textValue else { return nil }
                     return try rows.row(ShelterSchema.residents.name, resident)?["cpr_index"]?.textValue
                 }
-                let targetStatus = target?["status"]?.textValue
-                guard into != id, targetStatus == Stay.Status.active.rawValue || targetStatus == Stay.Status.awaitingRoom.rawValue,
+                // (The stay merged into may have ended since, at another workstation: the merge still
+                // stands — it was made while both were current, which the workstation checks.)
+                guard into != id, let target, target["status"]?.textValue != Stay.Status.merged.rawValue,
                       let mine = try index(current ?? change.values), !mine.isEmpty, try index(target) == mine else {
-                    return Refusal("invalidChange", "stay \(id): a stay is merged only into a current stay of a resident with the same CPR number")
+                    return Refusal("invalidChange", "stay \(id): a stay is merged only into another stay of a resident with the same CPR number")
                 }
             }
             if let room = change.values["room"], !room.isNull {

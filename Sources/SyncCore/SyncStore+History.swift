@@ -235,12 +235,14 @@ extension SyncStore {
     /// a concurrent write keeps its place and is reported — and logged as unsynced, so the next
     /// sync sends it and the server records any conflict. Call inside a transaction.
     @discardableResult
-    public func reissue(_ db: Database, _ original: CellChange, context: VersionVector, author: String, wallMilliseconds: UInt64) throws -> CellChange {
+    /// `values`: what to write instead of the original's values (some of them cleared since).
+    public func reissue(_ db: Database, _ original: CellChange, values: [String: SyncValue]? = nil, context: VersionVector, author: String,
+                        wallMilliseconds: UInt64) throws -> CellChange {
         let table = try self.table(original.table)
         try checkColumns(original.values.keys, of: table)
         let current = try state(db)
         let counter = current.counter + 1
-        let change = CellChange(table: original.table, rowID: original.rowID, values: original.values,
+        let change = CellChange(table: original.table, rowID: original.rowID, values: values ?? original.values,
                                 dot: Dot(replica: current.replicaID, counter: counter), hlc: original.hlc,
                                 author: author, context: context)
         let meta = try rowMeta(db, table: table, rowID: change.rowID)
