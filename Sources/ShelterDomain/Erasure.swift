@@ -166,9 +166,9 @@ public enum Erasure {
         }
         guard !changes.isEmpty,
               try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM erasures)")) == true else { return [] }
-        let known = try store.erasures(db).filter { !$0.key.hasPrefix(supersededKeySubject) }
         var erased: [String] = []
-        for change in changes where change.table == ShelterSchema.erasures.name && known[change.rowID] == nil && !erased.contains(change.rowID) {
+        for change in changes where change.table == ShelterSchema.erasures.name && !erased.contains(change.rowID) {
+            guard try !store.hasRecordedErasure(db, subject: change.rowID) else { continue }
             try apply(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
             erased.append(change.rowID)
         }
@@ -186,7 +186,7 @@ public enum Erasure {
             let owners = Set([try owner(db, table: table, rowID: change.rowID), try owner(db, table: table, rowID: change.rowID, values: change.values)].compactMap { $0 })
             var erasedOwner: String?
             for candidate in owners.sorted() where !erased.contains(candidate) {
-                if try known[candidate] != nil || isErased(db, candidate) { erasedOwner = candidate; break }
+                if try isErased(db, candidate) { erasedOwner = candidate; break }
             }
             guard let owner = erasedOwner else { continue }
             late[owner, default: []] += [cells] + (try conflictCells(about: [(table.name, change.rowID)], db))

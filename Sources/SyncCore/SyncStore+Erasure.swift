@@ -92,10 +92,7 @@ extension SyncStore {
                     report.waiting += 1
                     continue
                 }
-                var digests = BinaryWriter(capacity: 48 * change.erased.count)
-                ChangeCodec.encode(erased: change.erased, into: &digests)
-                try db.execute(sql: "UPDATE sync_log SET vals = ?, erased = ? WHERE seq = ?",
-                               arguments: [Data(encodeValues(change.values, table: table)), Data(digests.bytes), entry.sequence])
+                try storeErased(db, change, at: entry.sequence, table: table)
                 report.entries += 1
             }
             for row in try Row.fetchAll(db, sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ?",
@@ -127,14 +124,24 @@ extension SyncStore {
             var change = entry.change
             change.erased[column] = LogHash.valueDigest(value)
             change.values[column] = empty
-            var digests = BinaryWriter(capacity: 48 * change.erased.count)
-            ChangeCodec.encode(erased: change.erased, into: &digests)
-            try db.execute(sql: "UPDATE sync_log SET vals = ?, erased = ? WHERE seq = ?",
-                           arguments: [Data(encodeValues(change.values, table: table)), Data(digests.bytes), entry.sequence])
+            try storeErased(db, change, at: entry.sequence, table: table)
             report.entries += 1
         }
         if report.entries > 0 { erasureCheckpoint.set() }
         return report
+    }
+
+    /// Writes a log entry's values with some erased, and the digests they keep.
+    private func storeErased(_ db: Database, _ change: CellChange, at sequence: Int64, table: SyncSchema.Table) throws {
+        var digests = BinaryWriter(capacity: 48 * change.erased.count)
+        ChangeCodec.encode(erased: change.erased, into: &digests)
+        try db.execute(sql: "UPDATE sync_log SET vals = ?, erased = ? WHERE seq = ?",
+                       arguments: [Data(encodeValues(change.values, table: table)), Data(digests.bytes), sequence])
+    }
+
+    /// Whether `subject` was recorded as erased here (`recordErasure`).
+    public func hasRecordedErasure(_ db: Database, subject: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sync_erasures WHERE subject = ?)"), arguments: [subject]) ?? false
     }
 
     /// The subjects (the application's: a resident's id) erased here, and whether all of each is
