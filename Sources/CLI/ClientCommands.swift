@@ -365,6 +365,7 @@ struct Status: ParsableCommand {
                 ("rejected", .int(status.rejected)),
                 ("lastError", status.lastError.map { .object([("code", .string($0.code)), ("message", .string($0.message)), ("at", .string($0.at))]) } ?? .null),
                 ("certificateExpires", .string(certificate.map { Timestamp.format($0.notValidAfter) })),
+                ("keyRotationDue", .bool(status.keyRotationDue)),
             ]))
             return
         }
@@ -374,6 +375,9 @@ struct Status: ParsableCommand {
         print("last sync  \(status.lastSync ?? "never")")
         if let error = status.lastError { print("last error \(error.at): \(error.message)") }
         print("server     \(status.server ?? "none (standalone replica)")")
+        if status.keyRotationDue {
+            print("key        the shelter's key was retired (a member of staff removed, or a workstation revoked); the next sync of a leader's session makes a new one")
+        }
         if let certificate {
             let days = Int(certificate.notValidAfter.timeIntervalSinceNow / 86_400)
             print("certificate expires \(Timestamp.format(certificate.notValidAfter))" + (days < 30 ? " — renew it soon (shelter server renew, then shelter renew --bundle FILE)" : ""))

@@ -107,8 +107,12 @@ struct Revoke: ParsableCommand {
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
+        let before = try reportingServerErrors { try directory.store().retiredKeyCount() }
         let replica = try reportingServerErrors { try directory.revoke(name: name) }
         print("revoked \(name) (replica \(replica))")
+        if try reportingServerErrors({ try directory.store().retiredKeyCount() }) > before {
+            print("the shelter's key is retired: the next sync of a leader's session makes a new one and wraps every resident's key again under it")
+        }
     }
 }
 

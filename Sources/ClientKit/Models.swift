@@ -141,6 +141,9 @@ public struct ReplicaStatus: Hashable, Sendable {
     public var rejected: Int
     /// The last sync that failed, if it failed after the last successful one.
     public var lastError: SyncFailure?
+    /// A shelter key was retired (a member of staff removed, a workstation revoked) and the
+    /// rotation has not reached this replica yet: the next sync of a leader's session carries it out.
+    public var keyRotationDue = false
 
     public struct SyncFailure: Hashable, Sendable {
         public var code: String

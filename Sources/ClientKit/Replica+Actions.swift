@@ -38,11 +38,13 @@ extension Replica {
             if let cpr, !admission.admitAgain {
                 // The same woman already staying here (as far as this replica knows; the server
                 // checks again when it merges): staff decide.
-                let index = try cprIndex(db, cpr, session: session)
+                // Under every key she holds: a resident a rotation has not reached yet is found too.
+                let indexes = Set(try cprIndexes(db, cpr) + [try cprIndex(db, cpr, session: session)]).sorted()
                 if let staying = try String.fetchOne(db, sql: """
                     SELECT s.id FROM stays s JOIN residents r ON r.id = s.resident
-                    WHERE r.cpr_index = ? AND s.status IN ('active', 'awaitingRoom') ORDER BY s.admitted_at LIMIT 1
-                    """, arguments: [index]) {
+                    WHERE r.cpr_index IN (SELECT value FROM json_each(?)) AND s.status IN ('active', 'awaitingRoom')
+                    ORDER BY s.admitted_at LIMIT 1
+                    """, arguments: [String(decoding: try JSONEncoder().encode(indexes), as: UTF8.self)]) {
                     throw ReplicaError(.alreadyStaying, "a resident with this CPR number is already staying here (stay \(staying.prefix(8))); admit anyway? (nothing was written)")
                 }
             }

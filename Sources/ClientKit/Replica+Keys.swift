@@ -61,35 +61,46 @@ extension Replica {
         return key
     }
 
-    /// The shelter key new resident keys are wrapped under: of the shelter keys granted to her,
-    /// one that no removed member of staff holds (a removal rotates the key), the lowest id first
-    /// (every workstation picks the same one once it knows the same grants). Nil when none was
-    /// granted to her.
-    func currentShelterKey(_ db: Database) throws -> RecordKeys.ShelterKey? {
+    /// The shelter keys retired: those a removed member of staff holds (`removed`: her removal
+    /// rotates the key) and those in `retired_keys` (a workstation revoked).
+    func retiredShelterKeys(_ db: Database) throws -> (removed: Set<String>, revoked: Set<String>) {
+        let removed = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1
+            """))
+        let revoked = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM retired_keys"))
+        return (Set(removed), Set(revoked))
+    }
+
+    /// The shelter key new resident keys are wrapped under and CPR numbers are indexed under: of
+    /// the shelter keys granted to her, one not retired, the lowest id first (every workstation
+    /// picks the same one once it knows the same grants). Nil when none was granted to her.
+    /// `allowingRevoked`: when she holds no such key, one retired only by a workstation's
+    /// revocation will do (never one a removed member holds) — until a leader's session makes the
+    /// new one, staff go on admitting.
+    func currentShelterKey(_ db: Database, allowingRevoked: Bool = false) throws -> RecordKeys.ShelterKey? {
         guard let opener = keys.opener else { return nil }
-        let ids = try String.fetchAll(db.cachedStatement(sql: """
-            SELECT g.shelter_key FROM key_grants g WHERE g.staff = ?
-              AND NOT EXISTS (SELECT 1 FROM key_grants r JOIN staff s ON s.id = r.staff
-                              WHERE r.shelter_key = g.shelter_key AND s.removed = 1)
-            ORDER BY g.shelter_key
-            """), arguments: [opener.signer])
-        for id in ids {
+        let retired = try retiredShelterKeys(db)
+        let held = try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
+                                       arguments: [opener.signer])
+        let candidates = held.filter { !retired.removed.contains($0) && !retired.revoked.contains($0) }
+            + (allowingRevoked ? held.filter { !retired.removed.contains($0) && retired.revoked.contains($0) } : [])
+        for id in candidates {
             // A grant that does not open (damaged) is passed over, not fatal.
             if let key = try? shelterKey(db, id: id) { return key }
         }
         return nil
     }
 
-    /// The shelter key for a write by `session`: the current one, or — when this replica knows no
-    /// shelter key at all — a new one, granted in this transaction to every member of staff with
-    /// keys (the first one is made by the first session that writes personal data).
+    /// The shelter key for a write by `session`: the current one; or — when this replica knows no
+    /// shelter key at all, or every one she holds is retired — a new one made by a leader, granted
+    /// in this transaction to every member of staff with keys; or, for the rest of the staff, one
+    /// retired only by a workstation's revocation.
     func shelterKeyForWriting(_ db: Database, session: any TransactionSigner) throws -> RecordKeys.ShelterKey {
         if let key = try currentShelterKey(db) { return key }
         guard keys.opener != nil else { throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)") }
         let anyGrant = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants)")) ?? false
-        // A leader makes one when none is known here, or when every one she holds is also held by a
-        // removed member (a rotation that did not happen at the removal).
         guard try staffMember(db, session.signer)?.role == .leader else {
+            if let key = try currentShelterKey(db, allowingRevoked: true) { return key }
             throw ReplicaError(.notLoggedIn, anyGrant
                 ? "\(session.author) has not been given the shelter's current key yet; a leader's workstation gives it at its next sync with her logged in (nothing was written)"
                 : "the shelter's key is made at a leader's first login; ask a leader to log in (nothing was written)")
@@ -100,22 +111,26 @@ extension Replica {
         return key
     }
 
-    /// The shelter key CPR numbers are indexed under (`RecordKeys.cprIndex`): the lowest id of those
-    /// granted to her — every member of staff holds the same keys once the leaders' grants have
-    /// synced — so every workstation gives one number the same index.
+    /// The shelter key CPR numbers are indexed under (`RecordKeys.cprIndex`): the current one, so
+    /// that every workstation gives one number the same index once the grants have synced, and a
+    /// removed member's old key computes nothing about a later resident's number (an index is
+    /// cheap to guess through: a CPR number has some 10^8 values).
     func indexShelterKey(_ db: Database, session: any TransactionSigner) throws -> RecordKeys.ShelterKey {
-        if let opener = keys.opener {
-            for id in try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
-                                          arguments: [opener.signer]) {
-                if let key = try? shelterKey(db, id: id) { return key }
-            }
-        }
-        return try shelterKeyForWriting(db, session: session)
+        try shelterKeyForWriting(db, session: session)
     }
 
     /// The blind index of a CPR number as this session computes it.
     func cprIndex(_ db: Database, _ cpr: String, session: any TransactionSigner) throws -> String {
         RecordKeys.cprIndex(cpr, under: try indexShelterKey(db, session: session))
+    }
+
+    /// The blind indexes of a CPR number under every shelter key the session holds (the admission's
+    /// check: residents indexed before a rotation reached them are found too).
+    func cprIndexes(_ db: Database, _ cpr: String) throws -> [String] {
+        guard let opener = keys.opener else { return [] }
+        return try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
+                                   arguments: [opener.signer])
+            .compactMap { id in (try? shelterKey(db, id: id)).flatMap { $0 }.map { RecordKeys.cprIndex(cpr, under: $0) } }
     }
 
     /// Grants `key` to every member of staff with keys who is not removed and has no grant of it.
@@ -178,46 +193,90 @@ extension Replica {
 
     // MARK: Rotation
 
-    /// After a rotation (a member of staff removed), the residents admitted before it: every resident
-    /// key wrapped under a shelter key a removed member holds is wrapped again under the current one,
-    /// and the old wrapped key is erased from the log (here, and on every replica that merges the new
-    /// one: `Erasure.afterMerge`). A copy of a replica made afterwards gives her nothing.
-    /// Returns how many keys were wrapped again.
+    /// After a rotation (a member of staff removed, a workstation revoked), the residents admitted
+    /// before it: every resident key wrapped under a retired shelter key is wrapped again under the
+    /// current one, every CPR index under another key computed again under it, and the old values
+    /// are erased from the log (here, and on every replica that merges the new ones:
+    /// `Erasure.afterMerge`). A copy of a replica made afterwards gives a retired key nothing.
+    /// Returns how many residents were written.
     @discardableResult
     func rewrapResidentKeys(_ db: Database, author: String) throws -> Int {
-        let revoked = Set(try String.fetchAll(db, sql: "SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1"))
-        guard !revoked.isEmpty, keys.opener != nil, let current = try currentShelterKey(db) else { return 0 }
+        let retired = try retiredShelterKeys(db)
+        guard keys.opener != nil, let current = try currentShelterKey(db) else { return 0 }
         var count = 0
         for row in try Row.fetchAll(db, sql: """
-            SELECT id, key FROM residents WHERE key IS NOT NULL AND key <> ''
+            SELECT id, key, cpr, cpr_index FROM residents WHERE key IS NOT NULL AND key <> ''
               AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = residents.id) ORDER BY id
             """) {
             let id: String = row["id"], wrapped: String = row["key"]
-            guard let keyID = RecordKeys.keyID(ofWrapped: wrapped), revoked.contains(keyID), keyID != current.id,
-                  let key = try? residentKey(db, id) else { continue }
-            let again = try Self.checked { try RecordKeys.wrap(key, residentID: id, under: current) }
-            try write(db, ShelterSchema.residents, id, ["key": .text(again)], author: author)
-            try Erasure.eraseSupersededKey(db, store: store, resident: id, keepUnsynced: try keepsUnsynced(db))
+            guard let keyID = RecordKeys.keyID(ofWrapped: wrapped), let key = try? residentKey(db, id) else { continue }
+            var values: [String: SyncValue] = [:]
+            if keyID != current.id && (retired.removed.contains(keyID) || retired.revoked.contains(keyID)) {
+                values["key"] = .text(try Self.checked { try RecordKeys.wrap(key, residentID: id, under: current) })
+            }
+            if let index = row["cpr_index"] as String?, !index.isEmpty, !index.hasPrefix(RecordKeys.indexPrefix + current.id + ":"),
+               let cpr = plain(db, row, "cpr", table: ShelterSchema.residents), !cpr.isEmpty {
+                values["cpr_index"] = .text(RecordKeys.cprIndex(cpr, under: current))
+            }
+            guard !values.isEmpty else { continue }
+            try write(db, ShelterSchema.residents, id, values, author: author)
+            try Erasure.eraseSuperseded(db, store: store, resident: id, keepUnsynced: try keepsUnsynced(db))
             count += 1
         }
         return count
     }
 
-    /// A leader's session wraps again, under the current shelter key, the resident keys wrapped under
-    /// one a removed member holds (a removal made elsewhere, or before this version), as one signed
-    /// transaction. Returns how many.
+    /// Whether a rotation is still to be carried out here (no session needed): a shelter key was
+    /// retired, and no key that is not retired is known yet, or a resident's key or CPR index is
+    /// still under a retired one.
+    func rotationDue(_ db: Database) throws -> Bool {
+        let retired = try retiredShelterKeys(db)
+        let all = retired.removed.union(retired.revoked)
+        guard !all.isEmpty else { return false }
+        let list = String(decoding: try JSONEncoder().encode(all.sorted()), as: UTF8.self)
+        return try Bool.fetchOne(db, sql: """
+            SELECT NOT EXISTS (SELECT 1 FROM key_grants WHERE shelter_key NOT IN (SELECT value FROM json_each(?1)))
+              OR EXISTS (SELECT 1 FROM residents r WHERE NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id)
+                           AND (substr(r.key, 5, 16) IN (SELECT value FROM json_each(?1))
+                                OR substr(r.cpr_index, 5, 16) IN (SELECT value FROM json_each(?1))))
+            """, arguments: [list]) ?? false
+    }
+
+    /// What a leader's session still has to do after a rotation made elsewhere (a removal made
+    /// where no leader was logged in, a workstation the server admin revoked): nil when nothing.
+    func pendingRotation(_ db: Database, leader: String) throws -> Bool {
+        guard try staffMember(db, leader)?.role == .leader else { return false }
+        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants WHERE staff = ?)"), arguments: [leader]) == true else { return false }
+        let retired = try retiredShelterKeys(db)
+        let all = retired.removed.union(retired.revoked)
+        // Every key she holds is retired: a new one is due.
+        guard let current = try currentShelterKey(db) else { return true }
+        let currentPrefix = RecordKeys.indexPrefix + current.id + ":%"
+        return try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM residents r WHERE r.key IS NOT NULL AND r.key <> ''
+              AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id)
+              AND ((r.cpr_index IS NOT NULL AND r.cpr_index <> '' AND r.cpr_index NOT LIKE ?)
+                   OR substr(r.key, 5, 16) IN (SELECT value FROM json_each(?))))
+            """, arguments: [currentPrefix, String(decoding: try JSONEncoder().encode(all.sorted()), as: UTF8.self)]) ?? false
+    }
+
+    /// A leader's session carries out a rotation made elsewhere (a removal made where no leader was
+    /// logged in, a workstation the server admin revoked): a new shelter key when every one she
+    /// holds is retired, granted to every member of staff, and the residents' keys and CPR indexes
+    /// under another key made again under it — as one signed transaction. Returns how many
+    /// residents it wrote (and 1 for a new key with none to write).
     @discardableResult
     public func rewrapResidentKeys(by session: any GrantOpener) throws -> Int {
         useSession(session)
-        let needed = try read { db -> Bool in
-            guard try staffMember(db, session.signer)?.role == .leader else { return false }
-            return try Bool.fetchOne(db, sql: """
-                SELECT EXISTS (SELECT 1 FROM residents r JOIN key_grants g ON r.key LIKE 'rk1:' || g.shelter_key || ':%'
-                  JOIN staff s ON s.id = g.staff WHERE s.removed = 1 AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id))
-                """) ?? false
+        guard try read({ db in try pendingRotation(db, leader: session.signer) }) else { return 0 }
+        return try perform(signedBy: session) { db in
+            var made = 0
+            if try currentShelterKey(db) == nil {
+                _ = try shelterKeyForWriting(db, session: session)
+                made = 1
+            }
+            return max(made, try rewrapResidentKeys(db, author: session.author))
         }
-        guard needed else { return 0 }
-        return try perform(signedBy: session) { db in try rewrapResidentKeys(db, author: session.author) }
     }
 
     /// Grants every shelter key the session holds to member `only` (or to everyone lacking it).

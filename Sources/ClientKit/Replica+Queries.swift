@@ -62,7 +62,7 @@ extension Replica {
             }
             return ReplicaStatus(replica: state.replicaID.description, unsynced: try store.outboxCount(db),
                                  lastSync: state.lastSyncAt, server: state.server, schemaVersion: ShelterSchema.version,
-                                 rejected: try store.rejectedCount(db), lastError: failure)
+                                 rejected: try store.rejectedCount(db), lastError: failure, keyRotationDue: try rotationDue(db))
         }
     }
 

@@ -117,6 +117,11 @@ public struct ServerStore: Sendable {
             try db.execute(sql: "INSERT INTO server_keys (id, signing) VALUES (1, ?)",
                            arguments: [Data(Curve25519.Signing.PrivateKey().rawRepresentation)])
         }
+        migrator.registerMigration("server-6") { db in
+            // Whether a revocation retired the shelter keys (version 7). A workstation revoked
+            // before retires them at the next run.
+            try db.execute(sql: "ALTER TABLE server_replicas ADD COLUMN keys_retired INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -306,6 +311,7 @@ public struct ServerStore: Sendable {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, Timestamp.format(at)])
             try store.beginWriter(db, replicaID: writer)
+            try retireKeysOfRevoked(db)
         }
         return ServerStore(path: path, serverID: writer, pool: pool)
     }
@@ -400,8 +406,58 @@ public struct ServerStore: Sendable {
             }
             try db.execute(sql: "UPDATE server_replicas SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?",
                            arguments: [Timestamp.format(at), name])
+            // Under a writer a restore rewound, the server's own changes would reuse its counters:
+            // the next run (a new writer) retires the keys then.
+            if try !writerRewound(db) { try retireKeysOfRevoked(db) }
             return replica
         }
+    }
+
+    /// How many shelter keys are retired (`retired_keys`).
+    public func retiredKeyCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM retired_keys") ?? 0 }
+    }
+
+    /// Whether the store was restored since its current writer's run began: a change the server
+    /// wrote now would reuse a counter that writer used before the restore.
+    func writerRewound(_ db: Database) throws -> Bool {
+        guard let restored = try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1") else { return false }
+        let started = try String.fetchOne(db, sql: """
+            SELECT started_at FROM server_runs WHERE writer = (SELECT replica_id FROM sync_state WHERE id = 1)
+            """)
+        // (Stamps are to the second: a restore in the same second as the run began counts as after.)
+        return started.map { restored >= $0 } ?? true
+    }
+
+    /// A revoked workstation's replica holds grants of the shelter key to the staff who worked
+    /// there — and maybe a session, or a passphrase written down beside it. For each revocation
+    /// not yet followed by it, every shelter key the store knows is retired, in a transaction the
+    /// server signs: the next sync of a leader's session makes a new one and wraps every resident's
+    /// key again under it (`retired_keys`). A revocation the journal gives back to a restored store
+    /// is followed at the next run's start (`beginRun`); its values depend only on the revocation,
+    /// so the row is the one the workstations may give back.
+    func retireKeysOfRevoked(_ db: Database) throws {
+        for row in try Row.fetchAll(db, sql: """
+            SELECT replica_id, name, revoked_at FROM server_replicas WHERE revoked_at IS NOT NULL AND keys_retired = 0 ORDER BY revoked_at, name
+            """) {
+            try retireShelterKeys(db, revoked: row["name"], at: row["revoked_at"])
+            try db.execute(sql: "UPDATE server_replicas SET keys_retired = 1 WHERE replica_id = ?", arguments: [row["replica_id"] as String])
+        }
+    }
+
+    func retireShelterKeys(_ db: Database, revoked name: String, at: String) throws {
+        let keys = try String.fetchAll(db, sql: """
+            SELECT DISTINCT shelter_key FROM key_grants WHERE shelter_key <> ''
+              AND NOT EXISTS (SELECT 1 FROM retired_keys r WHERE r.id = key_grants.shelter_key) ORDER BY shelter_key
+            """)
+        guard !keys.isEmpty else { return }
+        let milliseconds = (try? Timestamp.parse(at, timeZone: TimeZone(identifier: "UTC")!)).map(Self.milliseconds) ?? Self.milliseconds(Date())
+        for key in keys {
+            try store.write(db, table: ShelterSchema.retiredKeys.name, rowID: key,
+                            values: ["retired_at": .text(at), "reason": .text("workstation \(name) revoked")],
+                            author: Self.author, wallMilliseconds: milliseconds)
+        }
+        try sealOwn(db)
     }
 
     /// The registry as journal entries: every enrollment, and every revocation.
@@ -437,6 +493,7 @@ public struct ServerStore: Sendable {
                 case .revoke(let id, let at):
                     try db.execute(sql: "UPDATE server_replicas SET revoked_at = ? WHERE replica_id = ? AND revoked_at IS NULL",
                                    arguments: [at, id.description])
+                    // Its keys are retired when the next run begins, under a new writer.
                     revoked += db.changesCount
                 case .run(let writer, let at):
                     try db.execute(sql: "INSERT OR IGNORE INTO server_runs (writer, started_at) VALUES (?, ?)", arguments: [writer.description, at])

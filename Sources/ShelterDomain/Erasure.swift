@@ -139,17 +139,26 @@ public enum Erasure {
         return report
     }
 
-    /// Erases from the log every wrapped key of `resident` but the one her row holds now: after a
-    /// rotation her key is wrapped again under the new shelter key, and the old wrapping — which a
-    /// removed member of staff could open — must not stay in any copy.
-    public static func eraseSupersededKey(_ db: Database, store: SyncStore, resident: String, keepUnsynced: Bool) throws {
-        let current = try String.fetchOne(db, sql: "SELECT key FROM residents WHERE id = ?", arguments: [resident])
-        let report = try store.eraseInLog(db, table: ShelterSchema.residents.name, rowID: resident, column: "key", keepUnsynced: keepUnsynced) { value in
-            value.textValue != nil && value.textValue != current
+    /// Erases from the log every wrapped key and every CPR index of `resident` but the ones her row
+    /// holds now: after a rotation her key is wrapped again under the new shelter key and her index
+    /// computed again under it, and the old ones — which a retired shelter key opens, or guesses
+    /// through — must not stay in any copy.
+    public static func eraseSuperseded(_ db: Database, store: SyncStore, resident: String, keepUnsynced: Bool) throws {
+        let current = try Row.fetchOne(db, sql: "SELECT key, cpr_index FROM residents WHERE id = ?", arguments: [resident])
+        var complete = true
+        for column in supersededColumns {
+            let now: String? = current?[column]
+            let report = try store.eraseInLog(db, table: ShelterSchema.residents.name, rowID: resident, column: column, keepUnsynced: keepUnsynced) { value in
+                value.textValue != nil && value.textValue != now
+            }
+            complete = complete && report.complete
         }
-        // An old wrapping in a change of this replica's not pushed yet goes once the server has it.
-        if !report.complete { try store.recordErasure(db, subject: supersededKeySubject + resident, complete: false) }
+        // An old value in a change of this replica's not pushed yet goes once the server has it.
+        if !complete { try store.recordErasure(db, subject: supersededKeySubject + resident, complete: false) }
     }
+
+    /// The columns of her row a rotation writes again.
+    static let supersededColumns: Set<String> = ["key", "cpr_index"]
 
     /// The subject under which `sync_erasures` remembers an old wrapping still to erase.
     static let supersededKeySubject = "key:"
@@ -160,9 +169,10 @@ public enum Erasure {
     /// erasure wins over a concurrent edit. Returns the residents erased by this batch.
     @discardableResult
     public static func afterMerge(_ db: Database, store: SyncStore, changes: [CellChange], keepUnsynced: Bool) throws -> [String] {
-        // A resident's key wrapped again (a rotation): the old wrapping leaves the log.
-        for change in changes where change.table == ShelterSchema.residents.name && change.values.count == 1 && change.values["key"] != nil {
-            try eraseSupersededKey(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
+        // A resident's key wrapped again, her index computed again (a rotation): the old ones leave the log.
+        for change in changes where change.table == ShelterSchema.residents.name && !change.values.isEmpty
+            && supersededColumns.isSuperset(of: change.values.keys) {
+            try eraseSuperseded(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
         }
         guard !changes.isEmpty,
               try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM erasures)")) == true else { return [] }
@@ -207,7 +217,7 @@ public enum Erasure {
             if subject.hasPrefix(supersededKeySubject) {
                 let resident = String(subject.dropFirst(supersededKeySubject.count))
                 try store.recordErasure(db, subject: subject, complete: true)
-                try eraseSupersededKey(db, store: store, resident: resident, keepUnsynced: true)
+                try eraseSuperseded(db, store: store, resident: resident, keepUnsynced: true)
             } else {
                 try apply(db, store: store, resident: subject, keepUnsynced: true)
             }

@@ -251,6 +251,16 @@ public enum ShelterRules {
             guard let reason = change.values["reason"]?.textValue, Erasure.Reason(rawValue: reason) != nil else {
                 return Refusal("invalidValue", "erasure \(id): the reason is not one of \(Erasure.Reason.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+        case ShelterSchema.retiredKeys.name:
+            if let current, change.values.contains(where: { current[$0.key] != $0.value }) {
+                return Refusal("invalidChange", "retired key \(id): a key is retired once")
+            }
+            guard !(try rows.ids(ShelterSchema.keyGrants.name, where: "shelter_key", is: .text(id))).isEmpty else {
+                return Refusal("invalidValue", "retired key \(id): no shelter key has that id")
+            }
+            if let at = change.values["retired_at"], (try? Timestamp.parse(at.textValue ?? "", timeZone: TimeZone(identifier: "UTC")!)) == nil {
+                return Refusal("invalidValue", "retired key \(id): the time it was retired is not a time")
+            }
         case ShelterSchema.settings.name where id == Erasure.retentionSetting:
             if let value = change.values["value"], !(value.textValue.flatMap { Int($0) }.map { (1...100).contains($0) } ?? false) {
                 return Refusal("invalidValue", "setting \(id): the retention period is a whole number of years from 1 to 100")
@@ -343,6 +353,8 @@ public enum Permissions {
             return leaderOnly("give the shelter's key to a member of staff")
         case ShelterSchema.erasures.name:
             return leaderOnly("erase a resident")
+        case ShelterSchema.retiredKeys.name:
+            return leaderOnly("retire the shelter's key")
         case ShelterSchema.conflicts.name:
             let resolution: Set<String> = ["status", "resolved_by", "resolved_at"]
             if !columns.isSubset(of: resolution) { return "only the server records a conflict; staff resolve it" }

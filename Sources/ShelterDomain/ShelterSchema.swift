@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 6
+    public static let version = 7
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -168,9 +168,20 @@ public enum ShelterSchema {
         .init("reason", code: 3, .text, default: .text("request")),
     ])
 
+    /// Shelter keys retired (version 7); the row id is the key's id. Written once: by the server
+    /// when its admin revokes a workstation (every shelter key it knows then — the staff who worked
+    /// there may have left a session or a passphrase on it), or by a leader. No resident is wrapped
+    /// under a retired key once a leader's session has made a new one; until then the staff go on
+    /// writing under it (a shelter does not stop admitting at night for want of a leader).
+    public static let retiredKeys = SyncSchema.Table("retired_keys", code: 17, since: 7, columns: [
+        .init("retired_at", code: 1, .text, default: .text("")),
+        .init("reason", code: 2, .text, default: .text("")),
+    ])
+
     public static let schema = SyncSchema(version: version, tables: [
         rooms, staff, residents, children, stays, conflicts,
         decisions, notifications, goals, offers, complaints, rates, settings, meetings, keyGrants, erasures,
+        retiredKeys,
     ])
 
     /// The row id of a grant.

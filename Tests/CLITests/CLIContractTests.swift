@@ -56,8 +56,8 @@ import TestSupport
         #expect(rose["display"] as? String == "Rose" && rose["status"] as? String == "awaitingRoom" && rose["room"] is NSNull)
 
         let status = try shelter("status", "--json").json()
-        #expect(keys(status) == ["certificateExpires", "lastError", "lastSync", "rejected", "replica", "server", "unsynced"])
-        #expect(status["lastError"] is NSNull && status["rejected"] as? Int == 0)
+        #expect(keys(status) == ["certificateExpires", "keyRotationDue", "lastError", "lastSync", "rejected", "replica", "server", "unsynced"])
+        #expect(status["lastError"] is NSNull && status["rejected"] as? Int == 0 && status["keyRotationDue"] as? Bool == false)
         #expect(status["certificateExpires"] is NSNull, "a standalone replica has no certificate")
         #expect(status["replica"] as? String == replicaID && status["unsynced"] as? Int == 1 + 4 + 1 + 5 + 3, "the first leader; 4 rooms; her grant of the shelter key (her first login); Anna: resident, 2 children, stay, notification; Rose: resident, stay, notification")
         #expect(status["lastSync"] is NSNull && status["server"] is NSNull)

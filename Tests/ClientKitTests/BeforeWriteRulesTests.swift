@@ -87,11 +87,18 @@ import TestSupport
         let path = dir.file("desk.replica")
         let replica = try Replica.create(at: path, rooms: 3)
         try replica.addStaff(name: "Jonas", role: .socialWorker, by: staff("mette"))
-        let before = try replica.admit(Admission(name: "Anna Before", municipality: "Køge"), by: staff("mette")).resident
+        let before = try replica.admit(Admission(name: "Anna Before", cpr: "120388-1234", municipality: "Køge"), by: staff("mette")).resident
         let oldWrapping = try #require(try ReplicaInspector(path: path).rows("SELECT key FROM residents WHERE id = '\(before)'")[0][0])
         try replica.removeStaff(name: "Jonas", by: staff("mette"))
-        let after = try replica.admit(Admission(name: "Bodil After", municipality: "Køge"), by: staff("mette")).resident
+        let after = try replica.admit(Admission(name: "Bodil After", cpr: "010190-4321", municipality: "Køge"), by: staff("mette")).resident
         #expect(try replica.resident(after).name == "Bodil After", "a member of staff reads her")
+        // Both CPR indexes are under the new key, as both residents' keys are: the old key (his)
+        // computes no index to guess a number through.
+        for row in try ReplicaInspector(path: path).rows("SELECT key, cpr_index FROM residents WHERE id IN ('\(before)', '\(after)')") {
+            let wrapped = try #require(row[0])
+            let keyID = try #require(RecordKeys.keyID(ofWrapped: wrapped))
+            #expect(keyID != RecordKeys.keyID(ofWrapped: oldWrapping) && row[1]?.hasPrefix(RecordKeys.indexPrefix + keyID + ":") == true, "\(row)")
+        }
 
         // Jonas keeps his keys (his passphrase) and takes a copy of the file.
         let copy = dir.file("copy.replica")

@@ -111,13 +111,13 @@ struct Simulation {
         var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
         var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
         var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, signaturesChecked = 0, cellsChecked = 0
-        var erasures = 0, erasedChecked = 0, merges = 0
+        var erasures = 0, erasedChecked = 0, merges = 0, revocations = 0, rotations = 0, rotationsChecked = 0
         var description: String {
             "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
                 + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps) (sessions refused for the clock \(clockRefusals), changes stamped again \(restamped)), conflicts \(conflicts); "
                 + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
                 + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
-                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), transactions on the server verified \(signaturesChecked), personal columns checked to be ciphertext \(cellsChecked); erasures \(erasures) (stores checked to hold nothing of an erased resident: \(erasedChecked)), same-woman stays merged \(merges)"
+                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), transactions on the server verified \(signaturesChecked), personal columns checked to be ciphertext \(cellsChecked); erasures \(erasures) (stores checked to hold nothing of an erased resident: \(erasedChecked)), same-woman stays merged \(merges); workstations revoked \(revocations) (key rotations by a leader's session \(rotations), stores checked to hold nothing under a retired key \(rotationsChecked))"
         }
     }
 
@@ -137,6 +137,7 @@ struct Simulation {
     /// Every workstation identity ever enrolled, and every run of the server (the registry
     /// journal's part in a restore).
     var enrollments: [(name: String, id: ReplicaID)] = []
+    var revocations: [(name: String, at: Date)] = []
     var runs: [ReplicaID] = []
     var serverPath: String { folder.file("server.db") }
 
@@ -222,6 +223,7 @@ struct Simulation {
                 stats.serverBackups += 1
             case ..<0.945: try await restoreServer()
             case ..<0.950: try copyReplica(of: index)
+            case ..<0.952: await revoke(index)
             case ..<0.958: try restoreWorkstation(index)
             case ..<0.965:
                 if let refused = live.first(where: { stations[$0].refused }) { try await rescue(refused) }
@@ -343,6 +345,15 @@ struct Simulation {
             note("\(index) \(stations[index].name) synced: pushed \(report.pushed) pulled \(report.pulled) restamped \(report.restamped) rejected \(report.rejected) \((try? stations[index].replica.history().filter { $0.state == "rejected" }.compactMap(\.rejection).prefix(2)) ?? []) recovered \(report.recovered) resumed \(report.resumedFrom.map(String.init) ?? "-") counter \((try? stations[index].replica.syncState().counter) ?? 0)")
             stats.recovered += report.recovered
             stats.restamped += report.restamped
+            // A leader's session carries out a rotation (a workstation revoked): as `shelter sync` does.
+            do {
+                if try stations[index].replica.rewrapResidentKeys(by: Self.author(of: index)) > 0 {
+                    stats.rotations += 1
+                    note("\(index) \(stations[index].name) rotated the shelter key")
+                }
+            } catch {
+                Issue.record("seed \(seed): \(stations[index].name) could not carry out a rotation: \(error) (replay with SIM_SEED=\(seed))")
+            }
             if report.resumedFrom != nil { stats.resumed += 1 }
             return report
         } catch {
@@ -386,6 +397,7 @@ struct Simulation {
             try server.enroll(name: name, replicaID: id, serial: "sim")
         }
         for run in runs { try server.rememberRun(run, at: "journal") }
+        for revoked in revocations { try server.revoke(name: revoked.name, at: revoked.at) }
         try beginRun()
         stats.serverRestores += 1
         note("server restored from \(backup)")
@@ -407,6 +419,25 @@ struct Simulation {
         stations.append(copy)
         stats.clones += 1
         note("\(index) \(source.name) copied to \(stations.count - 1)")
+    }
+
+    /// A laptop is stolen the morning after its last sync (everything it wrote reached the server):
+    /// the admin revokes it. The server retires the shelter key; the next leader's session at any
+    /// workstation makes a new one, and nothing under the old one stays in any store.
+    mutating func revoke(_ index: Int) async {
+        let station = stations[index]
+        guard stats.revocations < 1, live.count > 2, !station.sharesIdentity, !station.refused, station.backup == nil, !station.partitioned,
+              await session(index, faults: false) != nil, (try? stations[index].replica.status().unsynced) == 0 else { return }
+        do {
+            try server.revoke(name: station.name, at: serverClock.now)
+        } catch {
+            Issue.record("seed \(seed): revoking \(station.name) failed: \(error) (replay with SIM_SEED=\(seed))")
+            return
+        }
+        revocations.append((station.name, serverClock.now))
+        stations[index].retired = true
+        stats.revocations += 1
+        note("\(index) \(station.name) revoked")
     }
 
     /// A workstation backs up its own file; later its disk dies and the backup is restored.
@@ -565,7 +596,10 @@ struct Simulation {
                 }
             }
         }
-        for path in [serverPath] + stations.filter({ !$0.retired }).map(\.path) { try checkErasures(in: path) }
+        for path in [serverPath] + stations.filter({ !$0.retired }).map(\.path) {
+            try checkErasures(in: path)
+            try checkRotation(in: path)
+        }
         try checkCopies()
         try checkClocks()
         // Every transaction the server holds is signed, by a member of staff or the server itself.
@@ -607,6 +641,35 @@ struct Simulation {
                 }
                 stats.erasedChecked += 1
             }
+        }
+    }
+
+    /// After a workstation's revocation, no store holds a resident's key wrapped under a retired
+    /// shelter key, nor a CPR index computed under one — not in a row, not in the log, not in a
+    /// conflict: a copy made now gives the old key nothing.
+    mutating func checkRotation(in path: String) throws {
+        let store = SyncStore(schema: ShelterSchema.schema)
+        try DatabaseQueue(path: path).read { db in
+            let retired = try String.fetchAll(db, sql: "SELECT id FROM retired_keys")
+            guard !retired.isEmpty else { return }
+            let name = path.split(separator: "/").last!
+            func underRetired(_ text: String?) -> Bool {
+                guard let text, !text.isEmpty else { return false }
+                return retired.contains { text.hasPrefix("rk1:\($0):") || text.hasPrefix(RecordKeys.indexPrefix + $0 + ":") }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, key, cpr_index FROM residents") where underRetired(row["key"]) || underRetired(row["cpr_index"]) {
+                Issue.record("seed \(seed): \(name) keeps resident \((row["id"] as String).prefix(8)) under a retired shelter key (replay with SIM_SEED=\(seed))")
+            }
+            for entry in try store.log(db) where entry.change.table == ShelterSchema.residents.name && entry.state != .rejected {
+                for column in ["key", "cpr_index"] where underRetired(entry.change.values[column]?.textValue) {
+                    Issue.record("seed \(seed): \(name) logs residents.\(column) of \(entry.change.rowID.prefix(8)) under a retired shelter key at \(entry.change.dot) (replay with SIM_SEED=\(seed))")
+                }
+            }
+            for candidates in try String.fetchAll(db, sql: "SELECT candidates FROM conflicts WHERE tbl = 'residents' AND col IN ('key', 'cpr_index')")
+            where retired.contains(where: { candidates.contains($0) }) {
+                Issue.record("seed \(seed): \(name) keeps a conflict's values under a retired shelter key: \(candidates.prefix(20)) (replay with SIM_SEED=\(seed))")
+            }
+            stats.rotationsChecked += 1
         }
     }
 
@@ -779,6 +842,9 @@ struct Simulation {
             totals.erasures += simulation.stats.erasures
             totals.erasedChecked += simulation.stats.erasedChecked
             totals.merges += simulation.stats.merges
+            totals.revocations += simulation.stats.revocations
+            totals.rotations += simulation.stats.rotations
+            totals.rotationsChecked += simulation.stats.rotationsChecked
         }
         print("simulation: \(Self.seeds.count) seeds; \(totals)")
     }

@@ -107,4 +107,25 @@ import Testing
         erased.tables["erasures"] = ["r1": ["erased_at": .text("2026-11-27T10:00:00Z")]]
         #expect(try ShelterRules.check(change, by: leader, rows: erased)?.code == "erased")
     }
+
+    @Test func aKeyIsRetiredOnceByALeaderOrTheServerAndOnlyAKeyThatExists() throws {
+        let key = RecordKeys.ShelterKey()
+        let rows = Rows(tables: ["key_grants": ["mette/\(key.id)": ["staff": .text("mette"), "shelter_key": .text(key.id)]],
+                                 "staff": ["jonas": ["role": .text("socialWorker")], "mette": ["role": .text("leader")]]])
+        func retiring(_ id: String, at: String = "2026-11-27T10:00:00Z", by author: String) -> CellChange {
+            CellChange(table: "retired_keys", rowID: id, values: ["retired_at": .text(at), "reason": .text("workstation night revoked")],
+                       dot: Dot(replica: .random(), counter: 3), hlc: HLC(milliseconds: 1_800_000_000_000, logical: 0),
+                       author: author, context: VersionVector())
+        }
+        let worker = try ShelterRules.signatory("jonas", rows: rows), leader = try ShelterRules.signatory("mette", rows: rows)
+        #expect(try ShelterRules.check(retiring(key.id, by: "jonas"), by: worker, rows: rows)?.code == "notPermitted")
+        #expect(try ShelterRules.check(retiring(key.id, by: "mette"), by: leader, rows: rows) == nil)
+        #expect(try ShelterRules.check(retiring(RecordKeys.ShelterKey().id, by: "mette"), by: leader, rows: rows)?.code == "invalidValue",
+                "a key no grant names")
+        #expect(try ShelterRules.check(retiring(key.id, at: "yesterday", by: "mette"), by: leader, rows: rows)?.code == "invalidValue")
+        var retired = rows
+        retired.tables["retired_keys"] = [key.id: ["retired_at": .text("2026-11-27T10:00:00Z"), "reason": .text("workstation night revoked")]]
+        #expect(try ShelterRules.check(retiring(key.id, by: "mette"), by: leader, rows: retired) == nil, "the same retirement again (a restore) changes nothing")
+        #expect(try ShelterRules.check(retiring(key.id, at: "2026-11-28T10:00:00Z", by: "mette"), by: leader, rows: retired)?.code == "invalidChange")
+    }
 }
