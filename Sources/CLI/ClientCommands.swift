@@ -447,8 +447,17 @@ struct Sync: AsyncParsableCommand {
         // A leader's session gives the shelter key to staff who lack it (made by the admin, or
         // added where it was not known), wraps again the resident keys a removed member could open
         // (a removal made elsewhere), and sends those at once.
+        // (A failure here does not fail the sync, which succeeded; it is said, and tried again at
+        // the next sync.)
+        func keyWork(_ what: String, _ body: () throws -> Int) -> Int {
+            do { return try body() } catch {
+                printError("\(what) did not complete: \((error as? ReplicaError)?.message ?? "\(error)"); the next sync tries again")
+                return 0
+            }
+        }
         if let session = session ?? nil,
-           [(try? replica.grantMissingKeys(by: session)) ?? 0, (try? replica.rewrapResidentKeys(by: session)) ?? 0].contains(where: { $0 > 0 }) {
+           [keyWork("giving the shelter's key to staff who lack it") { try replica.grantMissingKeys(by: session) },
+            keyWork("the rotation of the shelter's key") { try replica.rewrapResidentKeys(by: session) }].contains(where: { $0 > 0 }) {
             let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
             report.pushed += more.pushed
             report.rejected += more.rejected

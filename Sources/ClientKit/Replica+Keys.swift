@@ -61,14 +61,25 @@ extension Replica {
         return key
     }
 
-    /// The shelter keys retired: those a removed member of staff holds (`removed`: her removal
-    /// rotates the key) and those in `retired_keys` (a workstation revoked).
-    func retiredShelterKeys(_ db: Database) throws -> (removed: Set<String>, revoked: Set<String>) {
+    /// The shelter keys no resident is to stay under: those a removed member of staff holds (her
+    /// removal rotates the key), those in `retired_keys` (a workstation revoked), and those whose
+    /// grants the server refused here (a rotation refused: a key no one else holds).
+    struct RetiredKeys {
+        var removed: Set<String> = [], revoked: Set<String> = [], refused: Set<String> = []
+        var all: Set<String> { removed.union(revoked).union(refused) }
+    }
+
+    func retiredShelterKeys(_ db: Database) throws -> RetiredKeys {
         let removed = try String.fetchAll(db.cachedStatement(sql: """
             SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1
             """))
         let revoked = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM retired_keys"))
-        return (Set(removed), Set(revoked))
+        let refused = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT g.shelter_key FROM key_grants g
+            WHERE EXISTS (SELECT 1 FROM sync_log l WHERE l.row = g.id AND l.tbl = ? AND l.state = ?)
+              AND NOT EXISTS (SELECT 1 FROM sync_log l WHERE l.row = g.id AND l.tbl = ? AND l.state <> ?)
+            """), arguments: [ShelterSchema.keyGrants.code, LoggedChange.State.rejected.rawValue, ShelterSchema.keyGrants.code, LoggedChange.State.rejected.rawValue])
+        return RetiredKeys(removed: Set(removed), revoked: Set(revoked), refused: Set(refused))
     }
 
     /// The shelter key new resident keys are wrapped under and CPR numbers are indexed under: of
@@ -82,8 +93,8 @@ extension Replica {
         let retired = try retiredShelterKeys(db)
         let held = try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
                                        arguments: [opener.signer])
-        let candidates = held.filter { !retired.removed.contains($0) && !retired.revoked.contains($0) }
-            + (allowingRevoked ? held.filter { !retired.removed.contains($0) && retired.revoked.contains($0) } : [])
+        let candidates = held.filter { !retired.all.contains($0) }
+            + (allowingRevoked ? held.filter { retired.revoked.contains($0) && !retired.removed.contains($0) && !retired.refused.contains($0) } : [])
         for id in candidates {
             // A grant that does not open (damaged) is passed over, not fatal.
             if let key = try? shelterKey(db, id: id) { return key }
@@ -193,45 +204,59 @@ extension Replica {
 
     // MARK: Rotation
 
-    /// After a rotation (a member of staff removed, a workstation revoked), the residents admitted
-    /// before it: every resident key wrapped under a retired shelter key is wrapped again under the
-    /// current one, every CPR index under another key computed again under it, and the old values
-    /// are erased from the log (here, and on every replica that merges the new ones:
-    /// `Erasure.afterMerge`). A copy of a replica made afterwards gives a retired key nothing.
-    /// Returns how many residents were written.
-    @discardableResult
-    func rewrapResidentKeys(_ db: Database, author: String) throws -> Int {
-        let retired = try retiredShelterKeys(db)
-        guard keys.opener != nil, let current = try currentShelterKey(db) else { return 0 }
-        var count = 0
+    /// How many residents one transaction of a rotation writes again: small enough that a refusal
+    /// (a resident erased meanwhile elsewhere) costs little, and that a batch carries it whole.
+    static let rotationChunk = 200
+
+    /// What a rotation still has to write: for each resident (not erased) whose key is wrapped
+    /// under a retired shelter key, her key wrapped under `current`; for each whose CPR index is
+    /// not her number's index under `current` (a retired key; a CPR number corrected while the
+    /// index was computed again elsewhere), the right one. At most `limit` residents.
+    func rotationWork(_ db: Database, current: RecordKeys.ShelterKey, limit: Int) throws -> [(resident: String, values: [String: SyncValue])] {
+        let retired = try retiredShelterKeys(db).all
+        var work: [(String, [String: SyncValue])] = []
         for row in try Row.fetchAll(db, sql: """
             SELECT id, key, cpr, cpr_index FROM residents WHERE key IS NOT NULL AND key <> ''
               AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = residents.id) ORDER BY id
             """) {
+            guard work.count < limit else { break }
             let id: String = row["id"], wrapped: String = row["key"]
-            guard let keyID = RecordKeys.keyID(ofWrapped: wrapped), let key = try? residentKey(db, id) else { continue }
+            guard let keyID = RecordKeys.keyID(ofWrapped: wrapped) else { continue }
             var values: [String: SyncValue] = [:]
-            if keyID != current.id && (retired.removed.contains(keyID) || retired.revoked.contains(keyID)) {
+            if keyID != current.id && retired.contains(keyID), let key = try? residentKey(db, id) {
                 values["key"] = .text(try Self.checked { try RecordKeys.wrap(key, residentID: id, under: current) })
             }
-            if let index = row["cpr_index"] as String?, !index.isEmpty, !index.hasPrefix(RecordKeys.indexPrefix + current.id + ":"),
+            if let index = row["cpr_index"] as String?, !index.isEmpty,
                let cpr = plain(db, row, "cpr", table: ShelterSchema.residents), !cpr.isEmpty {
-                values["cpr_index"] = .text(RecordKeys.cprIndex(cpr, under: current))
+                let right = RecordKeys.cprIndex(cpr, under: current)
+                if index != right { values["cpr_index"] = .text(right) }
             }
-            guard !values.isEmpty else { continue }
-            try write(db, ShelterSchema.residents, id, values, author: author)
-            try Erasure.eraseSuperseded(db, store: store, resident: id, keepUnsynced: try keepsUnsynced(db))
-            count += 1
+            if !values.isEmpty { work.append((id, values)) }
         }
-        return count
+        return work
+    }
+
+    /// After a rotation (a member of staff removed, a workstation revoked), the residents admitted
+    /// before it: `rotationWork`, written, and the old values erased from the log (here, and on
+    /// every replica that merges the new ones: `Erasure.afterMerge`). A copy of a replica made
+    /// afterwards gives a retired key nothing. Returns how many residents were written.
+    @discardableResult
+    func rewrapResidentKeys(_ db: Database, author: String, limit: Int = rotationChunk) throws -> Int {
+        guard keys.opener != nil, let current = try currentShelterKey(db) else { return 0 }
+        let work = try rotationWork(db, current: current, limit: limit)
+        let keep = try keepsUnsynced(db)
+        for (id, values) in work {
+            try write(db, ShelterSchema.residents, id, values, author: author)
+            try Erasure.eraseSuperseded(db, store: store, resident: id, keepUnsynced: keep)
+        }
+        return work.count
     }
 
     /// Whether a rotation is still to be carried out here (no session needed): a shelter key was
     /// retired, and no key that is not retired is known yet, or a resident's key or CPR index is
     /// still under a retired one.
     func rotationDue(_ db: Database) throws -> Bool {
-        let retired = try retiredShelterKeys(db)
-        let all = retired.removed.union(retired.revoked)
+        let all = try retiredShelterKeys(db).all
         guard !all.isEmpty else { return false }
         let list = String(decoding: try JSONEncoder().encode(all.sorted()), as: UTF8.self)
         return try Bool.fetchOne(db, sql: """
@@ -242,40 +267,40 @@ extension Replica {
             """, arguments: [list]) ?? false
     }
 
-    /// What a leader's session still has to do after a rotation made elsewhere (a removal made
-    /// where no leader was logged in, a workstation the server admin revoked): nil when nothing.
+    /// Whether a leader's session has a rotation to carry out here: a new key (every one she holds
+    /// is retired), or `rotationWork`.
     func pendingRotation(_ db: Database, leader: String) throws -> Bool {
-        guard try staffMember(db, leader)?.role == .leader else { return false }
-        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants WHERE staff = ?)"), arguments: [leader]) == true else { return false }
-        let retired = try retiredShelterKeys(db)
-        let all = retired.removed.union(retired.revoked)
-        // Every key she holds is retired: a new one is due.
+        guard try staffMember(db, leader)?.role == .leader,
+              try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants WHERE staff = ?)"), arguments: [leader]) == true
+        else { return false }
         guard let current = try currentShelterKey(db) else { return true }
-        let currentPrefix = RecordKeys.indexPrefix + current.id + ":%"
-        return try Bool.fetchOne(db, sql: """
-            SELECT EXISTS (SELECT 1 FROM residents r WHERE r.key IS NOT NULL AND r.key <> ''
-              AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id)
-              AND ((r.cpr_index IS NOT NULL AND r.cpr_index <> '' AND r.cpr_index NOT LIKE ?)
-                   OR substr(r.key, 5, 16) IN (SELECT value FROM json_each(?))))
-            """, arguments: [currentPrefix, String(decoding: try JSONEncoder().encode(all.sorted()), as: UTF8.self)]) ?? false
+        return try !rotationWork(db, current: current, limit: 1).isEmpty
     }
 
     /// A leader's session carries out a rotation made elsewhere (a removal made where no leader was
-    /// logged in, a workstation the server admin revoked): a new shelter key when every one she
-    /// holds is retired, granted to every member of staff, and the residents' keys and CPR indexes
-    /// under another key made again under it — as one signed transaction. Returns how many
-    /// residents it wrote (and 1 for a new key with none to write).
+    /// logged in, a workstation the server admin revoked, a rotation the server refused): a new
+    /// shelter key when every one she holds is retired, granted to every member of staff, in a
+    /// transaction of its own; then `rotationWork`, in signed transactions of `rotationChunk`
+    /// residents. Returns how many residents it wrote (and 1 for a new key with none to write).
     @discardableResult
     public func rewrapResidentKeys(by session: any GrantOpener) throws -> Int {
         useSession(session)
         guard try read({ db in try pendingRotation(db, leader: session.signer) }) else { return 0 }
-        return try perform(signedBy: session) { db in
-            var made = 0
-            if try currentShelterKey(db) == nil {
-                _ = try shelterKeyForWriting(db, session: session)
-                made = 1
-            }
-            return max(made, try rewrapResidentKeys(db, author: session.author))
+        let made = try perform(signedBy: session) { db -> Int in
+            guard try currentShelterKey(db) == nil else { return 0 }
+            _ = try shelterKeyForWriting(db, session: session)
+            return 1
+        }
+        return max(made, try continueRotation(by: session))
+    }
+
+    /// `rotationWork` in transactions of `rotationChunk` residents, until none is left.
+    func continueRotation(by session: any TransactionSigner) throws -> Int {
+        var total = 0
+        while true {
+            let written = try perform(signedBy: session) { db in try rewrapResidentKeys(db, author: session.author) }
+            total += written
+            if written < Self.rotationChunk { return total }
         }
     }
 

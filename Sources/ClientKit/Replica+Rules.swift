@@ -81,7 +81,7 @@ extension Replica {
     /// shelter key — granted to everyone else in the same transaction — takes over for residents
     /// admitted later, so her passphrase and a copy of a replica never open them.
     public func removeStaff(name: String, by session: any TransactionSigner) throws {
-        try perform(signedBy: session) { db in
+        let rotated = try perform(signedBy: session) { db -> Bool in
             try requireLeader(db, session.signer, for: "removing staff")
             let id = try staffRow(db, name)
             guard id != session.signer else { throw ReplicaError(.invalidArgument, "a leader cannot remove herself; another leader can") }
@@ -91,10 +91,13 @@ extension Replica {
                 let rotated = RecordKeys.ShelterKey()
                 keys.remember(rotated)
                 try grant(db, rotated, toAllBut: [], author: session.author)
-                // The residents admitted before: their keys wrapped again under the new one.
-                try rewrapResidentKeys(db, author: session.author)
+                return true
             }
+            return false
         }
+        // The residents admitted before: their keys wrapped again under the new one, in
+        // transactions of their own (a leader's next sync finishes what a crash cut short).
+        if rotated { _ = try continueRotation(by: session) }
     }
 
     /// A leader changes a member's role.

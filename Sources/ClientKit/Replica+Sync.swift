@@ -339,7 +339,13 @@ extension Replica {
     }
 
     func outboxBatch(_ db: Database, after counter: UInt64, limit: Int) throws -> [CellChange] {
-        WireMessage.transactionAligned(try store.outbox(db, after: counter, limit: limit + 256).map(\.change), limit: limit, change: { $0 })
+        var read = try store.outbox(db, after: counter, limit: limit + 256).map(\.change)
+        // A transaction longer than the slice (a rotation over many residents): read on to its
+        // seal, so that it goes whole (a part of one is refused, and would be for ever).
+        if read.count == limit + 256, !read.contains(where: { $0.seal != nil }) {
+            read = try store.outbox(db, after: counter, limit: WireMessage.maximumTransaction + 1).map(\.change)
+        }
+        return WireMessage.transactionAligned(read, limit: limit, change: { $0 })
     }
 
     /// After the server committed a push: this replica's changes up to `upTo` are acknowledged, the

@@ -289,6 +289,9 @@ public struct Replica: Sendable {
     /// check who she is, her role, and every rule.
     func sealAndCheck(_ db: Database, after sealedBefore: UInt64, session: any TransactionSigner, founding: Bool = false) throws {
         let state = try store.sealState(db)
+        guard state.counter - state.sealed <= UInt64(WireMessage.maximumTransaction) else {
+            throw ReplicaError(.invalidArgument, "this action would write \(state.counter - state.sealed) changes in one transaction; the server takes at most \(WireMessage.maximumTransaction) (nothing was written)")
+        }
         let tail = state.counter > state.sealed ? try store.sealTail(db, signer: session) : []
         let transactions: [[CellChange]]
         if state.sealed == sealedBefore {

@@ -118,9 +118,9 @@ public struct ServerStore: Sendable {
                            arguments: [Data(Curve25519.Signing.PrivateKey().rawRepresentation)])
         }
         migrator.registerMigration("server-6") { db in
-            // Whether a revocation retired the shelter keys (version 7). A workstation revoked
-            // before retires them at the next run.
-            try db.execute(sql: "ALTER TABLE server_replicas ADD COLUMN keys_retired INTEGER NOT NULL DEFAULT 0")
+            // When a workstation was revoked, to the millisecond (`revoked_at` and the journal keep
+            // seconds): which shelter keys were made before it (version 7).
+            try db.execute(sql: "ALTER TABLE server_replicas ADD COLUMN revoked_ms INTEGER")
         }
         return migrator
     }
@@ -404,11 +404,11 @@ public struct ServerStore: Sendable {
                   let replica = ReplicaID(id) else {
                 throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
             }
-            try db.execute(sql: "UPDATE server_replicas SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?",
-                           arguments: [Timestamp.format(at), name])
+            try db.execute(sql: "UPDATE server_replicas SET revoked_at = COALESCE(revoked_at, ?), revoked_ms = COALESCE(revoked_ms, ?) WHERE name = ?",
+                           arguments: [Timestamp.format(at), Int64(Self.milliseconds(at)), name])
             // Under a writer a restore rewound, the server's own changes would reuse its counters:
             // the next run (a new writer) retires the keys then.
-            if try !writerRewound(db) { try retireKeysOfRevoked(db) }
+            if try !writerRewound(db) { try retireKeysOfRevoked(db, now: (name, Timestamp.format(at))) }
             return replica
         }
     }
@@ -429,35 +429,51 @@ public struct ServerStore: Sendable {
         return started.map { restored >= $0 } ?? true
     }
 
-    /// A revoked workstation's replica holds grants of the shelter key to the staff who worked
-    /// there — and maybe a session, or a passphrase written down beside it. For each revocation
-    /// not yet followed by it, every shelter key the store knows is retired, in a transaction the
-    /// server signs: the next sync of a leader's session makes a new one and wraps every resident's
-    /// key again under it (`retired_keys`). A revocation the journal gives back to a restored store
-    /// is followed at the next run's start (`beginRun`); its values depend only on the revocation,
-    /// so the row is the one the workstations may give back.
-    func retireKeysOfRevoked(_ db: Database) throws {
-        for row in try Row.fetchAll(db, sql: """
-            SELECT replica_id, name, revoked_at FROM server_replicas WHERE revoked_at IS NOT NULL AND keys_retired = 0 ORDER BY revoked_at, name
-            """) {
-            try retireShelterKeys(db, revoked: row["name"], at: row["revoked_at"])
-            try db.execute(sql: "UPDATE server_replicas SET keys_retired = 1 WHERE replica_id = ?", arguments: [row["replica_id"] as String])
-        }
-    }
-
-    func retireShelterKeys(_ db: Database, revoked name: String, at: String) throws {
-        let keys = try String.fetchAll(db, sql: """
-            SELECT DISTINCT shelter_key FROM key_grants WHERE shelter_key <> ''
-              AND NOT EXISTS (SELECT 1 FROM retired_keys r WHERE r.id = key_grants.shelter_key) ORDER BY shelter_key
-            """)
+    /// A revoked workstation's replica holds grants of the shelter keys made before its
+    /// revocation to the staff who worked there — and maybe a session, or a passphrase written down
+    /// beside it. Every such key not retired yet is retired, in a transaction the server signs:
+    /// the next sync of a leader's session makes a new one and wraps every resident's key again
+    /// under it (`retired_keys`). Called at the revocation, when a run begins (a revocation the
+    /// journal gave back to a restored store), and after a merge that brought grants (a key given
+    /// back to a restored store by the workstations: made before the revocation, it is retired
+    /// too). A key is "made before" when its first grant is stamped before the revocation. The
+    /// values depend only on the revocation, so a row given back after a restore is the same row.
+    ///
+    /// `now`: the revocation being made (its name and stamp): every key the store knows now is
+    /// retired, whatever its stamps say.
+    func retireKeysOfRevoked(_ db: Database, now: (name: String, at: String)? = nil) throws {
+        let revoked = try Row.fetchAll(db, sql: "SELECT name, revoked_at, revoked_ms FROM server_replicas WHERE revoked_at IS NOT NULL ORDER BY revoked_at, name")
+        guard !revoked.isEmpty || now != nil else { return }
+        let keys = try Row.fetchAll(db, sql: """
+            SELECT g.shelter_key, MIN(l.hlc) AS first FROM key_grants g JOIN sync_log l ON l.row = g.id AND l.tbl = ?
+            WHERE g.shelter_key <> '' AND NOT EXISTS (SELECT 1 FROM retired_keys r WHERE r.id = g.shelter_key)
+            GROUP BY g.shelter_key ORDER BY g.shelter_key
+            """, arguments: [ShelterSchema.keyGrants.code])
         guard !keys.isEmpty else { return }
-        let milliseconds = (try? Timestamp.parse(at, timeZone: TimeZone(identifier: "UTC")!)).map(Self.milliseconds) ?? Self.milliseconds(Date())
+        var retired = false
         for key in keys {
-            try store.write(db, table: ShelterSchema.retiredKeys.name, rowID: key,
+            let made = HLC(rawValue: UInt64(max(0, key["first"] as Int64))).milliseconds
+            // The earliest revocation after the key was made retires it. A revocation the journal
+            // gave back knows only its second: a key made in that second counts as made before.
+            let name: String, at: String
+            if let now {
+                (name, at) = now
+            } else if let revocation = revoked.first(where: { row in
+                let exact = (row["revoked_ms"] as Int64?).map { UInt64(max(0, $0)) }
+                let second = (try? Timestamp.parse(row["revoked_at"], timeZone: TimeZone(identifier: "UTC")!)).map { Self.milliseconds($0) + 1000 }
+                return (exact ?? second).map { $0 > made } ?? false
+            }) {
+                (name, at) = (revocation["name"], revocation["revoked_at"])
+            } else {
+                continue
+            }
+            let milliseconds = (try? Timestamp.parse(at, timeZone: TimeZone(identifier: "UTC")!)).map(Self.milliseconds) ?? Self.milliseconds(Date())
+            try store.write(db, table: ShelterSchema.retiredKeys.name, rowID: key["shelter_key"],
                             values: ["retired_at": .text(at), "reason": .text("workstation \(name) revoked")],
                             author: Self.author, wallMilliseconds: milliseconds)
+            retired = true
         }
-        try sealOwn(db)
+        if retired { try sealOwn(db) }
     }
 
     /// The registry as journal entries: every enrollment, and every revocation.
@@ -824,6 +840,8 @@ public struct ServerStore: Sendable {
         // before is cleared, conflict rows included (erasure wins over a concurrent edit).
         try Erasure.afterMerge(db, store: store, changes: merged, keepUnsynced: false)
         if touchedPersons { result.conflictsCreated += try findSamePerson(db, at: at) }
+        // A shelter key given back after a restore, made before a revocation, is retired too.
+        if merged.contains(where: { $0.table == ShelterSchema.keyGrants.name }) { try retireKeysOfRevoked(db) }
         try sealOwn(db)
         // Acknowledged: this batch, not everything processed under this replica id. A copy of the
         // replica resending its shared past must not have its own later changes marked as taken
@@ -987,7 +1005,7 @@ public struct ServerStore: Sendable {
         var created = 0
         guard let table = ShelterSchema.schema.table(named: change.table) else { return 0 }
         let current = try store.rowMeta(db, table: table, rowID: change.rowID)
-        for column in change.values.keys.sorted() {
+        for column in change.values.keys.sorted() where !Self.uncontested(table: change.table, column: column) {
             var listed: [Set<Dot>] = []
             for id in open[column] ?? [] {
                 guard let row = try Row.fetchOne(db, sql: "SELECT candidates, dots FROM conflicts WHERE id = ?", arguments: [id]) else { continue }
@@ -1034,6 +1052,14 @@ public struct ServerStore: Sendable {
             }
         }
         return created
+    }
+
+    /// Cells two writes never contest: a resident's wrapped key and CPR index, written again by
+    /// leaders rotating the shelter key — concurrent rotations write equally valid values (the
+    /// later stamp stays; the next leader's sync puts any under a retired key right), and a
+    /// conflict row would only keep an old wrapping or index where a retired key reads it.
+    static func uncontested(table: String, column: String) -> Bool {
+        table == ShelterSchema.residents.name && Erasure.supersededColumns.contains(column)
     }
 
     /// Whether a conflict of the cell (other than `except`) lists exactly `dots`.

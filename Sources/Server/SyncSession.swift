@@ -34,7 +34,7 @@ public struct SyncSessionStateMachine: Sendable {
     public init(maximumBatch: Int) { self.maximumBatch = maximumBatch }
 
     /// The most changes one transaction may hold, sent whole even when it exceeds the batch limit.
-    public static let maximumTransaction = 10_000
+    public static let maximumTransaction = WireMessage.maximumTransaction
 
     /// A batch within the limit, or a single transaction (workstations never split one) within
     /// `maximumTransaction`.

@@ -71,6 +71,12 @@ public enum RecordKeys {
         return indexPrefix + shelterKey.id + ":" + mac.prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The id of the shelter key a blind index was computed under; nil when it is not one.
+    public static func keyID(ofIndex index: String) -> String? {
+        guard isCPRIndex(index) else { return nil }
+        return String(index.split(separator: ":")[1])
+    }
+
     /// Whether a text has the form of a blind index.
     public static func isCPRIndex(_ text: String) -> Bool {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)

@@ -137,6 +137,14 @@ public enum ShelterRules {
             if let index = change.values["cpr_index"]?.textValue, !index.isEmpty, !RecordKeys.isCPRIndex(index) {
                 return Refusal("invalidValue", "resident \(id): the CPR index is not a blind index")
             }
+            // Her key and index only under a shelter key the staff were given: a key only its maker
+            // holds (a rotation whose grants were refused) would leave her unreadable to the rest.
+            for (column, keyID) in [("key", change.values["key"]?.textValue.flatMap(RecordKeys.keyID(ofWrapped:))),
+                                    ("cpr_index", change.values["cpr_index"]?.textValue.flatMap(RecordKeys.keyID(ofIndex:)))] {
+                if let keyID, try rows.ids(ShelterSchema.keyGrants.name, where: "shelter_key", is: .text(keyID)).isEmpty {
+                    return Refusal("invalidValue", "resident \(id): the \(column == "key" ? "key" : "CPR index") is under a shelter key no member of staff was given")
+                }
+            }
             if anonymous {
                 if sets("name") || sets("cpr") || sets("cpr_index") {
                     return Refusal("anonymity", "resident \(id) is anonymous: a name or CPR number is refused")

@@ -13,6 +13,9 @@ public enum WireMessage: Hashable, Sendable {
     /// the other side refuses. A single change is sent alone whatever its size (one change with
     /// every text at its 64 KiB cap stays far below the frame limit).
     public static let maximumBatchBytes = 4 * 1024 * 1024
+    /// The most changes one transaction may hold: the server takes one whole even when it exceeds
+    /// the batch limit, and a workstation writes none larger.
+    public static let maximumTransaction = 10_000
 
     /// A batch that never ends inside a transaction (the server checks each one whole): the longest
     /// prefix of `items` that closes every transaction it opens and stays within `limit` changes and

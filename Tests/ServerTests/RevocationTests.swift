@@ -1,4 +1,4 @@
-import ClientKit
+@testable import ClientKit
 import Foundation
 import GRDB
 import Server
@@ -63,7 +63,7 @@ import TestSupport
         for path in [server.directory.storePath, office.path, other.path] {
             for row in try ReplicaInspector(path: path).rows("SELECT id, key, cpr_index FROM residents") {
                 let id = try #require(row[0]), wrapped = try #require(row[1]), index = try #require(row[2])
-                #expect(RecordKeys.keyID(ofWrapped: wrapped) != old.id, "\(path): \(id) is still wrapped under the retired key")
+                #expect(RecordKeys.keyID(ofWrapped: wrapped) != old.id, "\(path): \(id) is still wrapped under the retired key; anna \(anna) bodil \(bodil) carla \(carla); \((try? office.history(of: id).map { "\($0.author) \($0.state) \($0.columns.filter { $0.name == "key" }.map { String(($0.value ?? "-").prefix(24)) })" }) ?? [])")
                 #expect((try? RecordKeys.unwrap(wrapped, residentID: id, with: old)) == nil)
                 #expect(!index.contains(old.id), "\(path): \(id)'s index is still under the retired key")
             }
@@ -111,5 +111,78 @@ import TestSupport
         let again = try directory.storeForServing()
         #expect(try again.retiredKeyCount() == 1, "once")
         #expect(try ReplicaInspector(path: directory.storePath).count("SELECT COUNT(*) FROM sync_log WHERE tbl = \(ShelterSchema.retiredKeys.code)") == 1)
+    }
+
+    /// A rotation the server refuses (its new key was granted to a member removed meanwhile at
+    /// another workstation): the refused key is never used — not for the residents it wrapped here,
+    /// not for the next admission — and the next sync puts them under the key the others hold.
+    @Test(.timeLimit(.minutes(3))) func aRefusedRotationLeavesNoResidentUnderAKeyOnlyItsMakerHolds() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let office = try await server.workstation("office")
+        let desk = try await server.workstation("desk")
+        _ = try await server.workstation("laptop")
+        let anna = try office.admit(Admission(name: "Anna", cpr: "120388-1234", municipality: "Køge", room: 1), by: staff("Jonas")).resident
+        _ = try await office.sync()
+        try server.directory.revoke(name: "laptop")
+        _ = try await office.sync()
+        _ = try await desk.sync()
+        // At the desk a leader removes Jonas (a rotation of its own, which the server takes) …
+        try desk.removeStaff(name: "Jonas", by: staff("s"))
+        _ = try await desk.sync()
+        // … while the office, not having pulled it, rotates for the revocation and pushes first.
+        #expect(try office.rewrapResidentKeys(by: staff("mette")) >= 1)
+        let rotated = try #require(try ReplicaInspector(path: office.path).rows("SELECT key FROM residents WHERE id = '\(anna)'")[0][0])
+        let refusedKey = try #require(RecordKeys.keyID(ofWrapped: rotated))
+        let pushed = try await office.sync(pull: false)
+        #expect(pushed.rejected >= 2, "the new key's grants (one to Jonas, removed) and the wrapping under it are refused")
+        // The next syncs: the refused key is set aside, Anna goes under the key the desk made.
+        _ = try await office.sync(session: staff("mette"))
+        #expect(try office.rewrapResidentKeys(by: staff("mette")) >= 1)
+        _ = try await office.sync()
+        let bodil = try office.admit(Admission(name: "Bodil", municipality: "Køge", room: 2), by: staff("mette")).resident
+        let after = try await office.sync()
+        #expect(after.rejected == 0)
+        _ = try await desk.sync()
+        for replica in [office, desk] {
+            for row in try ReplicaInspector(path: replica.path).rows("SELECT id, key FROM residents") {
+                #expect(RecordKeys.keyID(ofWrapped: row[1] ?? "") != refusedKey, "\(row[0] ?? "") is under the refused key")
+            }
+        }
+        desk.useSession(staff("s"))
+        #expect(try desk.resident(anna).name == "Anna" && desk.resident(bodil).name == "Bodil", "another leader reads both")
+        #expect(try !office.status().keyRotationDue && !desk.status().keyRotationDue)
+    }
+
+    /// A rotation over more residents than a batch holds goes in transactions of `rotationChunk`;
+    /// a transaction longer than the outbox slice a push reads still goes whole.
+    @Test(.timeLimit(.minutes(3))) func aLargeRotationAndALargeTransactionReachTheServer() async throws {
+        let server = try await TestServer.start()
+        defer { server.remove() }
+        let office = try await server.workstation("office")
+        _ = try await server.workstation("laptop")
+        let count = Replica.rotationChunk + 30
+        try office.perform(signedBy: staff("mette")) { db in
+            for index in 0..<count {
+                try office.write(db, ShelterSchema.residents, "r\(index)", ["municipality": .text("Køge"), "name": .text("N\(index)")], author: "mette")
+            }
+        }
+        // One transaction of 1,400 house meetings: more than a batch (1,000) and its slice (1,256).
+        try office.perform(signedBy: staff("mette")) { db in
+            for index in 0..<1_400 {
+                try office.write(db, ShelterSchema.meetings, "m\(index)", ["held_on": .text("2026-11-27")], author: "mette")
+            }
+        }
+        let first = try await office.sync()
+        #expect(first.rejected == 0 && first.pushed == count + 1_400, "\(first)")
+        try server.directory.revoke(name: "laptop")
+        _ = try await office.sync()
+        #expect(try office.rewrapResidentKeys(by: staff("mette")) == count)
+        let history = try office.history().filter { $0.table == "residents" && $0.state == "unsynced" }
+        #expect(history.count == count)
+        let second = try await office.sync()
+        #expect(second.rejected == 0 && second.pushed >= count, "\(second)")
+        #expect(try ReplicaInspector(path: server.directory.storePath).count("SELECT COUNT(*) FROM meetings") == 1_400)
+        #expect(try !office.status().keyRotationDue)
     }
 }

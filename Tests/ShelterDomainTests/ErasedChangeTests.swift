@@ -87,9 +87,12 @@ import Testing
     }
 
     @Test func onlyALeaderWrapsAResidentKeyAgain() throws {
-        let first = try RecordKeys.newResidentKey(residentID: "r1", under: RecordKeys.ShelterKey()).wrapped
-        let again = try RecordKeys.newResidentKey(residentID: "r1", under: RecordKeys.ShelterKey()).wrapped
+        let old = RecordKeys.ShelterKey(), new = RecordKeys.ShelterKey()
+        let first = try RecordKeys.newResidentKey(residentID: "r1", under: old).wrapped
+        let again = try RecordKeys.newResidentKey(residentID: "r1", under: new).wrapped
         let rows = Rows(tables: ["residents": ["r1": ["anonymous": .integer(0), "key": .text(first)]],
+                                 "key_grants": ["mette/\(old.id)": ["staff": .text("mette"), "shelter_key": .text(old.id)],
+                                                "mette/\(new.id)": ["staff": .text("mette"), "shelter_key": .text(new.id)]],
                                  "staff": ["jonas": ["role": .text("socialWorker")], "mette": ["role": .text("leader")]]])
         let change = CellChange(table: "residents", rowID: "r1", values: ["key": .text(again)],
                                 dot: Dot(replica: .random(), counter: 3), hlc: HLC(milliseconds: 1_800_000_000_000, logical: 0),
@@ -102,6 +105,15 @@ import Testing
         var garbage = change
         garbage.values["key"] = .text("not a key")
         #expect(try ShelterRules.check(garbage, by: leader, rows: rows)?.code == "invalidValue")
+        // Never under a shelter key no one was given (a rotation whose grants were refused).
+        var ungranted = change
+        ungranted.values["key"] = .text(try RecordKeys.newResidentKey(residentID: "r1", under: RecordKeys.ShelterKey()).wrapped)
+        #expect(try ShelterRules.check(ungranted, by: leader, rows: rows)?.code == "invalidValue")
+        var index = change
+        index.values = ["cpr_index": .text(RecordKeys.cprIndex("1203881234", under: RecordKeys.ShelterKey()))]
+        #expect(try ShelterRules.check(index, by: leader, rows: rows)?.code == "invalidValue")
+        index.values = ["cpr_index": .text(RecordKeys.cprIndex("1203881234", under: new))]
+        #expect(try ShelterRules.check(index, by: leader, rows: rows) == nil)
         // Never for an erased resident.
         var erased = rows
         erased.tables["erasures"] = ["r1": ["erased_at": .text("2026-11-27T10:00:00Z")]]
