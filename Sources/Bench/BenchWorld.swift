@@ -21,6 +21,9 @@ final class BenchWorld {
         // The member of staff whose session signs every benchmark write (keys in memory, as in an agent).
         try directory.store().addStaff(name: "bench", role: .leader, keys: Self.keys,
                                        sealedKeys: try Self.keys.sealed(passphrase: "bench passphrase", staffID: "bench"))
+        // The shelter key she holds (the server refuses a resident key wrapped under one no one was given).
+        try directory.store().storeGrants([(staff: "bench", shelterKey: Self.shelterKey.id,
+                                            sealed: try RecordKeys.grant(Self.shelterKey, to: Self.keys.agreementKey, staffID: "bench"))])
         try startServer()
     }
 
@@ -80,6 +83,19 @@ final class BenchWorld {
 
     static let keys = StaffKeys()
     static let session = KeySigner(name: "bench", keys: keys)
+    static let shelterKey = RecordKeys.ShelterKey()
+
+    /// A sync whose every pushed change the server took: a benchmark of refused changes measures
+    /// nothing (it once printed 0 changes/s without failing).
+    func checkedSync(_ replica: Replica) async throws -> SyncReport {
+        let report = try await replica.sync()
+        guard report.rejected == 0 else {
+            let reason = (try? replica.history().first { $0.state == "rejected" }?.rejection) ?? nil
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey:
+                "the server refused \(report.rejected) of the benchmark's changes: \(reason ?? "?")"])
+        }
+        return report
+    }
 
     func workstation() throws -> Replica {
         enrolled += 1
@@ -98,7 +114,7 @@ final class BenchWorld {
         let store = SyncStore(schema: ShelterSchema.schema)
         // As a workstation writes them: her name encrypted under her own key, the key wrapped under
         // the shelter key (one key for all of them here; the server treats both as opaque text).
-        let made = try RecordKeys.newResidentKey(residentID: tag, under: RecordKeys.ShelterKey())
+        let made = try RecordKeys.newResidentKey(residentID: tag, under: Self.shelterKey)
         // Stamped in the last moments, never ahead of the server's clock (it refuses those).
         let start = UInt64(Date().timeIntervalSince1970 * 1000) - UInt64(count)
         try queue.write { db in
@@ -235,7 +251,7 @@ final class BenchWorld {
         _ = try await writer.sync()
         try fill(writer, count: changes, tag: "pu")
         var report: SyncReport?
-        let push = try await seconds { report = try await writer.sync() }
+        let push = try await seconds { report = try await checkedSync(writer) }
         let baseline = try plainInsert(count: changes)
         let reader = try workstation()
         var pulled: SyncReport?
@@ -260,10 +276,10 @@ final class BenchWorld {
         }
         let small = try workstation()
         try fill(small, count: smallRows, tag: "ns")
-        _ = try await small.sync()
+        _ = try await checkedSync(small)
         let large = try workstation()
         try fill(large, count: largeRows, tag: "nl")
-        _ = try await large.sync()
+        _ = try await checkedSync(large)
         _ = try await small.sync()
         let smallTime = try await median(small), largeTime = try await median(large)
         return [
@@ -316,6 +332,9 @@ final class BenchWorld {
         let fanIn = try await allAtOnce(pull: false)
         // Then every workstation catches up at once: full sessions pulling the others' changes.
         let catchUp = try await allAtOnce(pull: true)
+        for replica in replicas where try replica.status().rejected > 0 {
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "the server refused \(try replica.status().rejected) of a fan-in workstation's changes"])
+        }
         var results: [ShelterBench.Result] = [
             .init(name: "fan-in", value: Double(count * perReplica) / fanIn.total, unit: "changes/s", baseline: nil, ratio: nil,
                   note: "\(count) replicas × \(perReplica) changes pushed at once (sync --push-only)"),

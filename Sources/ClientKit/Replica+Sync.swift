@@ -370,6 +370,7 @@ extension Replica {
 
     func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
         var found = 0
+        var released: [CellChange] = []
         var clock = try store.loadClock(db)
         let wall = wallMilliseconds()
         for logged in batch {
@@ -381,9 +382,14 @@ extension Replica {
                logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
                 isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
             }
-            if case .merged = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall), isNewConflict { found += 1 }
+            if case .merged(_, _, let held) = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall) {
+                if isNewConflict { found += 1 }
+                released += held
+            }
         }
-        let erased = try Erasure.afterMerge(db, store: store, changes: batch.map(\.change), keepUnsynced: true)
+        // Changes held back until now count as merged now too (a rotation that waited for the
+        // admission it follows: the admission's old wrapping leaves the log).
+        let erased = try Erasure.afterMerge(db, store: store, changes: batch.map(\.change) + released, keepUnsynced: true)
         keys.forget(residents: erased)
         try store.saveClock(db, clock)
         try store.setCursor(db, nextCursor, hash: nextHash)

@@ -793,7 +793,10 @@ public struct ServerStore: Sendable {
             guard !fresh.isEmpty else { continue }
             // One verdict for the whole transaction (DESIGN §4): its signature, its signer's role by
             // the staff table as it stands, and every rule of the shelter; then the clock bound.
-            var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey)
+            // Each change's digest, made once: for the signature and for the hash chain.
+            let digests = transaction.map(LogHash.of)
+            let digestOf = Dictionary(zip(transaction.map(\.dot), digests), uniquingKeysWith: { first, _ in first })
+            var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey, digests: digests)
             if refusal == nil { refusal = try refusedDependency(db, transaction) }
             if refusal == nil { refusal = fresh.lazy.compactMap { Self.erasedRefusal($0, recovering: recovering) }.first }
             if refusal == nil, let maxClockSkew,
@@ -809,10 +812,11 @@ public struct ServerStore: Sendable {
                     newlyRejected[origin, default: 0] += 1
                     try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
                                    arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
-                                               Data(LogHash.of(change).bytes)])
+                                               Data((digestOf[change.dot] ?? LogHash.of(change)).bytes)])
                 } else {
-                    let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall)
-                    if case .merged(_, let concurrent) = report {
+                    let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall, digest: digestOf[change.dot])
+                    if case .merged(_, _, let released) = report { merged.append(contentsOf: released) }
+                    if case .merged(_, let concurrent, _) = report {
                         let fields = try openConflicts.on(db, change)
                         if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
                             // The server's own writes tick from the stored clock: save it first, reload after.

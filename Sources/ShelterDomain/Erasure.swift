@@ -170,17 +170,12 @@ public enum Erasure {
     @discardableResult
     public static func afterMerge(_ db: Database, store: SyncStore, changes: [CellChange], keepUnsynced: Bool) throws -> [String] {
         // A resident's key wrapped again, her index computed again (a rotation): the old ones leave the log.
-        // So is a key or an index a merge left behind: one that a rotation held back until this
-        // change arrived has already replaced.
+        // (`changes` includes those a merge released from hold-back: a rotation that waited for
+        // the admission it follows clears the admission's old wrapping when it is released.)
         var supersededDone = Set<String>()
-        for change in changes where change.table == ShelterSchema.residents.name && !supersededDone.contains(change.rowID) {
-            let written = change.values.filter { supersededColumns.contains($0.key) && !($0.value.textValue ?? "").isEmpty }
-            guard !written.isEmpty else { continue }
-            var replaced = supersededColumns.isSuperset(of: change.values.keys)
-            if !replaced, let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT key, cpr_index FROM residents WHERE id = ?"), arguments: [change.rowID]) {
-                replaced = written.contains { column, value in (row[column] as String?) != value.textValue }
-            }
-            guard replaced else { continue }
+        for change in changes where change.table == ShelterSchema.residents.name && !supersededDone.contains(change.rowID)
+            && !change.values.isEmpty && supersededColumns.isSuperset(of: change.values.keys)
+            && change.values.values.contains(where: { !($0.textValue ?? "").isEmpty }) {
             supersededDone.insert(change.rowID)
             try eraseSuperseded(db, store: store, resident: change.rowID, keepUnsynced: keepUnsynced)
         }

@@ -145,8 +145,14 @@ public enum RecordKeys {
     public static func keyID(ofWrapped wrapped: String) -> String? {
         guard wrapped.hasPrefix(wrappedPrefix) else { return nil }
         let parts = wrapped.dropFirst(wrappedPrefix.count).split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, isKeyID(parts[0]), Data(base64Encoded: String(parts[1]))?.count == 12 + 32 + 16 else { return nil }
+        // 12 + 32 + 16 = 60 bytes are 80 base64 characters without padding (checked by form: the
+        // server asks this of every resident key it merges).
+        guard parts.count == 2, isKeyID(parts[0]), parts[1].utf8.count == 80, parts[1].utf8.allSatisfy(isBase64) else { return nil }
         return String(parts[0])
+    }
+
+    static func isBase64(_ byte: UInt8) -> Bool {
+        (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte) || byte == 43 || byte == 47
     }
 
     public static func unwrap(_ wrapped: String, residentID: String, with shelterKey: ShelterKey) throws(DomainError) -> SymmetricKey {

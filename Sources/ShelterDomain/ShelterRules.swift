@@ -28,7 +28,9 @@ public struct Refusal: Hashable, Sendable, Error {
 public enum ShelterRules {
     /// The whole transaction is refused, or nil. `serverKey`: the server's public signing key.
     /// `verifySignature: false`: the signer's own workstation, which has just signed it.
-    public static func check(_ changes: [CellChange], rows: any RowSource, serverKey: String?, verifySignature: Bool = true) throws -> Refusal? {
+    /// `digests`: the changes' `LogHash.of`, when the caller has them already.
+    public static func check(_ changes: [CellChange], rows: any RowSource, serverKey: String?, verifySignature: Bool = true,
+                             digests: [LogHash]? = nil) throws -> Refusal? {
         guard let last = changes.last, let first = changes.first else { return nil }
         guard let seal = last.seal else {
             return Refusal("badSignature", "changes \(first.dot.counter)…\(last.dot.counter) carry no signature")
@@ -40,7 +42,7 @@ public enum ShelterRules {
         }
         let signatory = try self.signatory(seal.signer, rows: rows)
         if signatory.isServer {
-            guard !verifySignature || serverKey.map({ seal.isCheckable(over: changes) && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version), signingKey: $0) }) == true else {
+            guard !verifySignature || serverKey.map({ seal.isCheckable(over: changes) && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: digests), signingKey: $0) }) == true else {
                 return Refusal("badSignature", "transaction \(seal.first)…\(last.dot.counter) is not signed by this server's key")
             }
         } else {
@@ -48,7 +50,7 @@ public enum ShelterRules {
                 return Refusal("unknownSigner", "transaction \(seal.first)…\(last.dot.counter) is signed by \(seal.signer), who is not a member of staff with keys")
             }
             guard !verifySignature || (seal.isCheckable(over: changes)
-                                         && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version), signingKey: key)) else {
+                                         && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: digests), signingKey: key)) else {
                 return Refusal("badSignature", "the signature of transaction \(seal.first)…\(last.dot.counter) is not \(seal.signer)'s")
             }
             if signatory.removed {
@@ -137,12 +139,13 @@ public enum ShelterRules {
             if let index = change.values["cpr_index"]?.textValue, !index.isEmpty, !RecordKeys.isCPRIndex(index) {
                 return Refusal("invalidValue", "resident \(id): the CPR index is not a blind index")
             }
-            // Her key and index only under a shelter key the staff were given: a key only its maker
+            // Her key and index only under a shelter key the signer was given: a key only its maker
             // holds (a rotation whose grants were refused) would leave her unreadable to the rest.
             for (column, keyID) in [("key", change.values["key"]?.textValue.flatMap(RecordKeys.keyID(ofWrapped:))),
                                     ("cpr_index", change.values["cpr_index"]?.textValue.flatMap(RecordKeys.keyID(ofIndex:)))] {
-                if let keyID, try rows.ids(ShelterSchema.keyGrants.name, where: "shelter_key", is: .text(keyID)).isEmpty {
-                    return Refusal("invalidValue", "resident \(id): the \(column == "key" ? "key" : "CPR index") is under a shelter key no member of staff was given")
+                if let keyID, !signatory.isServer,
+                   try rows.row(ShelterSchema.keyGrants.name, ShelterSchema.grantID(staff: signatory.id, shelterKey: keyID)) == nil {
+                    return Refusal("invalidValue", "resident \(id): the \(column == "key" ? "key" : "CPR index") is under a shelter key \(signatory.id) was not given")
                 }
             }
             if anonymous {

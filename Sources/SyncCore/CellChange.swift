@@ -97,13 +97,15 @@ public struct Seal: Hashable, Sendable {
     ///   transaction still checks after an erasure, and binds every value not erased.
     /// - Version 1 (before 0.9): SHA-256 over the tag, the signer and the encodings themselves; it
     ///   cannot be checked once a change of the transaction is erased.
-    public static func digest(signer: String, changes: some Collection<CellChange>, version: Int = currentVersion) -> [UInt8] {
+    /// `digests`: the changes' `LogHash.of`, when the caller has them already (one per change).
+    public static func digest(signer: String, changes: some Collection<CellChange>, version: Int = currentVersion, digests: [LogHash]? = nil) -> [UInt8] {
         var writer = BinaryWriter(capacity: version == 1 ? 256 : 48 + 32 * changes.count)
         writer.write(text: "ShelterSync transaction \(version == 1 ? 1 : 2)")
         writer.write(text: signer)
         writer.write(varint: UInt64(changes.count))
-        for change in changes {
-            if version == 1 { ChangeCodec.encode(change, into: &writer) } else { writer.write(raw: LogHash.of(change).bytes) }
+        let known = digests.flatMap { $0.count == changes.count ? $0 : nil }
+        for (index, change) in changes.enumerated() {
+            if version == 1 { ChangeCodec.encode(change, into: &writer) } else { writer.write(raw: (known?[index] ?? LogHash.of(change)).bytes) }
         }
         return Array(SHA256.hash(data: writer.bytes))
     }

@@ -110,8 +110,9 @@ public enum MergeReport: Hashable, Sendable {
     case duplicate
     /// Held back until the writes in its context arrive; applied automatically then.
     case heldBack
-    /// Merged, together with any held-back changes it released. `sequence` is its log position.
-    case merged(sequence: Int64, concurrent: [ConcurrentWrite])
+    /// Merged, together with any held-back changes it released (`released`, in the order merged).
+    /// `sequence` is its log position.
+    case merged(sequence: Int64, concurrent: [ConcurrentWrite], released: [CellChange] = [])
 }
 
 /// The sync tables of a replica and the two ways rows change: a local write, and a merge of a write
@@ -625,16 +626,19 @@ public struct SyncStore: Sendable {
 
     /// Merges a change made on another replica, moving `clock` past its stamp; the caller saves the
     /// clock (`saveClock`) before the transaction ends.
-    public func merge(_ db: Database, _ change: CellChange, clock: inout HybridLogicalClock, wallMilliseconds: UInt64) throws -> MergeReport {
+    /// `digest`: the change's `LogHash.of`, when the caller has it already (the server's rules
+    /// made it to check the signature): the hash chain uses it instead of making it again.
+    public func merge(_ db: Database, _ change: CellChange, clock: inout HybridLogicalClock, wallMilliseconds: UInt64, digest: LogHash? = nil) throws -> MergeReport {
         let table = try self.table(change.table)
         try checkColumns(change.values.keys, of: table)
         clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
 
         var concurrent: [ConcurrentWrite] = []
-        guard let sequence = try mergeOne(db, change, table: table, concurrent: &concurrent) else {
+        guard let sequence = try mergeOne(db, change, table: table, concurrent: &concurrent, digest: digest) else {
             return try isKnown(db, change) ? .duplicate : .heldBack
         }
         // Release held-back changes of this row whose context is now complete.
+        var released: [CellChange] = []
         var progress = try !pending.isKnownEmpty(db)
         while progress {
             progress = false
@@ -643,18 +647,19 @@ public struct SyncStore: Sendable {
             for row in held {
                 let pendingChange = try decodeChange(row["change"] as Data)
                 if try mergeOne(db, pendingChange, table: table, concurrent: &concurrent) != nil || (try isKnown(db, pendingChange)) {
+                    released.append(pendingChange)
                     try db.execute(sql: "DELETE FROM sync_pending WHERE peer = ? AND counter = ?",
                                    arguments: [row["peer"] as Int64, row["counter"] as Int64])
                     progress = true
                 }
             }
         }
-        return .merged(sequence: sequence, concurrent: concurrent)
+        return .merged(sequence: sequence, concurrent: concurrent, released: released)
     }
 
     /// Merges one change; returns its log position, or nil if it was a duplicate or was held back.
     private func mergeOne(_ db: Database, _ change: CellChange, table: SyncSchema.Table,
-                          concurrent: inout [ConcurrentWrite]) throws -> Int64? {
+                          concurrent: inout [ConcurrentWrite], digest: LogHash? = nil) throws -> Int64? {
         let meta = try rowMeta(db, table: table, rowID: change.rowID)
         let contested = change.values.keys.filter { meta?.cells[$0] != nil }
         let current = contested.isEmpty ? [:] : try values(db, table: table, rowID: change.rowID, columns: contested)
@@ -671,7 +676,7 @@ public struct SyncStore: Sendable {
             try applyValues(db, table: table, rowID: change.rowID, values: apply)
             try saveMeta(db, table: table, rowID: change.rowID, meta: newMeta)
             concurrent += found
-            return try appendLog(db, change: change, table: table, state: .received)
+            return try appendLog(db, change: change, table: table, state: .received, digest: digest)
         }
     }
 
@@ -856,7 +861,7 @@ public struct SyncStore: Sendable {
         try insert.execute()
     }
 
-    func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State) throws -> Int64 {
+    func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State, digest: LogHash? = nil) throws -> Int64 {
         var context = BinaryWriter()
         try encodeVector(db, change.context, into: &context)
         let values = encodeValues(change.values, table: table)
@@ -876,7 +881,7 @@ public struct SyncStore: Sendable {
         insert.bind(9, state.rawValue)
         var chain: LogHash?
         if chained {
-            chain = try chainTip.tip(db).chained(with: LogHash.of(change))
+            chain = try chainTip.tip(db).chained(with: digest ?? LogHash.of(change))
             insert.bind(10, blob: chain!.bytes)
         }
         if let seal = change.seal {

@@ -92,7 +92,8 @@ import Testing
         let again = try RecordKeys.newResidentKey(residentID: "r1", under: new).wrapped
         let rows = Rows(tables: ["residents": ["r1": ["anonymous": .integer(0), "key": .text(first)]],
                                  "key_grants": ["mette/\(old.id)": ["staff": .text("mette"), "shelter_key": .text(old.id)],
-                                                "mette/\(new.id)": ["staff": .text("mette"), "shelter_key": .text(new.id)]],
+                                                "mette/\(new.id)": ["staff": .text("mette"), "shelter_key": .text(new.id)],
+                                                "jonas/\(new.id)": ["staff": .text("jonas"), "shelter_key": .text(new.id)]],
                                  "staff": ["jonas": ["role": .text("socialWorker")], "mette": ["role": .text("leader")]]])
         let change = CellChange(table: "residents", rowID: "r1", values: ["key": .text(again)],
                                 dot: Dot(replica: .random(), counter: 3), hlc: HLC(milliseconds: 1_800_000_000_000, logical: 0),
