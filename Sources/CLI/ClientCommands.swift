@@ -455,9 +455,12 @@ struct Sync: AsyncParsableCommand {
                 return 0
             }
         }
-        if let session = session ?? nil,
-           [keyWork("giving the shelter's key to staff who lack it") { try replica.grantMissingKeys(by: session) },
-            keyWork("the rotation of the shelter's key") { try replica.rewrapResidentKeys(by: session) }].contains(where: { $0 > 0 }) {
+        var granted = 0, rotated = 0
+        if let session = session ?? nil {
+            granted = keyWork("giving the shelter's key to staff who lack it") { try replica.grantMissingKeys(by: session) }
+            rotated = keyWork("the rotation of the shelter's key") { try replica.rewrapResidentKeys(by: session) }
+        }
+        if let session = session ?? nil, granted + rotated > 0 {
             let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
             report.pushed += more.pushed
             report.rejected += more.rejected
@@ -477,6 +480,10 @@ struct Sync: AsyncParsableCommand {
                 ("restamped", .int(report.restamped)),
             ]))
         } else {
+            if granted > 0 { print("gave the shelter's key to \(granted) member\(granted == 1 ? "" : "s") of staff") }
+            if rotated > 0 {
+                print("rotated the shelter's key (a member of staff removed, or a workstation revoked): every resident's key is under the new one")
+            }
             if report.restamped > 0 {
                 print("\(report.restamped) change\(report.restamped == 1 ? "" : "s") made while this workstation's clock was ahead \(report.restamped == 1 ? "was" : "were") stamped again with the right time")
             }

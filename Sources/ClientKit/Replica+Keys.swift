@@ -12,6 +12,9 @@ final class KeyRing: Sendable {
         var opener: (any GrantOpener)?
         var shelterKeys: [String: RecordKeys.ShelterKey] = [:]
         var residentKeys: [String: SymmetricKey] = [:]
+        /// What was learnt since `begin()`: forgotten again by `rollback`.
+        var learntShelterKeys: [String] = []
+        var learntResidentKeys: [String] = []
     }
     let state = Mutex(State())
 
@@ -25,13 +28,44 @@ final class KeyRing: Sendable {
         }
     }
 
-    /// What is known now, to go back to when a transaction that learnt more rolls back (a key made
-    /// in it was never stored, and must not be used after).
-    func snapshot() -> State { state.withLock { $0 } }
-    func restore(_ saved: State) { state.withLock { $0 = saved } }
+    /// Where a transaction began: what it learns is forgotten when it rolls back (a key made in it
+    /// was never stored, and must not be used after). Only what was learnt is recorded — copying
+    /// every key known at each transaction cost a copy of thousands of keys per write.
+    struct Mark { let opener: (any GrantOpener)? }
 
-    func remember(_ key: RecordKeys.ShelterKey) { state.withLock { $0.shelterKeys[key.id] = key } }
-    func remember(residentKey key: SymmetricKey, of resident: String) { state.withLock { $0.residentKeys[resident] = key } }
+    func begin() -> Mark {
+        state.withLock { state in
+            state.learntShelterKeys = []
+            state.learntResidentKeys = []
+            return Mark(opener: state.opener)
+        }
+    }
+
+    func rollback(to mark: Mark) {
+        state.withLock { state in
+            for id in state.learntShelterKeys { state.shelterKeys[id] = nil }
+            for id in state.learntResidentKeys { state.residentKeys[id] = nil }
+            state.learntShelterKeys = []
+            state.learntResidentKeys = []
+            if state.opener?.signer != mark.opener?.signer {
+                state = State()
+                state.opener = mark.opener
+            } else {
+                state.opener = mark.opener
+            }
+        }
+    }
+
+    func remember(_ key: RecordKeys.ShelterKey) {
+        state.withLock { state in
+            if state.shelterKeys.updateValue(key, forKey: key.id) == nil { state.learntShelterKeys.append(key.id) }
+        }
+    }
+    func remember(residentKey key: SymmetricKey, of resident: String) {
+        state.withLock { state in
+            if state.residentKeys.updateValue(key, forKey: resident) == nil { state.learntResidentKeys.append(resident) }
+        }
+    }
     func knownShelterKey(_ id: String) -> RecordKeys.ShelterKey? { state.withLock { $0.shelterKeys[id] } }
     func knownResidentKey(_ id: String) -> SymmetricKey? { state.withLock { $0.residentKeys[id] } }
     /// Forgets the keys of erased residents.
@@ -90,16 +124,29 @@ extension Replica {
     /// new one, staff go on admitting.
     func currentShelterKey(_ db: Database, allowingRevoked: Bool = false) throws -> RecordKeys.ShelterKey? {
         guard let opener = keys.opener else { return nil }
-        let retired = try retiredShelterKeys(db)
+        let removed = Set(try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1
+            """)))
+        let revoked = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM retired_keys")))
         let held = try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
-                                       arguments: [opener.signer])
-        let candidates = held.filter { !retired.all.contains($0) }
-            + (allowingRevoked ? held.filter { retired.revoked.contains($0) && !retired.removed.contains($0) && !retired.refused.contains($0) } : [])
+                                       arguments: [opener.signer]).filter { !removed.contains($0) }
+        let candidates = held.filter { !revoked.contains($0) } + (allowingRevoked ? held.filter { revoked.contains($0) } : [])
         for id in candidates {
+            // Only her own grant's fate matters here (a key whose grants the server refused was
+            // refused to everyone in one transaction).
+            guard try !grantRefused(db, ShelterSchema.grantID(staff: opener.signer, shelterKey: id)) else { continue }
             // A grant that does not open (damaged) is passed over, not fatal.
             if let key = try? shelterKey(db, id: id) { return key }
         }
         return nil
+    }
+
+    /// Whether every log entry of a grant here was refused by the server.
+    func grantRefused(_ db: Database, _ grant: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: """
+            SELECT EXISTS (SELECT 1 FROM sync_log WHERE row = ?1 AND tbl = ?2 AND state = ?3)
+               AND NOT EXISTS (SELECT 1 FROM sync_log WHERE row = ?1 AND tbl = ?2 AND state <> ?3)
+            """), arguments: [grant, ShelterSchema.keyGrants.code, LoggedChange.State.rejected.rawValue]) ?? false
     }
 
     /// The shelter key for a write by `session`: the current one; or — when this replica knows no

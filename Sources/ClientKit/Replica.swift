@@ -266,7 +266,7 @@ public struct Replica: Sendable {
     /// was removed, or the rules refuse it. `founding`: the transaction that creates a standalone
     /// replica's first leader, checked over the rows it made (no one could have signed before her).
     func perform<T>(signedBy session: any TransactionSigner, founding: Bool = false, _ body: (Database) throws -> T) throws -> T {
-        let known = keys.snapshot()
+        let known = keys.begin()
         defer { checkpointAfterErasure() }
         do {
             return try writer.write { db in
@@ -279,7 +279,7 @@ public struct Replica: Sendable {
                 return result
             }
         } catch {
-            keys.restore(known)
+            keys.rollback(to: known)
             throw Self.mapError(error, path: path)
         }
     }
