@@ -104,16 +104,25 @@ extension Replica {
     }
 
     func retiredShelterKeys(_ db: Database) throws -> RetiredKeys {
+        let (removed, revoked) = try removedAndRevokedKeys(db)
+        // Refused: keys none of whose grants the server took (grants of one key made in one
+        // transaction share its fate; a later grant refused alone does not make the key refused).
+        let refused = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT g.shelter_key FROM key_grants g
+            WHERE EXISTS (SELECT 1 FROM sync_log l WHERE l.row = g.id AND l.tbl = ?1 AND l.state = ?2)
+              AND NOT EXISTS (SELECT 1 FROM key_grants g2 JOIN sync_log l ON l.row = g2.id AND l.tbl = ?1 AND l.state <> ?2
+                              WHERE g2.shelter_key = g.shelter_key)
+            """), arguments: [ShelterSchema.keyGrants.code, LoggedChange.State.rejected.rawValue])
+        return RetiredKeys(removed: removed, revoked: revoked, refused: Set(refused))
+    }
+
+    /// The shelter keys a removed member of staff holds, and those in `retired_keys`.
+    func removedAndRevokedKeys(_ db: Database) throws -> (removed: Set<String>, revoked: Set<String>) {
         let removed = try String.fetchAll(db.cachedStatement(sql: """
             SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1
             """))
         let revoked = try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM retired_keys"))
-        let refused = try String.fetchAll(db.cachedStatement(sql: """
-            SELECT DISTINCT g.shelter_key FROM key_grants g
-            WHERE EXISTS (SELECT 1 FROM sync_log l WHERE l.row = g.id AND l.tbl = ? AND l.state = ?)
-              AND NOT EXISTS (SELECT 1 FROM sync_log l WHERE l.row = g.id AND l.tbl = ? AND l.state <> ?)
-            """), arguments: [ShelterSchema.keyGrants.code, LoggedChange.State.rejected.rawValue, ShelterSchema.keyGrants.code, LoggedChange.State.rejected.rawValue])
-        return RetiredKeys(removed: Set(removed), revoked: Set(revoked), refused: Set(refused))
+        return (Set(removed), Set(revoked))
     }
 
     /// The shelter key new resident keys are wrapped under and CPR numbers are indexed under: of
@@ -124,10 +133,7 @@ extension Replica {
     /// new one, staff go on admitting.
     func currentShelterKey(_ db: Database, allowingRevoked: Bool = false) throws -> RecordKeys.ShelterKey? {
         guard let opener = keys.opener else { return nil }
-        let removed = Set(try String.fetchAll(db.cachedStatement(sql: """
-            SELECT DISTINCT g.shelter_key FROM key_grants g JOIN staff s ON s.id = g.staff WHERE s.removed = 1
-            """)))
-        let revoked = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM retired_keys")))
+        let (removed, revoked) = try removedAndRevokedKeys(db)
         let held = try String.fetchAll(db.cachedStatement(sql: "SELECT shelter_key FROM key_grants WHERE staff = ? ORDER BY shelter_key"),
                                        arguments: [opener.signer]).filter { !removed.contains($0) }
         let candidates = held.filter { !revoked.contains($0) } + (allowingRevoked ? held.filter { revoked.contains($0) } : [])
