@@ -460,7 +460,7 @@ struct Sync: AsyncParsableCommand {
             granted = keyWork("giving the shelter's key to staff who lack it") { try replica.grantMissingKeys(by: session) }
             rotated = keyWork("the rotation of the shelter's key") { try replica.rewrapResidentKeys(by: session) }
         }
-        if let session = session ?? nil, granted + rotated > 0 {
+        if granted + rotated > 0, let session = session ?? nil {
             let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
             report.pushed += more.pushed
             report.rejected += more.rejected

@@ -450,6 +450,12 @@ public struct ServerStore: Sendable {
             GROUP BY g.shelter_key ORDER BY g.shelter_key
             """, arguments: [ShelterSchema.keyGrants.code])
         guard !keys.isEmpty else { return }
+        // Each revocation's moment: exact when it was made here, else its second + 1 s.
+        let revocations: [(name: String, at: String, until: UInt64)] = revoked.compactMap { row in
+            let exact = (row["revoked_ms"] as Int64?).map { UInt64(max(0, $0)) }
+            let second = (try? Timestamp.parse(row["revoked_at"], timeZone: TimeZone(identifier: "UTC")!)).map { Self.milliseconds($0) + 1000 }
+            return (exact ?? second).map { (row["name"], row["revoked_at"], $0) }
+        }
         var retired = false
         for key in keys {
             let made = HLC(rawValue: UInt64(max(0, key["first"] as Int64))).milliseconds
@@ -458,12 +464,8 @@ public struct ServerStore: Sendable {
             let name: String, at: String
             if let now {
                 (name, at) = now
-            } else if let revocation = revoked.first(where: { row in
-                let exact = (row["revoked_ms"] as Int64?).map { UInt64(max(0, $0)) }
-                let second = (try? Timestamp.parse(row["revoked_at"], timeZone: TimeZone(identifier: "UTC")!)).map { Self.milliseconds($0) + 1000 }
-                return (exact ?? second).map { $0 > made } ?? false
-            }) {
-                (name, at) = (revocation["name"], revocation["revoked_at"])
+            } else if let revocation = revocations.first(where: { $0.until > made }) {
+                (name, at) = (revocation.name, revocation.at)
             } else {
                 continue
             }

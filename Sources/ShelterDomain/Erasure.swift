@@ -145,16 +145,12 @@ public enum Erasure {
     /// through — must not stay in any copy.
     public static func eraseSuperseded(_ db: Database, store: SyncStore, resident: String, keepUnsynced: Bool) throws {
         let current = try Row.fetchOne(db, sql: "SELECT key, cpr_index FROM residents WHERE id = ?", arguments: [resident])
-        var complete = true
-        for column in supersededColumns {
-            let now: String? = current?[column]
-            let report = try store.eraseInLog(db, table: ShelterSchema.residents.name, rowID: resident, column: column, keepUnsynced: keepUnsynced) { value in
-                value.textValue != nil && value.textValue != now
-            }
-            complete = complete && report.complete
+        let report = try store.eraseInLog(db, table: ShelterSchema.residents.name, rowID: resident, columns: supersededColumns,
+                                          keepUnsynced: keepUnsynced) { column, value in
+            value.textValue != nil && value.textValue != current?[column] as String?
         }
         // An old value in a change of this replica's not pushed yet goes once the server has it.
-        if !complete { try store.recordErasure(db, subject: supersededKeySubject + resident, complete: false) }
+        if !report.complete { try store.recordErasure(db, subject: supersededKeySubject + resident, complete: false) }
     }
 
     /// The columns of her row a rotation writes again.

@@ -106,26 +106,34 @@ extension SyncStore {
         return report
     }
 
-    /// Erases, in the log only (the row keeps its value), the values of one column of one row that
-    /// `superseded` picks — a wrapped key replaced by a new wrapping — each keeping its digest.
+    /// Erases, in the log only (the row keeps its values), the values of `columns` of one row that
+    /// `superseded` picks — a wrapped key replaced by a new wrapping — each keeping its digest. The
+    /// row's log is read once for all the columns.
     @discardableResult
-    public func eraseInLog(_ db: Database, table tableName: String, rowID: String, column: String, keepUnsynced: Bool,
-                           superseded: (SyncValue) -> Bool) throws -> ErasureReport {
+    public func eraseInLog(_ db: Database, table tableName: String, rowID: String, columns: Set<String>, keepUnsynced: Bool,
+                           superseded: (_ column: String, _ value: SyncValue) -> Bool) throws -> ErasureReport {
         let table = try self.table(tableName)
-        guard let empty = table.column(named: column)?.defaultValue else { return ErasureReport() }
+        let defaults = Dictionary(uniqueKeysWithValues: table.columns.filter { columns.contains($0.name) }.map { ($0.name, $0.defaultValue) })
+        guard !defaults.isEmpty else { return ErasureReport() }
         var report = ErasureReport()
         for entry in try loggedChanges(db, where: "row = ? AND tbl = ?", arguments: [.text(rowID), .integer(Int64(table.code))],
                                        order: "seq ASC", limit: .max) {
-            guard let value = entry.change.values[column], entry.change.erased[column] == nil, value != empty, superseded(value) else { continue }
+            let picked = defaults.filter { column, empty in
+                guard let value = entry.change.values[column], entry.change.erased[column] == nil, value != empty else { return false }
+                return superseded(column, value)
+            }
+            guard !picked.isEmpty else { continue }
             if keepUnsynced && entry.state == .unsynced {
                 report.waiting += 1
                 continue
             }
             var change = entry.change
-            change.erased[column] = LogHash.valueDigest(value)
-            change.values[column] = empty
+            for (column, empty) in picked {
+                change.erased[column] = LogHash.valueDigest(change.values[column]!)
+                change.values[column] = empty
+            }
             try storeErased(db, change, at: entry.sequence, table: table)
-            report.entries += 1
+            report.entries += picked.count
         }
         if report.entries > 0 { erasureCheckpoint.set() }
         return report
