@@ -183,9 +183,15 @@ struct Admit: ParsableCommand {
             result = try reportingErrors { throw error }
         }
         if json {
-            printJSON(.object([("stay", .string(result.stay)), ("resident", .string(result.resident)), ("room", .int(result.room))]))
+            printJSON(.object([("stay", .string(result.stay)), ("resident", .string(result.resident)), ("room", .int(result.room)),
+                               ("notification", .string(result.notification))]))
         } else {
-            print("admitted: stay \(result.stay), resident \(result.resident), " + (result.room.map { "room \($0)" } ?? "awaiting a room"))
+            print(t("admit.done", ("stay", result.stay), ("resident", result.resident),
+                    ("room", result.room.map { t("admit.room", ("room", $0)) } ?? t("admit.awaitingRoom"))))
+            if let notification = try? replica.notifications(pendingOnly: true).first(where: { $0.id == result.notification }) {
+                print(t("admit.notification", ("id", notification.id.prefix(8)), ("municipality", Replica.municipalityWords(notification.municipality)),
+                        ("due", LocalTime.date(notification.due))))
+            }
         }
     }
 }

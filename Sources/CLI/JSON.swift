@@ -17,6 +17,8 @@ enum JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleB
     static func string(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
     static func int(_ value: Int?) -> JSON { value.map { .int(Int64($0)) } ?? .null }
     static func int(_ value: Int) -> JSON { .int(Int64(value)) }
+    /// An amount in kroner: a whole number when it has no øre, else a number with two decimals.
+    static func kroner(øre: Int) -> JSON { øre % 100 == 0 ? .int(Int64(øre / 100)) : .double(Double(øre) / 100) }
 
     var text: String {
         var out = ""
@@ -73,6 +75,13 @@ enum JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleB
 struct TextTable {
     var header: [String]
     var rows: [[String]] = []
+    /// Columns whose cells are numbers: aligned to the right.
+    var rightAligned: Set<Int> = []
+
+    init(header: [String], rightAligned: Set<Int> = []) {
+        self.header = header
+        self.rightAligned = rightAligned
+    }
 
     mutating func add(_ row: [String]) { rows.append(row) }
 
@@ -83,7 +92,8 @@ struct TextTable {
         }
         func line(_ cells: [String]) -> String {
             var text = cells.enumerated().map { index, cell in
-                index == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+                let padding = String(repeating: " ", count: max(0, widths[index] - cell.count))
+                return rightAligned.contains(index) ? padding + cell : index == cells.count - 1 ? cell : cell + padding
             }.joined(separator: "  ")
             while text.last == " " { text.removeLast() }
             return text

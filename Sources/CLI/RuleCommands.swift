@@ -279,10 +279,9 @@ struct ComplaintCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Record a complaint about a decision (within 4 weeks of it; a later one is marked late).",
-            discussion: "An expulsion for breaking the house rules cannot be appealed: such a complaint is refused.")
+            discussion: "The decision is named by its id (shelter decisions). An expulsion for breaking the house rules cannot be appealed, nor an eligible decision: such a complaint is refused.")
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The stay (id or unique prefix).") var stay: String
-        @Option(help: ArgumentHelp("The date of the decision.", valueName: "yyyy-mm-dd")) var decision: String
+        @Argument(help: "The decision (id or unique prefix, from shelter decisions).") var decision: String
         @Flag(exclusivity: .exclusive, help: "How the complaint came.") var form: Form
         @Argument(help: "The complaint.") var text: String
         @Option(help: ArgumentHelp("When it was received (ISO 8601).", valueName: "iso8601")) var at: String?
@@ -290,12 +289,11 @@ struct ComplaintCommand: ParsableCommand {
         enum Form: String, EnumerableFlag { case written, oral }
 
         func run() throws {
-            let decided = try civilDate(decision, option: "--decision")
             let when = try timestamp(at)
             let replica = try reportingErrors { try options.open() }
-            let id = try reportingErrors { try replica.addComplaint(stay: stay, decisionOn: decided, written: form == .written, text: text, at: when, by: try options.session()) }
+            let id = try reportingErrors { try replica.addComplaint(decision: decision, written: form == .written, text: text, at: when, by: try options.session()) }
             let record = try reportingErrors { try replica.complaints().first { $0.id == id } }
-            print("complaint \(id), deadline \(record?.deadline ?? "")\(record?.late == true ? " (late)" : "")")
+            print(t(record?.late == true ? "complaint.addedLate" : "complaint.added", ("id", id), ("deadline", LocalTime.date(stored: record?.deadline))))
         }
     }
 
@@ -311,7 +309,7 @@ struct ComplaintCommand: ParsableCommand {
         func run() throws {
             let when = try timestamp(at)
             try reportingErrors { try options.open().reviewComplaint(id, upheld: outcome == .upheld, at: when, by: try options.session()) }
-            print("complaint \(id) \(outcome == .upheld ? "upheld: the decision no longer stands" : "maintained: forward it to Ankestyrelsen")")
+            print(t(outcome == .upheld ? "complaint.upheld" : "complaint.maintained", ("id", id)))
         }
     }
 
@@ -324,46 +322,97 @@ struct ComplaintCommand: ParsableCommand {
         func run() throws {
             let when = try timestamp(at)
             try reportingErrors { try options.open().complaintForwarded(id, at: when, by: try options.session()) }
-            print("complaint \(id) forwarded")
+            print(t("complaint.forwarded", ("id", id)))
         }
     }
 }
 
 struct Complaints: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Every complaint with its deadline and status.")
+    static let configuration = CommandConfiguration(abstract: "Every complaint with its decision, deadline and status.")
     @OptionGroup var options: ReplicaOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let list = try reportingErrors { try options.openUnlocked().complaints() }
+        let replica = try reportingErrors { try options.openUnlocked() }
+        let list = try reportingErrors { try replica.complaints() }
         if json {
             printJSON(.object([("complaints", .array(list.map { c in
-                .object([("id", .string(c.id)), ("stay", .string(c.stay)), ("decisionOn", .string(c.decisionOn)), ("form", .string(c.form)),
+                .object([("id", .string(c.id)), ("stay", .string(c.stay)), ("decision", .string(c.decision)), ("decisionOn", .string(c.decisionOn)), ("form", .string(c.form)),
                          ("text", .string(c.text)), ("receivedOn", .string(c.receivedOn)), ("deadline", .string(c.deadline)), ("late", .bool(c.late)),
                          ("status", .string(c.status)), ("reviewedOn", .string(c.reviewedOn)), ("forwardedOn", .string(c.forwardedOn))])
             }))]))
             return
         }
-        var table = TextTable(header: ["ID", "STAY", "DECISION", "RECEIVED", "DEADLINE", "STATUS"])
+        var table = TextTable(header: [t("col.id"), t("col.stay"), t("col.decision"), t("col.received"), t("col.deadline"), t("col.status")])
         for c in list {
-            table.add([String(c.id.prefix(8)), String(c.stay.prefix(8)), c.decisionOn, c.receivedOn, c.deadline + (c.late ? " (late)" : ""), c.status])
+            table.add([String(c.id.prefix(8)), String(c.stay.prefix(8)), c.decision.map { String($0.prefix(8)) + " (" + LocalTime.date(stored: c.decisionOn) + ")" } ?? LocalTime.date(stored: c.decisionOn),
+                       LocalTime.date(stored: c.receivedOn), LocalTime.date(stored: c.deadline) + (c.late ? " (\(t("complaint.late")))" : ""), replica.complaintStatusWord(c.status)])
+        }
+        print(table.text)
+    }
+}
+
+struct Decisions: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The leader's decisions, with their ids (a complaint names one) and what became of them.")
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: "Only this stay's (id or unique prefix).") var stay: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let list = try reportingErrors { try options.open().decisions(stay: stay) }
+        if json {
+            printJSON(.object([("decisions", .array(list.map { d in
+                .object([("id", .string(d.id)), ("stay", .string(d.stay)), ("kind", .string(d.kind)), ("outcome", .string(d.outcome)),
+                         ("reason", .string(d.reason)), ("referTo", .string(d.referTo)), ("houseRules", .bool(d.houseRules)),
+                         ("decidedOn", .string(d.decidedOn)), ("status", .string(d.status)), ("appealable", .bool(d.isAppealable)),
+                         ("complaints", .array(d.complaints.map { .string($0) }))])
+            }))]))
+            return
+        }
+        if list.isEmpty { print(t("decisions.none")); return }
+        var table = TextTable(header: [t("col.id"), t("col.stay"), t("col.date"), t("col.decision"), t("col.status"), t("col.complaints")])
+        for d in list {
+            let outcome = d.kind == "moveOut" ? t(d.houseRules ? "decision.expelled" : "decision.moveOut")
+                : d.outcome == "eligible" ? t("decision.eligible") : t("decision.notEligible", ("reason", Words.reason(d.reason)))
+            table.add([String(d.id.prefix(8)), String(d.stay.prefix(8)), LocalTime.date(stored: d.decidedOn), outcome,
+                       t("decisionStatus.\(d.status == "overturned" ? "overturned" : "standing")"),
+                       d.complaints.isEmpty ? (d.isAppealable ? "-" : t("decision.notAppealable")) : d.complaints.map { String($0.prefix(8)) }.joined(separator: ", ")])
         }
         print(table.text)
     }
 }
 
 struct Rates: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Daily rates (døgntakst) per year.", subcommands: [Set.self])
+    static let configuration = CommandConfiguration(abstract: "Daily rates (døgntakst) per year.", subcommands: [List.self, Set.self], defaultSubcommand: List.self)
 
-    struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set the daily rate of a year, in whole kroner (2022: 2839).")
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "The daily rate of each year.")
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The year.") var year: Int
-        @Argument(help: "Kroner per day.") var amount: Int
+        @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            try reportingErrors { try options.open().setRate(year: year, amount: amount, by: try options.session()) }
-            print("daily rate \(year): \(amount) kr")
+            let rates = try reportingErrors { try options.open().rates() }
+            if json {
+                printJSON(.object([("rates", .array(rates.map { .object([("year", .int($0.year)), ("amount", .kroner(øre: $0.øre)), ("amountOre", .int($0.øre))]) }))]))
+                return
+            }
+            if rates.isEmpty { print(t("rates.none")); return }
+            var table = TextTable(header: [t("col.year"), t("col.dailyRate")])
+            for rate in rates { table.add([String(rate.year), Kroner.format(øre: rate.øre)]) }
+            print(table.text)
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the daily rate of a year, in kroner (2839, 2839,50 or 2.839,50).")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "The year.") var year: Int
+        @Argument(help: "Kroner per day.") var amount: String
+
+        func run() throws {
+            let øre = try reportingErrors { try Kroner.parseØre(amount) }
+            try reportingErrors { try options.open().setRate(year: year, øre: øre, by: try options.session()) }
+            print(t("rates.set", ("year", year), ("amount", Kroner.format(øre: øre))))
         }
     }
 }
@@ -383,26 +432,34 @@ struct BillingCommand: ParsableCommand {
             throw ValidationError("--month takes YYYY-MM, not '\(month)'")
         }
         let report = try reportingErrors { try options.openUnlocked().billing(year: year, month: m) }
-        guard let rate = report.rate else {
-            printError("no daily rate is set for \(year): shelter rates set \(year) AMOUNT")
+        guard let rate = report.rateØre else {
+            printError(t("billing.noRate", ("year", year)))
             throw ExitCode(1)
         }
         if json {
-            printJSON(.object([("month", .string(report.month)), ("rate", .int(rate)), ("municipalities", .array(report.municipalities.map { m in
-                .object([("municipality", .string(m.municipality)), ("stays", .array(m.stays.map { line in
+            printJSON(.object([("month", .string(report.month)), ("rate", .kroner(øre: rate)), ("municipalities", .array(report.municipalities.map { m in
+                .object([("municipality", .string(m.municipality)), ("municipalityCode", .int(Municipality.stored(m.municipality)?.code)),
+                         ("stays", .array(m.stays.map { line in
                     .object([("stay", .string(line.stay)), ("display", .string(line.display)), ("anonymous", .bool(line.anonymous)),
                              ("days", .int(line.days)), ("selfPayment", .int(line.selfPayment))])
-                })), ("days", .int(m.days)), ("rate", .int(m.rate)), ("amount", .int(m.amount)), ("selfPayment", .int(m.selfPayment))])
-            }))]))
+                })), ("days", .int(m.days)), ("rate", .kroner(øre: m.rateØre)), ("amount", .kroner(øre: m.amountØre)), ("selfPayment", .int(m.selfPayment))])
+            })), ("days", .int(report.days)), ("amount", .kroner(øre: report.amountØre)), ("selfPayment", .int(report.selfPayment))]))
             return
         }
+        if report.municipalities.isEmpty { print(t("billing.none", ("month", report.month))); return }
+        print(t("billing.heading", ("month", report.month), ("rate", Kroner.format(øre: rate))))
+        var table = TextTable(header: [t("col.municipality"), t("col.code"), t("col.days"), t("col.amount"), t("col.selfPayment")], rightAligned: [1, 2, 3, 4])
         for m in report.municipalities {
-            print("\(m.municipality): \(m.days) day\(m.days == 1 ? "" : "s") × \(m.rate) kr = \(m.amount) kr" + (m.selfPayment > 0 ? "; self-payment \(m.selfPayment) kr" : ""))
+            table.add([Replica.municipalityWords(m.municipality), Municipality.stored(m.municipality).map { String($0.code) } ?? "-", String(m.days),
+                       Kroner.format(øre: m.amountØre), m.selfPayment > 0 ? Kroner.format(øre: m.selfPayment * 100) : "-"])
             for line in m.stays {
-                print("  stay \(line.stay.prefix(8))  \(line.display)  \(line.days) day\(line.days == 1 ? "" : "s")" + (line.selfPayment.map { ", self-payment \($0) kr" } ?? ""))
+                table.add(["  " + t("billing.stay", ("stay", line.stay.prefix(8)), ("who", line.anonymous ? t("word.anonymous") : line.display)), "", String(line.days),
+                           "", line.selfPayment.map { Kroner.format(øre: $0 * 100) } ?? ""])
             }
         }
-        if report.municipalities.isEmpty { print("no stays in \(report.month)") }
+        table.add([t("billing.total"), "", String(report.days), Kroner.format(øre: report.amountØre), report.selfPayment > 0 ? Kroner.format(øre: report.selfPayment * 100) : "-"])
+        print(table.text)
+        if report.selfPayment > 0 { print(t("billing.selfPaymentNote")) }
     }
 }
 
@@ -412,31 +469,41 @@ struct Meetings: ParsableCommand {
         subcommands: [List.self, Held.self, Configure.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "The next house meetings.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "The next house meetings, or (--past) those held, with their notes.")
         @OptionGroup var options: ReplicaOptions
         @Option(help: "How many.") var count = 5
+        @Flag(help: "The meetings held, newest first, with their notes.") var past = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let list = try reportingErrors { try options.openUnlocked().meetings(count: count) }
+            let replica = try reportingErrors { try options.openUnlocked() }
+            let list = try reportingErrors { past ? Array(try replica.pastMeetings().prefix(count)) : try replica.meetings(count: count) }
             if json {
-                printJSON(.object([("meetings", .array(list.map { .object([("date", .string($0.date.description)), ("held", .bool($0.held)), ("notes", .string($0.notes))]) }))]))
+                printJSON(.object([("meetings", .array(list.map { .object([("date", .string($0.date.description)), ("held", .bool($0.held)),
+                                                                            ("scheduled", .bool($0.scheduled)), ("notes", .string($0.notes))]) }))]))
                 return
             }
-            for meeting in list { print("\(meeting.date)\(meeting.held ? "  held" : "")") }
+            if list.isEmpty { print(t(past ? "meetings.noneHeld" : "meetings.none")); return }
+            for meeting in list {
+                var line = LocalTime.date(meeting.date)
+                if meeting.held { line += "  " + t("meetings.held") }
+                if !meeting.scheduled { line += "  " + t("meetings.extra") }
+                if past, let notes = meeting.notes, !notes.isEmpty { line += "  " + notes }
+                print(line)
+            }
         }
     }
 
     struct Held: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record a house meeting that was held.")
+        static let configuration = CommandConfiguration(abstract: "Record a house meeting that was held (a day off the schedule is recorded as an extra meeting).")
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp("Its date.", valueName: "yyyy-mm-dd")) var date: String
         @Option(help: "Notes.") var notes: String?
 
         func run() throws {
             let day = try civilDate(date, option: "DATE")
-            try reportingErrors { try options.open().meetingHeld(on: day, notes: notes, by: try options.session()) }
-            print("house meeting \(day) recorded")
+            let scheduled = try reportingErrors { try options.open().meetingHeld(on: day, notes: notes, by: try options.session()) }
+            print(t(scheduled ? "meetings.recorded" : "meetings.recordedExtra", ("date", LocalTime.date(day))))
         }
     }
 
@@ -448,14 +515,14 @@ struct Meetings: ParsableCommand {
         func run() throws {
             let day = try civilDate(first, option: "--first")
             try reportingErrors { try options.open().configureMeetings(first: day, by: try options.session()) }
-            print("house meetings every 14 days from \(day)")
+            print(t("meetings.configured", ("date", LocalTime.date(day))))
         }
     }
 }
 
 struct Due: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Everything with a date in the next days: notifications, complaints, meetings, stays awaiting a decision or a room; overdue first.")
+        abstract: "Everything with a date in the next days: notifications, complaints, meetings, stays awaiting a decision or a room; overdue first. Each line names the id to act on.")
     @OptionGroup var options: ReplicaOptions
     @Option(help: "How many days ahead.") var days = 7
     @Flag(help: "Print JSON.") var json = false
@@ -467,7 +534,7 @@ struct Due: ParsableCommand {
                                                                     ("overdue", .bool($0.overdue)), ("subject", .string($0.subject)), ("text", .string($0.text))]) }))]))
             return
         }
-        if items.isEmpty { print("nothing due in the next \(days) days") }
-        for item in items { print("\(item.overdue ? "OVERDUE " : "")\(item.date)  \(item.text)") }
+        if items.isEmpty { print(t("due.nothing", ("days", days))) }
+        for item in items { print("\(item.overdue ? t("due.overdue") + " " : "")\(LocalTime.date(item.date))  \(item.text)") }
     }
 }

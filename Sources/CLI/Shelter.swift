@@ -5,6 +5,25 @@ import Foundation
 
 @main
 struct Shelter: AsyncParsableCommand {
+    /// The language is chosen before the arguments are parsed, so that help and errors are in it:
+    /// the workstation's SHELTER_LANG or LANG, else the shelter's `language` setting in the replica
+    /// the command names, else Danish.
+    static func main() async {
+        Language.current = chosenLanguage(arguments: Array(CommandLine.arguments.dropFirst()))
+        await main(nil)
+    }
+
+    static func chosenLanguage(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> Language {
+        if let language = Language.fromEnvironment(environment) { return language }
+        var path = environment["SHELTER_REPLICA"]
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--replica", index + 1 < arguments.count { path = arguments[index + 1] }
+            if argument.hasPrefix("--replica=") { path = String(argument.dropFirst("--replica=".count)) }
+        }
+        if arguments.first == "server" { return .da }
+        return path.flatMap { Replica.languageSetting(at: $0) } ?? .da
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "shelter",
         abstract: "ShelterSync: the records of a women's crisis shelter, on every workstation, online or not.",
@@ -19,7 +38,7 @@ struct Shelter: AsyncParsableCommand {
             ResidentCommand.self, Status.self, History.self, Sync.self, SetServer.self, Rescue.self, RenewIdentity.self, Conflicts.self,
             Login.self, Logout.self, Whoami.self, Passwd.self, Verify.self, Agent.self,
             StaffCommand.self, Decide.self, MoveOut.self, Notifications.self, Plan.self, StayCommand.self,
-            ComplaintCommand.self, Complaints.self, Rates.self, BillingCommand.self, Meetings.self, Due.self,
+            ComplaintCommand.self, Complaints.self, Decisions.self, Rates.self, BillingCommand.self, Meetings.self, Due.self,
             Erase.self, Retention.self, Settings.self,
             ServerCommand.self,
         ])

@@ -48,6 +48,8 @@ public struct Admission: Sendable {
         public var stay: String
         public var resident: String
         public var room: Int?
+        /// The notification to her home municipality the admission made.
+        public var notification: String = ""
     }
 }
 

@@ -9,28 +9,28 @@ extension Replica {
     @discardableResult
     public func admit(_ admission: Admission, by session: any TransactionSigner) throws -> Admission.Result {
         let author = session.author
-        let municipality = admission.municipality.trimmingCharacters(in: .whitespaces)
-        guard !municipality.isEmpty else {
-            throw ReplicaError(.invalidArgument, "the home municipality is required (it receives the notification and pays)")
-        }
+        let now = configuration.now()
+        let today = Timestamp.civilDate(of: now)
         var cpr: String? = nil
+        let municipality = try Self.checked { try Municipality.parse(admission.municipality, allowUnknown: admission.anonymous) }
         try Self.checked {
+            if let at = admission.admittedAt { try EventTime.check(at, now: now, what: t("event.admission")) }
             try Anonymity.check(anonymous: admission.anonymous, name: admission.name, cpr: admission.cpr)
             if admission.anonymous && (admission.alias ?? "").isEmpty {
                 throw DomainError(.invalidValue, "an anonymous admission needs an alias (--alias)")
             }
-            if let text = admission.cpr, !text.isEmpty { cpr = try CPRNumber(text).formatted }
+            if let text = admission.cpr, !text.isEmpty { cpr = try CPRNumber(text, today: today).formatted }
         }
         var children: [(name: String?, cpr: String?, alias: String?)] = []
         for (index, child) in admission.children.enumerated() {
             try Self.checked {
                 try Anonymity.check(anonymous: admission.anonymous, name: child.name, cpr: child.cpr,
                                     who: "child \(index + 1) of an anonymous resident")
-                let childCPR = try child.cpr.flatMap { $0.isEmpty ? nil : try CPRNumber($0).formatted }
+                let childCPR = try child.cpr.flatMap { $0.isEmpty ? nil : try CPRNumber($0, today: today).formatted }
                 children.append((child.name.flatMap { $0.isEmpty ? nil : $0 }, childCPR, child.alias))
             }
         }
-        let admittedAt = Timestamp.format(admission.admittedAt ?? configuration.now())
+        let admittedAt = Timestamp.format(admission.admittedAt ?? now)
         return try perform(signedBy: session) { db in
             if let room = admission.room {
                 try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true))
@@ -74,9 +74,9 @@ extension Replica {
                 "reason": .optionalText(admission.reason.flatMap { $0.isEmpty ? nil : $0 }),
             ], author: author)
             // The orientering to her home municipality is due from the day she moved in.
-            try writeNotification(db, stay: stayID, kind: .admission, municipality: municipality,
-                                  on: Timestamp.civilDate(of: admission.admittedAt ?? configuration.now()), author: author)
-            return Admission.Result(stay: stayID, resident: residentID, room: admission.room)
+            let notification = try writeNotification(db, stay: stayID, kind: .admission, municipality: municipality,
+                                                     on: Timestamp.civilDate(of: admission.admittedAt ?? now), author: author)
+            return Admission.Result(stay: stayID, resident: residentID, room: admission.room, notification: notification)
         }
     }
 
@@ -122,8 +122,17 @@ extension Replica {
             let id = try resolve(db, resident, in: ShelterSchema.residents, kind: "resident")
             let anonymous = try Bool.fetchOne(db, sql: "SELECT anonymous FROM residents WHERE id = ?", arguments: [id]) ?? false
             var values: [String: SyncValue] = [:]
-            for (field, text) in parsed { values[field.column] = try field.value(from: text, anonymous: anonymous) }
+            for (field, text) in parsed { values[field.column] = try field.value(from: text, anonymous: anonymous, today: today()) }
             try write(db, ShelterSchema.residents, id, values, author: author)
+            if let municipality = values["municipality"] {
+                // The letters not sent yet go to her home municipality as it is now (and billing charges it).
+                for notification in try String.fetchAll(db, sql: """
+                    SELECT n.id FROM notifications n JOIN stays s ON s.id = n.stay
+                    WHERE s.resident = ? AND n.sent_at IS NULL AND n.municipality IS NOT ?
+                    """, arguments: [id, municipality.textValue]) {
+                    try write(db, ShelterSchema.notifications, notification, ["municipality": municipality], author: author)
+                }
+            }
         }
     }
 

@@ -170,7 +170,7 @@ extension Replica {
     static func parse(_ text: String, for column: SyncSchema.Column, in table: SyncSchema.Table, row: String, db: Database) throws -> SyncValue {
         if table.name == ShelterSchema.residents.name, let field = ResidentField(rawValue: column.name) {
             let anonymous = try Bool.fetchOne(db, sql: "SELECT anonymous FROM residents WHERE id = ?", arguments: [row]) ?? false
-            return try field.value(from: text, anonymous: anonymous)
+            return try field.value(from: text, anonymous: anonymous, today: Timestamp.civilDate(of: Date()))
         }
         switch column.type {
         case .integer:

@@ -114,7 +114,21 @@ extension Replica {
     /// The settings the shelter's staff set (`shelter settings`), by key.
     public static let knownSettings: [String: String] = [
         Erasure.retentionSetting: "years after a resident's last stay ended before `shelter retention` lists her for erasure (default \(Erasure.defaultRetentionYears))",
+        "language": "the language of the screens and messages: da (Danish, the default) or en; a workstation's SHELTER_LANG or LANG overrides it",
+        "name": "the shelter's name, which signs the letters to the municipalities",
+        "address": "the shelter's address, under its name on the letters",
     ]
+
+    /// The shelter's `language` setting in the replica file at `path`, read without opening the
+    /// replica for writing (nil: none set, or no readable replica there).
+    public static func languageSetting(at path: String) -> Language? {
+        guard FileManager.default.isReadableFile(atPath: path) else { return nil }
+        var configuration = GRDB.Configuration()
+        configuration.readonly = true
+        guard let queue = try? DatabaseQueue(path: path, configuration: configuration) else { return nil }
+        defer { try? queue.close() }
+        return (try? queue.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE id = 'language'") })?.flatMap { Language(rawValue: $0) }
+    }
 
     /// Every setting as stored, by key.
     public func settings() throws -> [String: String] {
@@ -125,8 +139,16 @@ extension Replica {
 
     /// Sets shelter settings (a leader's action), in one signed transaction.
     public func setSettings(_ values: [(key: String, value: String)], by session: any TransactionSigner) throws {
-        for (key, _) in values where Self.knownSettings[key] == nil {
-            throw ReplicaError(.invalidArgument, "there is no setting \(key); the settings are \(Self.knownSettings.keys.sorted().joined(separator: ", ")) (nothing was set)")
+        for (key, value) in values {
+            guard Self.knownSettings[key] != nil else {
+                throw ReplicaError(.invalidArgument, "there is no setting \(key); the settings are \(Self.knownSettings.keys.sorted().joined(separator: ", ")) (nothing was set)")
+            }
+            if key == "language" && Language(rawValue: value) == nil {
+                throw ReplicaError(.invalidArgument, t("settings.language", ("value", value)))
+            }
+            if (key == "name" || key == "address") && value.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw ReplicaError(.invalidArgument, t("settings.empty", ("key", key)))
+            }
         }
         try perform(signedBy: session) { db in
             for (key, value) in values {

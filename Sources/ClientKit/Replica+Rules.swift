@@ -23,13 +23,16 @@ extension Replica {
     }
 
     /// Creates the notification to the home municipality for an admission or a discharge.
-    func writeNotification(_ db: Database, stay: String, kind: NotificationLetter.Kind, municipality: String, on event: CivilDate, author: String) throws {
-        try write(db, ShelterSchema.notifications, newID(), [
+    @discardableResult
+    func writeNotification(_ db: Database, stay: String, kind: NotificationLetter.Kind, municipality: String, on event: CivilDate, author: String) throws -> String {
+        let id = newID()
+        try write(db, ShelterSchema.notifications, id, [
             "stay": .text(stay), "kind": .text(kind.rawValue), "municipality": .text(municipality),
             "event_on": .text(event.description),
             "due": .text(Deadlines.notificationDue(after: event).description),
             "legal_deadline": .text(Deadlines.notificationLegalDeadline(after: event).description),
         ], author: author)
+        return id
     }
 
     func municipality(_ db: Database, ofStay stay: Stay) throws -> String {
@@ -39,6 +42,10 @@ extension Replica {
     /// Ends a stay and notifies the home municipality, inside the caller's transaction.
     func end(_ db: Database, _ stay: Stay, reason: String, at: Date, author: String) throws {
         try stay.checkDischargeable()
+        try Self.checked {
+            try EventTime.check(at, now: configuration.now(), what: t("event.discharge"),
+                                notBefore: try? Timestamp.parse(stay.admittedAt, timeZone: TimeZone(identifier: "UTC")!), startWhat: t("event.theAdmission"))
+        }
         try write(db, ShelterSchema.stays, stay.id, [
             "status": .text(Stay.Status.discharged.rawValue),
             "discharged_at": .text(Timestamp.format(at)),
@@ -64,7 +71,7 @@ extension Replica {
     public func addStaff(name: String, role: StaffRole, keys: StaffKeys, sealedKeys: String, by session: any TransactionSigner) throws {
         let trimmed = try Self.checkedStaffName(name)
         try perform(signedBy: session) { db in
-            try requireLeader(db, session.signer, for: "adding staff")
+            try requireLeader(db, session.signer, for: t("what.addStaff"))
             if try store.currentRow(db, table: ShelterSchema.staff.name, id: Roles.staffID(trimmed)) != nil {
                 throw ReplicaError(.invalidArgument, "there is already a member of staff named \(trimmed); names are unique")
             }
@@ -82,7 +89,7 @@ extension Replica {
     /// admitted later, so her passphrase and a copy of a replica never open them.
     public func removeStaff(name: String, by session: any TransactionSigner) throws {
         let rotated = try perform(signedBy: session) { db -> Bool in
-            try requireLeader(db, session.signer, for: "removing staff")
+            try requireLeader(db, session.signer, for: t("what.removeStaff"))
             let id = try staffRow(db, name)
             guard id != session.signer else { throw ReplicaError(.invalidArgument, "a leader cannot remove herself; another leader can") }
             try write(db, ShelterSchema.staff, id, ["removed": .integer(1)], author: session.author)
@@ -103,7 +110,7 @@ extension Replica {
     /// A leader changes a member's role.
     public func setRole(name: String, role: StaffRole, by session: any TransactionSigner) throws {
         try perform(signedBy: session) { db in
-            try requireLeader(db, session.signer, for: "changing roles")
+            try requireLeader(db, session.signer, for: t("what.roles"))
             try write(db, ShelterSchema.staff, try staffRow(db, name), ["role": .text(role.rawValue)], author: session.author)
         }
     }
@@ -177,12 +184,13 @@ extension Replica {
         }
         let when = at ?? configuration.now()
         return try perform(signedBy: session) { db in
-            try requireLeader(db, author, for: "an eligibility decision")
+            try requireLeader(db, author, for: t("what.eligibility"))
             let stay = try requireStay(db, stay)
+            try checkDecisionTime(when, stay: stay)
             guard stay.status != .discharged else {
                 throw ReplicaError(DomainError(.invalidTransition, "stay \(stay.id.prefix(8)) is discharged; decide before the stay ends"))
             }
-            let code = reason.flatMap { IneligibilityReason(rawValue: $0) }
+            let code = reason.flatMap { IneligibilityReason.named($0) }
             let id = newID()
             try write(db, ShelterSchema.decisions, id, [
                 "stay": .text(stay.id), "kind": .text("eligibility"), "outcome": .text(eligible ? "eligible" : "notEligible"),
@@ -191,7 +199,9 @@ extension Replica {
                 "refer_to": .optionalText(referTo), "decided_on": .text(Timestamp.civilDate(of: when).description),
             ], author: author)
             if !eligible {
-                try end(db, stay, reason: "not eligible" + (referTo.map { "; referred to \($0)" } ?? ""), at: when, author: author)
+                // The discharge reason is the letter's reason: in Danish, from the decision's own words.
+                let words = code.map { $0 == .other ? (reason ?? "") : $0.danishWords } ?? (reason ?? "")
+                try end(db, stay, reason: "ikke optaget: \(words)" + (referTo.map { "; henvist til \($0)" } ?? ""), at: when, author: author)
             }
             return id
         }
@@ -205,16 +215,25 @@ extension Replica {
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, "a required move-out needs a reason (--reason)") }
         let when = at ?? configuration.now()
         return try perform(signedBy: session) { db in
-            try requireLeader(db, author, for: "a required move-out")
+            try requireLeader(db, author, for: t("what.moveOut"))
             let stay = try requireStay(db, stay)
+            try checkDecisionTime(when, stay: stay)
             let id = newID()
             try write(db, ShelterSchema.decisions, id, [
                 "stay": .text(stay.id), "kind": .text("moveOut"), "outcome": .text("moveOut"),
                 "reason": .text(houseRules ? "houseRules" : "other"), "note": .text(reason), "house_rules": .bool(houseRules),
                 "decided_on": .text(Timestamp.civilDate(of: when).description),
             ], author: author)
-            try end(db, stay, reason: houseRules ? "required move-out (house rules)" : "required move-out", at: when, author: author)
+            try end(db, stay, reason: houseRules ? "krav om fraflytning (brud på husordenen)" : "krav om fraflytning", at: when, author: author)
             return id
+        }
+    }
+
+    /// A decision is made after the stay began, and not in the future.
+    func checkDecisionTime(_ when: Date, stay: Stay) throws {
+        try Self.checked {
+            try EventTime.check(when, now: configuration.now(), what: t("event.decision"),
+                                notBefore: try? Timestamp.parse(stay.admittedAt, timeZone: TimeZone(identifier: "UTC")!), startWhat: t("event.theAdmission"))
         }
     }
 
@@ -222,10 +241,7 @@ extension Replica {
         try read { db in
             let filter = try stay.map { try resolve(db, $0, in: ShelterSchema.stays, kind: "stay") }
             return try Row.fetchAll(db, sql: "SELECT * FROM decisions \(filter == nil ? "" : "WHERE stay = ?") ORDER BY decided_on, id",
-                                    arguments: StatementArguments(filter.map { [$0] } ?? [])).map {
-                DecisionRecord(id: $0["id"], stay: $0["stay"], kind: $0["kind"], outcome: $0["outcome"], reason: $0["reason"],
-                               referTo: $0["refer_to"], houseRules: $0["house_rules"], decidedOn: $0["decided_on"], status: $0["status"])
-            }
+                                    arguments: StatementArguments(filter.map { [$0] } ?? [])).map { try Self.decisionRecord(db, $0) }
         }
     }
 
@@ -283,10 +299,13 @@ extension Replica {
         let author = session.author
         try perform(signedBy: session) { db in
             let id = try resolve(db, id, in: ShelterSchema.notifications, kind: "notification")
-            if try String.fetchOne(db, sql: "SELECT sent_at FROM notifications WHERE id = ?", arguments: [id]) != nil {
+            let row = try Row.fetchOne(db, sql: "SELECT sent_at, event_on FROM notifications WHERE id = ?", arguments: [id])
+            if (row?["sent_at"] as String?) != nil {
                 throw ReplicaError(.invalidArgument, "notification \(id.prefix(8)) is already recorded as sent")
             }
-            try write(db, ShelterSchema.notifications, id, ["sent_at": .text(Timestamp.format(at ?? configuration.now()))], author: author)
+            let when = at ?? configuration.now()
+            try Self.checked { try EventTime.check(when, now: configuration.now(), what: t("event.notificationSent")) }
+            try write(db, ShelterSchema.notifications, id, ["sent_at": .text(Timestamp.format(when))], author: author)
         }
     }
 
@@ -326,18 +345,33 @@ extension Replica {
         return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             var person = "woman"
-            if let child {
-                let id = try resolve(db, child, in: ShelterSchema.children, kind: "child")
-                guard try String.fetchOne(db, sql: "SELECT resident FROM children WHERE id = ?", arguments: [id]) == stay.resident else {
-                    throw ReplicaError(.invalidArgument, "child \(id.prefix(8)) does not belong to stay \(stay.id.prefix(8))")
-                }
-                person = id
-            }
+            if let child { person = try findChild(db, child, of: stay) }
             let id = newID()
             try write(db, ShelterSchema.offers, id, ["stay": .text(stay.id), "person": .text(person), "offered": .bool(true),
                                                      "accepted": .bool(accepted), "hours": .real(hours)], author: author)
             return id
         }
+    }
+
+    /// One of her children, as staff name them within a stay: an alias or a name (in any case), or
+    /// an id or unique prefix of one of hers.
+    func findChild(_ db: Database, _ typed: String, of stay: Stay) throws -> String {
+        let rows = try Row.fetchAll(db, sql: "SELECT id, name, alias FROM children WHERE resident = ? ORDER BY id", arguments: [stay.resident])
+        let wanted = typed.trimmingCharacters(in: .whitespaces).lowercased()
+        let named = rows.filter { row in
+            [row["alias"] as String?, plain(db, row, "name", table: ShelterSchema.children)].contains { name in
+                guard let name = name?.lowercased(), !name.isEmpty else { return false }
+                return name == wanted || name.split(separator: " ").first.map(String.init) == wanted
+            }
+        }
+        let matches = named.isEmpty && wanted.count >= 6 ? rows.filter { ($0["id"] as String).hasPrefix(wanted) } : named
+        guard matches.count == 1 else {
+            let known = rows.map { row in (row["alias"] as String?) ?? plain(db, row, "name", table: ShelterSchema.children) ?? String((row["id"] as String).prefix(8)) }
+            throw ReplicaError(matches.isEmpty ? .unknownID : .ambiguousID,
+                               t(matches.isEmpty ? "child.notFound" : "child.ambiguous", ("child", typed), ("stay", stay.id.prefix(8)),
+                                 ("children", known.isEmpty ? "-" : known.joined(separator: ", "))))
+        }
+        return matches[0]["id"]
     }
 
     public func plan(stay: String) throws -> StayPlan {
@@ -385,48 +419,85 @@ extension Replica {
 
     // MARK: Complaints
 
-    /// Records a complaint about a decision of `decisionOn`. Its deadline is 4 weeks after the
-    /// decision; a later complaint is recorded and marked late. An expulsion for breaking the house
-    /// rules cannot be appealed: such a complaint is refused.
+    /// Records a complaint about a decision (`decision`: its id or a unique prefix). Its deadline is
+    /// 4 weeks after the decision; a later complaint is recorded and marked late. An expulsion for
+    /// breaking the house rules cannot be appealed, nor can an eligible decision; a decision has one
+    /// complaint at a time.
     @discardableResult
-    public func addComplaint(stay: String, decisionOn: CivilDate, written: Bool, text: String, at: Date? = nil, by session: any TransactionSigner) throws -> String {
+    public func addComplaint(decision: String, written: Bool, text: String, at: Date? = nil, by session: any TransactionSigner) throws -> String {
         let author = session.author
-        let received = Timestamp.civilDate(of: at ?? configuration.now())
+        let when = at ?? configuration.now()
         return try perform(signedBy: session) { db in
-            let stay = try requireStay(db, stay)
-            let houseRules = try Bool.fetchOne(db, sql: """
-                SELECT 1 FROM decisions WHERE stay = ? AND decided_on = ? AND kind = 'moveOut' AND house_rules = 1
-                """, arguments: [stay.id, decisionOn.description]) ?? false
-            if houseRules {
-                throw ReplicaError(DomainError(.notPermitted, "the decision of \(decisionOn) was an expulsion for breaking the house rules, which cannot be appealed; the complaint is not recorded"))
+            let id = try resolve(db, decision, in: ShelterSchema.decisions, kind: "decision")
+            let decision = try decisionRecord(db, id)
+            guard decision.isAppealable else {
+                throw ReplicaError(DomainError(.notPermitted, decision.houseRules ? t("complaint.houseRules", ("decision", id.prefix(8)))
+                                                                                  : t("complaint.eligible", ("decision", id.prefix(8)))))
             }
-            let deadline = Deadlines.complaintDeadline(decidedOn: decisionOn)
-            let id = newID()
-            try write(db, ShelterSchema.complaints, id, [
-                "stay": .text(stay.id), "decision_on": .text(decisionOn.description), "form": .text(written ? "written" : "oral"),
+            if let open = try String.fetchOne(db, sql: "SELECT id FROM complaints WHERE decision = ? AND status IN ('received', 'maintained') LIMIT 1", arguments: [id]) {
+                throw ReplicaError(DomainError(.invalidTransition, t("complaint.alreadyOpen", ("decision", id.prefix(8)), ("complaint", open.prefix(8)))))
+            }
+            guard let decidedOn = CivilDate(decision.decidedOn) else {
+                throw ReplicaError(.invalidArgument, "decision \(id.prefix(8)) has no date")
+            }
+            let received = Timestamp.civilDate(of: when)
+            try Self.checked {
+                try EventTime.check(when, now: configuration.now(), what: t("event.complaintReceived"))
+                try EventTime.check(day: received, today: today(), what: t("event.complaintReceived"), notBefore: decidedOn, startWhat: t("event.theDecision"))
+            }
+            let deadline = Deadlines.complaintDeadline(decidedOn: decidedOn)
+            let complaint = newID()
+            try write(db, ShelterSchema.complaints, complaint, [
+                "stay": .text(decision.stay), "decision": .text(id), "decision_on": .text(decidedOn.description), "form": .text(written ? "written" : "oral"),
                 "text": .optionalText(text.isEmpty ? nil : text), "received_on": .text(received.description),
                 "deadline": .text(deadline.description), "late": .bool(received > deadline), "status": .text("received"),
             ], author: author)
-            return id
+            return complaint
         }
     }
 
+    func decisionRecord(_ db: Database, _ id: String) throws -> DecisionRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM decisions WHERE id = ?", arguments: [id]) else {
+            throw ReplicaError(.unknownID, "no decision \(id.prefix(8)) on this replica")
+        }
+        return try Self.decisionRecord(db, row)
+    }
+
+    static func decisionRecord(_ db: Database, _ row: Row) throws -> DecisionRecord {
+        DecisionRecord(id: row["id"], stay: row["stay"], kind: row["kind"], outcome: row["outcome"], reason: row["reason"],
+                       referTo: row["refer_to"], houseRules: row["house_rules"], decidedOn: row["decided_on"], status: row["status"],
+                       complaints: try String.fetchAll(db, sql: "SELECT id FROM complaints WHERE decision = ? ORDER BY received_on, id", arguments: [row["id"] as String]))
+    }
+
     /// The leader's reconsideration: upheld changes the decision (it no longer stands); maintained
-    /// sends the complaint on to Ankestyrelsen.
+    /// sends the complaint on to Ankestyrelsen. Once, and only after the complaint was received.
     public func reviewComplaint(_ complaint: String, upheld: Bool, at: Date? = nil, by session: any TransactionSigner) throws {
         let author = session.author
+        let when = at ?? configuration.now()
         try perform(signedBy: session) { db in
-            try requireLeader(db, author, for: "a complaint's reconsideration")
+            try requireLeader(db, author, for: t("what.review"))
             let id = try resolve(db, complaint, in: ShelterSchema.complaints, kind: "complaint")
-            let row = try Row.fetchOne(db, sql: "SELECT stay, decision_on, status FROM complaints WHERE id = ?", arguments: [id])!
+            let row = try Row.fetchOne(db, sql: "SELECT stay, decision, decision_on, status, received_on FROM complaints WHERE id = ?", arguments: [id])!
             guard row["status"] as String == "received" else {
-                throw ReplicaError(DomainError(.invalidTransition, "complaint \(id.prefix(8)) was already reconsidered (\(row["status"] as String))"))
+                throw ReplicaError(DomainError(.invalidTransition, t("complaint.alreadyReviewed", ("complaint", id.prefix(8)), ("status", complaintStatusWord(row["status"])))))
             }
-            let on = Timestamp.civilDate(of: at ?? configuration.now()).description
-            try write(db, ShelterSchema.complaints, id, ["status": .text(upheld ? "upheld" : "maintained"), "reviewed_on": .text(on)], author: author)
+            let on = Timestamp.civilDate(of: when)
+            try Self.checked {
+                try EventTime.check(when, now: configuration.now(), what: t("event.complaintReviewed"))
+                if let received = CivilDate(row["received_on"] as String) {
+                    try EventTime.check(day: on, today: today(), what: t("event.complaintReviewed"), notBefore: received, startWhat: t("event.complaintReceived").lowercased())
+                }
+            }
+            try write(db, ShelterSchema.complaints, id, ["status": .text(upheld ? "upheld" : "maintained"), "reviewed_on": .text(on.description)], author: author)
             if upheld {
-                for decision in try String.fetchAll(db, sql: "SELECT id FROM decisions WHERE stay = ? AND decided_on = ? AND status = 'standing'",
-                                                    arguments: [row["stay"] as String, row["decision_on"] as String]) {
+                // The decision it was about, by id (a complaint from before schema 8: by its date).
+                let decisions = if let decision = row["decision"] as String? {
+                    try String.fetchAll(db, sql: "SELECT id FROM decisions WHERE id = ? AND status = 'standing'", arguments: [decision])
+                } else {
+                    try String.fetchAll(db, sql: "SELECT id FROM decisions WHERE stay = ? AND decided_on = ? AND status = 'standing'",
+                                        arguments: [row["stay"] as String, row["decision_on"] as String])
+                }
+                for decision in decisions {
                     try write(db, ShelterSchema.decisions, decision, ["status": .text("overturned")], author: author)
                 }
             }
@@ -435,20 +506,33 @@ extension Replica {
 
     public func complaintForwarded(_ complaint: String, at: Date? = nil, by session: any TransactionSigner) throws {
         let author = session.author
+        let when = at ?? configuration.now()
         try perform(signedBy: session) { db in
             let id = try resolve(db, complaint, in: ShelterSchema.complaints, kind: "complaint")
-            guard try String.fetchOne(db, sql: "SELECT status FROM complaints WHERE id = ?", arguments: [id]) == "maintained" else {
-                throw ReplicaError(DomainError(.invalidTransition, "only a complaint whose decision the leader maintained is forwarded to Ankestyrelsen"))
+            let row = try Row.fetchOne(db, sql: "SELECT status, reviewed_on FROM complaints WHERE id = ?", arguments: [id])!
+            guard row["status"] as String == "maintained" else {
+                throw ReplicaError(DomainError(.invalidTransition, t("complaint.forwardOnlyMaintained", ("complaint", id.prefix(8)), ("status", complaintStatusWord(row["status"])))))
             }
-            try write(db, ShelterSchema.complaints, id, ["status": .text("forwarded"),
-                                                         "forwarded_on": .text(Timestamp.civilDate(of: at ?? configuration.now()).description)], author: author)
+            let on = Timestamp.civilDate(of: when)
+            try Self.checked {
+                try EventTime.check(when, now: configuration.now(), what: t("event.complaintForwarded"))
+                if let reviewed = CivilDate((row["reviewed_on"] as String?) ?? "") {
+                    try EventTime.check(day: on, today: today(), what: t("event.complaintForwarded"), notBefore: reviewed, startWhat: t("event.theReview"))
+                }
+            }
+            try write(db, ShelterSchema.complaints, id, ["status": .text("forwarded"), "forwarded_on": .text(on.description)], author: author)
         }
+    }
+
+    /// A complaint's status as staff read it.
+    public func complaintStatusWord(_ status: String) -> String {
+        Catalogue.table(.en)["complaintStatus.\(status)"] == nil ? status : t("complaintStatus.\(status)")
     }
 
     public func complaints() throws -> [ComplaintRecord] {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM complaints ORDER BY received_on, id").map {
-                ComplaintRecord(id: $0["id"], stay: $0["stay"], decisionOn: $0["decision_on"], form: $0["form"], text: plain(db, $0, "text", table: ShelterSchema.complaints),
+                ComplaintRecord(id: $0["id"], stay: $0["stay"], decision: $0["decision"], decisionOn: $0["decision_on"], form: $0["form"], text: plain(db, $0, "text", table: ShelterSchema.complaints),
                                 receivedOn: $0["received_on"], deadline: $0["deadline"], late: $0["late"], status: $0["status"],
                                 reviewedOn: $0["reviewed_on"], forwardedOn: $0["forwarded_on"])
             }
@@ -457,13 +541,24 @@ extension Replica {
 
     // MARK: Billing
 
-    public func setRate(year: Int, amount: Int, by session: any TransactionSigner) throws {
+    /// Sets the daily rate of a year, in øre (2839,50 kr = 283950).
+    public func setRate(year: Int, øre: Int, by session: any TransactionSigner) throws {
         let author = session.author
         guard (1970...2200).contains(year) else { throw ReplicaError(.invalidArgument, "\(year) is not a year ShelterSync bills") }
-        guard amount > 0 else { throw ReplicaError(.invalidArgument, "a daily rate is a positive number of kroner") }
+        guard øre > 0 else { throw ReplicaError(.invalidArgument, "a daily rate is a positive number of kroner") }
         try perform(signedBy: session) { db in
-            try requireLeader(db, author, for: "a daily rate")
-            try write(db, ShelterSchema.rates, String(year), ["year": .integer(Int64(year)), "amount": .integer(Int64(amount))], author: author)
+            try requireLeader(db, author, for: t("what.rate"))
+            try write(db, ShelterSchema.rates, String(year), ["year": .integer(Int64(year)), "amount": .integer(Int64(øre / 100)),
+                                                              "amount_ore": .integer(Int64(øre))], author: author)
+        }
+    }
+
+    /// The daily rates set, by year.
+    public func rates() throws -> [RateRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT year, COALESCE(amount_ore, amount * 100) AS ore FROM rates ORDER BY year").map {
+                RateRecord(year: $0["year"], øre: $0["ore"])
+            }
         }
     }
 
@@ -471,7 +566,7 @@ extension Replica {
     public func billing(year: Int, month: Int) throws -> BillingReport {
         guard (1...12).contains(month) else { throw ReplicaError(.invalidArgument, "month must be 01–12") }
         return try read { db in
-            let rate = try Int.fetchOne(db, sql: "SELECT amount FROM rates WHERE id = ?", arguments: [String(year)])
+            let rate = try Int.fetchOne(db, sql: "SELECT COALESCE(amount_ore, amount * 100) FROM rates WHERE id = ?", arguments: [String(year)])
             let rows = try Row.fetchAll(db, sql: """
                 SELECT s.id, s.admitted_at, s.discharged_at, s.self_payment, r.id AS resident, r.anonymous, r.name, r.municipality
                 FROM stays s JOIN residents r ON r.id = s.resident WHERE s.status <> 'merged' ORDER BY r.municipality, s.admitted_at, s.id
@@ -489,11 +584,11 @@ extension Replica {
             let municipalities = byMunicipality.keys.sorted().map { name in
                 let lines = byMunicipality[name]!
                 let days = lines.reduce(0) { $0 + $1.days }
-                return BillingReport.Municipality(municipality: name, stays: lines, days: days, rate: rate ?? 0,
-                                                  amount: Billing.amount(days: days, rate: rate ?? 0),
+                return BillingReport.Municipality(municipality: name, stays: lines, days: days, rateØre: rate ?? 0,
+                                                  amountØre: Billing.amount(days: days, rate: rate ?? 0),
                                                   selfPayment: lines.reduce(0) { $0 + ($1.selfPayment ?? 0) })
             }
-            return BillingReport(month: String(format: "%04d-%02d", year, month), rate: rate, municipalities: municipalities)
+            return BillingReport(month: String(format: "%04d-%02d", year, month), rateØre: rate, municipalities: municipalities)
         }
     }
 
@@ -502,7 +597,7 @@ extension Replica {
     public func configureMeetings(first: CivilDate, by session: any TransactionSigner) throws {
         let author = session.author
         try perform(signedBy: session) { db in
-            try requireLeader(db, author, for: "the house meetings' dates")
+            try requireLeader(db, author, for: t("what.meetings"))
             try write(db, ShelterSchema.settings, "meetings.first", ["value": .text(first.description)], author: author)
         }
     }
@@ -521,10 +616,31 @@ extension Replica {
         }
     }
 
-    public func meetingHeld(on date: CivilDate, notes: String?, by session: any TransactionSigner) throws {
+    /// Whether `date` is on the schedule of house meetings (every 14 days from the first).
+    func isScheduledMeeting(_ db: Database, _ date: CivilDate) throws -> Bool {
+        guard let first = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE id = 'meetings.first'").flatMap(CivilDate.init) else { return false }
+        return date >= first && (date.dayNumber - first.dayNumber) % 14 == 0
+    }
+
+    /// The house meetings held, newest first, with their notes; `scheduled` false for an extra one.
+    public func pastMeetings() throws -> [MeetingRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT id, held_on, notes FROM meetings ORDER BY held_on DESC").compactMap { row in
+                guard let date = CivilDate(row["held_on"]) else { return nil }
+                return MeetingRecord(date: date, held: true, notes: plain(db, row, "notes", table: ShelterSchema.meetings), scheduled: try isScheduledMeeting(db, date))
+            }
+        }
+    }
+
+    /// Records a house meeting held on `date`; returns whether it was on the schedule (false: an
+    /// extra meeting, recorded as such).
+    @discardableResult
+    public func meetingHeld(on date: CivilDate, notes: String?, by session: any TransactionSigner) throws -> Bool {
         let author = session.author
-        try perform(signedBy: session) { db in
+        try Self.checked { try EventTime.check(day: date, today: today(), what: t("event.meeting")) }
+        return try perform(signedBy: session) { db in
             try write(db, ShelterSchema.meetings, date.description, ["held_on": .text(date.description), "notes": .optionalText(notes)], author: author)
+            return try isScheduledMeeting(db, date)
         }
     }
 
@@ -539,33 +655,56 @@ extension Replica {
         var items: [DueItem] = []
         for notification in try notifications(pendingOnly: true) where notification.due <= limit || notification.legalDeadline <= limit {
             items.append(DueItem(kind: .notification, date: notification.due, overdue: notification.overdue, subject: notification.id,
-                                 text: "send the \(notification.kind.rawValue) notification for stay \(notification.stay.prefix(8)) to \(notification.municipality) (legal deadline \(notification.legalDeadline))"))
+                                 text: t(notification.kind == .admission ? "due.notificationAdmission" : "due.notificationDischarge",
+                                         ("id", notification.id.prefix(8)), ("stay", notification.stay.prefix(8)),
+                                         ("municipality", Self.municipalityWords(notification.municipality)),
+                                         ("deadline", LocalTime.date(notification.legalDeadline)))))
         }
-        for complaint in try complaints() where complaint.status == "received" || complaint.status == "maintained" {
+        let complaints = try complaints()
+        for complaint in complaints where complaint.status == "received" || complaint.status == "maintained" {
             guard let received = CivilDate(complaint.receivedOn) else { continue }
             let date = received.adding(days: 28)
             guard date <= limit else { continue }
             let text = complaint.status == "received"
-                ? "the leader reconsiders complaint \(complaint.id.prefix(8)) (stay \(complaint.stay.prefix(8)))"
-                : "forward complaint \(complaint.id.prefix(8)) to Ankestyrelsen"
+                ? t("due.reconsider", ("id", complaint.id.prefix(8)), ("stay", complaint.stay.prefix(8)))
+                : t("due.forward", ("id", complaint.id.prefix(8)))
             items.append(DueItem(kind: .complaintForwarding, date: date, overdue: today > date, subject: complaint.id, text: text))
         }
-        if let next = (try? meetings(from: today, count: 1))?.first, next.date <= limit, !next.held {
-            items.append(DueItem(kind: .meeting, date: next.date, overdue: false, subject: next.date.description, text: "house meeting"))
+        let decisions = try decisions()
+        // An upheld complaint: the decision no longer stands. The leader tells her and decides again
+        // (she may come back); due until a decision about her is made after the reconsideration.
+        for complaint in complaints where complaint.status == "upheld" {
+            guard let reviewed = complaint.reviewedOn.flatMap(CivilDate.init) else { continue }
+            let resident = try read { db in try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [complaint.stay]) }
+            let staysOfHer = try read { db in try String.fetchAll(db, sql: "SELECT id FROM stays WHERE resident = ?", arguments: [resident]) }
+            let decidedSince = decisions.contains { staysOfHer.contains($0.stay) && (CivilDate($0.decidedOn).map { $0 >= reviewed } ?? false) && $0.id != complaint.decision }
+            guard !decidedSince else { continue }
+            items.append(DueItem(kind: .upheldComplaint, date: reviewed, overdue: false, subject: complaint.id,
+                                 text: t("due.upheld", ("id", complaint.id.prefix(8)), ("decision", (complaint.decision ?? "").prefix(8)), ("stay", complaint.stay.prefix(8)))))
         }
-        let decided = Set(try decisions().filter { $0.kind == "eligibility" }.map(\.stay))
+        if let next = (try? meetings(from: today, count: 1))?.first, next.date <= limit, !next.held {
+            items.append(DueItem(kind: .meeting, date: next.date, overdue: false, subject: next.date.description, text: t("due.meeting")))
+        }
+        let decided = Set(decisions.filter { $0.kind == "eligibility" && $0.status == "standing" }.map(\.stay))
         for stay in try stays() {
             let admitted = Self.civilDate(ofStored: stay.admittedAt) ?? today
             if !decided.contains(stay.id) {
                 items.append(DueItem(kind: .awaitingDecision, date: admitted, overdue: false, subject: stay.id,
-                                     text: "stay \(stay.id.prefix(8)) awaits the leader's eligibility decision"))
+                                     text: t("due.awaitingDecision", ("stay", stay.id.prefix(8)))))
             }
             if stay.status == .awaitingRoom {
                 items.append(DueItem(kind: .awaitingRoom, date: admitted, overdue: false, subject: stay.id,
-                                     text: "stay \(stay.id.prefix(8)) awaits a room"))
+                                     text: t("due.awaitingRoom", ("stay", stay.id.prefix(8)))))
             }
         }
         return items.sorted { ($0.overdue ? 0 : 1, $0.date, $0.kind.rawValue) < ($1.overdue ? 0 : 1, $1.date, $1.kind.rawValue) }
+    }
+
+    /// A stored home municipality in words ("Køge Kommune"; "unknown municipality").
+    public static func municipalityWords(_ stored: String?) -> String {
+        guard let stored, !stored.isEmpty else { return "-" }
+        if stored == Municipality.unknownValue { return t("municipality.unknownWords") }
+        return t("municipality.named", ("name", stored))
     }
 }
 

@@ -430,6 +430,6 @@ public struct Replica: Sendable {
 extension Replica {
     /// Parses an ISO 8601 time typed by staff, as a `ReplicaError` when it is not one.
     public static func checkedTimestamp(_ text: String) throws -> Date {
-        try checked { try Timestamp.parse(text) }
+        try checked { try Timestamp.parse(text, timeZone: LocalTime.zone) }
     }
 }

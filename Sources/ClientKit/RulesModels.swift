@@ -30,6 +30,12 @@ public struct DecisionRecord: Hashable, Sendable {
     public var houseRules: Bool
     public var decidedOn: String
     public var status: String
+    /// The complaints about it, oldest first.
+    public var complaints: [String] = []
+
+    /// Whether a complaint about it can be made: a not-eligible decision or a required move-out
+    /// that was not an expulsion for breaking the house rules.
+    public var isAppealable: Bool { outcome != "eligible" && !houseRules }
 }
 
 public struct StayPlan: Hashable, Sendable {
@@ -58,6 +64,8 @@ public struct StayPlan: Hashable, Sendable {
 public struct ComplaintRecord: Hashable, Sendable {
     public var id: String
     public var stay: String
+    /// The decision complained about (nil for a complaint recorded before schema 8, by date only).
+    public var decision: String?
     public var decisionOn: String
     public var form: String
     public var text: String?
@@ -83,25 +91,38 @@ public struct BillingReport: Hashable, Sendable {
         public var municipality: String
         public var stays: [Line]
         public var days: Int
-        public var rate: Int
-        public var amount: Int
+        /// The daily rate and the amount owed, in øre.
+        public var rateØre: Int
+        public var amountØre: Int
         public var selfPayment: Int
     }
 
     public var month: String
-    public var rate: Int?
+    /// The year's daily rate in øre (nil: not set).
+    public var rateØre: Int?
     public var municipalities: [Municipality]
+    public var days: Int { municipalities.reduce(0) { $0 + $1.days } }
+    public var amountØre: Int { municipalities.reduce(0) { $0 + $1.amountØre } }
+    public var selfPayment: Int { municipalities.reduce(0) { $0 + $1.selfPayment } }
+}
+
+/// A daily rate of a year.
+public struct RateRecord: Hashable, Sendable {
+    public var year: Int
+    public var øre: Int
 }
 
 public struct MeetingRecord: Hashable, Sendable {
     public var date: CivilDate
     public var held: Bool
     public var notes: String?
+    /// On the 14-day schedule (false: an extra meeting).
+    public var scheduled: Bool = true
 }
 
 /// One thing with a date that staff must act on.
 public struct DueItem: Hashable, Sendable {
-    public enum Kind: String, Sendable { case notification, complaintForwarding, meeting, awaitingDecision, awaitingRoom }
+    public enum Kind: String, Sendable { case notification, complaintForwarding, meeting, awaitingDecision, awaitingRoom, upheldComplaint }
     public var kind: Kind
     public var date: CivilDate
     public var overdue: Bool

@@ -19,6 +19,6 @@ public enum Billing {
         return from > to ? 0 : to.dayNumber - from.dayNumber + 1
     }
 
-    /// Rate × days, in whole kroner (øre are not billed separately).
+    /// Rate × days (in the rate's unit: øre).
     public static func amount(days: Int, rate: Int) -> Int { days * rate }
 }

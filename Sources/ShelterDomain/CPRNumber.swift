@@ -11,8 +11,9 @@ public struct CPRNumber: Hashable, Sendable, CustomStringConvertible {
     public let birthMonth: Int
     public let birthDay: Int
 
-    /// Parses `DDMMYY-XXXX` or `DDMMYYXXXX`.
-    public init(_ text: String) throws(DomainError) {
+    /// Parses `DDMMYY-XXXX` or `DDMMYYXXXX`. With `today`, a date of birth after it is refused
+    /// (the seventh digit puts `010130-4…` in 2030).
+    public init(_ text: String, today: CivilDate? = nil) throws(DomainError) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         var digits = Array(trimmed)
         if digits.count == 11 {
@@ -28,6 +29,9 @@ public struct CPRNumber: Hashable, Sendable, CustomStringConvertible {
         guard (1...12).contains(month) else { throw Self.invalid("month \(month) does not exist") }
         guard (1...CivilDate.daysIn(month: month, year: year)).contains(day) else {
             throw Self.invalid("day \(day) does not exist in month \(month) of \(year)")
+        }
+        if let today, CivilDate(year: year, month: month, day: day) > today {
+            throw DomainError(.invalidCPR, t("cpr.bornInFuture"))
         }
         birthYear = year
         birthMonth = month

@@ -164,7 +164,7 @@ public enum ResidentField: String, CaseIterable, Sendable {
 
     /// Parses the value staff typed (empty means clear, for the fields that may be empty) and checks
     /// the rules for a resident who is (or is not) anonymous.
-    public func value(from text: String, anonymous: Bool) throws(DomainError) -> SyncValue {
+    public func value(from text: String, anonymous: Bool, today: CivilDate? = nil) throws(DomainError) -> SyncValue {
         switch self {
         case .interpreter, .documented:
             switch text.lowercased() {
@@ -177,12 +177,10 @@ public enum ResidentField: String, CaseIterable, Sendable {
             return text.isEmpty ? .null : .text(text)
         case .cpr:
             try Anonymity.check(anonymous: anonymous, name: nil, cpr: text)
-            return text.isEmpty ? .null : .text(try CPRNumber(text).formatted)
+            return text.isEmpty ? .null : .text(try CPRNumber(text, today: today).formatted)
         case .municipality:
-            if text.isEmpty && anonymous {
-                throw DomainError(.invalidValue, "an anonymous stay must state the home municipality")
-            }
-            return text.isEmpty ? .null : .text(text)
+            // One of the 98, or — an anonymous stay's explicit choice — unknown; never empty (it pays).
+            return .text(try Municipality.parse(text, allowUnknown: anonymous))
         case .alias:
             if text.isEmpty && anonymous {
                 throw DomainError(.invalidValue, "an anonymous resident needs an alias")
@@ -193,9 +191,25 @@ public enum ResidentField: String, CaseIterable, Sendable {
         }
     }
 
+    /// The Danish word staff type for each field (the English one works too).
+    public var danishName: String {
+        switch self {
+        case .phone: "telefon"
+        case .language: "sprog"
+        case .interpreter: "tolk"
+        case .notes: "noter"
+        case .alias: "alias"
+        case .municipality: "kommune"
+        case .documented: "dokumenteret"
+        case .name: "navn"
+        case .cpr: "cpr"
+        }
+    }
+
     public static func named(_ name: String) throws(DomainError) -> ResidentField {
-        guard let field = ResidentField(rawValue: name) else {
-            throw DomainError(.unknownField, "unknown resident field '\(name)'; fields are \(allCases.map(\.rawValue).joined(separator: ", "))")
+        let typed = name.lowercased()
+        guard let field = ResidentField(rawValue: name) ?? allCases.first(where: { $0.danishName == typed || $0.rawValue.lowercased() == typed }) else {
+            throw DomainError(.unknownField, t("resident.unknownField", ("field", name), ("fields", allCases.map { Language.current == .da ? $0.danishName : $0.rawValue }.joined(separator: ", "))))
         }
         return field
     }

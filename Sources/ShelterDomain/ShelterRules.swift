@@ -166,6 +166,10 @@ public enum ShelterRules {
                     }
                 }
             }
+            if let municipality = change.values["municipality"], !Municipality.isValidStored(municipality.textValue ?? "", anonymous: anonymous) {
+                return Refusal("invalidValue", "resident \(id): the home municipality is not one of the 98 (by its official name)"
+                               + (anonymous ? ", nor unknown" : "; unknown is an anonymous stay's choice only"))
+            }
             if let key = change.values["key"] {
                 if let reason = residentKeyRefusal(key, current: current?["key"], id: id, signatory: signatory) { return reason }
                 if let text = key.textValue, !text.isEmpty, try rows.row(ShelterSchema.erasures.name, id) != nil {
@@ -198,6 +202,11 @@ public enum ShelterRules {
                     return Refusal("invalidChange", "stay \(id): a stay is merged only into another stay of a resident with the same CPR number")
                 }
             }
+            if let refusal = timeRefusal(change, columns: ["admitted_at", "discharged_at"]) { return refusal }
+            if change.values["admitted_at"] != nil || change.values["discharged_at"] != nil,
+               let admitted = moment(text("admitted_at")), let discharged = moment(text("discharged_at")), discharged < admitted {
+                return Refusal("invalidValue", "stay \(id): the discharge is before the admission")
+            }
             if let room = change.values["room"], !room.isNull {
                 guard let number = room.integerValue,
                       !(try rows.ids(ShelterSchema.rooms.name, where: "number", is: .integer(number))).isEmpty else {
@@ -214,6 +223,32 @@ public enum ShelterRules {
         case ShelterSchema.complaints.name:
             if let status = change.values["status"]?.textValue, !["received", "upheld", "maintained", "forwarded"].contains(status) {
                 return Refusal("invalidValue", "complaint \(id): the status is not a complaint's")
+            }
+            if let refusal = try complaintRefusal(change, current: current, rows: rows) { return refusal }
+        case ShelterSchema.decisions.name:
+            if let refusal = dayRefusal(change, columns: ["decided_on"]) { return refusal }
+            if let stay = text("stay"), let decided = text("decided_on").flatMap(CivilDate.init),
+               let admitted = moment(try rows.row(ShelterSchema.stays.name, stay)?["admitted_at"]?.textValue),
+               decided < Timestamp.civilDate(of: admitted) {
+                return Refusal("invalidValue", "decision \(id): it is dated before the stay began")
+            }
+            let was = current?["status"]?.textValue ?? "standing"
+            if let status = change.values["status"]?.textValue, status != was {
+                guard was == "standing", status == "overturned" else {
+                    return Refusal("invalidChange", "decision \(id): a decision only goes from standing to overturned")
+                }
+                let upheld = try rows.ids(ShelterSchema.complaints.name, where: "decision", is: .text(id)).contains {
+                    try rows.row(ShelterSchema.complaints.name, $0)?["status"]?.textValue == "upheld"
+                }
+                // A complaint made before schema 8 names its decision only by date.
+                let upheldByDate = try rows.ids(ShelterSchema.complaints.name, where: "stay", is: .text(text("stay") ?? "")).contains {
+                    let complaint = try rows.row(ShelterSchema.complaints.name, $0)
+                    return complaint?["status"]?.textValue == "upheld" && (complaint?["decision"]?.textValue ?? "").isEmpty
+                        && complaint?["decision_on"]?.textValue == text("decided_on")
+                }
+                guard upheld || upheldByDate else {
+                    return Refusal("invalidChange", "decision \(id): it is overturned only by an upheld complaint about it")
+                }
             }
         case ShelterSchema.goals.name:
             if let status = change.values["status"], !["open", "done", "dropped"].contains(status.textValue ?? "") {
@@ -237,10 +272,12 @@ public enum ShelterRules {
             if let kind = change.values["kind"], !["admission", "discharge"].contains(kind.textValue ?? "") {
                 return Refusal("invalidValue", "notification \(id): the kind is not admission or discharge")
             }
+            if let refusal = timeRefusal(change, columns: ["sent_at"]) { return refusal }
         case ShelterSchema.meetings.name:
             if let held = change.values["held_on"], CivilDate(held.textValue ?? "") == nil {
                 return Refusal("invalidValue", "meeting \(id): the date is not a date")
             }
+            if let refusal = dayRefusal(change, columns: ["held_on"]) { return refusal }
         case ShelterSchema.keyGrants.name:
             if let refusal = try grantRefusal(change, current: current, rows: rows) { return refusal }
         case ShelterSchema.erasures.name:
@@ -272,6 +309,16 @@ public enum ShelterRules {
             if let at = change.values["retired_at"], (try? Timestamp.parse(at.textValue ?? "", timeZone: TimeZone(identifier: "UTC")!)) == nil {
                 return Refusal("invalidValue", "retired key \(id): the time it was retired is not a time")
             }
+        case ShelterSchema.rates.name:
+            for column in ["amount", "amount_ore"] {
+                if let value = change.values[column], !value.isNull, !(value.integerValue.map { $0 > 0 } ?? false) {
+                    return Refusal("invalidValue", "rate \(id): the \(column) is not a positive whole number")
+                }
+            }
+        case ShelterSchema.settings.name where id == "language":
+            if let value = change.values["value"], !value.isNull, Language(rawValue: value.textValue ?? "") == nil {
+                return Refusal("invalidValue", "setting \(id): the language is da or en")
+            }
         case ShelterSchema.settings.name where id == Erasure.retentionSetting:
             if let value = change.values["value"], !(value.textValue.flatMap { Int($0) }.map { (1...100).contains($0) } ?? false) {
                 return Refusal("invalidValue", "setting \(id): the retention period is a whole number of years from 1 to 100")
@@ -290,6 +337,82 @@ public enum ShelterRules {
                 if !text.isEmpty && !RecordKeys.isSealedCell(text) {
                     return Refusal("invalidValue", "\(change.table) \(id): the \(column) is personal data and must be encrypted on the workstation")
                 }
+            }
+        }
+        return nil
+    }
+
+    /// A stored moment (UTC ISO 8601), or nil.
+    static func moment(_ text: String?) -> Date? {
+        guard let text, !text.isEmpty else { return nil }
+        return try? Timestamp.parse(text, timeZone: TimeZone(identifier: "UTC")!)
+    }
+
+    /// The latest moment a change may record: its own clock stamp and `EventTime.maximumAhead`.
+    /// (The stamp is the workstation's clock when it wrote, which the server bounds at sync.)
+    static func latest(_ change: CellChange) -> Date {
+        Date(timeIntervalSince1970: Double(change.hlc.milliseconds) / 1000 + EventTime.maximumAhead)
+    }
+
+    /// Moments in `columns` that are not times or lie after the change was made.
+    static func timeRefusal(_ change: CellChange, columns: [String]) -> Refusal? {
+        for column in columns {
+            guard let text = change.values[column]?.textValue, !text.isEmpty else { continue }
+            guard let at = moment(text) else { return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a time") }
+            if at > latest(change) {
+                return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is after the change was made (an event in the future)")
+            }
+        }
+        return nil
+    }
+
+    /// Days in `columns` that are not dates or lie after the day the change was made.
+    static func dayRefusal(_ change: CellChange, columns: [String]) -> Refusal? {
+        for column in columns {
+            guard let text = change.values[column]?.textValue, !text.isEmpty else { continue }
+            guard let day = CivilDate(text) else { return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a date") }
+            // The latest calendar day anywhere the shelter's staff are (Danish time, with a day's slack for zones).
+            if day > Timestamp.civilDate(of: latest(change)).adding(days: 1) {
+                return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is after the change was made (a day in the future)")
+            }
+        }
+        return nil
+    }
+
+    /// A complaint: about an appealable decision of its stay, received on or after it; its status
+    /// goes one way — received, then upheld or maintained, and only a maintained one forwarded.
+    static func complaintRefusal(_ change: CellChange, current: [String: SyncValue]?, rows: any RowSource) throws -> Refusal? {
+        let id = change.rowID
+        if let refusal = dayRefusal(change, columns: ["received_on", "reviewed_on", "forwarded_on"]) { return refusal }
+        let value = { (column: String) in (change.values[column] ?? current?[column])?.textValue }
+        if current == nil {
+            guard value("status") ?? "received" == "received" else {
+                return Refusal("invalidChange", "complaint \(id): a complaint begins as received")
+            }
+            guard let decisionID = value("decision"), !decisionID.isEmpty, let decision = try rows.row(ShelterSchema.decisions.name, decisionID) else {
+                return Refusal("invalidValue", "complaint \(id): it does not name a decision")
+            }
+            guard decision["stay"]?.textValue == value("stay") else {
+                return Refusal("invalidValue", "complaint \(id): the decision is about another stay")
+            }
+            if decision["outcome"]?.textValue == "eligible" || decision["house_rules"]?.integerValue == 1 {
+                return Refusal("notPermitted", "complaint \(id): the decision cannot be appealed (an eligible decision, or an expulsion for breaking the house rules)")
+            }
+            if let received = value("received_on").flatMap(CivilDate.init), let decided = decision["decided_on"]?.textValue.flatMap(CivilDate.init), received < decided {
+                return Refusal("invalidValue", "complaint \(id): it is received before the decision was made")
+            }
+        } else if let decision = change.values["decision"], decision != current?["decision"], !(current?["decision"]?.textValue ?? "").isEmpty {
+            return Refusal("invalidChange", "complaint \(id): the decision a complaint is about never changes")
+        }
+        let was = current?["status"]?.textValue ?? "received"
+        if let status = change.values["status"]?.textValue, status != was, current != nil {
+            let allowed: Set<String> = switch was {
+            case "received": ["upheld", "maintained"]
+            case "maintained": ["forwarded"]
+            default: []
+            }
+            guard allowed.contains(status) else {
+                return Refusal("invalidChange", "complaint \(id): it was \(was) and cannot become \(status) (received, then upheld or maintained; only a maintained one is forwarded)")
             }
         }
         return nil

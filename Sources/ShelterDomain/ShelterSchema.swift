@@ -2,7 +2,7 @@ import SyncCore
 
 /// The shelter's synced tables. Codes are stable forever; tables and columns are only added.
 public enum ShelterSchema {
-    public static let version = 7
+    public static let version = 8
 
     public static let rooms = SyncSchema.Table("rooms", code: 1, columns: [
         .init("number", code: 1, .integer, default: .integer(0)),
@@ -133,12 +133,16 @@ public enum ShelterSchema {
         .init("status", code: 8, .text, default: .text("received")),
         .init("reviewed_on", code: 9, .text),
         .init("forwarded_on", code: 10, .text),
+        // Version 8: the decision complained about, by id (its date was typed before).
+        .init("decision", code: 11, .text, since: 8),
     ])
 
     /// Daily rates per year (version 3); the row id is the year.
     public static let rates = SyncSchema.Table("rates", code: 12, since: 3, columns: [
         .init("year", code: 1, .integer, default: .integer(0)),
         .init("amount", code: 2, .integer, default: .integer(0)),
+        // Version 8: the rate in øre (2839,50 kr = 283950); `amount` keeps the whole kroner.
+        .init("amount_ore", code: 3, .integer, since: 8),
     ])
 
     /// Shelter settings (version 3); the row id is the key.

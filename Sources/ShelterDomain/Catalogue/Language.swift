@@ -70,7 +70,7 @@ public enum Catalogue {
     }
 }
 
-/// The text of a catalogue key in the current language: `t("admit.done", ("stay", id))`.
+/// The text of a catalogue key in the current language: `t("municipality.notFound", ("typed", text), ("nearest", names))`.
 public func t(_ key: String, _ arguments: (String, any CustomStringConvertible)...) -> String {
     Catalogue.text(key, arguments.map { ($0.0, $0.1.description) })
 }
