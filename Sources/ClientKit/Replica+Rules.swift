@@ -270,7 +270,8 @@ extension Replica {
         try read { db in
             let id = try resolve(db, id, in: ShelterSchema.notifications, kind: "notification")
             let row = try Row.fetchOne(db, sql: """
-                SELECT n.kind, n.municipality, n.event_on, s.id AS stay, s.reason, s.discharge_reason, r.id AS resident, r.anonymous, r.name, r.cpr
+                SELECT n.kind, n.municipality, n.event_on, n.sent_at, r.municipality AS current_municipality,
+                       s.id AS stay, s.reason, s.discharge_reason, r.id AS resident, r.anonymous, r.name, r.cpr
                 FROM notifications n JOIN stays s ON s.id = n.stay JOIN residents r ON r.id = s.resident WHERE n.id = ?
                 """, arguments: [id])
             guard let row else { throw ReplicaError(.unknownID, "notification \(id.prefix(8)) names a stay this replica does not hold") }
@@ -289,8 +290,13 @@ extension Replica {
             }
             let stay: String = row["stay"]
             let reason = plain(db, row, kind == .admission ? "reason" : "discharge_reason", table: ShelterSchema.stays, id: stay)
-            let letter = NotificationLetter(kind: kind, municipality: row["municipality"], date: CivilDate(row["event_on"]) ?? today(),
-                                            reason: reason, subject: subject)
+            // Made from the records as they are now: a letter not sent yet goes to her home
+            // municipality as it stands (a sent one keeps the one it went to).
+            let municipality: String = (row["sent_at"] as String?) == nil ? (row["current_municipality"] ?? row["municipality"]) : row["municipality"]
+            let settings = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, value FROM settings WHERE id IN ('name', 'address') AND value IS NOT NULL")
+                .map { ($0["id"] as String, $0["value"] as String) })
+            let letter = NotificationLetter(kind: kind, municipality: municipality, date: CivilDate(row["event_on"]) ?? today(),
+                                            reason: reason, subject: subject, shelter: settings["name"] ?? "Krisecentret", address: settings["address"])
             return letter.text
         }
     }

@@ -241,7 +241,7 @@ extension Replica {
         let restamped = try await performAsync { db in
             try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound)
             if let serverKey { try store.recordServerKey(db, serverKey) }
-            return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound, signers: signers)
+            return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound, signers: signers, shift: Self.shiftMoment)
         }
         var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
         report.restamped = restamped
@@ -399,6 +399,16 @@ extension Replica {
     /// The replica's sync state (cursor, counter, clock), as `hello` reports it.
     public func syncState() throws -> SyncState {
         try read { db in try store.state(db) }
+    }
+
+    /// The moments staff record with the workstation's clock (admission, discharge, a letter
+    /// sent), moved by `milliseconds` when a wrong clock's writes are stamped again.
+    static let momentColumns: Set<String> = ["stays.admitted_at", "stays.discharged_at", "notifications.sent_at"]
+
+    static func shiftMoment(table: String, column: String, value: SyncValue, milliseconds: Int64) -> SyncValue? {
+        guard momentColumns.contains("\(table).\(column)"), let text = value.textValue,
+              let moment = try? Timestamp.parse(text, timeZone: TimeZone(identifier: "UTC")!) else { return nil }
+        return .text(Timestamp.format(moment.addingTimeInterval(Double(milliseconds) / 1000)))
     }
 
     func wallMilliseconds() -> UInt64 { UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)) }

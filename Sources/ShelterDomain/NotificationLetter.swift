@@ -24,9 +24,12 @@ public struct NotificationLetter: Sendable {
     public var date: CivilDate
     public var reason: String?
     public var subject: Subject
+    /// The shelter's name and address (settings `name`, `address`), which sign the letter.
     public var shelter: String
+    public var address: String?
 
-    public init(kind: Kind, municipality: String, date: CivilDate, reason: String?, subject: Subject, shelter: String = "Krisecentret") {
+    public init(kind: Kind, municipality: String, date: CivilDate, reason: String?, subject: Subject, shelter: String = "Krisecentret", address: String? = nil) {
+        self.address = address
         self.kind = kind
         self.municipality = municipality
         self.date = date
@@ -42,8 +45,10 @@ public struct NotificationLetter: Sendable {
     /// The letter in Danish, ready to send.
     public var text: String {
         let event = kind == .admission ? "optaget" : "fraflyttet"
+        let unknown = municipality == Municipality.unknownValue || municipality.isEmpty
+        let code = Municipality.stored(municipality).map { " (kommunekode \($0.code))" } ?? ""
         var lines = [
-            "Til \(municipality) Kommune",
+            unknown ? "Til hjemkommunen (ukendt)" : "Til \(municipality) Kommune\(code)",
             "",
             "Orientering efter servicelovens § 109, stk. 6",
             "",
@@ -61,7 +66,8 @@ public struct NotificationLetter: Sendable {
                 }
             }
         case .anonymous(let children):
-            lines.append("\(shelter) orienterer hermed om, at en kvinde med sidste bopæl i \(municipality) Kommune er \(event) \(Self.danish(date)).")
+            lines.append(unknown ? "\(shelter) orienterer hermed om, at en kvinde er \(event) \(Self.danish(date)). Hendes hjemkommune er ukendt."
+                                 : "\(shelter) orienterer hermed om, at en kvinde med sidste bopæl i \(municipality) Kommune er \(event) \(Self.danish(date)).")
             lines.append("Opholdet er anonymt efter servicelovens § 109, stk. 3; navn og cpr.nr. oplyses derfor ikke.")
             if children > 0 { lines.append("Med hende \(children == 1 ? "følger 1 barn" : "følger \(children) børn").") }
         }
@@ -70,6 +76,7 @@ public struct NotificationLetter: Sendable {
         lines.append("")
         lines.append("Med venlig hilsen")
         lines.append(shelter)
+        if let address, !address.isEmpty { lines.append(address) }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -397,8 +397,11 @@ public struct SyncStore: Sendable {
     /// workstation); the others are pushed as they are and the server refuses them (`clockSkew`).
     /// Returns how many changes were stamped again.
     @discardableResult
+    /// `shift`: a value the wrong clock wrote (a moment such as an admission time), moved by the
+    /// change's correction in milliseconds; nil leaves it as it is.
     public func restampFuture(_ db: Database, wallMilliseconds: UInt64, maximumAhead: UInt64,
-                              signers: [any TransactionSigner] = []) throws -> Int {
+                              signers: [any TransactionSigner] = [],
+                              shift: ((_ table: String, _ column: String, _ value: SyncValue, _ milliseconds: Int64) -> SyncValue?)? = nil) throws -> Int {
         let limit = HLC(milliseconds: min(wallMilliseconds &+ maximumAhead, HLC.maximum.milliseconds), logical: HLC.logicalMask)
         let own = try peerIndex(db, try state(db).replicaID)
         guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_log WHERE state = 0 AND peer = ? AND hlc > ?)",
@@ -444,6 +447,21 @@ public struct SyncStore: Sendable {
                 clock = HybridLogicalClock(last: stamp)
             }
             try db.execute(sql: "UPDATE sync_log SET hlc = ? WHERE seq = ?", arguments: [Int64(stamp.rawValue), entry.sequence])
+            if let shift {
+                // The moments the wrong clock wrote move with its stamp (the row's cells follow below).
+                let correction = Int64(stamp.milliseconds) - Int64(entry.change.hlc.milliseconds)
+                var values = entry.change.values, moved = false
+                for (column, value) in entry.change.values where entry.change.erased[column] == nil {
+                    if let shifted = shift(entry.change.table, column, value, correction), shifted != value {
+                        values[column] = shifted
+                        moved = true
+                    }
+                }
+                if moved {
+                    try db.execute(sql: "UPDATE sync_log SET vals = ? WHERE seq = ?",
+                                   arguments: [Data(encodeValues(values, table: table)), entry.sequence])
+                }
+            }
             if seenRows.insert(entry.change.table + "\u{1F}" + entry.change.rowID).inserted {
                 rows.append((try self.table(entry.change.table), entry.change.rowID))
             }
@@ -463,7 +481,7 @@ public struct SyncStore: Sendable {
                 let frontier = candidates.filter { candidate in !candidates.contains { $0.dot != candidate.dot && $0.context.contains(candidate.dot) } }
                 guard let winner = frontier.max(by: { CellStamp(dot: $1.dot, hlc: $1.hlc).wins(over: CellStamp(dot: $0.dot, hlc: $0.hlc)) }) else { continue }
                 meta.cells[column] = CellStamp(dot: winner.dot, hlc: winner.hlc)
-                if winner.dot != held.dot { values[column] = winner.values[column] }
+                if winner.dot != held.dot || restamped.contains(winner.dot) { values[column] = winner.values[column] }
             }
             if !values.isEmpty { try applyValues(db, table: table, rowID: rowID, values: values) }
             try saveMeta(db, table: table, rowID: rowID, meta: meta)

@@ -29,10 +29,11 @@ import TestSupport
 
         // When staff admit one woman into a room and one anonymous woman with no room yet.
         let admitted = try shelter("admit", "--name", "Anna Jensen", "--cpr", "010190-1234", "--municipality", "Køge",
-                                   "--child", "Mia Jensen:150815-4321", "--child", "Bo", "--room", "3", "--reason", "vold", "--json")
+                                   "--child", "Mia Jensen:150815-4321", "--child", "Bo", "--room", "3", "--reason", "vold",
+                                   "--at", "2026-11-19T22:30", "--json")
         #expect(admitted.status == 0, "\(admitted)")
         let admission = try admitted.json()
-        #expect(keys(admission) == ["resident", "room", "stay"])
+        #expect(keys(admission) == ["notification", "resident", "room", "stay"])
         #expect(admission["room"] as? Int == 3)
         let stayID = try #require(admission["stay"] as? String)
         let anonymous = try shelter("admit", "--anonymous", "--alias", "Rose", "--municipality", "Roskilde", "--json").json()
@@ -96,22 +97,22 @@ import TestSupport
     @Test func badInputIsRefusedClearlyAndChangesNothing() throws {
         defer { dir.remove() }
         #expect(try ShelterProcess.initStandalone(replica, rooms: 3).status == 0)
-        let placed = try shelter("admit", "--name", "A", "--municipality", "K", "--room", "1", "--json").json()
+        let placed = try shelter("admit", "--name", "A", "--municipality", "Køge", "--room", "1", "--json").json()
         let stay = try #require(placed["stay"] as? String)
-        let anonymous = try shelter("admit", "--anonymous", "--alias", "R", "--municipality", "K", "--json").json()
+        let anonymous = try shelter("admit", "--anonymous", "--alias", "R", "--municipality", "Køge", "--json").json()
         let anonymousResident = try #require(anonymous["resident"] as? String)
         #expect(try shelter("rooms", "set", "2", "--out-of-service").status == 0)
         #expect(try shelter("discharge", stay, "--reason", "left").status == 0)
         let before = try ReplicaInspector(path: replica).snapshot()
 
         let cases: [([String], String)] = [
-            (["admit", "--anonymous", "--alias", "X", "--name", "Eva", "--municipality", "K"], "may not have --name"),
-            (["admit", "--anonymous", "--alias", "X", "--cpr", "010190-1234", "--municipality", "K"], "may not have --cpr"),
-            (["admit", "--name", "Eva", "--cpr", "310290-1234", "--municipality", "K"], "CPR number is not valid"),
-            (["admit", "--name", "Eva", "--cpr", "12345", "--municipality", "K"], "CPR number is not valid"),
-            (["admit", "--name", "Eva", "--municipality", "K", "--room", "9"], "room 9 does not exist"),
-            (["admit", "--name", "Eva", "--municipality", "K", "--room", "2"], "room 2 is out of service"),
-            (["admit", "--name", "Eva", "--municipality", "K", "--at", "last tuesday"], "not an ISO 8601 time"),
+            (["admit", "--anonymous", "--alias", "X", "--name", "Eva", "--municipality", "Køge"], "may not have --name"),
+            (["admit", "--anonymous", "--alias", "X", "--cpr", "010190-1234", "--municipality", "Køge"], "may not have --cpr"),
+            (["admit", "--name", "Eva", "--cpr", "310290-1234", "--municipality", "Køge"], "CPR number is not valid"),
+            (["admit", "--name", "Eva", "--cpr", "12345", "--municipality", "Køge"], "CPR number is not valid"),
+            (["admit", "--name", "Eva", "--municipality", "Køge", "--room", "9"], "room 9 does not exist"),
+            (["admit", "--name", "Eva", "--municipality", "Køge", "--room", "2"], "room 2 is out of service"),
+            (["admit", "--name", "Eva", "--municipality", "Køge", "--at", "last tuesday"], "not an ISO 8601 time"),
             (["discharge", stay, "--reason", "twice"], "already discharged"),
             (["assign", stay, "3"], "is discharged"),
             (["assign", "0000000", "3"], "no stay has an id starting with 0000000"),
@@ -133,10 +134,10 @@ import TestSupport
             #expect(!result.stderr.contains("010190-1234") && !result.stderr.contains("310290"), "\(arguments): an error repeated a CPR number")
         }
         // A room occupied as far as this replica knows.
-        let other = try shelter("admit", "--name", "B", "--municipality", "K", "--room", "3", "--json")
+        let other = try shelter("admit", "--name", "B", "--municipality", "Køge", "--room", "3", "--json")
         #expect(other.status == 0)
         let afterAdmit = try ReplicaInspector(path: replica).snapshot()
-        let occupied = try shelter("admit", "--name", "C", "--municipality", "K", "--room", "3")
+        let occupied = try shelter("admit", "--name", "C", "--municipality", "Køge", "--room", "3")
         #expect(occupied.status != 0 && occupied.stderr.contains("room 3 is occupied"))
         #expect(try ReplicaInspector(path: replica).snapshot() == afterAdmit)
         #expect(afterAdmit != before)
@@ -147,7 +148,7 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: dir.file("missing.replica")))
         let text = dir.file("letter.txt")
         try Data("Kære kommune".utf8).write(to: URL(fileURLWithPath: text))
-        let notReplica = try ShelterProcess.run(["admit", "--name", "A", "--municipality", "K", "--replica", text])
+        let notReplica = try ShelterProcess.run(["admit", "--name", "A", "--municipality", "Køge", "--replica", text])
         #expect(notReplica.status != 0 && notReplica.stderr.contains("is not a ShelterSync replica"), "\(notReplica)")
         #expect(fileBytes(text) == Data("Kære kommune".utf8))
         let noReplica = try ShelterProcess.run(["rooms"])

@@ -43,7 +43,7 @@ import TestSupport
         var completed = 0
         for _ in 0..<25 {
             let process = try ShelterProcess.start(
-                ["admit", "--replica", replica, "--name", "N", "--municipality", "K", "--child", "C1", "--child", "C2"])
+                ["admit", "--replica", replica, "--name", "N", "--municipality", "Køge", "--child", "C1", "--child", "C2"])
             // Anywhere from start-up to after the commit.
             usleep(UInt32.random(in: 0...60_000, using: &rng))
             kill(process.processIdentifier, SIGKILL)

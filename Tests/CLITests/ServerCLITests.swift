@@ -157,10 +157,10 @@ import TestSupport
         #expect(noServer.status != 0 && noServer.stderr.contains("standalone replica with no sync server"))
 
         // A replica file cut short (a disk that filled up, a copy interrupted): a clear error, no crash.
-        #expect(try ShelterProcess.run(["admit", "--replica", standalone, "--name", "A", "--municipality", "K"]).status == 0)
+        #expect(try ShelterProcess.run(["admit", "--replica", standalone, "--name", "A", "--municipality", "Køge"]).status == 0)
         let truncated = dir.file("truncated.replica")
         try Data(try Data(contentsOf: URL(fileURLWithPath: standalone)).prefix(8192)).write(to: URL(fileURLWithPath: truncated))
-        for command in [["rooms"], ["stays", "--json"], ["admit", "--name", "B", "--municipality", "K"]] {
+        for command in [["rooms"], ["stays", "--json"], ["admit", "--name", "B", "--municipality", "Køge"]] {
             let result = try ShelterProcess.run(command + ["--replica", truncated])
             #expect(result.status == 1, "\(command): \(result)")
             #expect(result.stderr.contains("truncated.replica") && (result.stderr.contains("corrupt") || result.stderr.contains("not a ShelterSync replica")), "\(result.stderr)")
@@ -203,7 +203,7 @@ import TestSupport
         let login = try runAsOther(["login", ShelterProcess.tester, "--replica", readOnly, "--passphrase-file", passphrase])
         chmod(locked.path, 0o755)
         #expect(login.status == 0, "\(login.stderr)")
-        let (status, message) = try runAsOther(["admit", "--replica", readOnly, "--name", "B", "--municipality", "K"])
+        let (status, message) = try runAsOther(["admit", "--replica", readOnly, "--name", "B", "--municipality", "Køge"])
         _ = try runAsOther(["logout", "--replica", readOnly])
         #expect(status == 1 && message.contains("is read-only; nothing was changed"), "\(message)")
         #expect(fileBytes(readOnly) == before)

@@ -69,11 +69,11 @@ import TestSupport
 
     @Test func anonymityIsEnforced() throws {
         let replica = try Replica.inMemory()
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, name: "Eva", alias: "E", municipality: "K"), by: staff("s")) }
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, cpr: "010190-1234", alias: "E", municipality: "K"), by: staff("s")) }
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, alias: "E", municipality: "K", children: [.init(name: "Kid")]), by: staff("s")) }
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, municipality: "K"), by: staff("s")) }
-        let stay = try replica.admit(Admission(anonymous: true, alias: "E", municipality: "K"), by: staff("s"))
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, name: "Eva", alias: "E", municipality: "Køge"), by: staff("s")) }
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, cpr: "010190-1234", alias: "E", municipality: "Køge"), by: staff("s")) }
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, alias: "E", municipality: "Køge", children: [.init(name: "Kid")]), by: staff("s")) }
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(anonymous: true, municipality: "Køge"), by: staff("s")) }
+        let stay = try replica.admit(Admission(anonymous: true, alias: "E", municipality: "Køge"), by: staff("s"))
         #expect(throws: ReplicaError.self) { try replica.setResident(stay.resident, fields: [("name", "Eva")], by: staff("s")) }
         #expect(throws: ReplicaError.self) { try replica.setResident(stay.resident, fields: [("cpr", "010190-1234")], by: staff("s")) }
         try replica.setResident(stay.resident, fields: [("phone", "+45 11 22 33 44"), ("interpreter", "yes"), ("language", "ar")], by: staff("s"))
@@ -104,7 +104,7 @@ import TestSupport
         defer { dir.remove() }
         let path = dir.file("r.replica")
         let replica = try Replica.create(at: path, rooms: 2)
-        let stay = try replica.admit(Admission(name: "A", municipality: "K"), by: staff("s"))
+        let stay = try replica.admit(Admission(name: "A", municipality: "Køge"), by: staff("s"))
         #expect(try replica.resolveStay(String(stay.stay.prefix(6))) == stay.stay)
         #expect(try replica.resolveStay(stay.stay.uppercased()) == stay.stay)
         #expect(throws: ReplicaError.self) { try replica.resolveStay(String(stay.stay.prefix(5))) }
@@ -126,7 +126,7 @@ import TestSupport
         defer { dir.remove() }
         let path = dir.file("front.replica")
         let created = try Replica.create(at: path, rooms: 3)
-        try created.admit(Admission(name: "A", municipality: "K"), by: staff("s"))
+        try created.admit(Admission(name: "A", municipality: "Køge"), by: staff("s"))
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         if FileManager.default.fileExists(atPath: path + "-wal") {
@@ -134,7 +134,7 @@ import TestSupport
         }
         let reopened = try Replica.open(at: path)
         #expect(reopened.id == created.id)
-        try reopened.admit(Admission(name: "B", municipality: "K"), by: staff("s"))
+        try reopened.admit(Admission(name: "B", municipality: "Køge"), by: staff("s"))
         let counters = try reopened.history().map(\.counter)
         let expected = UInt64(2 * TestStaff.leaders.count) + 3 + 3 + 3
         #expect(counters.first == expected,
@@ -168,12 +168,12 @@ import TestSupport
         defer { dir.remove() }
         let path = dir.file("r.replica")
         let replica = try Replica.create(at: path, rooms: 2)
-        let stay = try replica.admit(Admission(name: "A", municipality: "K", room: 1), by: staff("s"))
+        let stay = try replica.admit(Admission(name: "A", municipality: "Køge", room: 1), by: staff("s"))
         let before = try ReplicaInspector(path: path).snapshot()
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(name: "B", municipality: "K", room: 1), by: staff("s")) }
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(name: "B", cpr: "310290-1234", municipality: "K"), by: staff("s")) }
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(name: "B", municipality: "Køge", room: 1), by: staff("s")) }
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(name: "B", cpr: "310290-1234", municipality: "Køge"), by: staff("s")) }
         #expect(throws: ReplicaError.self) { try replica.setResident(stay.resident, fields: [("phone", "1"), ("documented", "perhaps")], by: staff("s")) }
-        #expect(throws: ReplicaError.self) { try replica.admit(Admission(name: "B", municipality: "K"), by: staff(" ")) }
+        #expect(throws: ReplicaError.self) { try replica.admit(Admission(name: "B", municipality: "Køge"), by: staff(" ")) }
         #expect(try ReplicaInspector(path: path).snapshot() == before)
     }
 }

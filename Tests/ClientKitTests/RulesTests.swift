@@ -85,22 +85,31 @@ import TestSupport
 
     @Test func complaintsDeadlinesAndTheirPath() throws {
         let replica = try replica(now: "2027-04-30T09:00:00Z")
-        let first = try replica.admit(Admission(name: "A", municipality: "Køge", room: 1), by: staff("Jonas")).stay
-        let second = try replica.admit(Admission(name: "B", municipality: "Køge", room: 2), by: staff("Jonas")).stay
-        try replica.decide(stay: first, eligible: false, reason: "notTargetGroup", at: try Timestamp.parse("2027-03-26T12:00:00Z"), by: staff("Mette"))
-        try replica.requireMoveOut(stay: second, reason: "violence against another resident", houseRules: true,
-                                   at: try Timestamp.parse("2027-04-20T12:00:00Z"), by: staff("Mette"))
-        // An expulsion for breaking the house rules cannot be appealed.
+        let arrived = try Timestamp.parse("2027-03-20T12:00:00Z")
+        let first = try replica.admit(Admission(name: "A", municipality: "Køge", room: 1, admittedAt: arrived), by: staff("Jonas")).stay
+        let second = try replica.admit(Admission(name: "B", municipality: "Køge", room: 2, admittedAt: arrived), by: staff("Jonas")).stay
+        let decision = try replica.decide(stay: first, eligible: false, reason: "notTargetGroup", at: try Timestamp.parse("2027-03-26T12:00:00Z"), by: staff("Mette"))
+        let expulsion = try replica.requireMoveOut(stay: second, reason: "violence against another resident", houseRules: true,
+                                                   at: try Timestamp.parse("2027-04-20T12:00:00Z"), by: staff("Mette"))
+        // An expulsion for breaking the house rules cannot be appealed (by its own kind, not its date).
         do {
-            try replica.addComplaint(stay: second, decisionOn: CivilDate(year: 2027, month: 4, day: 20), written: true, text: "x", by: staff("Jonas"))
+            try replica.addComplaint(decision: expulsion, written: true, text: "x", by: staff("Jonas"))
             Issue.record("a complaint about a house-rules expulsion was recorded")
         } catch let error as ReplicaError {
-            #expect(error.message.contains("cannot be appealed"))
+            #expect(error.message.contains("ikke kan påklages"))
+        }
+        // Received before the decision: refused.
+        #expect(throws: ReplicaError.self) {
+            try replica.addComplaint(decision: decision, written: true, text: "x", at: try Timestamp.parse("2027-03-20T12:00:00Z"), by: staff("Jonas"))
         }
         // Received 30 April about a decision of 26 March: deadline 23 April, so late, but recorded.
-        let complaint = try replica.addComplaint(stay: first, decisionOn: CivilDate(year: 2027, month: 3, day: 26), written: false, text: "uenig", by: staff("Jonas"))
+        let complaint = try replica.addComplaint(decision: String(decision.prefix(8)), written: false, text: "uenig", by: staff("Jonas"))
+        // One complaint at a time about a decision.
+        #expect(throws: ReplicaError.self) { try replica.addComplaint(decision: decision, written: true, text: "igen", by: staff("Jonas")) }
         let record = try #require(try replica.complaints().first)
         #expect(record.deadline == "2027-04-23" && record.late && record.form == "oral" && record.status == "received")
+        #expect(record.decision == decision && record.stay == first && record.decisionOn == "2027-03-26")
+        #expect(try replica.decisions(stay: first).first?.complaints == [complaint])
         #expect(throws: ReplicaError.self) { try replica.complaintForwarded(complaint, by: staff("Jonas")) }
         #expect(throws: ReplicaError.self) { try replica.reviewComplaint(complaint, upheld: false, by: staff("Jonas")) }
         try replica.reviewComplaint(complaint, upheld: false, by: staff("Mette"))
@@ -108,32 +117,45 @@ import TestSupport
         try replica.complaintForwarded(complaint, by: staff("Jonas"))
         #expect(try replica.complaints().first?.status == "forwarded")
         #expect(try replica.complaints().first?.forwardedOn == "2027-04-30")
+        // Once forwarded, it is not reconsidered again, nor forwarded twice.
+        #expect(throws: ReplicaError.self) { try replica.reviewComplaint(complaint, upheld: true, by: staff("Mette")) }
+        #expect(throws: ReplicaError.self) { try replica.complaintForwarded(complaint, by: staff("Jonas")) }
     }
 
     @Test func anUpheldComplaintChangesTheDecision() throws {
         let replica = try replica(now: "2027-04-01T09:00:00Z")
-        let stay = try replica.admit(Admission(name: "A", municipality: "Køge", room: 1), by: staff("Jonas")).stay
-        try replica.decide(stay: stay, eligible: false, reason: "notTargetGroup", at: try Timestamp.parse("2027-03-26T12:00:00Z"), by: staff("Mette"))
-        let complaint = try replica.addComplaint(stay: stay, decisionOn: CivilDate(year: 2027, month: 3, day: 26), written: true, text: "t", by: staff("Jonas"))
+        let stay = try replica.admit(Admission(name: "A", municipality: "Køge", room: 1, admittedAt: try Timestamp.parse("2027-03-20T12:00:00Z")), by: staff("Jonas")).stay
+        let decision = try replica.decide(stay: stay, eligible: false, reason: "notTargetGroup", at: try Timestamp.parse("2027-03-26T12:00:00Z"), by: staff("Mette"))
+        let complaint = try replica.addComplaint(decision: decision, written: true, text: "t", by: staff("Jonas"))
         try replica.reviewComplaint(complaint, upheld: true, by: staff("Mette"))
         #expect(try replica.decisions(stay: stay).first?.status == "overturned")
         #expect(try replica.complaints().first?.status == "upheld")
         #expect(throws: ReplicaError.self) { try replica.reviewComplaint(complaint, upheld: false, by: staff("Mette")) }
+        // Upheld is never forwarded.
+        #expect(throws: ReplicaError.self) { try replica.complaintForwarded(complaint, by: staff("Jonas")) }
+        // The leader is told what comes next, until a new decision about her is made.
+        let next = try #require(try replica.due(days: 7).first { $0.kind == .upheldComplaint })
+        #expect(next.subject == complaint && next.text.contains(String(decision.prefix(8))))
+        let again = try replica.admit(Admission(name: "A", municipality: "Køge", room: 2), by: staff("Jonas"))
+        #expect(try replica.due(days: 7).contains { $0.kind == .upheldComplaint }, "readmitted, not yet decided")
+        try replica.decide(stay: again.stay, eligible: true, by: staff("Mette"))
+        #expect(try replica.due(days: 7).contains { $0.kind == .upheldComplaint }, "a decision about another woman's stay does not count")
     }
 
     @Test func billingAtTheRateOf2022() throws {
         let replica = try replica(now: "2022-05-01T09:00:00Z")
-        try replica.setRate(year: 2022, amount: 2839, by: staff("Mette"))
+        try replica.setRate(year: 2022, øre: 283_950, by: staff("Mette"))
         let anna = try replica.admit(Admission(name: "Anna Jensen", municipality: "Køge", room: 1, admittedAt: try Timestamp.parse("2022-03-10T14:00:00+01:00")), by: staff("Jonas"))
         try replica.discharge(stay: anna.stay, reason: "egen bolig", at: try Timestamp.parse("2022-04-05T10:00:00+02:00"), by: staff("Jonas"))
         let rose = try replica.admit(Admission(anonymous: true, alias: "Rose", municipality: "Køge", room: 2, admittedAt: try Timestamp.parse("2022-02-01T10:00:00+01:00")), by: staff("Jonas"))
         try replica.setStay(rose.stay, fields: [("self-payment", "1200")], by: staff("Jonas"))
         try replica.admit(Admission(name: "Eva", municipality: "Greve", room: 3, admittedAt: try Timestamp.parse("2022-03-31T23:30:00+02:00")), by: staff("Jonas"))
         let march = try replica.billing(year: 2022, month: 3)
-        #expect(march.rate == 2839)
+        #expect(try march.rateØre == 283_950 && replica.rates().map(\.øre) == [283_950])
         let koege = try #require(march.municipalities.first { $0.municipality == "Køge" })
         // Anna: 10–31 March = 22 days; Rose: all 31 days.
-        #expect(koege.days == 22 + 31 && koege.amount == (22 + 31) * 2839)
+        #expect(koege.days == 22 + 31 && koege.amountØre == (22 + 31) * 283_950)
+        #expect(march.amountØre == march.municipalities.reduce(0) { $0 + $1.amountØre } && march.days == 22 + 31 + 1 && march.selfPayment == 1200)
         #expect(koege.selfPayment == 1200)
         let anonymousLine = try #require(koege.stays.first { $0.anonymous })
         #expect(anonymousLine.display == "anonymous")
@@ -141,7 +163,7 @@ import TestSupport
         #expect(greve.days == 1, "admitted at 23:30 Danish time on 31 March")
         let april = try replica.billing(year: 2022, month: 4)
         #expect(april.municipalities.first { $0.municipality == "Køge" }?.stays.first { !$0.anonymous }?.days == 4, "1–4 April; the 5th she left")
-        #expect(try replica.billing(year: 2031, month: 1).rate == nil)
+        #expect(try replica.billing(year: 2031, month: 1).rateØre == nil)
         #expect(throws: ReplicaError.self) { try replica.setStay(rose.stay, fields: [("self-payment", "lots")], by: staff("Jonas")) }
     }
 
@@ -162,11 +184,14 @@ import TestSupport
         #expect(throws: ReplicaError.self) { try replica.meetings() }
         try replica.configureMeetings(first: CivilDate(year: 2026, month: 11, day: 2), by: staff("Mette"))
         #expect(try replica.meetings(count: 2).map(\.date.description) == ["2026-11-30", "2026-12-14"])
-        try replica.meetingHeld(on: CivilDate(year: 2026, month: 11, day: 30), notes: "ny husorden", by: staff("Mette"))
-        #expect(try replica.meetings(count: 1).first?.held == true)
+        // Not in the future; a day off the schedule is an extra meeting.
+        #expect(throws: ReplicaError.self) { try replica.meetingHeld(on: CivilDate(year: 2026, month: 11, day: 30), notes: "x", by: staff("Mette")) }
+        #expect(try replica.meetingHeld(on: CivilDate(year: 2026, month: 11, day: 16), notes: "ny husorden", by: staff("Mette")))
+        #expect(try !replica.meetingHeld(on: CivilDate(year: 2026, month: 11, day: 20), notes: "ekstra", by: staff("Mette")))
+        #expect(try replica.pastMeetings().map { "\($0.date) \($0.scheduled) \($0.notes ?? "")" } == ["2026-11-20 false ekstra", "2026-11-16 true ny husorden"])
         // Awaiting a decision and a room; nothing overdue yet.
         let due = try replica.due()
-        #expect(Set(due.map(\.kind)) == [.notification, .awaitingDecision, .awaitingRoom])
+        #expect(Set(due.map(\.kind)) == [.notification, .awaitingDecision, .awaitingRoom, .meeting])
         #expect(due.allSatisfy { !$0.overdue })
         #expect(due.allSatisfy { !$0.text.contains("Anna") }, "due texts carry ids, not names")
     }

@@ -118,7 +118,7 @@ import TestSupport
         try await world.forge(on: world.mallory, "rates", "2033", ["year": .integer(2033), "amount": .integer(1)], author: "s", signer: staff("mette"))
         #expect(try await world.syncAndRefusals(world.mallory) == ["invalidChange"])
         // One flipped byte in a stored signature.
-        try world.mallory.setRate(year: 2034, amount: 3000, by: staff("mette"))
+        try world.mallory.setRate(year: 2034, øre: 300_000, by: staff("mette"))
         let invalidBefore = try world.mallory.verify().invalid.count
         #expect(invalidBefore == 2, "the impostor's and eve's forgeries")
         try await DatabaseQueue(path: world.mallory.path).write { db in

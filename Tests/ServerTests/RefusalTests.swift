@@ -25,7 +25,7 @@ import TestSupport
         defer { server.remove() }
         let a = try await server.workstation("reception")
         _ = try await a.sync()
-        try a.admit(Admission(name: "A", municipality: "K"), by: staff("s"))
+        try a.admit(Admission(name: "A", municipality: "Køge"), by: staff("s"))
         // Revoked while the server runs.
         try server.directory.store().revoke(name: "reception")
         do {

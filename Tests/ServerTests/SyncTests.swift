@@ -251,7 +251,7 @@ import TestSupport
         let a = try await server.workstation("a")
         _ = try await a.sync()
         var residents: [String] = []
-        for n in 0..<2 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")).resident) }
+        for n in 0..<2 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")).resident) }
         let anonymous = try a.admit(Admission(anonymous: true, alias: "Rose", municipality: "Roskilde"), by: staff("s"))
         // The 10th change breaks the rules (a name on an anonymous resident); three more follow it.
         // Written around the workstation's own check (a modified client), signed by a member of staff.
@@ -261,7 +261,7 @@ import TestSupport
                             author: "s", wallMilliseconds: 1)
             try store.sealTail(db, signer: staff("s"))
         }
-        for n in 2..<3 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "K"), by: staff("s")).resident) }
+        for n in 2..<3 { residents.append(try a.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")).resident) }
         #expect(try a.status().unsynced == 13)
         let report = try await a.sync()
         #expect(report.pushed == 12 && report.rejected == 1)
@@ -287,9 +287,9 @@ import TestSupport
         let (a, b) = (try await server.workstation("a"), try await server.workstation("b"))
         _ = try await a.sync()
         _ = try await b.sync()
-        let fromB = try b.admit(Admission(name: "B", municipality: "K"), by: staff("s"))
+        let fromB = try b.admit(Admission(name: "B", municipality: "Køge"), by: staff("s"))
         _ = try await b.sync()
-        let fromA = try a.admit(Admission(name: "A", municipality: "K"), by: staff("s"))
+        let fromA = try a.admit(Admission(name: "A", municipality: "Køge"), by: staff("s"))
         let before = try a.syncState().cursor
         // When a pushes only.
         let report = try await a.sync(pull: false)
@@ -311,7 +311,7 @@ import TestSupport
         defer { server.remove() }
         let a = try await server.workstation("a")
         _ = try await a.sync()
-        for n in 0..<5 { try a.admit(Admission(name: "N\(n)", municipality: "K", room: n + 1), by: staff("s")) }
+        for n in 0..<5 { try a.admit(Admission(name: "N\(n)", municipality: "Køge", room: n + 1), by: staff("s")) }
         _ = try await a.sync()
         let store = ReplicaInspector(path: server.directory.storePath)
         let before = try store.snapshot()
@@ -348,7 +348,7 @@ import TestSupport
         var replicas: [Replica] = []
         for index in 0..<4 { replicas.append(try await server.workstation("w\(index)")) }
         for (index, replica) in replicas.enumerated() {
-            for n in 0..<150 { try replica.admit(Admission(name: "N\(index)-\(n)", municipality: "K"), by: staff("s")) }
+            for n in 0..<150 { try replica.admit(Admission(name: "N\(index)-\(n)", municipality: "Køge"), by: staff("s")) }
         }
         // Syncs in flight when SIGTERM's path is taken.
         let syncs = replicas.map { replica in Task { try? await replica.sync() } }

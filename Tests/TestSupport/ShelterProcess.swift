@@ -45,6 +45,9 @@ public enum ShelterProcess {
         var env = ProcessInfo.processInfo.environment
         env["SHELTER_REPLICA"] = nil
         env["SHELTER_AGENT_DIR"] = agentDirectory
+        // Tests read English unless they ask for Danish (SHELTER_LANG=da), whatever the machine's LANG.
+        env["SHELTER_LANG"] = "en"
+        env["LANG"] = "C.UTF-8"
         for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardOutput = stdout
