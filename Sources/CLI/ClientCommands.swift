@@ -91,13 +91,13 @@ struct Rooms: ParsableCommand {
                 ]))
                 return
             }
-            var table = TextTable(header: ["ROOM", "STATUS", "STAY", "RESIDENT", "CHILDREN"])
+            var table = TextTable(header: [t("col.room"), t("col.status"), t("col.stay"), t("col.resident"), t("col.children")], rightAligned: [0, 4])
             for room in board.rooms {
-                table.add([String(room.number), room.status.rawValue, room.stay.map { String($0.prefix(8)) } ?? "",
+                table.add([String(room.number), Words.roomStatus(room.status), room.stay.map { String($0.prefix(8)) } ?? "",
                            room.resident ?? "", room.status == .occupied ? String(room.children) : ""])
             }
             print(table.text)
-            print("\(board.occupied) of \(board.capacity) rooms occupied")
+            print(t("rooms.occupied", ("occupied", board.occupied), ("capacity", board.capacity)))
         }
     }
 
@@ -112,7 +112,7 @@ struct Rooms: ParsableCommand {
 
         func run() throws {
             try reportingErrors { try options.open().setRoom(room, inService: state == .inService, by: try options.session()) }
-            print("room \(room) is \(state == .inService ? "in service" : "out of service")")
+            print(t(state == .inService ? "rooms.inService" : "rooms.outOfService", ("room", room)))
         }
     }
 }
@@ -169,15 +169,15 @@ struct Admit: ParsableCommand {
             result = try replica.admit(admission, by: try options.session())
         } catch let error as ReplicaError where error.code == .alreadyStaying && isatty(STDIN_FILENO) != 0 {
             // Staff decide: the same woman again (the first stay may be ending), or a mistyped number.
-            FileHandle.standardError.write(Data("\(error.message.replacingOccurrences(of: " (nothing was written)", with: "")) [yes/no] ".utf8))
-            guard readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
-                printError("not admitted; nothing was written")
+            FileHandle.standardError.write(Data("\(error.message.replacingOccurrences(of: t("common.nothingWritten"), with: "")) [\(t("common.yes"))/\(t("common.no"))] ".utf8))
+            guard let answer = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased(), ["yes", "ja", "j", "y"].contains(answer) else {
+                printError(t("admit.notAdmitted"))
                 throw ExitCode(1)
             }
             admission.admitAgain = true
             result = try reportingErrors { try replica.admit(admission, by: try options.session()) }
         } catch let error as ReplicaError where error.code == .alreadyStaying {
-            printError(error.message + "; to admit her anyway, add --anyway")
+            printError(error.message + t("admit.addAnyway"))
             throw ExitCode(1)
         } catch {
             result = try reportingErrors { throw error }
@@ -205,7 +205,7 @@ struct Assign: ParsableCommand {
 
     func run() throws {
         let id = try reportingErrors { try options.open().assign(stay: stay, room: room, by: try options.session()) }
-        print("stay \(id) is in room \(room)")
+        print(t("assign.done", ("stay", id), ("room", room)))
     }
 }
 
@@ -220,7 +220,7 @@ struct Discharge: ParsableCommand {
     func run() throws {
         let left = try timestamp(at)
         let id = try reportingErrors { try options.open().discharge(stay: stay, reason: reason, at: left, by: try options.session()) }
-        print("stay \(id) is discharged")
+        print(t("discharge.done", ("stay", id)))
     }
 }
 
@@ -237,11 +237,12 @@ struct Stays: ParsableCommand {
             printJSON(.object([("stays", .array(stays.map(stayJSON)))]))
             return
         }
-        var table = TextTable(header: ["STAY", "RESIDENT", "NAME", "ROOM", "STATUS", "ADMITTED", "CHILDREN"])
+        var table = TextTable(header: [t("col.stay"), t("col.resident"), t("col.name"), t("col.room"), t("col.status"), t("col.admitted"), t("col.children")],
+                              rightAligned: [3, 6])
         for stay in stays {
             table.add([String(stay.id.prefix(8)), String(stay.resident.prefix(8)),
-                       stay.display + (stay.anonymous ? " (anonymous)" : ""), stay.room.map(String.init) ?? "-",
-                       stay.status.rawValue, stay.admittedAt, String(stay.children)])
+                       stay.display + (stay.anonymous ? " (\(t("word.anonymous")))" : ""), stay.room.map(String.init) ?? "-",
+                       Words.stayStatus(stay.status), LocalTime.dateTime(stored: stay.admittedAt), String(stay.children)])
         }
         print(table.text)
     }
@@ -284,6 +285,7 @@ struct ResidentCommand: ParsableCommand {
                     ("cpr", .string(record.cpr)),
                     ("alias", .string(record.alias)),
                     ("municipality", .string(record.municipality)),
+                    ("municipalityCode", .int(Municipality.stored(record.municipality)?.code)),
                     ("documented", .bool(record.documented)),
                     ("phone", .string(record.phone)),
                     ("language", .string(record.language)),
@@ -297,28 +299,31 @@ struct ResidentCommand: ParsableCommand {
                 ]))
                 return
             }
-            func line(_ label: String, _ value: String?) { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + (value ?? "-")) }
-            line("resident", record.id)
+            func line(_ key: String, _ value: String?) { print(t(key).padding(toLength: 14, withPad: " ", startingAt: 0) + (value ?? "-")) }
+            line("field.resident", record.id)
             if let erasure = record.erasure {
-                line("erased", "\(erasure.erasedAt) by \(erasure.erasedBy) (\(erasure.reason.rawValue)); her personal data is gone")
+                line("field.erased", t("resident.erased", ("at", LocalTime.dateTime(stored: erasure.erasedAt)), ("by", erasure.erasedBy), ("reason", erasure.reason.rawValue)))
             }
-            line("anonymous", record.anonymous ? "yes" : "no")
+            line("field.anonymous", Words.yes(record.anonymous))
             if !record.anonymous {
-                line("name", record.name)
-                line("cpr", record.cpr)
+                line("field.name", record.name)
+                line("field.cpr", record.cpr)
             }
-            line("alias", record.alias)
-            line("municipality", record.municipality)
-            line("documented", record.documented ? "yes" : "no")
-            line("phone", record.phone)
-            line("language", record.language)
-            line("interpreter", record.interpreter ? "yes" : "no")
-            line("notes", record.notes)
+            line("field.alias", record.alias)
+            line("field.municipality", record.municipality.map { stored in
+                Replica.municipalityWords(stored) + (Municipality.stored(stored).map { " (\($0.code))" } ?? "")
+            })
+            line("field.documented", Words.yes(record.documented))
+            line("field.phone", record.phone)
+            line("field.language", record.language)
+            line("field.interpreter", Words.yes(record.interpreter))
+            line("field.notes", record.notes)
             for child in record.children {
-                line("child", [child.name ?? child.alias ?? "(no name)", child.cpr].compactMap { $0 }.joined(separator: ", ") + " (\(child.id.prefix(8)))")
+                line("field.child", [child.name ?? child.alias ?? t("resident.noName"), child.cpr].compactMap { $0 }.joined(separator: ", ") + " (\(child.id.prefix(8)))")
             }
             for stay in record.stays {
-                line("stay", "\(stay.id.prefix(8)) \(stay.status.rawValue), room \(stay.room.map(String.init) ?? "-"), admitted \(stay.admittedAt)")
+                line("field.stay", t("resident.stayLine", ("stay", stay.id.prefix(8)), ("status", Words.stayStatus(stay.status)),
+                                     ("room", stay.room.map(String.init) ?? "-"), ("admitted", LocalTime.dateTime(stored: stay.admittedAt))))
             }
         }
     }
@@ -347,7 +352,7 @@ struct ResidentCommand: ParsableCommand {
             }
             let replica = try reportingErrors { try options.open() }
             try reportingErrors { try replica.setResident(resident, fields: fields, by: try options.session()) }
-            print("updated \(fields.map(\.field).joined(separator: ", "))")
+            print(t("resident.updated", ("fields", fields.map(\.field).joined(separator: ", "))))
         }
     }
 }
@@ -375,18 +380,17 @@ struct Status: ParsableCommand {
             ]))
             return
         }
-        print("replica    \(status.replica)")
-        print("unsynced   \(status.unsynced) change\(status.unsynced == 1 ? "" : "s")")
-        if status.rejected > 0 { print("rejected   \(status.rejected) change\(status.rejected == 1 ? "" : "s") refused by the server (see shelter history)") }
-        print("last sync  \(status.lastSync ?? "never")")
-        if let error = status.lastError { print("last error \(error.at): \(error.message)") }
-        print("server     \(status.server ?? "none (standalone replica)")")
-        if status.keyRotationDue {
-            print("key        the shelter's key was retired (a member of staff removed, or a workstation revoked); the next sync of a leader's session makes a new one")
-        }
+        func line(_ key: String, _ value: String) { print(t(key).padding(toLength: 11, withPad: " ", startingAt: 0) + value) }
+        line("status.replica", status.replica)
+        line("status.unsynced", tn("status.changes", status.unsynced))
+        if status.rejected > 0 { line("status.rejected", tn("status.rejectedChanges", status.rejected)) }
+        line("status.lastSync", status.lastSync.map { LocalTime.dateTime(stored: $0) } ?? t("status.never"))
+        if let error = status.lastError { line("status.lastError", "\(LocalTime.dateTime(stored: error.at)): \(error.message)") }
+        line("status.server", status.server ?? t("status.standalone"))
+        if status.keyRotationDue { line("status.key", t("status.keyRetired")) }
         if let certificate {
             let days = Int(certificate.notValidAfter.timeIntervalSinceNow / 86_400)
-            print("certificate expires \(Timestamp.format(certificate.notValidAfter))" + (days < 30 ? " — renew it soon (shelter server renew, then shelter renew --bundle FILE)" : ""))
+            print(t("status.certificate", ("date", LocalTime.dateTime(certificate.notValidAfter))) + (days < 30 ? t("status.renewSoon") : ""))
         }
     }
 }
@@ -426,11 +430,11 @@ struct History: ParsableCommand {
         }
         for entry in entries {
             let columns = entry.columns.map { column in
-                "\(column.name)=" + (column.value == Replica.erasedMark ? Replica.erasedMark
-                    : column.personal && !showPersonal ? "(personal)" : column.value ?? "null")
+                "\(column.name)=" + (column.value == Replica.erasedMark ? t("history.erased")
+                    : column.personal && !showPersonal ? t("history.personal") : column.value ?? "null")
             }.joined(separator: " ")
-            let refused = entry.rejection.map { "  REFUSED \($0)" } ?? ""
-            print("\(entry.at)  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)\(refused)")
+            let refused = entry.rejection.map { "  \(t("history.refused")) \($0)" } ?? ""
+            print("\(LocalTime.dateTime(stored: entry.at))  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)\(refused)")
         }
     }
 }
@@ -457,14 +461,14 @@ struct Sync: AsyncParsableCommand {
         // the next sync.)
         func keyWork(_ what: String, _ body: () throws -> Int) -> Int {
             do { return try body() } catch {
-                printError("\(what) did not complete: \((error as? ReplicaError)?.message ?? "\(error)"); the next sync tries again")
+                printError(t("sync.keyWorkFailed", ("what", what), ("error", (error as? ReplicaError)?.message ?? "\(error)")))
                 return 0
             }
         }
         var granted = 0, rotated = 0
         if let session = session ?? nil {
-            granted = keyWork("giving the shelter's key to staff who lack it") { try replica.grantMissingKeys(by: session) }
-            rotated = keyWork("the rotation of the shelter's key") { try replica.rewrapResidentKeys(by: session) }
+            granted = keyWork(t("sync.grantWork")) { try replica.grantMissingKeys(by: session) }
+            rotated = keyWork(t("sync.rotationWork")) { try replica.rewrapResidentKeys(by: session) }
         }
         if granted + rotated > 0, let session = session ?? nil {
             let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
@@ -472,7 +476,7 @@ struct Sync: AsyncParsableCommand {
             report.rejected += more.rejected
         }
         if report.rejected > 0 {
-            printError("the server refused \(report.rejected) change\(report.rejected == 1 ? "" : "s"); they are kept, marked rejected (see shelter history)")
+            printError(tn("sync.refused", report.rejected))
         }
         if json {
             printJSON(.object([
@@ -486,20 +490,16 @@ struct Sync: AsyncParsableCommand {
                 ("restamped", .int(report.restamped)),
             ]))
         } else {
-            if granted > 0 { print("gave the shelter's key to \(granted) member\(granted == 1 ? "" : "s") of staff") }
-            if rotated > 0 {
-                print("rotated the shelter's key (a member of staff removed, or a workstation revoked): every resident's key is under the new one")
-            }
-            if report.restamped > 0 {
-                print("\(report.restamped) change\(report.restamped == 1 ? "" : "s") made while this workstation's clock was ahead \(report.restamped == 1 ? "was" : "were") stamped again with the right time")
-            }
+            if granted > 0 { print(tn("sync.granted", granted)) }
+            if rotated > 0 { print(t("sync.rotated")) }
+            if report.restamped > 0 { print(tn("sync.restamped", report.restamped)) }
             if report.recovered > 0 || report.resumedFrom != nil {
-                var healed = "the server had gone back in time (restored from a backup):"
-                if report.recovered > 0 { healed += " gave back \(report.recovered) change\(report.recovered == 1 ? "" : "s") it had lost;" }
-                if let resumed = report.resumedFrom { healed += " pulled again from position \(resumed);" }
+                var healed = t("sync.restored")
+                if report.recovered > 0 { healed += " " + tn("sync.gaveBack", report.recovered) + ";" }
+                if let resumed = report.resumedFrom { healed += " " + t("sync.pulledAgain", ("position", resumed)) + ";" }
                 print(String(healed.dropLast()))
             }
-            print("pushed \(report.pushed), pulled \(report.pulled), \(report.conflicts) new conflict\(report.conflicts == 1 ? "" : "s") (cursor \(report.cursor), \(report.durationMs) ms)")
+            print(tn("sync.summary", report.conflicts, ("pushed", report.pushed), ("pulled", report.pulled), ("cursor", report.cursor), ("ms", report.durationMs)))
         }
     }
 }
@@ -599,7 +599,7 @@ struct SetServer: ParsableCommand {
 
     func run() throws {
         let (old, new) = try reportingErrors { try options.open().setServer(address) }
-        print("server \(new)" + (old.map { $0 == new ? " (unchanged)" : " (was \($0))" } ?? ""))
+        print(t("setServer.done", ("server", new)) + (old.map { $0 == new ? t("setServer.unchanged") : t("setServer.was", ("old", $0)) } ?? ""))
     }
 }
 
@@ -634,9 +634,9 @@ struct Rescue: ParsableCommand {
             ]))
             return
         }
-        print("rescued \(report.rescued) change\(report.rescued == 1 ? "" : "s") of replica \(report.from) into \(replica.id); "
-              + "\(report.alreadyOnServer) already on the server, \(report.rescuedBefore) rescued before, \(report.refused) refused by the server")
-        if report.rescued > 0 { print("sync this replica to send them: shelter sync --replica \(replica.path)") }
+        print(tn("rescue.done", report.rescued, ("from", report.from), ("into", replica.id), ("already", report.alreadyOnServer),
+                 ("before", report.rescuedBefore), ("refused", report.refused)))
+        if report.rescued > 0 { print(t("rescue.syncNext", ("path", replica.path))) }
     }
 }
 
@@ -652,10 +652,10 @@ struct RenewIdentity: ParsableCommand {
     func run() throws {
         let replica = try reportingErrors { try options.open() }
         guard let data = FileManager.default.contents(atPath: bundle) else {
-            printError("cannot read the bundle file \(bundle)")
+            printError(t("bundle.unreadable", ("file", bundle)))
             throw ExitCode(1)
         }
         let installed = try reportingErrors { try replica.installBundle(pem: String(decoding: data, as: UTF8.self), source: bundle) }
-        print("certificate \(installed.serial) installed, valid until \(Timestamp.format(installed.notValidAfter)); sync to start using it")
+        print(t("renew.done", ("serial", installed.serial), ("date", LocalTime.dateTime(installed.notValidAfter))))
     }
 }

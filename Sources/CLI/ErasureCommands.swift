@@ -10,12 +10,12 @@ import Glibc
 func confirmErasure(_ question: String, yes: Bool) throws {
     if yes { return }
     guard isatty(STDIN_FILENO) != 0 else {
-        printError("erasure cannot be undone: add --yes to erase without a terminal to ask on (nothing was erased)")
+        printError(t("erase.needYes"))
         throw ExitCode(1)
     }
     FileHandle.standardError.write(Data("\(question)\nThis cannot be undone. Type yes to erase: ".utf8))
     guard readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
-        printError("not confirmed; nothing was erased")
+        printError(t("erase.notConfirmed"))
         throw ExitCode(1)
     }
 }
@@ -42,13 +42,13 @@ struct Erase: ParsableCommand {
         let replica = try reportingErrors { try options.openUnlocked() }
         let record = try reportingErrors { try replica.resident(resident) }
         if let erasure = record.erasure {
-            printError("resident \(record.id.prefix(8)) was erased already, \(erasure.erasedAt) by \(erasure.erasedBy)")
+            printError(t("erase.already", ("resident", record.id.prefix(8)), ("at", LocalTime.dateTime(stored: erasure.erasedAt)), ("by", erasure.erasedBy)))
             throw ExitCode(1)
         }
         let who = (record.anonymous ? record.alias : record.name ?? record.alias) ?? "(no name)"
         try confirmErasure("Erase resident \(record.id.prefix(8)) (\(who)), her \(record.children.count) child\(record.children.count == 1 ? "" : "ren") and the personal data of her \(record.stays.count) stay\(record.stays.count == 1 ? "" : "s")?", yes: yes)
         let id = try reportingErrors { try replica.erase(resident: record.id, by: try options.session()) }
-        print("resident \(id.prefix(8)) is erased here; every other copy erases her at its next sync")
+        print(t("erase.done", ("resident", id.prefix(8))))
     }
 }
 
@@ -75,12 +75,12 @@ struct Retention: ParsableCommand {
                 return
             }
             guard !due.isEmpty else {
-                print("no resident's last stay ended more than \(years) year\(years == 1 ? "" : "s") ago")
+                print(tn("retention.none", years))
                 return
             }
-            print("last stay ended more than \(years) year\(years == 1 ? "" : "s") ago:")
+            print(tn("retention.heading", years))
             for entry in due {
-                print("  \(entry.resident.prefix(8))  \(entry.display ?? "-")  discharged \(entry.lastDischargedAt)")
+                print("  \(entry.resident.prefix(8))  \(entry.display ?? "-")  " + t("retention.discharged", ("at", LocalTime.dateTime(stored: entry.lastDischargedAt))))
             }
         }
     }
@@ -94,12 +94,12 @@ struct Retention: ParsableCommand {
             let replica = try reportingErrors { try options.openUnlocked() }
             let (years, due) = try reportingErrors { try replica.retentionDue() }
             guard !due.isEmpty else {
-                print("no resident's last stay ended more than \(years) year\(years == 1 ? "" : "s") ago; nothing to erase")
+                print(tn("retention.nothing", years))
                 return
             }
             try confirmErasure("Erase \(due.count) resident\(due.count == 1 ? "" : "s") whose last stay ended more than \(years) years ago?", yes: yes)
             let ids = try reportingErrors { try replica.erase(residents: due.map(\.resident), reason: .retention, by: try options.session()) }
-            print("\(ids.count) resident\(ids.count == 1 ? " is" : "s are") erased here; every other copy erases them at its next sync")
+            print(tn("retention.erased", ids.count))
         }
     }
 }
@@ -120,10 +120,15 @@ struct Settings: ParsableCommand {
             let stored = try reportingErrors { try replica.settings() }
             let years = try reportingErrors { try replica.retentionYears() }
             if json {
-                printJSON(.object([(Erasure.retentionSetting, .int(Int64(years)))]))
+                printJSON(.object([(Erasure.retentionSetting, .int(Int64(years))), ("language", .string(stored["language"] ?? Language.da.rawValue)),
+                                   ("name", .string(stored["name"])), ("address", .string(stored["address"]))]))
                 return
             }
-            print("\(Erasure.retentionSetting)  \(years)\(stored[Erasure.retentionSetting] == nil ? " (default)" : "")")
+            let standard = " " + t("settings.default")
+            print("\(Erasure.retentionSetting)  \(years)\(stored[Erasure.retentionSetting] == nil ? standard : "")")
+            print("language        \(stored["language"] ?? "da")\(stored["language"] == nil ? standard : "")")
+            print("name            \(stored["name"] ?? t("settings.unset"))")
+            print("address         \(stored["address"] ?? t("settings.unset"))")
         }
     }
 
@@ -138,7 +143,7 @@ struct Settings: ParsableCommand {
             var values: [(key: String, value: String)] = []
             for pair in pairs {
                 guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                    printError("'\(pair)' is not KEY=VALUE (nothing was set)")
+                    printError(t("settings.notPair", ("pair", pair)))
                     throw ExitCode(1)
                 }
                 values.append((String(pair[..<equals]), String(pair[pair.index(after: equals)...])))

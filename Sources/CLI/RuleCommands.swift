@@ -27,7 +27,7 @@ struct StaffCommand: ParsableCommand {
             let session = try reportingErrors { try options.session() }
             let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Initial passphrase for \(name)", confirm: true)
             try reportingErrors { try options.open().addStaff(name: name, role: parsed, passphrase: passphrase, by: session) }
-            print("\(name) is \(parsed.rawValue)")
+            print(t("staff.role", ("name", name), ("role", parsed.word)))
         }
     }
 
@@ -38,7 +38,7 @@ struct StaffCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors { try options.open().removeStaff(name: name, by: try options.session()) }
-            print("\(name) was removed")
+            print(t("staff.removed", ("name", name)))
         }
     }
 
@@ -51,7 +51,7 @@ struct StaffCommand: ParsableCommand {
         func run() throws {
             let parsed = try reportingErrors { try StaffRole.named(role) }
             try reportingErrors { try options.open().setRole(name: name, role: parsed, by: try options.session()) }
-            print("\(name) is \(parsed.rawValue)")
+            print(t("staff.role", ("name", name), ("role", parsed.word)))
         }
     }
 
@@ -66,8 +66,8 @@ struct StaffCommand: ParsableCommand {
                 printJSON(.object([("staff", .array(staff.map { .object([("id", .string($0.id)), ("name", .string($0.name)), ("role", .string($0.role?.rawValue)), ("removed", .bool($0.removed))]) }))]))
                 return
             }
-            var table = TextTable(header: ["NAME", "ROLE", "REMOVED"])
-            for member in staff { table.add([member.name, member.role?.rawValue ?? "?", member.removed ? "yes" : ""]) }
+            var table = TextTable(header: [t("col.name"), t("col.role"), t("col.removed")])
+            for member in staff { table.add([member.name, member.role?.word ?? "?", member.removed ? t("common.yes") : ""]) }
             print(table.text)
         }
     }
@@ -99,7 +99,7 @@ struct Decide: ParsableCommand {
         let when = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
         let id = try reportingErrors { try replica.decide(stay: stay, eligible: outcome == .eligible, reason: reason, referTo: referTo, at: when, by: try options.session()) }
-        print("decision \(id.prefix(8)): \(outcome == .eligible ? "eligible" : "not eligible; the stay is ended")")
+        print(t(outcome == .eligible ? "decide.eligible" : "decide.notEligible", ("id", id.prefix(8))))
     }
 }
 
@@ -118,7 +118,7 @@ struct MoveOut: ParsableCommand {
         let when = try timestamp(at)
         let replica = try reportingErrors { try options.open() }
         let id = try reportingErrors { try replica.requireMoveOut(stay: stay, reason: reason, houseRules: houseRules, at: when, by: try options.session()) }
-        print("decision \(id.prefix(8)): move-out required; the stay is ended")
+        print(t("decide.moveOut", ("id", id.prefix(8))))
     }
 }
 
@@ -139,15 +139,15 @@ struct Notifications: ParsableCommand {
             if json {
                 printJSON(.object([("notifications", .array(list.map { n in
                     .object([("id", .string(n.id)), ("stay", .string(n.stay)), ("kind", .string(n.kind.rawValue)),
-                             ("municipality", .string(n.municipality)), ("due", .string(n.due.description)),
+                             ("municipality", .string(n.municipality)), ("municipalityCode", .int(Municipality.stored(n.municipality)?.code)), ("due", .string(n.due.description)),
                              ("legalDeadline", .string(n.legalDeadline.description)), ("sentAt", .string(n.sentAt)), ("overdue", .bool(n.overdue))])
                 }))]))
                 return
             }
-            var table = TextTable(header: ["ID", "STAY", "KIND", "MUNICIPALITY", "DUE", "LEGAL DEADLINE", "SENT"])
+            var table = TextTable(header: [t("col.id"), t("col.stay"), t("col.kind"), t("col.municipality"), t("col.due"), t("col.legalDeadline"), t("col.sent")])
             for n in list {
-                table.add([String(n.id.prefix(8)), String(n.stay.prefix(8)), n.kind.rawValue, n.municipality, n.due.description + (n.overdue ? " OVERDUE" : ""),
-                           n.legalDeadline.description, n.sentAt ?? "-"])
+                table.add([String(n.id.prefix(8)), String(n.stay.prefix(8)), t("notificationKind.\(n.kind.rawValue)"), Replica.municipalityWords(n.municipality),
+                           LocalTime.date(n.due) + (n.overdue ? " " + t("due.overdue") : ""), LocalTime.date(n.legalDeadline), n.sentAt.map { LocalTime.dateTime(stored: $0) } ?? "-"])
             }
             print(table.text)
         }
@@ -172,7 +172,7 @@ struct Notifications: ParsableCommand {
         func run() throws {
             let when = try timestamp(at)
             try reportingErrors { try options.open().markNotificationSent(id, at: when, by: try options.session()) }
-            print("notification \(id) recorded as sent")
+            print(t("notification.sent", ("id", id)))
         }
     }
 }
@@ -198,10 +198,11 @@ struct Plan: ParsableCommand {
                 ]))
                 return
             }
-            print("contact person  \(plan.contactPerson ?? "-")")
-            for goal in plan.goals { print("goal \(goal.id.prefix(8))  [\(goal.status)]  \(goal.text)") }
+            print(t("plan.contact", ("person", plan.contactPerson ?? "-")))
+            for goal in plan.goals { print(t("plan.goal", ("id", goal.id.prefix(8)), ("status", t("goalStatus.\(goal.status)")), ("text", goal.text))) }
             for offer in plan.offers {
-                print("psychologist  \(offer.person == "woman" ? "her" : "child \(offer.person.prefix(8))")  \(offer.accepted ? "accepted" : "offered"), \(offer.hours) h")
+                print(t("plan.offer", ("who", offer.person == "woman" ? t("plan.her") : t("plan.child", ("child", offer.person.prefix(8)))),
+                        ("state", t(offer.accepted ? "plan.accepted" : "plan.offered")), ("hours", offer.hours)))
             }
         }
     }
@@ -214,7 +215,7 @@ struct Plan: ParsableCommand {
 
         func run() throws {
             let id = try reportingErrors { try options.open().addGoal(stay: stay, text: text, by: try options.session()) }
-            print("goal \(id)")
+            print(t("plan.goalAdded", ("id", id)))
         }
     }
 
@@ -222,11 +223,12 @@ struct Plan: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a goal's status: open, done or dropped.")
         @OptionGroup var options: ReplicaOptions
         @Argument(help: "The goal (id or unique prefix).") var goal: String
-        @Option(help: "open, done or dropped.") var status: String
+        @Option(help: "open, done or dropped (åben, opnået, droppet).") var status: String
 
         func run() throws {
-            try reportingErrors { try options.open().setGoal(goal, status: status, by: try options.session()) }
-            print("goal \(goal) is \(status)")
+            let code = Replica.goalStatus(named: status) ?? status
+            try reportingErrors { try options.open().setGoal(goal, status: code, by: try options.session()) }
+            print(t("plan.goalSet", ("id", goal), ("status", t("goalStatus.\(code)"))))
         }
     }
 
@@ -234,13 +236,13 @@ struct Plan: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record a psychologist offer to her, or to a child (--child).")
         @OptionGroup var options: ReplicaOptions
         @Argument(help: "The stay (id or unique prefix).") var stay: String
-        @Option(help: "The child (id or unique prefix); without it the offer is to her.") var child: String?
+        @Option(help: "The child: her alias or name within the stay (or an id); without it the offer is to her.") var child: String?
         @Flag(help: "The offer was accepted.") var accepted = false
         @Option(help: "Hours given.") var hours: Double = 0
 
         func run() throws {
             let id = try reportingErrors { try options.open().recordOffer(stay: stay, child: child, accepted: accepted, hours: hours, by: try options.session()) }
-            print("offer \(id)")
+            print(t("plan.offerAdded", ("id", id)))
         }
     }
 }
@@ -266,7 +268,7 @@ struct StayCommand: ParsableCommand {
                 return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
             }
             try reportingErrors { try options.open().setStay(stay, fields: fields, by: try options.session()) }
-            print("updated \(fields.map(\.field).joined(separator: ", "))")
+            print(t("resident.updated", ("fields", fields.map(\.field).joined(separator: ", "))))
         }
     }
 }

@@ -13,7 +13,7 @@ enum Passphrase {
     static func read(file: String?, prompt: String, confirm: Bool) throws -> String {
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
-                printError("cannot read the passphrase file \(file)")
+                printError(t("passphrase.unreadable", ("file", file)))
                 throw ExitCode(1)
             }
             let text = String(decoding: data, as: UTF8.self)
@@ -24,7 +24,7 @@ enum Passphrase {
         if confirm {
             let again = try ask("Again: ")
             guard again == first else {
-                printError("the two passphrases differ; nothing was changed")
+                printError(t("passphrase.differ"))
                 throw ExitCode(1)
             }
         }
@@ -35,7 +35,7 @@ enum Passphrase {
     static func ask(_ prompt: String) throws -> String {
         let tty = open("/dev/tty", O_RDWR | O_CLOEXEC)
         guard tty >= 0 else {
-            printError("no terminal to ask for the passphrase: give --passphrase-file FILE")
+            printError(t("passphrase.noTerminal"))
             throw ExitCode(1)
         }
         defer { close(tty) }
@@ -87,14 +87,14 @@ struct Login: ParsableCommand {
         let info = AgentSessionInfo(staff: member.id, name: member.name, replica: replica.id.description, replicaPath: path,
                                     idleSeconds: idle * 60, expiresAt: Date().addingTimeInterval(Double(idle * 60)))
         try reportingErrors { try LoginAgent.start(executable: shelterExecutable(), info: info, keys: keys) }
-        print("\(member.name) (\(member.role?.rawValue ?? "?")) is logged in on this replica for \(idle) idle minutes")
+        print(t("login.done", ("name", member.name), ("role", member.role?.word ?? "?"), ("minutes", idle)))
         // A leader's first login makes the shelter key (when this replica knows none) and gives it
         // to every member of staff who lacks it.
         if member.role == .leader, let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path) {
             if try reportingErrors({ try replica.createShelterKeyIfNone(by: session) }) {
-                print("made the shelter's key and gave it to every member of staff")
+                print(t("login.madeKey"))
             } else if let granted = try? replica.grantMissingKeys(by: session), granted > 0 {
-                print("gave the shelter's key to \(granted) member\(granted == 1 ? "" : "s") of staff")
+                print(tn("sync.granted", granted))
             }
         }
     }
@@ -107,11 +107,11 @@ struct Logout: ParsableCommand {
     func run() throws {
         let replica = try reportingErrors { try options.open() }
         guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) }) else {
-            print("nobody is logged in on this replica")
+            print(t("logout.nobody"))
             return
         }
         try reportingErrors { try session.logout() }
-        print("\(session.info.name) is logged out")
+        print(t("logout.done", ("name", session.info.name)))
     }
 }
 
@@ -123,15 +123,16 @@ struct Whoami: ParsableCommand {
     func run() throws {
         let replica = try reportingErrors { try options.open() }
         guard let session = try reportingErrors({ try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) }) else {
-            printError("nobody is logged in on this replica: shelter login NAME")
+            printError(t("whoami.nobody"))
             throw ExitCode(1)
         }
-        let role = try reportingErrors { try replica.staffMember(session.info.staff)?.role?.rawValue }
+        let member = try reportingErrors { try replica.staffMember(session.info.staff) }
+        let role = member?.role?.rawValue
         if json {
             printJSON(.object([("staff", .string(session.info.staff)), ("role", .string(role)), ("replica", .string(replica.id.description)),
                                ("expiresAt", .string(Timestamp.format(session.info.expiresAt)))]))
         } else {
-            print("\(session.info.name) (\(role ?? "?")) until \(Timestamp.format(session.info.expiresAt)) unless she writes again")
+            print(t("whoami.done", ("name", session.info.name), ("role", member?.role?.word ?? "?"), ("until", LocalTime.dateTime(session.info.expiresAt))))
         }
     }
 }
@@ -147,7 +148,7 @@ struct Passwd: ParsableCommand {
         let current = try Passphrase.read(file: old, prompt: "Current passphrase", confirm: false)
         let next = try Passphrase.read(file: new, prompt: "New passphrase", confirm: true)
         try reportingErrors { try options.open().changePassphrase(old: current, new: next, by: session) }
-        print("the passphrase of \(session.info.name) is changed")
+        print(t("passwd.done", ("name", session.info.name)))
     }
 }
 
@@ -172,8 +173,8 @@ func printVerify(_ report: VerifyReport, json: Bool) {
                            ("invalid", .array(report.invalid.map { .object([("replica", .string($0.replica)), ("counter", .int(Int64($0.counter))), ("reason", .string($0.reason))]) }))]))
         return
     }
-    print("\(report.transactions) transactions, \(report.verified) verified, \(report.invalid.count) invalid"
-          + (report.erasedUnchecked > 0 ? "; \(report.erasedUnchecked) signed before 0.9 over values since erased, not checkable" : ""))
+    print(t("verify.summary", ("transactions", report.transactions), ("verified", report.verified), ("invalid", report.invalid.count))
+          + (report.erasedUnchecked > 0 ? t("verify.erasedUnchecked", ("n", report.erasedUnchecked)) : ""))
     for invalid in report.invalid { print("  \(invalid.replica):\(invalid.counter)  \(invalid.reason)") }
 }
 

@@ -62,7 +62,7 @@ struct ReplicaOptions: ParsableArguments {
     func session() throws -> AgentSession {
         let replica = try Replica.open(at: try replicaPath)
         guard let session = try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) else {
-            throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)")
+            throw ReplicaError(.notLoggedIn, t("login.first"))
         }
         return session
     }
@@ -93,7 +93,7 @@ struct ReplicaOptions: ParsableArguments {
     func openUnlocked() throws -> Replica {
         let replica = try open()
         guard let session = try LoginAgent.connect(replica: replica.id, replicaPath: replica.path) else {
-            throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (these records hold personal data)")
+            throw ReplicaError(.notLoggedIn, t("login.firstPersonal"))
         }
         replica.useSession(session)
         return replica
@@ -136,7 +136,7 @@ func timestamp(_ text: String?) throws -> Date? {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("\(t("common.error")): \(message)\n".utf8))
 }
 
 func printJSON(_ json: JSON) {

@@ -17,7 +17,7 @@ extension Replica {
             if let at = admission.admittedAt { try EventTime.check(at, now: now, what: t("event.admission")) }
             try Anonymity.check(anonymous: admission.anonymous, name: admission.name, cpr: admission.cpr)
             if admission.anonymous && (admission.alias ?? "").isEmpty {
-                throw DomainError(.invalidValue, "an anonymous admission needs an alias (--alias)")
+                throw DomainError(.invalidValue, t("anonymity.needsAlias"))
             }
             if let text = admission.cpr, !text.isEmpty { cpr = try CPRNumber(text, today: today).formatted }
         }
@@ -25,7 +25,7 @@ extension Replica {
         for (index, child) in admission.children.enumerated() {
             try Self.checked {
                 try Anonymity.check(anonymous: admission.anonymous, name: child.name, cpr: child.cpr,
-                                    who: "child \(index + 1) of an anonymous resident")
+                                    who: t("anonymity.child", ("n", index + 1)))
                 let childCPR = try child.cpr.flatMap { $0.isEmpty ? nil : try CPRNumber($0, today: today).formatted }
                 children.append((child.name.flatMap { $0.isEmpty ? nil : $0 }, childCPR, child.alias))
             }
@@ -45,7 +45,7 @@ extension Replica {
                     WHERE r.cpr_index IN (SELECT value FROM json_each(?)) AND s.status IN ('active', 'awaitingRoom')
                     ORDER BY s.admitted_at LIMIT 1
                     """, arguments: [String(decoding: try JSONEncoder().encode(indexes), as: UTF8.self)]) {
-                    throw ReplicaError(.alreadyStaying, "a resident with this CPR number is already staying here (stay \(staying.prefix(8))); admit anyway? (nothing was written)")
+                    throw ReplicaError(.alreadyStaying, t("admit.alreadyStaying", ("stay", staying.prefix(8))))
                 }
             }
             let residentID = newID()
@@ -102,7 +102,7 @@ extension Replica {
     public func discharge(stay: String, reason: String, at: Date? = nil, by session: any TransactionSigner) throws -> String {
         let author = session.author
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ReplicaError(.invalidArgument, "a discharge needs a reason (--reason)")
+            throw ReplicaError(.invalidArgument, t("discharge.needsReason"))
         }
         return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
@@ -142,10 +142,10 @@ extension Replica {
         try perform(signedBy: session) { db in
             let rooms = try rooms(db)
             guard rooms.contains(where: { $0.number == number }) else {
-                throw ReplicaError(DomainError(.roomUnavailable, "room \(number) does not exist"))
+                throw ReplicaError(DomainError(.roomUnavailable, t("room.missingPlain", ("room", number))))
             }
             if !inService, let occupant = try stays(db, activeOnly: true).first(where: { $0.room == number }) {
-                throw ReplicaError(DomainError(.roomUnavailable, "room \(number) is occupied by stay \(occupant.id.prefix(8)); move or discharge it first"))
+                throw ReplicaError(DomainError(.roomUnavailable, t("room.occupiedMove", ("room", number), ("stay", occupant.id.prefix(8)))))
             }
             try write(db, ShelterSchema.rooms, Room.rowID(number), ["in_service": .bool(inService)], author: author)
         }

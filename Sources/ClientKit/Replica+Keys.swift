@@ -161,7 +161,7 @@ extension Replica {
     /// retired only by a workstation's revocation.
     func shelterKeyForWriting(_ db: Database, session: any TransactionSigner) throws -> RecordKeys.ShelterKey {
         if let key = try currentShelterKey(db) { return key }
-        guard keys.opener != nil else { throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)") }
+        guard keys.opener != nil else { throw ReplicaError(.notLoggedIn, t("login.first")) }
         let anyGrant = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM key_grants)")) ?? false
         guard try staffMember(db, session.signer)?.role == .leader else {
             if let key = try currentShelterKey(db, allowingRevoked: true) { return key }

@@ -99,6 +99,11 @@ extension Replica {
     public static let erasedMark = "(erased)"
 
     /// The full id of a stay from an id or a unique prefix of at least 6 characters.
+    /// A record kind in the current language's word.
+    static func kindWord(_ kind: String) -> String {
+        Catalogue.table(.en)["kind.\(kind)"] == nil ? kind : t("kind.\(kind)")
+    }
+
     public func resolveStay(_ prefix: String) throws -> String {
         try read { db in try resolve(db, prefix, in: ShelterSchema.stays, kind: "stay") }
     }
@@ -157,20 +162,20 @@ extension Replica {
     func resolve(_ db: Database, _ prefix: String, in table: SyncSchema.Table, kind: String) throws -> String {
         let matches = try matching(db, prefix, in: table, kind: kind)
         switch matches.count {
-        case 0: throw ReplicaError(.unknownID, "no \(kind) has an id starting with \(prefix.lowercased())")
+        case 0: throw ReplicaError(.unknownID, t("id.none", ("kind", Self.kindWord(kind)), ("prefix", prefix.lowercased())))
         case 1: return matches[0]
         default:
-            throw ReplicaError(.ambiguousID, "the \(kind) id prefix \(prefix.lowercased()) is ambiguous: \(matches.map { String($0.prefix(12)) }.joined(separator: ", "))")
+            throw ReplicaError(.ambiguousID, t("id.ambiguous", ("kind", Self.kindWord(kind)), ("prefix", prefix.lowercased()), ("matches", matches.map { String($0.prefix(12)) }.joined(separator: ", "))))
         }
     }
 
     private func matching(_ db: Database, _ prefix: String, in table: SyncSchema.Table, kind: String) throws -> [String] {
         let prefix = prefix.lowercased()
         guard prefix.count >= Self.minimumPrefix else {
-            throw ReplicaError(.invalidArgument, "\(kind) id '\(prefix)' is too short: give at least \(Self.minimumPrefix) characters")
+            throw ReplicaError(.invalidArgument, t("id.short", ("kind", Self.kindWord(kind)), ("prefix", prefix), ("minimum", Self.minimumPrefix)))
         }
         guard prefix.allSatisfy({ $0.isHexDigit }) else {
-            throw ReplicaError(.unknownID, "'\(prefix)' is not a \(kind) id (ids are hexadecimal)")
+            throw ReplicaError(.unknownID, t("id.notHex", ("kind", Self.kindWord(kind)), ("prefix", prefix)))
         }
         // Ids are lower-case hex, so every id with this prefix sorts in [prefix, prefix + "~").
         return try String.fetchAll(db, sql: "SELECT id FROM \(table.name.quotedDatabaseIdentifier) WHERE id >= ? AND id < ? ORDER BY id LIMIT 5",

@@ -332,6 +332,16 @@ extension Replica {
 
     public static let goalStatuses = ["open", "done", "dropped"]
 
+    /// A goal's status as staff type it: the code, or the Danish word.
+    public static func goalStatus(named text: String) -> String? {
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "open", "åben", "aaben", "åbent": "open"
+        case "done", "opnået", "opnaaet", "nået", "færdig": "done"
+        case "dropped", "droppet", "opgivet": "dropped"
+        default: nil
+        }
+    }
+
     public func setGoal(_ goal: String, status: String, by session: any TransactionSigner) throws {
         let author = session.author
         guard Self.goalStatuses.contains(status) else {

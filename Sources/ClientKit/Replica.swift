@@ -195,7 +195,7 @@ public struct Replica: Sendable {
     public static func open(at path: String, configuration: Configuration = Configuration()) throws -> Replica {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ReplicaError(.fileNotFound, "replica file \(path) does not exist (create one with `shelter init --replica \(path)`)")
+            throw ReplicaError(.fileNotFound, t("replica.missing", ("path", path)))
         }
         guard !isDirectory.boolValue else {
             throw ReplicaError(.notAReplica, "\(path) is a directory, not a ShelterSync replica file")
@@ -312,8 +312,8 @@ public struct Replica: Sendable {
             case "notPermitted": throw ReplicaError(DomainError(.notPermitted, refusal.reason))
             case "anonymity": throw ReplicaError(DomainError(.anonymityViolation, refusal.reason))
             case "unknownSigner", "staffRemoved", "badSignature":
-                throw ReplicaError(.notLoggedIn, "\(refusal.reason); nothing was written")
-            default: throw ReplicaError(.invalidArgument, "\(refusal.reason); nothing was written")
+                throw ReplicaError(.notLoggedIn, refusal.reason + t("common.semicolonNothingWritten"))
+            default: throw ReplicaError(.invalidArgument, refusal.reason + t("common.semicolonNothingWritten"))
             }
         }
     }
@@ -362,7 +362,7 @@ public struct Replica: Sendable {
         }
         if !table.personalColumns.isEmpty {
             guard let session = keys.opener else {
-                throw ReplicaError(.notLoggedIn, "log in first: shelter login NAME (nothing was written)")
+                throw ReplicaError(.notLoggedIn, t("login.first"))
             }
             // Her CPR number's blind index goes with every write of it (cleared with it).
             if table.name == ShelterSchema.residents.name, let cpr = values["cpr"], values["cpr_index"] == nil {
@@ -396,11 +396,11 @@ public struct Replica: Sendable {
             case .SQLITE_CORRUPT:
                 return ReplicaError(.notAReplica, "replica file \(path) is corrupt (SQLite: \(error.message ?? "corrupt"))", underlying: error)
             case .SQLITE_READONLY:
-                return ReplicaError(.readOnly, "replica file \(path) is read-only; nothing was changed", underlying: error)
+                return ReplicaError(.readOnly, t("replica.readOnly", ("path", path)), underlying: error)
             case .SQLITE_CANTOPEN:
                 return ReplicaError(.storage, "cannot open replica file \(path)", underlying: error)
             case .SQLITE_BUSY, .SQLITE_LOCKED:
-                return ReplicaError(.storage, "replica file \(path) is busy (another shelter command holds it); try again", underlying: error)
+                return ReplicaError(.storage, t("replica.busy", ("path", path)), underlying: error)
             default:
                 return ReplicaError(.storage, "replica file \(path): SQLite error \(error.resultCode.rawValue): \(error.message ?? "")", underlying: error)
             }

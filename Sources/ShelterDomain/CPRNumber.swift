@@ -17,18 +17,18 @@ public struct CPRNumber: Hashable, Sendable, CustomStringConvertible {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         var digits = Array(trimmed)
         if digits.count == 11 {
-            guard digits[6] == "-" else { throw Self.invalid("expected DDMMYY-XXXX or DDMMYYXXXX") }
+            guard digits[6] == "-" else { throw Self.invalid(t("cpr.form")) }
             digits.remove(at: 6)
         }
         guard digits.count == 10, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            throw Self.invalid("expected DDMMYY-XXXX or DDMMYYXXXX")
+            throw Self.invalid(t("cpr.form"))
         }
         let n = digits.map { Int(String($0))! }
         let day = n[0] * 10 + n[1], month = n[2] * 10 + n[3], yy = n[4] * 10 + n[5]
         let year = yy + Self.century(yy: yy, seventhDigit: n[6])
-        guard (1...12).contains(month) else { throw Self.invalid("month \(month) does not exist") }
+        guard (1...12).contains(month) else { throw Self.invalid(t("cpr.month", ("month", month))) }
         guard (1...CivilDate.daysIn(month: month, year: year)).contains(day) else {
-            throw Self.invalid("day \(day) does not exist in month \(month) of \(year)")
+            throw Self.invalid(t("cpr.day", ("day", day), ("month", month), ("year", year)))
         }
         if let today, CivilDate(year: year, month: month, day: day) > today {
             throw DomainError(.invalidCPR, t("cpr.bornInFuture"))
@@ -51,7 +51,7 @@ public struct CPRNumber: Hashable, Sendable, CustomStringConvertible {
 
     private static func invalid(_ why: String) -> DomainError {
         // The number itself is personal data: the message never repeats it.
-        DomainError(.invalidCPR, "the CPR number is not valid: \(why) (the first six digits must be a real date of birth)")
+        DomainError(.invalidCPR, t("cpr.invalid", ("why", why)))
     }
 
     public var description: String { formatted }

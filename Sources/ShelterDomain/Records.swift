@@ -47,13 +47,13 @@ public struct Stay: Hashable, Sendable {
     /// Whether the stay may be placed in (or moved to) a room.
     public func checkAssignable() throws(DomainError) {
         if status == .discharged || status == .merged {
-            throw DomainError(.invalidTransition, "stay \(id) is \(status.rawValue) and cannot be given a room")
+            throw DomainError(.invalidTransition, t("stay.noRoom", ("stay", id), ("status", t("stayStatus.\(status.rawValue)"))))
         }
     }
 
     public func checkDischargeable() throws(DomainError) {
         if status == .discharged || status == .merged {
-            throw DomainError(.invalidTransition, "stay \(id) is already \(status.rawValue)")
+            throw DomainError(.invalidTransition, t("stay.already", ("stay", id), ("status", t("stayStatus.\(status.rawValue)"))))
         }
     }
 }
@@ -61,13 +61,13 @@ public struct Stay: Hashable, Sendable {
 /// The anonymity rule of § 109: an anonymous stay stores no name and no CPR number, for the woman
 /// and for her children.
 public enum Anonymity {
-    public static func check(anonymous: Bool, name: String?, cpr: String?, who: String = "an anonymous resident") throws(DomainError) {
+    public static func check(anonymous: Bool, name: String?, cpr: String?, who: String = t("anonymity.resident")) throws(DomainError) {
         guard anonymous else { return }
         if let name, !name.isEmpty {
-            throw DomainError(.anonymityViolation, "\(who) may not have a name: anonymous stays store no name and no CPR number")
+            throw DomainError(.anonymityViolation, t("anonymity.name", ("who", who)))
         }
         if let cpr, !cpr.isEmpty {
-            throw DomainError(.anonymityViolation, "\(who) may not have a CPR number: anonymous stays store no name and no CPR number")
+            throw DomainError(.anonymityViolation, t("anonymity.cpr", ("who", who)))
         }
     }
 }
@@ -80,13 +80,13 @@ public enum RoomRules {
         guard let room = rooms.first(where: { $0.number == number }) else {
             let known = rooms.map(\.number).sorted()
             let range = known.isEmpty ? "this replica has no rooms yet" : "rooms are \(known.first!)–\(known.last!)"
-            throw DomainError(.roomUnavailable, "room \(number) does not exist (\(range))")
+            throw DomainError(.roomUnavailable, t("room.missing", ("room", number), ("range", range)))
         }
         guard room.inService else {
-            throw DomainError(.roomUnavailable, "room \(number) is out of service")
+            throw DomainError(.roomUnavailable, t("room.outOfService", ("room", number)))
         }
         if let occupant = activeStays.first(where: { $0.room == number && $0.status == .active && $0.id != movingStay }) {
-            throw DomainError(.roomUnavailable, "room \(number) is occupied by stay \(occupant.id.prefix(8))")
+            throw DomainError(.roomUnavailable, t("room.occupied", ("room", number), ("stay", occupant.id.prefix(8))))
         }
     }
 
@@ -170,7 +170,7 @@ public enum ResidentField: String, CaseIterable, Sendable {
             switch text.lowercased() {
             case "yes", "true", "1", "ja": return .bool(true)
             case "no", "false", "0", "nej": return .bool(false)
-            default: throw DomainError(.invalidValue, "\(rawValue) takes yes or no, not '\(text)'")
+            default: throw DomainError(.invalidValue, t("field.yesNo", ("field", Language.current == .da ? danishName : rawValue), ("text", text)))
             }
         case .name:
             try Anonymity.check(anonymous: anonymous, name: text, cpr: nil)
@@ -183,7 +183,7 @@ public enum ResidentField: String, CaseIterable, Sendable {
             return .text(try Municipality.parse(text, allowUnknown: anonymous))
         case .alias:
             if text.isEmpty && anonymous {
-                throw DomainError(.invalidValue, "an anonymous resident needs an alias")
+                throw DomainError(.invalidValue, t("anonymity.alias"))
             }
             return text.isEmpty ? .null : .text(text)
         case .phone, .language, .notes:

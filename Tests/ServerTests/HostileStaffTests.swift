@@ -171,6 +171,51 @@ import TestSupport
         try await world.server.stop()
     }
 
+    /// A modified client writes records that contradict themselves, around every check of the
+    /// workstation: the server refuses each, and nobody else ever holds it.
+    @Test func recordsThatContradictThemselvesAreRefusedByTheServer() async throws {
+        let world = try await World.start()
+        defer { world.server.remove() }
+        let now = Date()
+        let anna = try world.mallory.admit(Admission(name: "Anna", municipality: "Køge", room: 1, admittedAt: now.addingTimeInterval(-86_400)), by: staff("s"))
+        let expulsion = try world.mallory.requireMoveOut(stay: anna.stay, reason: "vold", houseRules: true, by: staff("s"))
+        let rose = try world.mallory.admit(Admission(anonymous: true, alias: "Rose", municipality: "Greve"), by: staff("s"))
+        let refusal = try world.mallory.decide(stay: rose.stay, eligible: false, reason: "notTargetGroup", by: staff("s"))
+        let complaint = try world.mallory.addComplaint(decision: refusal, written: true, text: "uenig", by: staff("s"))
+        try world.mallory.reviewComplaint(complaint, upheld: true, by: staff("s"))
+        #expect(try await world.syncAndRefusals(world.mallory) == [], "the honest path goes through")
+        let today = Timestamp.civilDate(of: now).description
+        let forged: [(String, String, [String: SyncValue], String)] = [
+            // An admission in the future, a discharge before the admission.
+            ("stays", "f0", ["resident": .text(anna.resident), "admitted_at": .text(Timestamp.format(now.addingTimeInterval(3 * 86_400))), "status": .text("awaitingRoom")], "invalidValue"),
+            ("stays", anna.stay, ["discharged_at": .text(Timestamp.format(now.addingTimeInterval(-3 * 86_400)))], "invalidValue"),
+            // A municipality that is none of the 98, and "unknown" for a named woman.
+            ("residents", anna.resident, ["municipality": .text("ukendt")], "invalidValue"),
+            ("residents", anna.resident, ["municipality": .text("Atlantis")], "invalidValue"),
+            // A complaint about no decision, about a house-rules expulsion, received before its decision.
+            ("complaints", "f1", ["stay": .text(anna.stay), "decision_on": .text(today), "received_on": .text(today), "status": .text("received")], "invalidValue"),
+            ("complaints", "f2", ["stay": .text(anna.stay), "decision": .text(expulsion), "received_on": .text(today), "status": .text("received")], "notPermitted"),
+            ("complaints", "f3", ["stay": .text(rose.stay), "decision": .text(refusal), "received_on": .text("2020-01-01"), "status": .text("received")], "invalidValue"),
+            // The upheld complaint forwarded after all, and a decision overturned with no upheld complaint.
+            ("complaints", complaint, ["status": .text("forwarded"), "forwarded_on": .text(today)], "invalidChange"),
+            ("decisions", expulsion, ["status": .text("overturned")], "invalidChange"),
+            // A decision dated before the stay began, a meeting held next year.
+            ("decisions", "f4", ["stay": .text(anna.stay), "kind": .text("eligibility"), "outcome": .text("eligible"), "decided_on": .text("2020-01-01")], "invalidValue"),
+            ("meetings", "f5", ["held_on": .text(Timestamp.civilDate(of: now.addingTimeInterval(365 * 86_400)).description)], "invalidValue"),
+        ]
+        for (table, row, values, _) in forged {
+            try await world.forge(on: world.mallory, table, row.count == 2 ? row + String(repeating: "0", count: 30) : row, values, author: "s", signer: staff("s"))
+        }
+        let refused = try await world.syncAndRefusals(world.mallory)
+        #expect(refused.sorted() == forged.map(\.3).sorted(), "\(refused)")
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM stays WHERE id LIKE 'f0%'"))
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM complaints WHERE id LIKE 'f%' OR status = 'forwarded'"))
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM residents WHERE municipality IN ('ukendt', 'Atlantis')"))
+        #expect(try !world.anywhere("SELECT COUNT(*) FROM decisions WHERE id = '\(expulsion)' AND status = 'overturned'"))
+        #expect(try world.anywhere("SELECT COUNT(*) FROM decisions WHERE id = '\(refusal)' AND status = 'overturned'"), "the upheld complaint's decision is overturned")
+        try await world.server.stop()
+    }
+
     @Test func valuesNoActionWritesAreRefusedInEveryTable() async throws {
         let world = try await World.start()
         defer { world.server.remove() }

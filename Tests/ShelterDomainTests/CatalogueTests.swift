@@ -20,17 +20,23 @@ import Testing
             .appendingPathComponent("Sources")
         let known = Set(Catalogue.table(.en).keys)
         let pattern = try Regex(#"\bt\("([A-Za-z0-9_.\-]+)""#)
-        var used = 0
+        let countPattern = try Regex(#"\btn\("([A-Za-z0-9_.\-]+)""#)
+        var used = 0, missing: [String] = []
         let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
         for file in files where file.pathExtension == "swift" {
             let text = try String(contentsOf: file, encoding: .utf8)
             for match in text.matches(of: pattern) {
                 let key = String(match.output[1].substring ?? "")
                 used += 1
-                #expect(known.contains(key), "\(file.lastPathComponent) uses \(key), which the catalogue lacks")
+                if !known.contains(key) { missing.append("\(file.lastPathComponent): \(key)") }
+            }
+            for match in text.matches(of: countPattern) {
+                let key = String(match.output[1].substring ?? "")
+                if !(known.contains(key + ".one") && known.contains(key + ".other")) { missing.append("\(file.lastPathComponent): \(key).one/.other") }
             }
         }
         #expect(used > 0)
+        #expect(missing == [], "keys the sources use and the catalogue lacks")
     }
 
     @Test func placeholdersAreFilled() {

@@ -40,6 +40,8 @@ public final class TerminalProcess {
         var env = ProcessInfo.processInfo.environment
         env["SHELTER_REPLICA"] = nil
         env["SHELTER_AGENT_DIR"] = ShelterProcess.agentDirectory
+        env["SHELTER_LANG"] = "en"
+        env["LANG"] = "C.UTF-8"
         for (key, value) in environment { env[key] = value }
         let binary = ShelterProcess.binary
         let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]

@@ -74,3 +74,8 @@ public enum Catalogue {
 public func t(_ key: String, _ arguments: (String, any CustomStringConvertible)...) -> String {
     Catalogue.text(key, arguments.map { ($0.0, $0.1.description) })
 }
+
+/// A text that depends on a count: `key.one` for 1, else `key.other`; `{n}` is the count.
+public func tn(_ key: String, _ count: Int, _ arguments: (String, any CustomStringConvertible)...) -> String {
+    Catalogue.text(key + (count == 1 ? ".one" : ".other"), [("n", String(count))] + arguments.map { ($0.0, $0.1.description) })
+}
