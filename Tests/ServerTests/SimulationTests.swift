@@ -110,14 +110,14 @@ struct Simulation {
         var steps = 0, actions = 0, refused = 0, sessions = 0, failedSessions = 0, cutSessions = 0, lostAnswers = 0
         var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
         var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
-        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, signaturesChecked = 0, cellsChecked = 0
+        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, contradictions = 0, signaturesChecked = 0, cellsChecked = 0
         var erasures = 0, erasedChecked = 0, merges = 0, revocations = 0, rotations = 0, rotationsChecked = 0
         var description: String {
             "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
                 + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps) (sessions refused for the clock \(clockRefusals), changes stamped again \(restamped)), conflicts \(conflicts); "
                 + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
                 + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
-                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), transactions on the server verified \(signaturesChecked), personal columns checked to be ciphertext \(cellsChecked); erasures \(erasures) (stores checked to hold nothing of an erased resident: \(erasedChecked)), same-woman stays merged \(merges); workstations revoked \(revocations) (key rotations by a leader's session \(rotations), stores checked to hold nothing under a retired key \(rotationsChecked))"
+                + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), records contradicting themselves written around the checks \(contradictions), transactions on the server verified \(signaturesChecked), personal columns checked to be ciphertext \(cellsChecked); erasures \(erasures) (stores checked to hold nothing of an erased resident: \(erasedChecked)), same-woman stays merged \(merges); workstations revoked \(revocations) (key rotations by a leader's session \(rotations), stores checked to hold nothing under a retired key \(rotationsChecked))"
         }
     }
 
@@ -134,6 +134,9 @@ struct Simulation {
     /// The changes of transactions whose signature was flipped by hand: refused, or (if the server
     /// took them before the flip) kept as first sent; either way a copy may diverge there.
     var tamperedDots: Set<Dot> = []
+    /// Changes a modified client wrote that contradict themselves (an admission in the future, a
+    /// discharge before the admission): the server must never hold one.
+    var forgedDots: Set<Dot> = []
     /// Every workstation identity ever enrolled, and every run of the server (the registry
     /// journal's part in a restore).
     var enrollments: [(name: String, id: ReplicaID)] = []
@@ -204,7 +207,8 @@ struct Simulation {
             serverClock.advance(Int64.random(in: 0...3_000, using: &rng))
             switch Double.random(in: 0..<1, using: &rng) {
             case ..<0.495: act(on: index)
-            case ..<0.50: try tamper(index)
+            case ..<0.4975: try tamper(index)
+            case ..<0.50: try await contradict(index)
             case ..<0.80: if !stations[index].partitioned { await session(index, faults: true) }
             case ..<0.85: stations[index].partitioned.toggle()
             case ..<0.89:
@@ -516,6 +520,54 @@ struct Simulation {
         }
     }
 
+    /// A modified client writes, around the workstation's checks, a record that contradicts itself:
+    /// an admission days after its own clock, or a discharge before a stay's admission. Signed by
+    /// its member of staff; the server must refuse it (`invalidValue`) — never hold it.
+    mutating func contradict(_ index: Int) async throws {
+        let station = stations[index]
+        // Sent at once (so that no later rescue of a copy carries it: a rescue re-signs what it
+        // carries, and its own rules refuse this). If that session cannot run, it never happened.
+        guard !station.refused, !station.partitioned else { return }
+        let before = folder.file("\(station.name).before-contradiction")
+        try? FileManager.default.removeItem(atPath: before)
+        try FileManager.default.copyItem(atPath: station.path, toPath: before)
+        let wall = UInt64(max(0, station.clock.now.timeIntervalSince1970 * 1000))
+        let stays = try station.replica.stays()
+        let target = rng.chance(0.5) ? stays.randomElement(using: &rng) : nil
+        let newRow = "ff" + String(format: "%030x", stats.steps)
+        let written = try await DatabaseQueue(path: station.path).write { db -> [Dot] in
+            let store = SyncStore(schema: ShelterSchema.schema)
+            if let stay = target, let admitted = try? Timestamp.parse(stay.admittedAt) {
+                try store.write(db, table: ShelterSchema.stays.name, rowID: stay.id,
+                                values: ["status": .text("discharged"), "discharged_at": .text(Timestamp.format(admitted.addingTimeInterval(-86_400)))],
+                                author: Self.author(of: index).author, wallMilliseconds: wall)
+            } else {
+                try store.write(db, table: ShelterSchema.stays.name, rowID: newRow,
+                                values: ["resident": .text("nobody"), "status": .text("awaitingRoom"),
+                                         "admitted_at": .text(Timestamp.format(station.clock.now.addingTimeInterval(3 * 86_400)))],
+                                author: Self.author(of: index).author, wallMilliseconds: wall)
+            }
+            return try store.sealTail(db, signer: Self.author(of: index)).map(\.dot)
+        }
+        // The workstation's process starts again (its counter is in the file).
+        stations[index].replica = try Replica.open(at: station.path, configuration: station.configuration)
+        await session(index, faults: false)
+        let rejected = try await DatabaseQueue(path: station.path).read { db in
+            try SyncStore(schema: ShelterSchema.schema).log(db).filter { written.contains($0.change.dot) }.allSatisfy { $0.state == .rejected }
+        }
+        guard rejected, !written.isEmpty else {
+            try FileManager.default.removeItem(atPath: station.path)
+            try FileManager.default.moveItem(atPath: before, toPath: station.path)
+            stations[index].replica = try Replica.open(at: station.path, configuration: station.configuration)
+            return
+        }
+        try? FileManager.default.removeItem(atPath: before)
+        tamperedDots.formUnion(written)
+        forgedDots.formUnion(written)
+        stats.contradictions += 1
+        note("\(index) \(station.name): a record contradicting itself written around the checks")
+    }
+
     mutating func check() throws {
         let serverSnapshot = try ReplicaInspector(path: folder.file("server.db")).domainSnapshot()
         for station in stations where !station.retired {
@@ -681,6 +733,9 @@ struct Simulation {
         let held: [Dot: LogHash] = try DatabaseQueue(path: serverPath).read { db in
             Dictionary(try SyncStore(schema: ShelterSchema.schema).log(db).map { ($0.change.dot, LogHash.of($0.change)) }, uniquingKeysWith: { a, _ in a })
         }
+        for dot in forgedDots {
+            #expect(held[dot] == nil, "seed \(seed): the server holds \(dot), a record contradicting itself (replay with SIM_SEED=\(seed))")
+        }
         struct Rescued: Hashable { var dot: Dot; var digest: LogHash }
         var reissued: [Rescued: Dot] = [:]
         for station in stations where !station.retired {
@@ -835,6 +890,7 @@ struct Simulation {
             totals.frontiersChecked += simulation.stats.frontiersChecked
             totals.clocksChecked += simulation.stats.clocksChecked
             totals.tampered += simulation.stats.tampered
+            totals.contradictions += simulation.stats.contradictions
             totals.signaturesChecked += simulation.stats.signaturesChecked
             totals.cellsChecked += simulation.stats.cellsChecked
             totals.clockRefusals += simulation.stats.clockRefusals
