@@ -1,19 +1,22 @@
 import ArgumentParser
 import ClientKit
 import Foundation
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
 import ShelterDomain
 import SyncCore
 
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a replica (file mode 0600) and print its replica id: standalone with rooms 1…N, or bound to a sync server with --bundle and --server.",
         discussion: """
             With --bundle FILE --server HOST:PORT the replica takes its replica id from the enrolled \
-            workstation's certificate and keeps the key inside the replica file; it holds no rooms until \
-            the first sync brings them. Refuses to overwrite any existing file.
+            workstation's certificate and keeps the key inside the replica file, then syncs once at \
+            once, so the rooms and the staff are there; when the server does not answer, the replica \
+            is made all the same and the first `shelter sync` brings them. Refuses to overwrite any \
+            existing file.
             """)
 
     @OptionGroup var options: ReplicaOptions
@@ -41,7 +44,11 @@ struct Init: ParsableCommand {
         if bundle != nil && rooms != nil { throw ValidationError("a replica bound to a server gets its rooms from the server: leave out --rooms") }
     }
 
-    func run() throws {
+    /// How long the first sync waits for the server to accept the connection: an offline
+    /// workstation is set up without a long wait.
+    static let firstSyncConnectTimeout: TimeAmount = .seconds(3)
+
+    func run() async throws {
         let path = try options.replicaPath
         let replica = try reportingErrors {
             if let bundle, let server {
@@ -54,7 +61,20 @@ struct Init: ParsableCommand {
             let passphrase = try Passphrase.read(file: passphraseFile, prompt: "Passphrase for \(leader ?? "")", confirm: true)
             return try Replica.create(at: path, rooms: rooms ?? 9, leader: leader ?? "", passphrase: passphrase, configuration: options.configuration)
         }
+        // stdout holds the replica id alone (scripts read it); what the first sync did goes to stderr.
         print(replica.id)
+        guard let server else { return }
+        do {
+            _ = try await Sync.session(of: replica, connectTimeout: Self.firstSyncConnectTimeout)
+            let rooms = (try? replica.roomBoard().rooms.count) ?? 0
+            let staff = (try? replica.staff().count) ?? 0
+            printNote(t("init.synced", ("server", server), ("rooms", rooms), ("staff", staff)))
+        } catch {
+            // The replica is made; the sync is only late. The reason (never personal data) is said.
+            let reason = (error as? ReplicaError)?.message ?? "\(error)"
+            let offline = ["unreachable", "timeout"].contains((try? replica.syncState().lastErrorCode) ?? nil)
+            printNote(t(offline ? "init.offline" : "init.syncFailed", ("server", server), ("reason", reason)))
+        }
     }
 }
 
@@ -451,9 +471,18 @@ struct Sync: AsyncParsableCommand {
 
     func run() async throws {
         let replica = try reportingErrors { try options.open() }
+        let (report, granted, rotated) = try await reportingErrors { try await Self.session(of: replica, pull: !pushOnly) }
+        show(report, granted: granted, rotated: rotated)
+    }
+
+    /// One sync as `shelter sync` makes it (also `shelter init`'s first): the session of whoever is
+    /// logged in here, if anyone, re-signs what she wrote with a wrong clock; a leader's session
+    /// then does the key work and sends it at once. Throws what `Replica.sync` throws.
+    static func session(of replica: Replica, pull: Bool = true, connectTimeout: TimeAmount = .seconds(10)) async throws
+        -> (report: SyncReport, granted: Int, rotated: Int) {
         // No session needed; when one is open here, what she wrote with a wrong clock is stamped again and signed again.
         let session = try? LoginAgent.connect(replica: replica.id, replicaPath: replica.path)
-        var report = try await reportingErrors { try await replica.sync(pull: !pushOnly, session: session ?? nil) }
+        var report = try await replica.sync(pull: pull, session: session ?? nil, connectTimeout: connectTimeout)
         // A leader's session gives the shelter key to staff who lack it (made by the admin, or
         // added where it was not known), wraps again the resident keys a removed member could open
         // (a removal made elsewhere), and sends those at once.
@@ -471,10 +500,15 @@ struct Sync: AsyncParsableCommand {
             rotated = keyWork(t("sync.rotationWork")) { try replica.rewrapResidentKeys(by: session) }
         }
         if granted + rotated > 0, let session = session ?? nil {
-            let more = try await reportingErrors { try await replica.sync(pull: false, session: session) }
+            let more = try await replica.sync(pull: false, session: session, connectTimeout: connectTimeout)
             report.pushed += more.pushed
             report.rejected += more.rejected
         }
+        return (report, granted, rotated)
+    }
+
+    /// Says what a sync did: refused changes on stderr, the report on stdout.
+    func show(_ report: SyncReport, granted: Int, rotated: Int) {
         if report.rejected > 0 {
             printError(tn("sync.refused", report.rejected))
         }
@@ -520,43 +554,78 @@ struct Conflicts: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let conflicts = try reportingErrors { try options.openUnlocked().conflicts(includeResolved: all) }
+            // Names only to a session; without one, an alias or "log in to see the name".
+            let details = try reportingErrors { try options.openWithAnySession().conflictDetails(includeResolved: all) }
             if json {
-                printJSON(.object([("conflicts", .array(conflicts.map { conflict in
-                    .object([
+                printJSON(.object([("conflicts", .array(details.map { detail -> JSON in
+                    let conflict = detail.conflict
+                    return .object([
                         ("id", .string(conflict.id)),
                         ("kind", .string(conflict.kind.rawValue)),
                         ("table", .string(conflict.table)),
                         ("row", .string(conflict.row)),
                         ("column", .string(conflict.column)),
                         ("status", .string(conflict.status.rawValue)),
-                        ("values", .array(conflict.candidates.map { candidate in
+                        ("values", .array(conflict.candidates.enumerated().map { index, candidate -> JSON in
                             .object([
                                 ("value", candidate.value.isNull ? .null : .string(candidate.value.description)),
                                 ("author", .string(candidate.author)),
                                 ("replica", .string(candidate.replica)),
                                 ("at", .string(candidate.at)),
+                                ("workstation", .string(detail.writers.indices.contains(index) ? Words.workstationName(detail.writers[index]) : nil)),
                             ])
                         })),
                         ("winner", .int(conflict.winner)),
                         ("suggestion", .int(conflict.suggestion)),
+                        ("resident", .string(detail.resident)),
+                        ("room", .int(detail.room)),
                     ])
                 }))]))
                 return
             }
-            if conflicts.isEmpty { print(all ? "no conflicts" : "no open conflicts") }
-            for conflict in conflicts {
-                let place = switch conflict.kind {
-                case .room: "room conflict: stay \(conflict.row.prefix(8)) lost its room" + (conflict.suggestion.map { "; room \($0) is free" } ?? "; no room is free")
-                case .person: "the same woman admitted twice (one CPR number): stay \(conflict.row.prefix(8)) may be merged into the first (--merge)"
-                case .field: "\(conflict.table) \(conflict.row.prefix(8)) \(conflict.column ?? "")"
+            if details.isEmpty { print(t(all ? "conflicts.noneAtAll" : "conflicts.none")) }
+            for detail in details {
+                let conflict = detail.conflict
+                let who = Words.who(detail.who)
+                let subject: String
+                switch conflict.kind {
+                case .room:
+                    let free = conflict.suggestion.map { t("conflicts.roomFree", ("room", $0)) } ?? t("conflicts.noRoomFree")
+                    subject = detail.room.map { t("conflicts.room", ("room", $0), ("stay", conflict.row.prefix(8)), ("who", who), ("free", free)) }
+                        ?? t("conflicts.roomUnknown", ("stay", conflict.row.prefix(8)), ("who", who), ("free", free))
+                case .person:
+                    subject = t("conflicts.person", ("stay", conflict.row.prefix(8)), ("who", who))
+                case .field:
+                    let field = Words.field(table: conflict.table, column: conflict.column ?? "")
+                    if let resident = detail.resident {
+                        let named = if case .named? = detail.who { true } else { false }
+                        subject = t(named ? "conflicts.fieldOfResident" : "conflicts.fieldOfUnnamedResident",
+                                    ("field", field), ("who", who), ("resident", resident.prefix(8)))
+                    } else if let room = detail.room {
+                        subject = t("conflicts.fieldOfRoom", ("field", field), ("room", room))
+                    } else {
+                        // A setting's or a rate's row id is its key or year: short, shown whole.
+                        subject = t("conflicts.fieldOfRow", ("field", field), ("row", conflict.row.count > 12 ? String(conflict.row.prefix(8)) : conflict.row))
+                    }
                 }
-                print("\(conflict.id.prefix(8))  \(conflict.status.rawValue)  \(place)")
+                print("\(conflict.id.prefix(8))  \(Words.conflictStatus(conflict.status))  \(subject)")
                 for (index, candidate) in conflict.candidates.enumerated() {
                     let mark = index == conflict.winner ? "*" : " "
-                    print("  \(mark)[\(index)] \(candidate.value.isNull ? "(empty)" : candidate.value.description)  by \(candidate.author) at \(candidate.at) (replica \(candidate.replica.prefix(8)))")
+                    let value: String
+                    if conflict.kind == .field {
+                        value = candidate.value.isNull ? t("conflicts.empty")
+                            : candidate.value == .text(Replica.lockedMark) ? t("conflicts.locked") : candidate.value.description
+                    } else {
+                        let stay = candidate.value.textValue ?? candidate.value.description
+                        value = t("conflicts.stay", ("stay", stay.prefix(8)), ("who", Words.who(detail.candidateWho.indices.contains(index) ? detail.candidateWho[index] : nil)))
+                    }
+                    let writer = detail.writers.indices.contains(index) ? detail.writers[index] : .unknown
+                    print("  \(mark)[\(index)] " + t("conflicts.candidate", ("value", value), ("author", candidate.author),
+                                                     ("at", LocalTime.dateTime(stored: candidate.at)),
+                                                     ("workstation", Words.writer(writer, replica: candidate.replica))))
                 }
             }
+            if details.contains(where: { $0.conflict.winner != nil }) { print(t("conflicts.legend")) }
         }
     }
 

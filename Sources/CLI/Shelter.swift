@@ -139,6 +139,11 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("\(t("common.error")): \(message)\n".utf8))
 }
 
+/// A line for the person at the terminal that is not the command's output (which scripts read).
+func printNote(_ message: String) {
+    FileHandle.standardError.write(Data("\(message)\n".utf8))
+}
+
 func printJSON(_ json: JSON) {
     print(json.text)
 }

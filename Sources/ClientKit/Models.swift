@@ -181,3 +181,47 @@ public struct HistoryEntry: Hashable, Sendable {
 }
 
 import Foundation
+
+/// A conflict with what staff recognise it by: whose record, which room, which workstations wrote
+/// the competing values (`Replica.conflictDetails`).
+public struct ConflictDetail: Hashable, Sendable {
+    /// Who a resident is, as this replica may show her.
+    public enum Who: Hashable, Sendable {
+        /// Her name (only to a session) or her alias.
+        case named(String)
+        /// Her name needs a session, and she has no alias to show without one.
+        case locked
+        /// She was erased.
+        case erased
+    }
+
+    /// Who wrote one competing value.
+    public enum Writer: Hashable, Sendable {
+        /// A workstation the server named.
+        case workstation(String)
+        /// The server itself (a repair).
+        case server
+        /// A replica the server has not named to this workstation (yet): show its id.
+        case unknown
+    }
+
+    public var conflict: Conflict
+    /// The resident whose record holds the contested row (for a room or person conflict, the stay
+    /// that lost the room or may be merged); nil for a row of no resident's (a room, a setting, staff).
+    public var resident: String?
+    /// Who that resident is; nil when there is none or her row is not here.
+    public var who: Who?
+    /// For a `room` conflict, the room both stays were placed in; for a field of a room, its number.
+    public var room: Int?
+    /// For a `room` or `person` conflict, who each candidate stay's resident is; empty otherwise.
+    public var candidateWho: [Who?] = []
+    /// Who wrote each candidate, in the candidates' order.
+    public var writers: [Writer] = []
+
+    public init(conflict: Conflict, resident: String? = nil, who: Who? = nil, room: Int? = nil) {
+        self.conflict = conflict
+        self.resident = resident
+        self.who = who
+        self.room = room
+    }
+}

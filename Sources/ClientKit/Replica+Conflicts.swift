@@ -6,23 +6,106 @@ import SyncCore
 extension Replica {
     /// Open conflicts (all with `includeResolved`), newest first.
     public func conflicts(includeResolved: Bool = false) throws -> [Conflict] {
+        try read { db in try conflicts(db, includeResolved: includeResolved) }
+    }
+
+    /// Open conflicts (all with `includeResolved`), newest first, each with what staff recognise it
+    /// by: whose record, which room, which workstations wrote the competing values. Names only to a
+    /// session; without one, an alias or `Who.locked`.
+    public func conflictDetails(includeResolved: Bool = false) throws -> [ConflictDetail] {
         try read { db in
-            let condition = includeResolved ? "" : "WHERE status = 'open'"
-            return try Row.fetchAll(db, sql: "SELECT * FROM conflicts \(condition) ORDER BY detected_at DESC, id").map { row in
-                var conflict = Self.conflict(row)
-                // The competing values of a personal cell are its ciphertexts: shown decrypted to a
-                // session, "(locked)" without one.
-                if let column = conflict.column, ShelterSchema.schema.table(named: conflict.table)?.personalColumns.contains(column) == true {
-                    for index in conflict.candidates.indices {
-                        guard let text = conflict.candidates[index].value.textValue, RecordKeys.isSealedCell(text) else { continue }
-                        let shown = plain(db, text, table: conflict.table, row: conflict.row, column: column) ?? "(locked)"
-                        conflict.candidates[index].value = .text(shown)
+            let workstations = try store.workstations(db)
+            return try conflicts(db, includeResolved: includeResolved).map { conflict in
+                var detail = ConflictDetail(conflict: conflict)
+                detail.writers = conflict.candidates.map { candidate -> ConflictDetail.Writer in
+                    switch ReplicaID(candidate.replica).flatMap({ workstations[$0] }) {
+                    case nil: .unknown
+                    case ""?: .server
+                    case let name?: .workstation(name)
                     }
                 }
-                return conflict
-            // The conflict about a cell of an erased resident: nothing of it is left to resolve.
-            }.filter { !($0.kind == .field && $0.candidates.isEmpty) }
+                switch conflict.kind {
+                case .room, .person:
+                    detail.resident = try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [conflict.row])
+                    detail.candidateWho = try conflict.candidates.map { candidate -> ConflictDetail.Who? in
+                        guard let stay = candidate.value.textValue,
+                              let resident = try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [stay]) else { return nil }
+                        return try who(db, resident: resident)
+                    }
+                    if conflict.kind == .room { detail.room = try contestedRoom(db, conflict) }
+                case .field:
+                    detail.resident = try resident(db, ofRow: conflict.row, in: conflict.table)
+                    if conflict.table == ShelterSchema.rooms.name {
+                        detail.room = try Int.fetchOne(db, sql: "SELECT number FROM rooms WHERE id = ?", arguments: [conflict.row])
+                    }
+                }
+                detail.who = try detail.resident.flatMap { try who(db, resident: $0) }
+                return detail
+            }
         }
+    }
+
+    /// The resident a row belongs to: hers, her child's, her stay's or something of her stay's.
+    func resident(_ db: Database, ofRow row: String, in tableName: String) throws -> String? {
+        guard let table = ShelterSchema.schema.table(named: tableName) else { return nil }
+        if table.name == ShelterSchema.residents.name { return row }
+        let quoted = table.name.quotedDatabaseIdentifier
+        if table.column(named: "resident") != nil {
+            return try String.fetchOne(db, sql: "SELECT resident FROM \(quoted) WHERE id = ?", arguments: [row])
+        }
+        if table.column(named: "stay") != nil {
+            return try String.fetchOne(db, sql: "SELECT s.resident FROM \(quoted) t JOIN stays s ON s.id = t.stay WHERE t.id = ?", arguments: [row])
+        }
+        return nil
+    }
+
+    /// Who a resident is, as this replica may show her: her name to a session (never without one),
+    /// else her alias; `locked` when there is neither to show; nil when her row is not here.
+    func who(_ db: Database, resident: String) throws -> ConflictDetail.Who? {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT anonymous, name, alias, EXISTS (SELECT 1 FROM erasures e WHERE e.id = r.id) AS erased
+            FROM residents r WHERE id = ?
+            """, arguments: [resident]) else { return nil }
+        if row["erased"] as Bool? == true { return .erased }
+        let anonymous: Bool = row["anonymous"] ?? false
+        if hasSession, !anonymous, let name = plain(db, row["name"], table: ShelterSchema.residents.name, row: resident, column: "name"), !name.isEmpty {
+            return .named(name)
+        }
+        if let alias = row["alias"] as String?, !alias.isEmpty { return .named(alias) }
+        return .locked
+    }
+
+    /// The room two stays were placed in: the placements' own writes say it (the dots the conflict
+    /// records); else the room the kept stay is in now.
+    func contestedRoom(_ db: Database, _ conflict: Conflict) throws -> Int? {
+        let dots = (try String.fetchOne(db, sql: "SELECT dots FROM conflicts WHERE id = ?", arguments: [conflict.id]) ?? "")
+            .split(separator: "|").compactMap { Dot(String($0)) }
+        for dot in dots {
+            if let entry = try store.logEntry(db, of: dot), entry.change.table == ShelterSchema.stays.name,
+               case .integer(let room)? = entry.change.values["room"] {
+                return Int(room)
+            }
+        }
+        guard let kept = conflict.candidates.first?.value.textValue else { return nil }
+        return try Int.fetchOne(db, sql: "SELECT room FROM stays WHERE id = ?", arguments: [kept])
+    }
+
+    func conflicts(_ db: Database, includeResolved: Bool) throws -> [Conflict] {
+        let condition = includeResolved ? "" : "WHERE status = 'open'"
+        return try Row.fetchAll(db, sql: "SELECT * FROM conflicts \(condition) ORDER BY detected_at DESC, id").map { row in
+            var conflict = Self.conflict(row)
+            // The competing values of a personal cell are its ciphertexts: shown decrypted to a
+            // session, `lockedMark` without one (also a text written before encryption).
+            if let column = conflict.column, ShelterSchema.schema.table(named: conflict.table)?.personalColumns.contains(column) == true {
+                for index in conflict.candidates.indices {
+                    guard let text = conflict.candidates[index].value.textValue, RecordKeys.isSealedCell(text) || !hasSession else { continue }
+                    let shown = hasSession ? plain(db, text, table: conflict.table, row: conflict.row, column: column) ?? Self.lockedMark : Self.lockedMark
+                    conflict.candidates[index].value = .text(shown)
+                }
+            }
+            return conflict
+        // The conflict about a cell of an erased resident: nothing of it is left to resolve.
+        }.filter { !($0.kind == .field && $0.candidates.isEmpty) }
     }
 
     static func conflict(_ row: Row) -> Conflict {

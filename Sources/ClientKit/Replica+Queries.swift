@@ -97,6 +97,8 @@ extension Replica {
 
     /// What `history` shows for a value that was erased.
     public static let erasedMark = "(erased)"
+    /// A competing value of a personal cell this session cannot open (or shown with no session).
+    public static let lockedMark = "(locked)"
 
     /// The full id of a stay from an id or a unique prefix of at least 6 characters.
     /// A record kind in the current language's word.

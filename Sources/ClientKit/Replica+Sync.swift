@@ -237,10 +237,11 @@ extension Replica {
         let skew = Int64(clamping: wallAtHello) - Int64(clamping: welcome.serverWallNow)
         let wall = wallMilliseconds()
         let signers = session.map { [$0] } ?? []
-        let serverKey = welcome.serverSigningKey
+        let serverKey = welcome.serverSigningKey, workstations = welcome.workstations
         let restamped = try await performAsync { db in
             try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound)
             if let serverKey { try store.recordServerKey(db, serverKey) }
+            if let workstations { try store.recordWorkstations(db, workstations) }
             return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound, signers: signers, shift: Self.shiftMoment)
         }
         var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)

@@ -187,8 +187,8 @@ public struct ServerSession: Sendable {
             guard hello.replicaID == certified else {
                 return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))
             }
-            guard hello.protocolVersion == WireMessage.protocolVersion else {
-                return .failure(ServerError(.incompatibleProtocol, "protocol \(hello.protocolVersion) is not spoken here (this server speaks \(WireMessage.protocolVersion)); upgrade ShelterSync"))
+            guard (WireMessage.oldestProtocolVersion...WireMessage.protocolVersion).contains(hello.protocolVersion) else {
+                return .failure(ServerError(.incompatibleProtocol, "protocol \(hello.protocolVersion) is not spoken here (this server speaks \(WireMessage.oldestProtocolVersion) to \(WireMessage.protocolVersion)); upgrade ShelterSync"))
             }
             guard hello.schemaVersion == UInt64(ShelterSchema.version) else {
                 return .failure(ServerError(.incompatibleSchema, "schema version \(hello.schemaVersion) does not match the server's \(ShelterSchema.version); upgrade ShelterSync"))
@@ -208,6 +208,8 @@ public struct ServerSession: Sendable {
             welcome.serverWallNow = ServerStore.milliseconds(now)
             welcome.maxClockSkew = UInt64(max(0, maxClockSkew * 1000))
             welcome.serverSigningKey = Data(base64Encoded: try await store.signingKey()).map { Array($0) }
+            // Version 5 reads the workstations' names (a version-4 workstation would refuse the bytes).
+            if hello.protocolVersion >= 5 { welcome.workstations = try await store.workstationNames() }
             return .success(welcome)
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))

@@ -536,6 +536,22 @@ public struct ServerStore: Sendable {
         }
     }
 
+    /// The registry's names by replica id, for a welcome: every workstation ever enrolled (revoked
+    /// ones too, whose writes stay in the records), and each of the server's own writers (its runs)
+    /// with an empty name.
+    public func workstationNames() async throws -> [ReplicaID: String] {
+        try await pool.read { db in
+            var names: [ReplicaID: String] = [:]
+            for writer in try String.fetchAll(db, sql: "SELECT writer FROM server_runs") {
+                if let id = ReplicaID(writer) { names[id] = "" }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT replica_id, name FROM server_replicas") {
+                if let id = ReplicaID(row["replica_id"] as String) { names[id] = row["name"] }
+            }
+            return names
+        }
+    }
+
     /// Records when the certificate a workstation presented expires, when the registry does not know
     /// (a workstation enrolled before 0.5).
     func recordCertificateExpiry(_ replicaID: ReplicaID, serial: String, expires: Date) async throws {

@@ -267,6 +267,16 @@ public struct SyncStore: Sendable {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("sync-6") { db in
+            // The server's workstation names by replica id, as its last welcome sent them: local
+            // state (never synced), to show who wrote what.
+            try db.execute(sql: """
+                CREATE TABLE sync_workstations (
+                    replica_id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         for version in 1...max(1, schema.version) {
             migrator.registerMigration("domain-\(version)") { db in
                 for table in schema.tables {
@@ -382,6 +392,25 @@ public struct SyncStore: Sendable {
     /// Keeps the server's public signing key, as its welcome said.
     public func recordServerKey(_ db: Database, _ key: [UInt8]) throws {
         try db.execute(sql: "UPDATE sync_state SET server_signing_key = ? WHERE id = 1", arguments: [Data(key).base64EncodedString()])
+    }
+
+    /// Keeps the server's workstation names as its welcome sent them (its registry is the whole
+    /// truth: the names replace those known before).
+    public func recordWorkstations(_ db: Database, _ names: [ReplicaID: String]) throws {
+        guard try workstations(db) != names else { return }
+        try db.execute(sql: "DELETE FROM sync_workstations")
+        let insert = try db.cachedStatement(sql: "INSERT INTO sync_workstations (replica_id, name) VALUES (?, ?)")
+        for (replica, name) in names { try insert.execute(arguments: [replica.description, name]) }
+    }
+
+    /// The workstation names the server last sent, by replica id (an empty name: one of the
+    /// server's own writers); empty before the first sync with a server that sends them.
+    public func workstations(_ db: Database) throws -> [ReplicaID: String] {
+        var names: [ReplicaID: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT replica_id, name FROM sync_workstations") {
+            if let id = ReplicaID(row["replica_id"] as String) { names[id] = row["name"] }
+        }
+        return names
     }
 
     /// Keeps what the last hello measured: this clock against the server's, and the server's bound.

@@ -4,8 +4,14 @@
 public enum WireMessage: Hashable, Sendable {
     /// 2: hello carries the cursor with checkpoints of the server's hash chain, welcome the last
     /// common position, pulled batches the chain at their end; `recover` heals a server that went
-    /// back in time.
-    public static let protocolVersion: UInt64 = 4
+    /// back in time. 5: the welcome may end with the server's workstation names
+    /// (`Welcome.workstations`), sent only to a hello of version 5 or later.
+    public static let protocolVersion: UInt64 = 5
+    /// The oldest version a server still answers: a version-4 workstation syncs as before, and its
+    /// welcome carries nothing it cannot read.
+    public static let oldestProtocolVersion: UInt64 = 4
+    /// The most workstation names one welcome carries.
+    public static let maximumWorkstations = 10_000
     /// The most checkpoints a hello may carry.
     public static let maximumCheckpoints = 64
     /// The most encoded bytes of changes one pushed, recovered or pulled batch carries (besides its
@@ -119,6 +125,11 @@ public enum WireMessage: Hashable, Sendable {
         /// The server's Ed25519 public key, which signs its own transactions (repairs, conflict
         /// rows, staff the admin made).
         public var serverSigningKey: [UInt8]?
+        /// The name of every workstation the server ever enrolled (revoked ones too: their writes
+        /// stay in the records), by replica id; an empty name marks one of the server's own writers.
+        /// Workstation names are not personal data. Nil when the hello's version is older than 5:
+        /// then nothing of it is encoded, and the welcome is byte for byte a version-4 one.
+        public var workstations: [ReplicaID: String]?
 
         public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64, resume: Int64 = 0,
                     ownCommon: UInt64? = nil, holdings: VersionVector? = nil) {
@@ -242,6 +253,14 @@ public enum WireMessage: Hashable, Sendable {
             if let holdings = welcome.holdings { ChangeCodec.encode(holdings, into: &writer) }
             writer.write(byte: welcome.serverSigningKey == nil ? 0 : 1)
             if let key = welcome.serverSigningKey { writer.write(raw: key) }
+            // Version 5, at the end and only when present: a version-4 reader never meets it.
+            if let workstations = welcome.workstations {
+                writer.write(varint: UInt64(workstations.count))
+                for (replica, name) in workstations.sorted(by: { $0.key < $1.key }) {
+                    replica.write(into: &writer)
+                    writer.write(text: name)
+                }
+            }
         case .error(let code, let message):
             writer.write(byte: 3)
             writer.write(text: code)
@@ -332,6 +351,15 @@ public enum WireMessage: Hashable, Sendable {
             if try reader.readFlag() { welcome.ownCommon = try reader.readUnsigned() }
             if try reader.readFlag() { welcome.holdings = try ChangeCodec.decodeVector(from: &reader) }
             if try reader.readFlag() { welcome.serverSigningKey = Array(try reader.readRaw(count: 32)) }
+            if !reader.isAtEnd {
+                let count = try reader.readCount(max: maximumWorkstations)
+                var workstations: [ReplicaID: String] = [:]
+                for _ in 0..<count {
+                    let replica = try reader.readReplicaID()
+                    workstations[replica] = try reader.readText()
+                }
+                welcome.workstations = workstations
+            }
             message = .welcome(welcome)
         case 3:
             message = .error(code: try reader.readText(), message: try reader.readText())

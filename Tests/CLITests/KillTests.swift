@@ -2,6 +2,7 @@ import ClientKit
 import Foundation
 import Server
 import ShelterDomain
+import SyncCore
 import Testing
 import TestSupport
 
@@ -21,17 +22,25 @@ import TestSupport
             server = try ServerProcess.start(directory: srv, extra: ["--max-batch", "40"])
         }
 
-        /// A bound replica for a new workstation, synced once, with `admissions` admissions unsynced.
+        /// A bound replica for a new workstation, synced once (`shelter init` makes the first sync),
+        /// with `admissions` admissions unsynced; without `firstSync`, made through ClientKit and
+        /// never synced.
         func workstation(_ name: String, admissions: Int, firstSync: Bool = true) throws -> (path: String, id: String) {
             let bundle = dir.file("\(name).bundle")
             #expect(try ShelterProcess.run(["server", "enroll", "--dir", srv, "--name", name, "--out", bundle]).status == 0)
             let path = dir.file("\(name).replica")
-            let created = try ShelterProcess.run(["init", "--replica", path, "--bundle", bundle, "--server", "127.0.0.1:\(server.port)"])
-            #expect(created.status == 0, "\(created)")
-            if firstSync { #expect(try ShelterProcess.run(["sync", "--replica", path]).status == 0) }
+            let id: String
+            if firstSync {
+                let created = try ShelterProcess.run(["init", "--replica", path, "--bundle", bundle, "--server", "127.0.0.1:\(server.port)"])
+                #expect(created.status == 0, "\(created)")
+                id = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                let pem = try String(contentsOfFile: bundle, encoding: .utf8)
+                id = try Replica.create(at: path, bundlePEM: pem, bundleSource: bundle, server: "127.0.0.1:\(server.port)").id.description
+            }
             let replica = try Replica.open(at: path)
             for n in 0..<admissions { try replica.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")) }
-            return (path, created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            return (path, id)
         }
 
         func onServer(_ replicaID: String) throws -> Int {

@@ -57,11 +57,14 @@ import TestSupport
         #expect(mode(a) == 0o600)
         let bound = try shelter("init", "--replica", dir.file("c.replica"), "--bundle", dir.file("office.bundle"), "--server", address, "--rooms", "3")
         #expect(bound.status != 0)
+        // init made the first sync: the 3 rooms and the leader are here; the next sync has nothing new.
+        #expect((try shelter("rooms", "--replica", a, "--json").json()["rooms"] as? [Any])?.count == 3)
         let sync = try shelter("sync", "--replica", a, "--json")
         #expect(sync.status == 0, "\(sync)")
         let report = try sync.json()
         #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped"])
-        #expect(report["pulled"] as? Int == 3 + 1 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull, "3 rooms and the leader")
+        #expect(report["pulled"] as? Int == 0 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull,
+                "3 rooms and the leader, pulled by init")
         #expect(try shelter("sync", "--replica", b).status == 0)
 
         // Every write needs a session: refused before login, nothing written.
@@ -92,7 +95,8 @@ import TestSupport
         #expect(conflict["kind"] as? String == "field" && conflict["column"] as? String == "phone" && conflict["status"] as? String == "open")
         let values = try #require(conflict["values"] as? [[String: Any]])
         #expect(Set(values.compactMap { $0["value"] as? String }) == ["1", "2"])
-        #expect(Set(values[0].keys) == ["value", "author", "replica", "at"])
+        #expect(Set(values[0].keys) == ["value", "author", "replica", "at", "workstation"])
+        #expect(Set(values.compactMap { $0["workstation"] as? String }) == ["reception", "office"], "the server named both workstations")
         let id = try #require(conflict["id"] as? String)
         #expect(try shelter("conflicts", "resolve", id, "--keep", "9", "--replica", b).status != 0)
         #expect(try shelter("conflicts", "resolve", id, "--keep", "0", "--value", "3", "--replica", b).status != 0)
