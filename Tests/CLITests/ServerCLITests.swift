@@ -194,7 +194,7 @@ import TestSupport
             let attempt = Process()
             attempt.executableURL = URL(fileURLWithPath: asOther[0])
             attempt.arguments = Array(asOther.dropFirst()) + arguments
-            attempt.environment = ["SHELTER_AGENT_DIR": locked.file("agents")]
+            attempt.environment = ["SHELTER_AGENT_DIR": locked.file("agents"), "SHELTER_LANG": "en"]
             let errors = Pipe()
             attempt.standardError = errors
             attempt.standardOutput = FileHandle.nullDevice
