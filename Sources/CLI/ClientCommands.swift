@@ -10,38 +10,32 @@ import SyncCore
 
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a replica (file mode 0600) and print its replica id: standalone with rooms 1…N, or bound to a sync server with --bundle and --server.",
-        discussion: """
-            With --bundle FILE --server HOST:PORT the replica takes its replica id from the enrolled \
-            workstation's certificate and keeps the key inside the replica file, then syncs once at \
-            once, so the rooms and the staff are there; when the server does not answer, the replica \
-            is made all the same and the first `shelter sync` brings them. Refuses to overwrite any \
-            existing file.
-            """)
+        abstract: t("help.Init.abstract"),
+        discussion: t("help.Init.discussion"))
 
     @OptionGroup var options: ReplicaOptions
 
-    @Option(help: "How many rooms the shelter has (standalone replicas only; default 9).")
+    @Option(help: ArgumentHelp(t("help.Init.rooms")))
     var rooms: Int?
 
-    @Option(help: ArgumentHelp("The workstation bundle from `shelter server enroll`.", valueName: "file"))
+    @Option(help: ArgumentHelp(t("help.Init.bundle"), valueName: "file"))
     var bundle: String?
 
-    @Option(help: ArgumentHelp("The sync server.", valueName: "host:port"))
+    @Option(help: ArgumentHelp(t("help.Init.server"), valueName: "host:port"))
     var server: String?
 
-    @Option(help: ArgumentHelp("A standalone replica's first leader (her passphrase is asked, or read from --passphrase-file).", valueName: "name"))
+    @Option(help: ArgumentHelp(t("help.Init.leader"), valueName: "name"))
     var leader: String?
 
-    @Option(help: ArgumentHelp("A file whose first line is the leader's passphrase (at least 10 characters).", valueName: "file"))
+    @Option(help: ArgumentHelp(t("help.Init.passphraseFile"), valueName: "file"))
     var passphraseFile: String?
 
     func validate() throws {
-        if bundle == nil && leader == nil { throw ValidationError("a standalone replica needs its first leader: --leader NAME") }
-        if bundle != nil && leader != nil { throw ValidationError("a replica bound to a server gets its staff from the server: leave out --leader") }
-        if let rooms, !(1...999).contains(rooms) { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
-        if (bundle == nil) != (server == nil) { throw ValidationError("--bundle and --server go together") }
-        if bundle != nil && rooms != nil { throw ValidationError("a replica bound to a server gets its rooms from the server: leave out --rooms") }
+        if bundle == nil && leader == nil { throw ValidationError(t("v.needsLeader")) }
+        if bundle != nil && leader != nil { throw ValidationError(t("v.noLeader")) }
+        if let rooms, !(1...999).contains(rooms) { throw ValidationError(t("v.rooms", ("rooms", rooms))) }
+        if (bundle == nil) != (server == nil) { throw ValidationError(t("v.bundleServer")) }
+        if bundle != nil && rooms != nil { throw ValidationError(t("v.noRooms")) }
     }
 
     /// How long the first sync waits for the server to accept the connection: an offline
@@ -80,18 +74,18 @@ struct Init: AsyncParsableCommand {
 
 struct Rooms: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The occupancy board, or take a room out of service.",
+        abstract: t("help.Rooms.abstract"),
         subcommands: [List.self, Set.self],
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "Show every room: free, occupied (by which stay) or out of service.",
-            discussion: "capacity counts the rooms in service; occupied counts rooms with an active stay.")
+            abstract: t("help.Rooms.List.abstract"),
+            discussion: t("help.Rooms.List.discussion"))
 
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let board = try reportingErrors { try options.openWithAnySession().roomBoard() }
@@ -122,11 +116,11 @@ struct Rooms: ParsableCommand {
     }
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Take a room out of service, or back into service.")
+        static let configuration = CommandConfiguration(abstract: t("help.Rooms.Set.abstract"))
 
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The room number.") var room: Int
-        @Flag(exclusivity: .exclusive, help: "The new state.") var state: RoomState
+        @Argument(help: ArgumentHelp(t("help.roomNumber"))) var room: Int
+        @Flag(exclusivity: .exclusive, help: ArgumentHelp(t("help.Rooms.Set.state"))) var state: RoomState
 
         enum RoomState: EnumerableFlag { case outOfService, inService }
 
@@ -139,38 +133,35 @@ struct Rooms: ParsableCommand {
 
 struct Admit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Admit a woman (and her children). With --room she is placed at once; otherwise the stay awaits a room.",
-        discussion: """
-            An anonymous stay (--anonymous --alias ALIAS) stores no name and no CPR number, for her or \
-            her children (give children as --child-alias). The home municipality is always required.
-            """)
+        abstract: t("help.Admit.abstract"),
+        discussion: t("help.Admit.discussion"))
 
     @OptionGroup var options: ReplicaOptions
 
-    @Flag(help: "An anonymous stay: no name, no CPR number.") var anonymous = false
-    @Option(help: "The alias staff use (required with --anonymous).") var alias: String?
-    @Option(help: "Her name (not with --anonymous).") var name: String?
-    @Option(help: ArgumentHelp("Her CPR number, DDMMYY-XXXX or DDMMYYXXXX (not with --anonymous).", valueName: "cpr")) var cpr: String?
-    @Option(help: "Her home municipality (it is notified and pays).") var municipality: String
-    @Flag(help: "The home municipality is documented.") var documented = false
-    @Option(name: .customLong("child"), help: ArgumentHelp("A child who comes with her: NAME or NAME:CPR (repeat for each child).", valueName: "name[:cpr]"))
+    @Flag(help: ArgumentHelp(t("help.Admit.anonymous"))) var anonymous = false
+    @Option(help: ArgumentHelp(t("help.Admit.alias"))) var alias: String?
+    @Option(help: ArgumentHelp(t("help.Admit.name"))) var name: String?
+    @Option(help: ArgumentHelp(t("help.Admit.cpr"), valueName: "cpr")) var cpr: String?
+    @Option(help: ArgumentHelp(t("help.Admit.municipality"))) var municipality: String
+    @Flag(help: ArgumentHelp(t("help.Admit.documented"))) var documented = false
+    @Option(name: .customLong("child"), help: ArgumentHelp(t("help.Admit.children"), valueName: "name[:cpr]"))
     var children: [String] = []
-    @Option(name: .customLong("child-alias"), help: ArgumentHelp("A child known only by an alias (for anonymous stays; repeat).", valueName: "alias"))
+    @Option(name: .customLong("child-alias"), help: ArgumentHelp(t("help.Admit.childAliases"), valueName: "alias"))
     var childAliases: [String] = []
-    @Option(help: "Why she seeks shelter.") var reason: String?
-    @Option(help: "Place her in this room at once.") var room: Int?
-    @Option(help: ArgumentHelp("When she arrived, if earlier (ISO 8601; without a zone: local time).", valueName: "iso8601")) var at: String?
-    @Flag(help: "Admit her even though a resident with this CPR number is staying here now (asked on a terminal).") var anyway = false
-    @Flag(help: "Print JSON.") var json = false
+    @Option(help: ArgumentHelp(t("help.Admit.reason"))) var reason: String?
+    @Option(help: ArgumentHelp(t("help.Admit.room"))) var room: Int?
+    @Option(help: ArgumentHelp(t("help.Admit.at"), valueName: "iso8601")) var at: String?
+    @Flag(help: ArgumentHelp(t("help.Admit.anyway"))) var anyway = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func validate() throws {
         if anonymous {
-            if name != nil { throw ValidationError("an anonymous admission may not have --name: anonymous stays store no name and no CPR number") }
-            if cpr != nil { throw ValidationError("an anonymous admission may not have --cpr: anonymous stays store no name and no CPR number") }
-            if !children.isEmpty { throw ValidationError("an anonymous admission may not name children: use --child-alias ALIAS") }
-            if alias == nil { throw ValidationError("an anonymous admission needs --alias") }
+            if name != nil { throw ValidationError(t("v.anonymousName")) }
+            if cpr != nil { throw ValidationError(t("v.anonymousCPR")) }
+            if !children.isEmpty { throw ValidationError(t("v.anonymousChildren")) }
+            if alias == nil { throw ValidationError(t("v.anonymousAlias")) }
         } else if name == nil && alias == nil {
-            throw ValidationError("give --name (or --anonymous --alias ALIAS)")
+            throw ValidationError(t("v.giveName"))
         }
     }
 
@@ -217,11 +208,11 @@ struct Admit: ParsableCommand {
 }
 
 struct Assign: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Place a stay in a room, or move it to another room.")
+    static let configuration = CommandConfiguration(abstract: t("help.Assign.abstract"))
 
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "The stay (id or unique prefix).") var stay: String
-    @Argument(help: "The room number.") var room: Int
+    @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+    @Argument(help: ArgumentHelp(t("help.roomNumber"))) var room: Int
 
     func run() throws {
         let id = try reportingErrors { try options.open().assign(stay: stay, room: room, by: try options.session()) }
@@ -230,12 +221,12 @@ struct Assign: ParsableCommand {
 }
 
 struct Discharge: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "End a stay; her room becomes free.")
+    static let configuration = CommandConfiguration(abstract: t("help.Discharge.abstract"))
 
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "The stay (id or unique prefix).") var stay: String
-    @Option(help: "Why the stay ends.") var reason: String
-    @Option(help: ArgumentHelp("When she left, if earlier (ISO 8601).", valueName: "iso8601")) var at: String?
+    @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+    @Option(help: ArgumentHelp(t("help.Discharge.reason"))) var reason: String
+    @Option(help: ArgumentHelp(t("help.Discharge.at"), valueName: "iso8601")) var at: String?
 
     func run() throws {
         let left = try timestamp(at)
@@ -245,11 +236,11 @@ struct Discharge: ParsableCommand {
 }
 
 struct Stays: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Current stays (awaiting a room or active); --all adds discharged ones.")
+    static let configuration = CommandConfiguration(abstract: t("help.Stays.abstract"))
 
     @OptionGroup var options: ReplicaOptions
-    @Flag(help: "Include discharged stays.") var all = false
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: ArgumentHelp(t("help.Stays.all"))) var all = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let stays = try reportingErrors { try options.openUnlocked().stays(includeDischarged: all) }
@@ -285,15 +276,15 @@ func stayJSON(_ stay: StaySummary) -> JSON {
 struct ResidentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resident",
-        abstract: "Show or change a resident's record.",
+        abstract: t("help.ResidentCommand.abstract"),
         subcommands: [Show.self, SetFields.self])
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a resident's record, her children and stays.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: t("help.ResidentCommand.Show.abstract"))
 
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The resident (id or unique prefix).") var resident: String
-        @Flag(help: "Print JSON.") var json = false
+        @Argument(help: ArgumentHelp(t("help.residentID"))) var resident: String
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let record = try reportingErrors { try options.openUnlocked().resident(resident) }
@@ -351,17 +342,17 @@ struct ResidentCommand: ParsableCommand {
     struct SetFields: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "set",
-            abstract: "Set fields of a resident's record: FIELD=VALUE (an empty VALUE clears the field).",
-            discussion: "Fields: phone, language, interpreter (yes/no), notes, alias, municipality, documented (yes/no); name and cpr only for a resident who is not anonymous.")
+            abstract: t("help.ResidentCommand.SetFields.abstract"),
+            discussion: t("help.ResidentCommand.SetFields.discussion"))
 
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The resident (id or unique prefix).") var resident: String
-        @Argument(help: ArgumentHelp("FIELD=VALUE pairs.", valueName: "field=value")) var assignments: [String]
+        @Argument(help: ArgumentHelp(t("help.residentID"))) var resident: String
+        @Argument(help: ArgumentHelp(t("help.fieldValuePairs"), valueName: "field=value")) var assignments: [String]
 
         func validate() throws {
-            if assignments.isEmpty { throw ValidationError("give at least one FIELD=VALUE") }
+            if assignments.isEmpty { throw ValidationError(t("v.oneField")) }
             for assignment in assignments where !assignment.contains("=") {
-                throw ValidationError("'\(assignment.split(separator: "=").first ?? "")' is not FIELD=VALUE")
+                throw ValidationError(t("v.notPair", ("text", assignment.split(separator: "=").first ?? "")))
             }
         }
 
@@ -378,10 +369,10 @@ struct ResidentCommand: ParsableCommand {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "This replica's id, unsynced changes, last sync and server.")
+    static let configuration = CommandConfiguration(abstract: t("help.Status.abstract"))
 
     @OptionGroup var options: ReplicaOptions
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }
@@ -417,14 +408,14 @@ struct Status: ParsableCommand {
 
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The change log, newest first: when, who, from which replica, and what was written.",
-        discussion: "Values of personal columns (names, CPR numbers, phone, notes, reasons) are hidden unless --show-personal.")
+        abstract: t("help.History.abstract"),
+        discussion: t("help.History.discussion"))
 
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "Only changes to this record (id or unique prefix).") var id: String?
-    @Flag(help: "Show the values of personal columns.") var showPersonal = false
-    @Option(help: "At most this many entries.") var limit: Int?
-    @Flag(help: "Print JSON.") var json = false
+    @Argument(help: ArgumentHelp(t("help.History.id"))) var id: String?
+    @Flag(help: ArgumentHelp(t("help.History.showPersonal"))) var showPersonal = false
+    @Option(help: ArgumentHelp(t("help.History.limit"))) var limit: Int?
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let entries = try reportingErrors { try (showPersonal ? options.openUnlocked() : options.open()).history(of: id, limit: limit ?? .max, showPersonal: showPersonal) }
@@ -461,13 +452,13 @@ struct History: ParsableCommand {
 
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sync with the server: push every unsynced change, pull everything new, report.",
-        discussion: "When the server cannot be reached or refuses, nothing is lost: the changes stay unsynced.")
+        abstract: t("help.Sync.abstract"),
+        discussion: t("help.Sync.discussion"))
 
     @OptionGroup var options: ReplicaOptions
-    @Flag(help: "Only push this workstation's changes (quick, e.g. before going offline); pull at the next sync.")
+    @Flag(help: ArgumentHelp(t("help.Sync.pushOnly")))
     var pushOnly = false
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() async throws {
         let replica = try reportingErrors { try options.open() }
@@ -540,18 +531,18 @@ struct Sync: AsyncParsableCommand {
 
 struct Conflicts: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Conflicts found by the server, and their resolution.",
+        abstract: t("help.Conflicts.abstract"),
         subcommands: [List.self, Resolve.self],
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "Open conflicts (--all: also resolved ones), with every competing value.")
+            abstract: t("help.Conflicts.List.abstract"))
 
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Include resolved conflicts.") var all = false
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.Conflicts.List.all"))) var all = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             // Names only to a session; without one, an alias or "log in to see the name".
@@ -631,22 +622,17 @@ struct Conflicts: ParsableCommand {
 
     struct Resolve: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Resolve a conflict with a normal write that syncs like any other.",
-            discussion: """
-                --keep INDEX keeps one of the listed values; --value TEXT writes another. For a room conflict, --keep 0 \
-                accepts the confirmed placement and --value ROOM gives the other stay a room. For a person conflict (the \
-                same woman admitted twice), --merge keeps the first stay and merges the other into it: no second room, \
-                notification or day of billing; her children, plan and notes move across.
-                """)
+            abstract: t("help.Conflicts.Resolve.abstract"),
+            discussion: t("help.Conflicts.Resolve.discussion"))
 
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The conflict (id or unique prefix).") var id: String
-        @Option(help: "Keep the value with this index.") var keep: Int?
-        @Option(help: "Write this value instead.") var value: String?
-        @Flag(help: "Merge the second stay of a person conflict into the first.") var merge = false
+        @Argument(help: ArgumentHelp(t("help.Conflicts.Resolve.id"))) var id: String
+        @Option(help: ArgumentHelp(t("help.Conflicts.Resolve.keep"))) var keep: Int?
+        @Option(help: ArgumentHelp(t("help.Conflicts.Resolve.value"))) var value: String?
+        @Flag(help: ArgumentHelp(t("help.Conflicts.Resolve.merge"))) var merge = false
 
         func validate() throws {
-            if [keep != nil, value != nil, merge].filter({ $0 }).count != 1 { throw ValidationError("give exactly one of --keep INDEX, --value TEXT or --merge") }
+            if [keep != nil, value != nil, merge].filter({ $0 }).count != 1 { throw ValidationError(t("v.oneResolution")) }
         }
 
         func run() throws {
@@ -660,11 +646,11 @@ struct Conflicts: ParsableCommand {
 struct SetServer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set-server",
-        abstract: "Point this workstation at the sync server's new address; its identity, records and unsynced changes stay as they are.",
-        discussion: "The server's certificate must name the new host (`shelter server certify --host NAME`).")
+        abstract: t("help.SetServer.abstract"),
+        discussion: t("help.SetServer.discussion"))
 
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: ArgumentHelp("The sync server's new address.", valueName: "host:port")) var address: String
+    @Argument(help: ArgumentHelp(t("help.SetServer.address"), valueName: "host:port")) var address: String
 
     func run() throws {
         let (old, new) = try reportingErrors { try options.open().setServer(address) }
@@ -674,20 +660,13 @@ struct SetServer: ParsableCommand {
 
 struct Rescue: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Re-issue the records of a forked or refused replica file that the server lacks, as new changes of this replica.",
-        discussion: """
-            For a replica the server refused as a copy (replicaForked, replicaRewound): a copied replica file, a \
-            second replica made from one bundle, a workstation restored from its own backup. Make a new replica from \
-            a new bundle and sync it first, then rescue into it; the old file is only read. Each of its changes the \
-            server lacks is written again here (same values, author and time) and goes to the server at the next \
-            sync; a write made meanwhile on the server becomes a conflict, never silently overwritten. Then the \
-            server admin retires the old identity with `shelter server revoke`.
-            """)
+        abstract: t("help.Rescue.abstract"),
+        discussion: t("help.Rescue.discussion"))
 
     @OptionGroup var options: ReplicaOptions
-    @Option(help: ArgumentHelp("The forked or refused replica file.", valueName: "old.replica")) var from: String
-    @Flag(help: "Rescue a replica the server never refused as a copy (say, a laptop that cannot sync any more).") var force = false
-    @Flag(help: "Print JSON.") var json = false
+    @Option(help: ArgumentHelp(t("help.Rescue.from"), valueName: "old.replica")) var from: String
+    @Flag(help: ArgumentHelp(t("help.Rescue.force"))) var force = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }
@@ -712,11 +691,11 @@ struct Rescue: ParsableCommand {
 struct RenewIdentity: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "renew",
-        abstract: "Install a renewed certificate (a bundle from `shelter server renew`) in this workstation's replica.",
-        discussion: "The replica id and the shelter CA must be the same; records and unsynced changes stay as they are. The old certificate stops working at the first sync with the new one.")
+        abstract: t("help.RenewIdentity.abstract"),
+        discussion: t("help.RenewIdentity.discussion"))
 
     @OptionGroup var options: ReplicaOptions
-    @Option(help: ArgumentHelp("The renewed bundle.", valueName: "file")) var bundle: String
+    @Option(help: ArgumentHelp(t("help.RenewIdentity.bundle"), valueName: "file")) var bundle: String
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }

@@ -27,16 +27,12 @@ func erasureJSON(_ erasure: ErasureRecord) -> JSON {
 
 struct Erase: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "A leader erases a resident: her key and every personal value of hers and her children's, on every copy.",
-        discussion: """
-            One signed change. This workstation erases her at once; every other workstation and the server \
-            erase her when they sync. Her stays keep their dates, room, municipality and status (billing and \
-            statistics); history shows (erased) for her values, and who erased her and when.
-            """)
+        abstract: t("help.Erase.abstract"),
+        discussion: t("help.Erase.discussion"))
 
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "The resident (id or unique prefix).") var resident: String
-    @Flag(help: "Erase without asking (erasure cannot be undone).") var yes = false
+    @Argument(help: ArgumentHelp(t("help.residentID"))) var resident: String
+    @Flag(help: ArgumentHelp(t("help.eraseYes"))) var yes = false
 
     func run() throws {
         let replica = try reportingErrors { try options.openUnlocked() }
@@ -54,15 +50,15 @@ struct Erase: ParsableCommand {
 
 struct Retention: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Residents whose retention period has ended: their last stay ended more than retentionYears ago.",
-        discussion: "Set the period with shelter settings set retentionYears=N (a leader; default 3).",
+        abstract: t("help.Retention.abstract"),
+        discussion: t("help.Retention.discussion"),
         subcommands: [List.self, EraseDue.self],
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the residents whose retention period has ended.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: t("help.Retention.List.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let (years, due) = try reportingErrors { try options.openUnlocked().retentionDue() }
@@ -86,9 +82,9 @@ struct Retention: ParsableCommand {
     }
 
     struct EraseDue: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "erase", abstract: "A leader erases every resident whose retention period has ended.")
+        static let configuration = CommandConfiguration(commandName: "erase", abstract: t("help.Retention.EraseDue.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Erase without asking (erasure cannot be undone).") var yes = false
+        @Flag(help: ArgumentHelp(t("help.eraseYes"))) var yes = false
 
         func run() throws {
             let replica = try reportingErrors { try options.openUnlocked() }
@@ -106,14 +102,14 @@ struct Retention: ParsableCommand {
 
 struct Settings: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The shelter's settings (replicated to every workstation).",
+        abstract: t("help.Settings.abstract"),
         subcommands: [Show.self, Set.self],
         defaultSubcommand: Show.self)
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show every setting.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: t("help.Settings.Show.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let replica = try reportingErrors { try options.open() }
@@ -134,10 +130,10 @@ struct Settings: ParsableCommand {
 
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "set", abstract: "A leader sets settings: KEY=VALUE.",
+            commandName: "set", abstract: t("help.Settings.Set.abstract"),
             discussion: "Settings: " + Replica.knownSettings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; "))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "KEY=VALUE pairs.") var pairs: [String]
+        @Argument(help: ArgumentHelp(t("help.Settings.Set.pairs"))) var pairs: [String]
 
         func run() throws {
             var values: [(key: String, value: String)] = []

@@ -4,23 +4,23 @@ import Foundation
 import ShelterDomain
 
 func civilDate(_ text: String, option: String) throws -> CivilDate {
-    guard let date = CivilDate(text) else { throw ValidationError("\(option) takes a date YYYY-MM-DD, not '\(text)'") }
+    guard let date = CivilDate(text) else { throw ValidationError(t("v.date", ("option", option), ("text", text))) }
     return date
 }
 
 struct StaffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "staff", abstract: "The shelter's staff and their roles.",
+        commandName: "staff", abstract: t("help.StaffCommand.abstract"),
         subcommands: [List.self, Add.self, Remove.self, Role.self], defaultSubcommand: List.self)
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "A leader adds a member of staff, with her initial passphrase.",
-            discussion: "Roles: leader, socialWorker, contactPerson, houseGuard, office, caretaker. Only a leader adds, removes and changes staff, and records an eligibility decision, a required move-out, a complaint's reconsideration, rates and settings.")
+            abstract: t("help.StaffCommand.Add.abstract"),
+            discussion: t("help.StaffCommand.Add.discussion"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "Her name (she logs in with it).") var name: String
-        @Option(help: "Her role.") var role: String
-        @Option(help: ArgumentHelp("A file whose first line is her initial passphrase.", valueName: "file")) var passphraseFile: String?
+        @Argument(help: ArgumentHelp(t("help.StaffCommand.Add.name"))) var name: String
+        @Option(help: ArgumentHelp(t("help.StaffCommand.Add.role"))) var role: String
+        @Option(help: ArgumentHelp(t("help.StaffCommand.Add.passphraseFile"), valueName: "file")) var passphraseFile: String?
 
         func run() throws {
             let parsed = try reportingErrors { try StaffRole.named(role) }
@@ -32,9 +32,9 @@ struct StaffCommand: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A leader removes a member of staff: her signature is refused from then on.")
+        static let configuration = CommandConfiguration(abstract: t("help.StaffCommand.Remove.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "Her name.") var name: String
+        @Argument(help: ArgumentHelp(t("help.herName"))) var name: String
 
         func run() throws {
             try reportingErrors { try options.open().removeStaff(name: name, by: try options.session()) }
@@ -43,10 +43,10 @@ struct StaffCommand: ParsableCommand {
     }
 
     struct Role: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A leader changes a member's role.")
+        static let configuration = CommandConfiguration(abstract: t("help.StaffCommand.Role.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "Her name.") var name: String
-        @Argument(help: "Her new role.") var role: String
+        @Argument(help: ArgumentHelp(t("help.herName"))) var name: String
+        @Argument(help: ArgumentHelp(t("help.StaffCommand.Role.role"))) var role: String
 
         func run() throws {
             let parsed = try reportingErrors { try StaffRole.named(role) }
@@ -56,9 +56,9 @@ struct StaffCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "The registered staff.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: t("help.StaffCommand.List.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let staff = try reportingErrors { try options.open().staff() }
@@ -75,24 +75,20 @@ struct StaffCommand: ParsableCommand {
 
 struct Decide: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The leader's eligibility decision for a stay (leaders only).",
-        discussion: """
-            --not-eligible needs --reason: one of notTargetGroup, severeMentalIllness, substanceAbuse (the \
-            last two: refer to another shelter with --refer-to), or a text. A not-eligible decision ends the \
-            stay and notifies the home municipality; its date starts the 4-week complaint clock.
-            """)
+        abstract: t("help.Decide.abstract"),
+        discussion: t("help.Decide.discussion"))
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "The stay (id or unique prefix).") var stay: String
-    @Flag(exclusivity: .exclusive, help: "The decision.") var outcome: Outcome
-    @Option(help: "Why she is not eligible.") var reason: String?
-    @Option(name: .customLong("refer-to"), help: ArgumentHelp("The shelter she is referred to.", valueName: "shelter")) var referTo: String?
-    @Option(help: ArgumentHelp("When it was decided (ISO 8601).", valueName: "iso8601")) var at: String?
+    @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+    @Flag(exclusivity: .exclusive, help: ArgumentHelp(t("help.Decide.outcome"))) var outcome: Outcome
+    @Option(help: ArgumentHelp(t("help.Decide.reason"))) var reason: String?
+    @Option(name: .customLong("refer-to"), help: ArgumentHelp(t("help.Decide.referTo"), valueName: "shelter")) var referTo: String?
+    @Option(help: ArgumentHelp(t("help.decidedAt"), valueName: "iso8601")) var at: String?
 
     enum Outcome: String, EnumerableFlag { case eligible, notEligible }
 
     func validate() throws {
-        if outcome == .notEligible && reason == nil { throw ValidationError("--not-eligible needs --reason") }
-        if outcome == .eligible && (reason != nil || referTo != nil) { throw ValidationError("--reason and --refer-to go with --not-eligible") }
+        if outcome == .notEligible && reason == nil { throw ValidationError(t("v.needsReason")) }
+        if outcome == .eligible && (reason != nil || referTo != nil) { throw ValidationError(t("v.reasonWithNotEligible")) }
     }
 
     func run() throws {
@@ -106,13 +102,13 @@ struct Decide: ParsableCommand {
 struct MoveOut: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "move-out",
-        abstract: "Record a move-out the leader requires (leaders only); it ends the stay.",
-        discussion: "With --house-rules it is an expulsion for breaking the house rules, which cannot be appealed.")
+        abstract: t("help.MoveOut.abstract"),
+        discussion: t("help.MoveOut.discussion"))
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "The stay (id or unique prefix).") var stay: String
-    @Option(help: "Why.") var reason: String
-    @Flag(name: .customLong("house-rules"), help: "An expulsion for breaking the house rules.") var houseRules = false
-    @Option(help: ArgumentHelp("When it was decided (ISO 8601).", valueName: "iso8601")) var at: String?
+    @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+    @Option(help: ArgumentHelp(t("help.MoveOut.reason"))) var reason: String
+    @Flag(name: .customLong("house-rules"), help: ArgumentHelp(t("help.MoveOut.houseRules"))) var houseRules = false
+    @Option(help: ArgumentHelp(t("help.decidedAt"), valueName: "iso8601")) var at: String?
 
     func run() throws {
         let when = try timestamp(at)
@@ -124,15 +120,15 @@ struct MoveOut: ParsableCommand {
 
 struct Notifications: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Notifications to the home municipality (orientering): made on admission and discharge.",
-        discussion: "due: 3 days after moving in or out (the Køge standard); legalDeadline: 3 working days (Monday–Friday, not Danish public holidays, Constitution Day, 24 or 31 December). overdue: not sent and past due.",
+        abstract: t("help.Notifications.abstract"),
+        discussion: t("help.Notifications.discussion"),
         subcommands: [List.self, Show.self, Sent.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every notification (--pending: those not sent).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: t("help.Notifications.List.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Only those not sent yet.") var pending = false
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.Notifications.List.pending"))) var pending = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let list = try reportingErrors { try options.open().notifications(pendingOnly: pending) }
@@ -154,9 +150,9 @@ struct Notifications: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the letter in Danish, ready to send (an anonymous stay's letter holds no name and no CPR number).")
+        static let configuration = CommandConfiguration(abstract: t("help.Notifications.Show.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The notification (id or unique prefix).") var id: String
+        @Argument(help: ArgumentHelp(t("help.notificationID"))) var id: String
 
         func run() throws {
             print(try reportingErrors { try options.openUnlocked().notificationLetter(id) }, terminator: "")
@@ -164,10 +160,10 @@ struct Notifications: ParsableCommand {
     }
 
     struct Sent: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record that the notification was sent.")
+        static let configuration = CommandConfiguration(abstract: t("help.Notifications.Sent.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The notification (id or unique prefix).") var id: String
-        @Option(help: ArgumentHelp("When it was sent (ISO 8601).", valueName: "iso8601")) var at: String?
+        @Argument(help: ArgumentHelp(t("help.notificationID"))) var id: String
+        @Option(help: ArgumentHelp(t("help.Notifications.Sent.at"), valueName: "iso8601")) var at: String?
 
         func run() throws {
             let when = try timestamp(at)
@@ -179,14 +175,14 @@ struct Notifications: ParsableCommand {
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The stay plan: goals agreed with her, her contact person, psychologist offers.",
+        abstract: t("help.Plan.abstract"),
         subcommands: [Show.self, Add.self, SetGoal.self, Offer.self], defaultSubcommand: Show.self)
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a stay's plan.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: t("help.Plan.Show.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The stay (id or unique prefix).") var stay: String
-        @Flag(help: "Print JSON.") var json = false
+        @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let plan = try reportingErrors { try options.openUnlocked().plan(stay: stay) }
@@ -208,10 +204,10 @@ struct Plan: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a goal agreed with her.")
+        static let configuration = CommandConfiguration(abstract: t("help.Plan.Add.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The stay (id or unique prefix).") var stay: String
-        @Argument(help: "The goal.") var text: String
+        @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+        @Argument(help: ArgumentHelp(t("help.Plan.Add.text"))) var text: String
 
         func run() throws {
             let id = try reportingErrors { try options.open().addGoal(stay: stay, text: text, by: try options.session()) }
@@ -220,10 +216,10 @@ struct Plan: ParsableCommand {
     }
 
     struct SetGoal: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a goal's status: open, done or dropped.")
+        static let configuration = CommandConfiguration(commandName: "set", abstract: t("help.Plan.SetGoal.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The goal (id or unique prefix).") var goal: String
-        @Option(help: "open, done or dropped (åben, opnået, droppet).") var status: String
+        @Argument(help: ArgumentHelp(t("help.Plan.SetGoal.goal"))) var goal: String
+        @Option(help: ArgumentHelp(t("help.Plan.SetGoal.status"))) var status: String
 
         func run() throws {
             let code = Replica.goalStatus(named: status) ?? status
@@ -233,12 +229,12 @@ struct Plan: ParsableCommand {
     }
 
     struct Offer: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record a psychologist offer to her, or to a child (--child).")
+        static let configuration = CommandConfiguration(abstract: t("help.Plan.Offer.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The stay (id or unique prefix).") var stay: String
-        @Option(help: "The child: her alias or name within the stay (or an id); without it the offer is to her.") var child: String?
-        @Flag(help: "The offer was accepted.") var accepted = false
-        @Option(help: "Hours given.") var hours: Double = 0
+        @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+        @Option(help: ArgumentHelp(t("help.Plan.Offer.child"))) var child: String?
+        @Flag(help: ArgumentHelp(t("help.Plan.Offer.accepted"))) var accepted = false
+        @Option(help: ArgumentHelp(t("help.Plan.Offer.hours"))) var hours: Double = 0
 
         func run() throws {
             let id = try reportingErrors { try options.open().recordOffer(stay: stay, child: child, accepted: accepted, hours: hours, by: try options.session()) }
@@ -248,18 +244,18 @@ struct Plan: ParsableCommand {
 }
 
 struct StayCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stay", abstract: "Change a stay.", subcommands: [Set.self])
+    static let configuration = CommandConfiguration(commandName: "stay", abstract: t("help.StayCommand.abstract"), subcommands: [Set.self])
 
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Set fields of a stay: self-payment=AMOUNT (kr, as set by the home municipality), contact-person=STAFF.")
+            abstract: t("help.StayCommand.Set.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The stay (id or unique prefix).") var stay: String
-        @Argument(help: ArgumentHelp("FIELD=VALUE pairs.", valueName: "field=value")) var assignments: [String]
+        @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
+        @Argument(help: ArgumentHelp(t("help.fieldValuePairs"), valueName: "field=value")) var assignments: [String]
 
         func validate() throws {
-            if assignments.isEmpty { throw ValidationError("give at least one FIELD=VALUE") }
-            for assignment in assignments where !assignment.contains("=") { throw ValidationError("'\(assignment)' is not FIELD=VALUE") }
+            if assignments.isEmpty { throw ValidationError(t("v.oneField")) }
+            for assignment in assignments where !assignment.contains("=") { throw ValidationError(t("v.notPair", ("text", assignment))) }
         }
 
         func run() throws {
@@ -275,18 +271,18 @@ struct StayCommand: ParsableCommand {
 
 struct ComplaintCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "complaint", abstract: "Complaints about a decision: record, reconsider, forward.",
+        commandName: "complaint", abstract: t("help.ComplaintCommand.abstract"),
         subcommands: [Add.self, Review.self, Forwarded.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Record a complaint about a decision (within 4 weeks of it; a later one is marked late).",
-            discussion: "The decision is named by its id (shelter decisions). An expulsion for breaking the house rules cannot be appealed, nor an eligible decision: such a complaint is refused.")
+            abstract: t("help.ComplaintCommand.Add.abstract"),
+            discussion: t("help.ComplaintCommand.Add.discussion"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The decision (id or unique prefix, from shelter decisions).") var decision: String
-        @Flag(exclusivity: .exclusive, help: "How the complaint came.") var form: Form
-        @Argument(help: "The complaint.") var text: String
-        @Option(help: ArgumentHelp("When it was received (ISO 8601).", valueName: "iso8601")) var at: String?
+        @Argument(help: ArgumentHelp(t("help.ComplaintCommand.Add.decision"))) var decision: String
+        @Flag(exclusivity: .exclusive, help: ArgumentHelp(t("help.ComplaintCommand.Add.form"))) var form: Form
+        @Argument(help: ArgumentHelp(t("help.ComplaintCommand.Add.text"))) var text: String
+        @Option(help: ArgumentHelp(t("help.ComplaintCommand.Add.at"), valueName: "iso8601")) var at: String?
 
         enum Form: String, EnumerableFlag { case written, oral }
 
@@ -300,11 +296,11 @@ struct ComplaintCommand: ParsableCommand {
     }
 
     struct Review: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The leader's reconsideration (leaders only): upheld changes the decision; maintained sends it on to Ankestyrelsen.")
+        static let configuration = CommandConfiguration(abstract: t("help.ComplaintCommand.Review.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The complaint (id or unique prefix).") var id: String
-        @Flag(exclusivity: .exclusive, help: "The outcome.") var outcome: Outcome
-        @Option(help: ArgumentHelp("When (ISO 8601).", valueName: "iso8601")) var at: String?
+        @Argument(help: ArgumentHelp(t("help.complaintID"))) var id: String
+        @Flag(exclusivity: .exclusive, help: ArgumentHelp(t("help.ComplaintCommand.Review.outcome"))) var outcome: Outcome
+        @Option(help: ArgumentHelp(t("help.when"), valueName: "iso8601")) var at: String?
 
         enum Outcome: String, EnumerableFlag { case upheld, maintained }
 
@@ -316,10 +312,10 @@ struct ComplaintCommand: ParsableCommand {
     }
 
     struct Forwarded: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record that a maintained complaint was forwarded to Ankestyrelsen.")
+        static let configuration = CommandConfiguration(abstract: t("help.ComplaintCommand.Forwarded.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The complaint (id or unique prefix).") var id: String
-        @Option(help: ArgumentHelp("When (ISO 8601).", valueName: "iso8601")) var at: String?
+        @Argument(help: ArgumentHelp(t("help.complaintID"))) var id: String
+        @Option(help: ArgumentHelp(t("help.when"), valueName: "iso8601")) var at: String?
 
         func run() throws {
             let when = try timestamp(at)
@@ -330,9 +326,9 @@ struct ComplaintCommand: ParsableCommand {
 }
 
 struct Complaints: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Every complaint with its decision, deadline and status.")
+    static let configuration = CommandConfiguration(abstract: t("help.Complaints.abstract"))
     @OptionGroup var options: ReplicaOptions
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let replica = try reportingErrors { try options.openUnlocked() }
@@ -355,10 +351,10 @@ struct Complaints: ParsableCommand {
 }
 
 struct Decisions: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The leader's decisions, with their ids (a complaint names one) and what became of them.")
+    static let configuration = CommandConfiguration(abstract: t("help.Decisions.abstract"))
     @OptionGroup var options: ReplicaOptions
-    @Option(help: "Only this stay's (id or unique prefix).") var stay: String?
-    @Flag(help: "Print JSON.") var json = false
+    @Option(help: ArgumentHelp(t("help.Decisions.stay"))) var stay: String?
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let list = try reportingErrors { try options.open().decisions(stay: stay) }
@@ -385,12 +381,12 @@ struct Decisions: ParsableCommand {
 }
 
 struct Rates: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Daily rates (døgntakst) per year.", subcommands: [List.self, Set.self], defaultSubcommand: List.self)
+    static let configuration = CommandConfiguration(abstract: t("help.Rates.abstract"), subcommands: [List.self, Set.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "The daily rate of each year.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: t("help.Rates.List.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Flag(help: "Print JSON.") var json = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let rates = try reportingErrors { try options.open().rates() }
@@ -406,10 +402,10 @@ struct Rates: ParsableCommand {
     }
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set the daily rate of a year, in kroner (2839, 2839,50 or 2.839,50).")
+        static let configuration = CommandConfiguration(abstract: t("help.Rates.Set.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: "The year.") var year: Int
-        @Argument(help: "Kroner per day.") var amount: String
+        @Argument(help: ArgumentHelp(t("help.Rates.Set.year"))) var year: Int
+        @Argument(help: ArgumentHelp(t("help.Rates.Set.amount"))) var amount: String
 
         func run() throws {
             let øre = try reportingErrors { try Kroner.parseØre(amount) }
@@ -422,16 +418,16 @@ struct Rates: ParsableCommand {
 struct BillingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "billing",
-        abstract: "What each home municipality owes for a month.",
-        discussion: "Days rule: each calendar day from the admission day up to, not including, the discharge day (a same-day stay counts one day); a stay that has not ended counts to the end of the month. Amount = days × the year's rate. Anonymous stays appear without names.")
+        abstract: t("help.BillingCommand.abstract"),
+        discussion: t("help.BillingCommand.discussion"))
     @OptionGroup var options: ReplicaOptions
-    @Option(help: ArgumentHelp("The month.", valueName: "yyyy-mm")) var month: String
-    @Flag(help: "Print JSON.") var json = false
+    @Option(help: ArgumentHelp(t("help.BillingCommand.month"), valueName: "yyyy-mm")) var month: String
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let parts = month.split(separator: "-")
         guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let year = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m) else {
-            throw ValidationError("--month takes YYYY-MM, not '\(month)'")
+            throw ValidationError(t("v.month", ("month", month)))
         }
         let report = try reportingErrors { try options.openUnlocked().billing(year: year, month: m) }
         guard let rate = report.rateØre else {
@@ -467,15 +463,15 @@ struct BillingCommand: ParsableCommand {
 
 struct Meetings: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "House meetings, every 14 days from a configured first date.",
+        abstract: t("help.Meetings.abstract"),
         subcommands: [List.self, Held.self, Configure.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "The next house meetings, or (--past) those held, with their notes.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: t("help.Meetings.List.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Option(help: "How many.") var count = 5
-        @Flag(help: "The meetings held, newest first, with their notes.") var past = false
-        @Flag(help: "Print JSON.") var json = false
+        @Option(help: ArgumentHelp(t("help.Meetings.List.count"))) var count = 5
+        @Flag(help: ArgumentHelp(t("help.Meetings.List.past"))) var past = false
+        @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
         func run() throws {
             let replica = try reportingErrors { try options.openUnlocked() }
@@ -497,10 +493,10 @@ struct Meetings: ParsableCommand {
     }
 
     struct Held: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record a house meeting that was held (a day off the schedule is recorded as an extra meeting).")
+        static let configuration = CommandConfiguration(abstract: t("help.Meetings.Held.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Argument(help: ArgumentHelp("Its date.", valueName: "yyyy-mm-dd")) var date: String
-        @Option(help: "Notes.") var notes: String?
+        @Argument(help: ArgumentHelp(t("help.Meetings.Held.date"), valueName: "yyyy-mm-dd")) var date: String
+        @Option(help: ArgumentHelp(t("help.Meetings.Held.notes"))) var notes: String?
 
         func run() throws {
             let day = try civilDate(date, option: "DATE")
@@ -510,9 +506,9 @@ struct Meetings: ParsableCommand {
     }
 
     struct Configure: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set the date of the first house meeting.")
+        static let configuration = CommandConfiguration(abstract: t("help.Meetings.Configure.abstract"))
         @OptionGroup var options: ReplicaOptions
-        @Option(help: ArgumentHelp("The first meeting.", valueName: "yyyy-mm-dd")) var first: String
+        @Option(help: ArgumentHelp(t("help.Meetings.Configure.first"), valueName: "yyyy-mm-dd")) var first: String
 
         func run() throws {
             let day = try civilDate(first, option: "--first")
@@ -524,10 +520,10 @@ struct Meetings: ParsableCommand {
 
 struct Due: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Everything with a date in the next days: notifications, complaints, meetings, stays awaiting a decision or a room; overdue first. Each line names the id to act on.")
+        abstract: t("help.Due.abstract"))
     @OptionGroup var options: ReplicaOptions
-    @Option(help: "How many days ahead.") var days = 7
-    @Flag(help: "Print JSON.") var json = false
+    @Option(help: ArgumentHelp(t("help.Due.days"))) var days = 7
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let items = try reportingErrors { try options.openWithAnySession().due(days: days) }

@@ -68,12 +68,12 @@ func shelterExecutable() -> String {
 
 struct Login: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Unlock a member of staff's keys for this replica (a session).",
-        discussion: "The keys stay only in the memory of a small agent process (a 0600 socket, like ssh-agent) until `shelter logout`, the idle time, or a reboot. Every command that writes uses the session; sync, status and verify need none.")
+        abstract: t("help.Login.abstract"),
+        discussion: t("help.Login.discussion"))
     @OptionGroup var options: ReplicaOptions
-    @Argument(help: "Her name.") var name: String
-    @Option(help: ArgumentHelp("A file whose first line is her passphrase.", valueName: "file")) var passphraseFile: String?
-    @Option(help: ArgumentHelp("Minutes without a write before the session ends (default 15).", valueName: "minutes")) var idle: Int = 15
+    @Argument(help: ArgumentHelp(t("help.herName"))) var name: String
+    @Option(help: ArgumentHelp(t("help.Login.passphraseFile"), valueName: "file")) var passphraseFile: String?
+    @Option(help: ArgumentHelp(t("help.Login.idle"), valueName: "minutes")) var idle: Int = 15
 
     func validate() throws {
         guard (1...720).contains(idle) else { throw ValidationError("--idle must be between 1 and 720 minutes, not \(idle)") }
@@ -101,7 +101,7 @@ struct Login: ParsableCommand {
 }
 
 struct Logout: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "End the session on this replica: the keys leave memory.")
+    static let configuration = CommandConfiguration(abstract: t("help.Logout.abstract"))
     @OptionGroup var options: ReplicaOptions
 
     func run() throws {
@@ -116,9 +116,9 @@ struct Logout: ParsableCommand {
 }
 
 struct Whoami: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Who is logged in on this replica.")
+    static let configuration = CommandConfiguration(abstract: t("help.Whoami.abstract"))
     @OptionGroup var options: ReplicaOptions
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let replica = try reportingErrors { try options.open() }
@@ -138,10 +138,10 @@ struct Whoami: ParsableCommand {
 }
 
 struct Passwd: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Change the logged-in member's passphrase.")
+    static let configuration = CommandConfiguration(abstract: t("help.Passwd.abstract"))
     @OptionGroup var options: ReplicaOptions
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("A file with her current passphrase.", valueName: "file")) var old: String?
-    @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp("A file with the new passphrase.", valueName: "file")) var new: String?
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp(t("help.Passwd.old"), valueName: "file")) var old: String?
+    @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp(t("help.Passwd.new"), valueName: "file")) var new: String?
 
     func run() throws {
         let session = try reportingErrors { try options.session() }
@@ -154,10 +154,10 @@ struct Passwd: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every signature in this replica's log against the staff keys and the server's key.",
-        discussion: "Exit 1 when a transaction is unsigned, incomplete, signed by an unknown key, or does not match its signature.")
+        abstract: t("help.Verify.abstract"),
+        discussion: t("help.Verify.discussion"))
     @OptionGroup var options: ReplicaOptions
-    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
         let report = try reportingErrors { try options.open().verify() }
@@ -180,7 +180,7 @@ func printVerify(_ report: VerifyReport, json: Bool) {
 
 /// The login agent (started by `shelter login`; not for staff to run).
 struct Agent: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agent", abstract: "The login agent (started by shelter login).", shouldDisplay: false)
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: t("help.Agent.abstract"), shouldDisplay: false)
 
     func run() throws {
         let status = LoginAgent.serve()

@@ -26,13 +26,8 @@ struct Shelter: AsyncParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "shelter",
-        abstract: "ShelterSync: the records of a women's crisis shelter, on every workstation, online or not.",
-        discussion: """
-            Every staff command works offline on the workstation's own replica (--replica PATH or \
-            SHELTER_REPLICA). Every command that writes needs a member of staff's session (shelter login \
-            NAME): the change is hers, signed with her key. Ids may be shortened to any unique prefix of at least 6 characters. Read commands \
-            take --json and print one JSON document; errors go to stderr with a non-zero exit.
-            """,
+        abstract: t("help.Shelter.abstract"),
+        discussion: t("help.Shelter.discussion"),
         subcommands: [
             Init.self, Rooms.self, Admit.self, Assign.self, Discharge.self, Stays.self,
             ResidentCommand.self, Status.self, History.self, Sync.self, SetServer.self, Rescue.self, RenewIdentity.self, Conflicts.self,
@@ -46,14 +41,14 @@ struct Shelter: AsyncParsableCommand {
 
 /// Options every workstation command takes.
 struct ReplicaOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The replica file (default: $SHELTER_REPLICA).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp(t("help.ReplicaOptions.replica"), valueName: "path"))
     var replica: String?
 
     var replicaPath: String {
         get throws {
             if let replica, !replica.isEmpty { return replica }
             if let path = ProcessInfo.processInfo.environment["SHELTER_REPLICA"], !path.isEmpty { return path }
-            throw ValidationError("no replica given: pass --replica PATH or set SHELTER_REPLICA")
+            throw ValidationError(t("v.noReplica"))
         }
     }
 

@@ -169,6 +169,20 @@ import TestSupport
         #expect(pending.first { ($0["id"] as? String)?.hasPrefix(notification) == true }?["municipality"] as? String == "Køge")
     }
 
+    /// `--help` of the staff commands and the checks of their arguments, in both languages.
+    @Test func helpAndArgumentChecksInBothLanguages() throws {
+        let s = try Session("help")
+        defer { s.dir.remove() }
+        let danish = try s.run(["admit", "--help"]).stdout, english = try s.run(["admit", "--help"], language: "en").stdout
+        #expect(danish.contains("Optag en kvinde") && danish.contains("Hendes hjemkommune") && !danish.contains("Admit a woman"))
+        #expect(english.contains("Admit a woman") && english.contains("Her home municipality"))
+        #expect(try s.run(["--help"]).stdout.contains("et krisecenters journaler"))
+        #expect(try s.run(["complaint", "add", "--help"]).stdout.contains("Afgørelsen (id eller entydigt præfiks"))
+        let check = try s.run(["admit", "--anonymous", "--alias", "R", "--name", "X", "--municipality", "Køge"])
+        #expect(check.status != 0 && check.stderr.contains("en anonym optagelse må ikke have --name"), "\(check)")
+        #expect(try s.run(["billing", "--month", "marts"]).stderr.contains("--month tager ÅÅÅÅ-MM"))
+    }
+
     /// The shelter's setting chooses the language when the workstation names none; SHELTER_LANG
     /// and LANG override it; JSON is the same in both.
     @Test func theLanguageComesFromTheSettingUnlessTheWorkstationSaysOtherwise() throws {
