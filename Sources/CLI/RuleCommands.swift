@@ -197,8 +197,10 @@ struct Plan: ParsableCommand {
             print(t("plan.contact", ("person", plan.contactPerson ?? "-")))
             for goal in plan.goals { print(t("plan.goal", ("id", goal.id.prefix(8)), ("status", t("goalStatus.\(goal.status)")), ("text", goal.text))) }
             for offer in plan.offers {
-                print(t("plan.offer", ("who", offer.person == "woman" ? t("plan.her") : t("plan.child", ("child", offer.person.prefix(8)))),
-                        ("state", t(offer.accepted ? "plan.accepted" : "plan.offered")), ("hours", offer.hours)))
+                let hours = offer.hours == offer.hours.rounded() ? String(Int(offer.hours))
+                    : String(format: "%.1f", offer.hours).replacingOccurrences(of: ".", with: Language.current == .da ? "," : ".")
+                print(t("plan.offer", ("who", offer.person == "woman" ? t("plan.her") : t("plan.child", ("child", offer.childName ?? String(offer.person.prefix(8))))),
+                        ("state", t(offer.accepted ? "plan.accepted" : "plan.offered")), ("hours", hours)))
             }
         }
     }

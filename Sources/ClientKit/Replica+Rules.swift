@@ -398,7 +398,10 @@ extension Replica {
                 StayPlan.Goal(id: $0["id"], text: plain(db, $0, "text", table: ShelterSchema.goals) ?? "", status: $0["status"], createdOn: $0["created_on"])
             }
             let offers = try Row.fetchAll(db, sql: "SELECT * FROM offers WHERE stay = ? ORDER BY id", arguments: [stay.id]).map {
-                StayPlan.Offer(id: $0["id"], person: $0["person"], offered: $0["offered"], accepted: $0["accepted"], hours: $0["hours"])
+                let person: String = $0["person"]
+                let child = person == "woman" ? nil : try Row.fetchOne(db, sql: "SELECT id, name, alias FROM children WHERE id = ?", arguments: [person])
+                return StayPlan.Offer(id: $0["id"], person: person, offered: $0["offered"], accepted: $0["accepted"], hours: $0["hours"],
+                                      childName: child.flatMap { (($0["alias"] as String?) ?? plain(db, $0, "name", table: ShelterSchema.children)) })
             }
             return StayPlan(stay: stay.id, contactPerson: contact, goals: goals, offers: offers)
         }

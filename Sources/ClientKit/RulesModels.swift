@@ -53,6 +53,8 @@ public struct StayPlan: Hashable, Sendable {
         public var offered: Bool
         public var accepted: Bool
         public var hours: Double
+        /// The child's alias or name (nil for her, or a child this session cannot read).
+        public var childName: String? = nil
     }
 
     public var stay: String

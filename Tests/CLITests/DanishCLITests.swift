@@ -130,7 +130,7 @@ import TestSupport
         #expect(try s.ok("meetings").contains("30.11.2026"))
 
         let error = try s.run(["assign", "0000000", "2"])
-        #expect(error.stderr.hasPrefix("fejl: ") && error.stderr.contains("intet ophold har et id, der begynder med 0000000"))
+        #expect(error.stderr.hasPrefix("fejl: ") && error.stderr.contains("ophold: intet id begynder med 0000000"))
         // Retention, erasure, logout, passwd.
         #expect(try s.ok("retention").contains("ingen beboers sidste ophold"))
         #expect(try s.ok("erase", resident, "--yes").contains("er slettet her"))

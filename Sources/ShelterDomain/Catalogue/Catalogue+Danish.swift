@@ -288,7 +288,7 @@ extension Catalogue {
         "login.first": "log ind først: shelter login NAVN (intet er skrevet)",
         "login.firstPersonal": "log ind først: shelter login NAVN (disse oplysninger er personoplysninger)",
         "common.semicolonNothingWritten": "; intet er skrevet",
-        "id.none": "intet {kind} har et id, der begynder med {prefix}",
+        "id.none": "{kind}: intet id begynder med {prefix}",
         "id.ambiguous": "{kind}-id'et {prefix} er tvetydigt: {matches}",
         "id.short": "{kind}-id'et '{prefix}' er for kort: angiv mindst {minimum} tegn",
         "id.notHex": "'{prefix}' er ikke et {kind}-id (id'er er hexadecimale)",
