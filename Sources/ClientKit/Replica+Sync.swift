@@ -418,46 +418,39 @@ extension Replica {
     static func syncFailure(_ error: any Error, server: String, path: String) -> (code: String, message: String) {
         switch error {
         case let refusal as ServerRefusal where refusal.code == "clockSkew":
-            return (refusal.code, "the sync server at \(server) refused the sync: \(refusal.message) (clockSkew)")
+            return (refusal.code, t("syncFail.refused", ("server", server), ("message", refusal.message), ("code", "clockSkew")))
         case let refusal as ServerRefusal where refusal.code == "replicaForked" || refusal.code == "replicaRewound":
-            return (refusal.code, """
-                the sync server at \(server) refused this replica: another copy of it already sent the server other \
-                changes under the same numbers (a copied replica file, a second replica made from one bundle, or this \
-                workstation restored from a backup). The server keeps none of these changes; every change made here that it has not taken stays here, unsynced. Ask the \
-                server admin for a new workstation bundle, then: shelter init --replica NEW --bundle NEW.bundle --server \
-                \(server); shelter sync --replica NEW; shelter rescue --from \(path) --replica NEW (\(refusal.code))
-                """)
+            return (refusal.code, t("syncFail.forked", ("server", server), ("path", path), ("code", refusal.code)))
         case let refusal as ServerRefusal:
-            return (refusal.code, "the sync server at \(server) refused the sync: \(refusal.message) (\(refusal.code))")
+            return (refusal.code, t("syncFail.refused", ("server", server), ("message", refusal.message), ("code", refusal.code)))
         case let failure as ProtocolFailure:
-            return ("protocol", "the sync with \(server) failed: \(failure.message)")
+            return ("protocol", t("syncFail.failed", ("server", server), ("error", failure.message)))
         case let error as ReplicaError:
             return ("local", error.message)
         case let error as TransportError:
-            return ("identity", "this replica's workstation identity cannot be used: \(error.message)")
+            return ("identity", t("syncFail.identity", ("error", error.message)))
         case let problem as CertificateProblem:
             return ("certificate", problem.message)
         case let refused as HandshakeRefused:
-            return ("tls", "the TLS handshake with the sync server at \(server) failed: " + (refused.diagnosis
-                ?? "the server did not accept this workstation's certificate (was it renewed or revoked, or is this workstation enrolled with another server?)"))
+            return ("tls", t("syncFail.tls", ("server", server), ("why", refused.diagnosis ?? t("syncFail.tlsNotAccepted"))))
         case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError, is TLSFailureRecorder.TLSError:
-            return ("tls", "the TLS handshake with the sync server at \(server) failed; is this workstation enrolled with this server, and is its certificate still valid?")
+            return ("tls", t("syncFail.tlsFailed", ("server", server)))
         case is ReadIdleTimeout.Timeout:
-            return ("timeout", "the sync server at \(server) stopped answering")
+            return ("timeout", t("syncFail.timeout", ("server", server)))
         case let error as NIOConnectionError:
             if error.dnsAAAAError != nil || error.dnsAError != nil, error.connectionErrors.isEmpty {
-                return ("unreachable", "cannot resolve the host name of the sync server \(server)")
+                return ("unreachable", t("syncFail.dns", ("server", server)))
             }
             let reasons = error.connectionErrors.map { attempt in
                 (attempt.error as? IOError).map { String(cString: strerror($0.errnoCode)).lowercased() } ?? "\(attempt.error)"
             }.joined(separator: "; ")
-            return ("unreachable", "cannot reach the sync server at \(server): \(reasons.isEmpty ? "no address" : reasons)")
+            return ("unreachable", t("syncFail.unreachable", ("server", server), ("why", reasons.isEmpty ? t("syncFail.noAddress") : reasons)))
         case ChannelError.connectTimeout:
-            return ("unreachable", "cannot reach the sync server at \(server): the connection timed out")
+            return ("unreachable", t("syncFail.unreachable", ("server", server), ("why", t("syncFail.connectTimeout"))))
         case let error as WireError:
-            return ("protocol", "the sync server at \(server) sent something that is not ShelterSync: \(error)")
+            return ("protocol", t("syncFail.notShelterSync", ("server", server), ("error", "\(error)")))
         default:
-            return ("unreachable", "the sync with \(server) failed: \(error)")
+            return ("unreachable", t("syncFail.failed", ("server", server), ("error", "\(error)")))
         }
     }
 }

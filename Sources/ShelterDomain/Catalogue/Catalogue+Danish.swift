@@ -584,6 +584,21 @@ extension Catalogue {
         "v.date": "{option} tager en dato ÅÅÅÅ-MM-DD, ikke '{text}'",
         "v.month": "--month tager ÅÅÅÅ-MM, ikke '{month}'",
 
+        // MARK: sync failures
+        "syncFail.refused": "synkroniseringsserveren på {server} afviste synkroniseringen: {message} ({code})",
+        "syncFail.forked": "synkroniseringsserveren på {server} afviste denne replika: en anden kopi af den har allerede sendt serveren andre ændringer under de samme numre (en kopieret replikafil, en anden replika lavet af samme bundt, eller denne arbejdsstation genskabt fra en sikkerhedskopi). Serveren beholder ingen af disse ændringer; alle ændringer lavet her, som den ikke har taget, bliver her, usendte. Bed serveradministratoren om et nyt bundt til arbejdsstationen, og kør så: shelter init --replica NY --bundle NY.bundle --server {server}; shelter sync --replica NY; shelter rescue --from {path} --replica NY ({code})",
+        "syncFail.failed": "synkroniseringen med {server} mislykkedes: {error}",
+        "syncFail.identity": "denne replikas arbejdsstationsidentitet kan ikke bruges: {error}",
+        "syncFail.tls": "TLS-håndtrykket med synkroniseringsserveren på {server} mislykkedes: {why}",
+        "syncFail.tlsNotAccepted": "serveren godtog ikke arbejdsstationens certifikat (er det fornyet eller tilbagekaldt, eller er arbejdsstationen tilmeldt en anden server?)",
+        "syncFail.tlsFailed": "TLS-håndtrykket med synkroniseringsserveren på {server} mislykkedes; er arbejdsstationen tilmeldt denne server, og er dens certifikat stadig gyldigt?",
+        "syncFail.timeout": "synkroniseringsserveren på {server} holdt op med at svare",
+        "syncFail.dns": "kan ikke slå værtsnavnet for synkroniseringsserveren {server} op",
+        "syncFail.unreachable": "kan ikke nå synkroniseringsserveren på {server}: {why}",
+        "syncFail.noAddress": "ingen adresse",
+        "syncFail.connectTimeout": "forbindelsen fik timeout",
+        "syncFail.notShelterSync": "synkroniseringsserveren på {server} sendte noget, der ikke er ShelterSync: {error}",
+
         // MARK: admin page and server replicas
 
     ]

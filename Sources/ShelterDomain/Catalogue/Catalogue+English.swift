@@ -584,6 +584,21 @@ extension Catalogue {
         "v.date": "{option} takes a date YYYY-MM-DD, not '{text}'",
         "v.month": "--month takes YYYY-MM, not '{month}'",
 
+        // MARK: sync failures
+        "syncFail.refused": "the sync server at {server} refused the sync: {message} ({code})",
+        "syncFail.forked": "the sync server at {server} refused this replica: another copy of it already sent the server other changes under the same numbers (a copied replica file, a second replica made from one bundle, or this workstation restored from a backup). The server keeps none of these changes; every change made here that it has not taken stays here, unsynced. Ask the server admin for a new workstation bundle, then: shelter init --replica NEW --bundle NEW.bundle --server {server}; shelter sync --replica NEW; shelter rescue --from {path} --replica NEW ({code})",
+        "syncFail.failed": "the sync with {server} failed: {error}",
+        "syncFail.identity": "this replica's workstation identity cannot be used: {error}",
+        "syncFail.tls": "the TLS handshake with the sync server at {server} failed: {why}",
+        "syncFail.tlsNotAccepted": "the server did not accept this workstation's certificate (was it renewed or revoked, or is this workstation enrolled with another server?)",
+        "syncFail.tlsFailed": "the TLS handshake with the sync server at {server} failed; is this workstation enrolled with this server, and is its certificate still valid?",
+        "syncFail.timeout": "the sync server at {server} stopped answering",
+        "syncFail.dns": "cannot resolve the host name of the sync server {server}",
+        "syncFail.unreachable": "cannot reach the sync server at {server}: {why}",
+        "syncFail.noAddress": "no address",
+        "syncFail.connectTimeout": "the connection timed out",
+        "syncFail.notShelterSync": "the sync server at {server} sent something that is not ShelterSync: {error}",
+
         // MARK: admin page and server replicas
 
     ]
