@@ -145,6 +145,8 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // `Shelter.main` chose `Language.current` before parsing (SHELTER_LANG, else LANG, else Danish):
+        // the admin page is in it.
         let (host, port) = try parseListen(listen)
         let (adminHost, adminPort) = try parseListen(adminListen)
         LoggingSystem.bootstrap { label in
@@ -236,20 +238,32 @@ struct Replicas: ParsableCommand {
             ]))
             return
         }
-        var table = TextTable(header: ["NAME", "STATE", "LAST SEEN", "LAST SYNC", "LAG", "UNSYNCED", "REJECTED", "RECOVERED", "SKEW MS", "CONFLICTS",
-                                       "ERASURES PENDING", "CERT EXPIRES", "LAST ERROR"])
+        // The texts for people, in the language `Shelter.main` chose, times in the server's zone;
+        // --json above never depends on either.
+        var table = TextTable(header: [
+            t("admin.replicas.column.name"), t("admin.replicas.column.state"), t("admin.replicas.column.lastSeen"),
+            t("admin.replicas.column.lastSync"), t("admin.replicas.column.lag"), t("admin.replicas.column.unsynced"),
+            t("admin.replicas.column.rejected"), t("admin.replicas.column.recovered"), t("admin.replicas.column.clockSkew"),
+            t("admin.replicas.column.openConflicts"), t("admin.replicas.column.erasuresPending"),
+            t("admin.replicas.column.certificateExpires"), t("admin.replicas.column.lastError"),
+        ])
         for replica in report.replicas {
-            table.add([replica.name, replica.state.rawValue, replica.lastSeen ?? "never", replica.lastSync ?? "never",
+            table.add([replica.name, AdminHTTP.stateName(replica.state),
+                       replica.lastSeen.map { LocalTime.dateTime(stored: $0) } ?? t("admin.never"),
+                       replica.lastSync.map { LocalTime.dateTime(stored: $0) } ?? t("admin.never"),
                        String(replica.lag), String(replica.unsynced), String(replica.rejected), String(replica.recovered),
                        replica.clockSkewMs.map(String.init) ?? "-", String(replica.openConflicts), String(replica.erasuresPending),
-                       replica.certificateExpires.map { String($0.prefix(10)) } ?? "-",
-                       replica.lastError.map { "\($0.code) at \($0.at)" } ?? ""])
+                       replica.certificateExpires.map { AdminHTTP.localDate(stored: $0) } ?? "-",
+                       replica.lastError.map { t("admin.error", ("code", $0.code), ("time", LocalTime.dateTime(stored: $0.at))) } ?? ""])
         }
         print(table.text)
-        print("log head \(report.head); \(report.replicas.count) workstation\(report.replicas.count == 1 ? "" : "s") enrolled"
-              + (report.serverCertificateExpires.map { "; server certificate expires \($0.prefix(10))" } ?? ""))
+        let count = report.replicas.count
+        print(([t("admin.replicas.head", ("head", report.head)),
+                count == 1 ? t("admin.replicas.enrolled.one", ("count", count)) : t("admin.replicas.enrolled.other", ("count", count))]
+               + (report.serverCertificateExpires.map { [t("admin.replicas.serverCertificate", ("date", AdminHTTP.localDate(stored: $0)))] } ?? []))
+            .joined(separator: "; "))
         if let restored = report.restoredAt {
-            print("restored from a backup at \(restored): workstations that have not synced since may still give back changes")
+            print(t("admin.restored", ("time", LocalTime.dateTime(stored: restored))))
         }
     }
 }

@@ -125,6 +125,9 @@ public struct ServerStore: Sendable {
         return migrator
     }
 
+    /// How long a write waits for another connection's lock (seconds) before it fails with SQLITE_BUSY.
+    static let busyTimeout: TimeInterval = 10
+
     static func configuration(observer: (@Sendable (String) -> Void)? = nil) -> Configuration {
         var config = Configuration()
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
@@ -133,7 +136,7 @@ public struct ServerStore: Sendable {
         if let observer {
             config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
         }
-        config.busyMode = .timeout(10)
+        config.busyMode = .timeout(busyTimeout)
         config.label = "ShelterSync.ServerStore"
         return config
     }
@@ -1320,14 +1323,26 @@ extension ServerStore {
                             serverCertificateExpires: serverCertificateExpires.map(Timestamp.format), replicas: replicas)
     }
 
-    /// Whether the store takes writes (for `/healthz`); returns the log head.
-    public func checkWritable(now: Date = Date()) async throws -> Int64 {
-        try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO server_settings (id, behind_lag, stale_after_seconds, health_checked_at) VALUES (1, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET health_checked_at = excluded.health_checked_at
-                """, arguments: [ReplicaHealth.Thresholds().behindLag, Int64(ReplicaHealth.Thresholds().staleAfter), Timestamp.format(now)])
-            return try store.head(db)
+    /// Whether the store takes writes (for `/healthz`); returns the log head. It waits at most
+    /// `busyTimeout` for another connection's write lock (not the store's 10 s), so a locked store
+    /// fails it quickly. It may still wait its turn behind the server's own writes: `/healthz` puts a
+    /// deadline on the whole call.
+    public func checkWritable(now: Date = Date(), busyTimeout: Duration = .seconds(1)) async throws -> Int64 {
+        let (seconds, attoseconds) = busyTimeout.components
+        let milliseconds = max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        return try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA busy_timeout = \(milliseconds)")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Int(Self.busyTimeout * 1000))") }
+            var head: Int64 = 0
+            try db.inTransaction(.immediate) {
+                try db.execute(sql: """
+                    INSERT INTO server_settings (id, behind_lag, stale_after_seconds, health_checked_at) VALUES (1, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET health_checked_at = excluded.health_checked_at
+                    """, arguments: [ReplicaHealth.Thresholds().behindLag, Int64(ReplicaHealth.Thresholds().staleAfter), Timestamp.format(now)])
+                head = try store.head(db)
+                return .commit
+            }
+            return head
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Server
 import Testing
 import TestSupport
 
@@ -128,6 +129,28 @@ import TestSupport
         // Logged out: the session ends, writes are refused again.
         #expect(try shelter("logout", "--replica", a).status == 0)
         #expect(try shelter("admit", "--replica", a, "--name", "Later", "--municipality", "Køge").status == 1)
+    }
+
+    /// `server run` takes its language from SHELTER_LANG, else LANG, else Danish, and its page's
+    /// time zone from TZ.
+    @Test(.timeLimit(.minutes(2))) func theAdminPageSpeaksTheServersLanguage() async throws {
+        let dir = try TemporaryDirectory("server-language")
+        defer { dir.remove() }
+        let directory = try ServerDirectory.initialize(at: dir.file("srv"), rooms: 2)
+        _ = try directory.enroll(name: "reception", bundlePath: dir.file("r.bundle"))
+        let srv = directory.path
+        for (environment, expected) in [
+            (["SHELTER_LANG": "", "LANG": "C.UTF-8", "TZ": ""], ["<h1>Arbejdsstationer</h1>", "Aldrig synkroniseret", "tidszonen Europe/Copenhagen"]),
+            (["SHELTER_LANG": "", "LANG": "en_GB.UTF-8", "TZ": "Asia/Tokyo"], ["<h1>Workstations</h1>", "Never synced", "the Asia/Tokyo time zone"]),
+        ] {
+            let page = try await offThePool {
+                let server = try ServerProcess.start(directory: srv, environment: environment, waitForAdmin: true)
+                defer { server.stop() }
+                return try BlockingHTTP.request("GET", port: server.adminPort ?? 0, path: "/")
+            }
+            #expect(page.status == 200)
+            for text in expected { #expect(page.body.contains(text), "\(environment): the page lacks \(text)") }
+        }
     }
 
     @Test func badServerInputIsRefusedClearly() throws {

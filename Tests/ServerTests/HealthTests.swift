@@ -87,9 +87,25 @@ import TestSupport
         let later = try await server.directory.store().healthReport(now: Date().addingTimeInterval(2 * 3600))
         #expect(later.replicas.first { $0.name == "office" }?.state == .stale)
         #expect(later.replicas.first { $0.name == "garden" }?.state == .revoked)
-        // The table for people, too.
-        let table = try ShelterProcess.run(["server", "replicas", "--dir", server.directory.path])
-        #expect(table.status == 0 && table.stdout.contains("never-synced") && table.stdout.contains("revoked at"))
+        // The table for people, too: in Danish by default, in English when LANG asks; the JSON never changes.
+        let path = server.directory.path
+        let (english, danish, unset, danishJSON) = try await offThePool {
+            (try ShelterProcess.run(["server", "replicas", "--dir", path], environment: ["SHELTER_LANG": "", "LANG": "en_GB.UTF-8"]),
+             try ShelterProcess.run(["server", "replicas", "--dir", path], environment: ["SHELTER_LANG": "da"]),
+             try ShelterProcess.run(["server", "replicas", "--dir", path], environment: ["SHELTER_LANG": "", "LANG": "C.UTF-8"]),
+             try ShelterProcess.run(["server", "replicas", "--dir", path, "--json"], environment: ["SHELTER_LANG": "da"]))
+        }
+        #expect(english.status == 0, "\(english)")
+        for text in ["NAME", "LAST SYNC", "Never synced", "Revoked", "Behind", "revoked at", "log head \(head); 4 workstations enrolled"] {
+            #expect(english.stdout.contains(text), "English `server replicas` lacks \(text): \(english.stdout)")
+        }
+        #expect(danish.status == 0, "\(danish)")
+        for text in ["NAVN", "SENESTE SYNK.", "Aldrig synkroniseret", "Tilbagekaldt", "Bagud", "I orden", "aldrig", "revoked (",
+                     "log nr. \(head); 4 arbejdsstationer tilmeldt"] {
+            #expect(danish.stdout.contains(text), "Danish `server replicas` lacks \(text): \(danish.stdout)")
+        }
+        #expect(unset.stdout == danish.stdout, "Danish is the default")
+        #expect(danishJSON.stdout == result.stdout, "--json does not depend on the language")
         try await server.stop()
     }
 
@@ -113,6 +129,10 @@ import TestSupport
         #expect(samples["shelter_replica_seconds_since_last_sync", ["replica": "night"]] == -1)
         #expect((samples["shelter_merge_duration_seconds_count", [:]] ?? 0) >= 1)
         #expect(!response.body.contains("Anna") && !response.body.contains("010190"))
+        let problems = PrometheusExposition.problems(response.body)
+        #expect(problems.isEmpty, "\(problems)")
+        let body = response.body
+        try await offThePool { try PromTool.check(body) }
         try await server.stop()
     }
 
@@ -126,7 +146,8 @@ import TestSupport
         let page = try await HTTPGet.get(port: server.adminPort, path: "/")
         #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
         #expect(page.body.contains("http-equiv=\"refresh\""))
-        for name in ["reception", "office", "night", "garden", "never-synced", "revoked", "behind"] {
+        // In the process's language: Danish, as no test sets another.
+        for name in ["reception", "office", "night", "garden", "Aldrig synkroniseret", "Tilbagekaldt", "Bagud"] {
             #expect(page.body.contains(name), "the page shows \(name)")
         }
         // Residents exist on the server, but none of their data is on the page.

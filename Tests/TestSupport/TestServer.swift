@@ -172,7 +172,7 @@ public enum RawClient {
     }
 }
 
-/// A minimal HTTP/1.1 GET over loopback (the admin surface is plain HTTP on 127.0.0.1).
+/// A minimal HTTP/1.1 client over loopback (the admin surface is plain HTTP on 127.0.0.1): GET or HEAD.
 public enum HTTPGet {
     public struct Response: Sendable {
         public var status: Int
@@ -181,12 +181,17 @@ public enum HTTPGet {
     }
 
     public static func get(port: Int, path: String) async throws -> Response {
+        try await request("GET", port: port, path: path)
+    }
+
+    /// One request with `method` (GET or HEAD: no request body); the connection is closed after it.
+    public static func request(_ method: String, port: Int, path: String) async throws -> Response {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
         let raw: [UInt8] = try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+            try await outbound.write(ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
             var bytes: [UInt8] = []
             for try await buffer in inbound { bytes += buffer.readableBytesView }
             return bytes
