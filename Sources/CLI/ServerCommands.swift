@@ -23,7 +23,7 @@ struct ServerDirectoryOptions: ParsableArguments {
         get throws {
             if let dir, !dir.isEmpty { return dir }
             if let dir = ProcessInfo.processInfo.environment["SHELTER_SERVER_DIR"], !dir.isEmpty { return dir }
-            throw ValidationError("no server directory given: pass --dir DIR or set SHELTER_SERVER_DIR")
+            throw ValidationError(t("srv.noDir"))
         }
     }
 }
@@ -49,13 +49,13 @@ struct ServerInit: ParsableCommand {
     var hosts: [String] = []
 
     func validate() throws {
-        guard (1...999).contains(rooms) else { throw ValidationError("--rooms must be between 1 and 999, not \(rooms)") }
+        guard (1...999).contains(rooms) else { throw ValidationError(t("v.rooms", ("rooms", rooms))) }
     }
 
     func run() throws {
         let path = try options.path
         _ = try reportingServerErrors { try ServerDirectory.initialize(at: path, rooms: rooms, hosts: hosts) }
-        print("server initialised in \(path) with \(rooms) rooms")
+        print(t("srv.initialised", ("path", path), ("rooms", rooms)))
     }
 }
 
@@ -71,10 +71,11 @@ struct Enroll: ParsableCommand {
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         let enrollment = try reportingServerErrors { try directory.enroll(name: name, bundlePath: out, caKeyPath: caKey) }
-        print("name     \(enrollment.name)")
-        print("replica  \(enrollment.replicaID)")
-        print("serial   \(enrollment.serial)")
-        print("bundle   \(enrollment.bundlePath)")
+        func line(_ key: String, _ value: String) { print(t(key).padding(toLength: 9, withPad: " ", startingAt: 0) + value) }
+        line("srv.name", enrollment.name)
+        line("srv.replica", "\(enrollment.replicaID)")
+        line("srv.serial", "\(enrollment.serial)")
+        line("srv.bundle", enrollment.bundlePath)
     }
 }
 
@@ -91,10 +92,11 @@ struct Renew: ParsableCommand {
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         let renewal = try reportingServerErrors { try directory.renew(name: name, bundlePath: out, caKeyPath: caKey) }
-        print("name     \(renewal.name)")
-        print("replica  \(renewal.replicaID)")
-        print("serial   \(renewal.serial)")
-        print("bundle   \(renewal.bundlePath)")
+        func line(_ key: String, _ value: String) { print(t(key).padding(toLength: 9, withPad: " ", startingAt: 0) + value) }
+        line("srv.name", renewal.name)
+        line("srv.replica", "\(renewal.replicaID)")
+        line("srv.serial", "\(renewal.serial)")
+        line("srv.bundle", renewal.bundlePath)
     }
 }
 
@@ -109,9 +111,9 @@ struct Revoke: ParsableCommand {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         let before = try reportingServerErrors { try directory.store().retiredKeyCount() }
         let replica = try reportingServerErrors { try directory.revoke(name: name) }
-        print("revoked \(name) (replica \(replica))")
+        print(t("srv.revoked", ("name", name), ("replica", replica)))
         if try reportingServerErrors({ try directory.store().retiredKeyCount() }) > before {
-            print("the shelter's key is retired: the next sync of a leader's session makes a new one and wraps every resident's key again under it")
+            print(t("srv.keyRetired"))
         }
     }
 }
@@ -188,7 +190,7 @@ struct Run: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            printError("the sync server stopped: \(error)")
+            printError(t("srv.stopped", ("error", "\(error)")))
             throw ExitCode(1)
         }
     }
@@ -279,12 +281,12 @@ struct Backup: ParsableCommand {
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         if FileManager.default.fileExists(atPath: to) {
-            printError("\(to) already exists; a backup never overwrites a file")
+            printError(t("srv.backupExists", ("path", to)))
             throw ExitCode(1)
         }
         let head = try reportingServerErrors { try directory.store().backup(to: to) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int) ?? 0
-        print("backed up \(directory.storePath) to \(to): log head \(head), \(bytes) bytes")
+        print(t("srv.backedUp", ("store", directory.storePath), ("to", to), ("head", head), ("bytes", bytes)))
     }
 }
 
@@ -304,12 +306,12 @@ struct Restore: ParsableCommand {
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.openForRestore(at: try options.path) }
         let restored = try reportingServerErrors { try directory.restore(from: from, force: force) }
-        print("restored \(directory.storePath) from \(from): log head \(restored.head)")
-        if let replaced = restored.replacedPath { print("the replaced store is kept at \(replaced)") }
+        print(t("srv.restoredFrom", ("store", directory.storePath), ("from", from), ("head", restored.head)))
+        if let replaced = restored.replacedPath { print(t("srv.replacedKept", ("path", replaced))) }
         if restored.reenrolled + restored.revoked > 0 {
-            print("applied again from registry.journal: \(restored.reenrolled) enrollment(s), \(restored.revoked) revocation(s)")
+            print(t("srv.journal", ("enrolled", restored.reenrolled), ("revoked", restored.revoked)))
         }
-        print("start the server; each workstation gives back what it lacks at its next sync")
+        print(t("srv.startAgain"))
     }
 }
 
@@ -324,14 +326,14 @@ struct Certify: ParsableCommand {
     @Option(help: ArgumentHelp("The shelter CA's private key (default: DIR/ca-key.pem).", valueName: "path")) var caKey: String?
 
     func validate() throws {
-        if hosts.isEmpty { throw ValidationError("give at least one --host NAME") }
+        if hosts.isEmpty { throw ValidationError(t("srv.needHost")) }
     }
 
     func run() throws {
         let directory = try reportingServerErrors { try ServerDirectory.open(at: try options.path) }
         let issued = try reportingServerErrors { try directory.certify(hosts: hosts, caKeyPath: caKey) }
-        print("server certificate \(issued.serial) for localhost, 127.0.0.1, ::1, \(hosts.joined(separator: ", "))")
-        print("valid until \(issued.validUntil); restart the server to use it")
+        print(t("srv.certificate", ("serial", issued.serial), ("hosts", hosts.joined(separator: ", "))))
+        print(t("srv.validUntil", ("date", "\(issued.validUntil)")))
     }
 }
 
@@ -379,7 +381,7 @@ struct ServerStaff: ParsableCommand {
                 throw ExitCode(1)
             }
             try reportingServerErrors { try directory.store().addStaff(name: name, role: parsed, passphrase: passphrase) }
-            print("\(name) is \(parsed.rawValue)")
+            print(t("staff.role", ("name", name), ("role", parsed.word)))
         }
     }
 
@@ -397,8 +399,8 @@ struct ServerStaff: ParsableCommand {
                 }))]))
                 return
             }
-            var table = TextTable(header: ["NAME", "ROLE", "REMOVED"])
-            for member in staff { table.add([member.name, member.role, member.removed ? "yes" : ""]) }
+            var table = TextTable(header: [t("col.name"), t("col.role"), t("col.removed")])
+            for member in staff { table.add([member.name, StaffRole(rawValue: member.role)?.word ?? member.role, member.removed ? t("common.yes") : ""]) }
             print(table.text)
         }
     }

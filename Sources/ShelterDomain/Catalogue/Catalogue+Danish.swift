@@ -599,6 +599,26 @@ extension Catalogue {
         "syncFail.connectTimeout": "forbindelsen fik timeout",
         "syncFail.notShelterSync": "synkroniseringsserveren på {server} sendte noget, der ikke er ShelterSync: {error}",
 
+        // MARK: the server admin's commands
+        "srv.name": "navn",
+        "srv.replica": "replika",
+        "srv.serial": "serienr.",
+        "srv.bundle": "bundt",
+        "srv.noDir": "ingen servermappe angivet: brug --dir MAPPE eller sæt SHELTER_SERVER_DIR",
+        "srv.initialised": "serveren er sat op i {path} med {rooms} værelser",
+        "srv.revoked": "{name} er tilbagekaldt (replika {replica})",
+        "srv.keyRetired": "krisecentrets nøgle er trukket tilbage: næste synkronisering med en leders session laver en ny og lægger alle beboeres nøgler under den",
+        "srv.stopped": "synkroniseringsserveren stoppede: {error}",
+        "srv.backupExists": "{path} findes allerede; en sikkerhedskopi overskriver aldrig en fil",
+        "srv.backedUp": "{store} er kopieret til {to}: loggens top {head}, {bytes} byte",
+        "srv.restoredFrom": "{store} er genskabt fra {from}: loggens top {head}",
+        "srv.replacedKept": "den erstattede database er gemt som {path}",
+        "srv.journal": "genanvendt fra registry.journal: {enrolled} tilmelding(er), {revoked} tilbagekaldelse(r)",
+        "srv.startAgain": "start serveren; hver arbejdsstation giver det tilbage, den mangler, ved sin næste synkronisering",
+        "srv.needHost": "angiv mindst én --host NAVN",
+        "srv.certificate": "servercertifikat {serial} til localhost, 127.0.0.1, ::1, {hosts}",
+        "srv.validUntil": "gælder til {date}; genstart serveren for at bruge det",
+
         // MARK: admin page and server replicas
         "admin.title": "ShelterSync — arbejdsstationer",
         "admin.heading": "Arbejdsstationer",

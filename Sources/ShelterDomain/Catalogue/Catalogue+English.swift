@@ -599,6 +599,26 @@ extension Catalogue {
         "syncFail.connectTimeout": "the connection timed out",
         "syncFail.notShelterSync": "the sync server at {server} sent something that is not ShelterSync: {error}",
 
+        // MARK: the server admin's commands
+        "srv.name": "name",
+        "srv.replica": "replica",
+        "srv.serial": "serial",
+        "srv.bundle": "bundle",
+        "srv.noDir": "no server directory given: pass --dir DIR or set SHELTER_SERVER_DIR",
+        "srv.initialised": "server initialised in {path} with {rooms} rooms",
+        "srv.revoked": "revoked {name} (replica {replica})",
+        "srv.keyRetired": "the shelter's key is retired: the next sync of a leader's session makes a new one and wraps every resident's key again under it",
+        "srv.stopped": "the sync server stopped: {error}",
+        "srv.backupExists": "{path} already exists; a backup never overwrites a file",
+        "srv.backedUp": "backed up {store} to {to}: log head {head}, {bytes} bytes",
+        "srv.restoredFrom": "restored {store} from {from}: log head {head}",
+        "srv.replacedKept": "the replaced store is kept at {path}",
+        "srv.journal": "applied again from registry.journal: {enrolled} enrollment(s), {revoked} revocation(s)",
+        "srv.startAgain": "start the server; each workstation gives back what it lacks at its next sync",
+        "srv.needHost": "give at least one --host NAME",
+        "srv.certificate": "server certificate {serial} for localhost, 127.0.0.1, ::1, {hosts}",
+        "srv.validUntil": "valid until {date}; restart the server to use it",
+
         // MARK: admin page and server replicas
         "admin.title": "ShelterSync — workstations",
         "admin.heading": "Workstations",
