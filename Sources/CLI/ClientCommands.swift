@@ -108,7 +108,7 @@ struct Rooms: ParsableCommand {
             var table = TextTable(header: [t("col.room"), t("col.status"), t("col.stay"), t("col.resident"), t("col.children")], rightAligned: [0, 4])
             for room in board.rooms {
                 table.add([String(room.number), Words.roomStatus(room.status), room.stay.map { String($0.prefix(8)) } ?? "",
-                           room.resident ?? "", room.status == .occupied ? String(room.children) : ""])
+                           room.resident.map(Words.display) ?? "", room.status == .occupied ? String(room.children) : ""])
             }
             print(table.text)
             print(t("rooms.occupied", ("occupied", board.occupied), ("capacity", board.capacity)))
@@ -252,7 +252,7 @@ struct Stays: ParsableCommand {
                               rightAligned: [3, 6])
         for stay in stays {
             table.add([String(stay.id.prefix(8)), String(stay.resident.prefix(8)),
-                       stay.display + (stay.anonymous ? " (\(t("word.anonymous")))" : ""), stay.room.map(String.init) ?? "-",
+                       Words.display(stay.display) + (stay.anonymous ? " (\(t("word.anonymous")))" : ""), stay.room.map(String.init) ?? "-",
                        Words.stayStatus(stay.status), LocalTime.dateTime(stored: stay.admittedAt), String(stay.children)])
         }
         print(table.text)
@@ -638,7 +638,7 @@ struct Conflicts: ParsableCommand {
         func run() throws {
             let replica = try reportingErrors { try options.openUnlocked() }
             try reportingErrors { try replica.resolveConflict(id, keep: keep, value: value, merge: merge, by: try options.session()) }
-            print("conflict \(id) resolved")
+            print(t("conflict.resolved", ("id", id)))
         }
     }
 }

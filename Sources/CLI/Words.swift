@@ -15,6 +15,15 @@ enum Words {
 
     static func yes(_ flag: Bool) -> String { t(flag ? "common.yes" : "common.no") }
 
+    /// A stay's display name as the JSON holds it, with the marks for "erased" and "no name" in words.
+    static func display(_ text: String) -> String {
+        switch text {
+        case Replica.erasedMark: t("history.erased")
+        case "(no name)": t("resident.noName")
+        default: text
+        }
+    }
+
     static func conflictStatus(_ status: Conflict.Status) -> String { t("conflictStatus.\(status.rawValue)") }
 
     /// A column in words ("phone number", "telefonnummer"); `table.column` for one that has none.

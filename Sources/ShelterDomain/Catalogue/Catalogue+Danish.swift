@@ -189,6 +189,7 @@ extension Catalogue {
         "resident.noName": "(intet navn)",
         "resident.stayLine": "{stay} {status}, værelse {room}, indflyttet {admitted}",
         "resident.updated": "opdateret: {fields}",
+        "conflict.resolved": "konflikt {id} er afgjort",
         "status.replica": "replika",
         "status.unsynced": "usendt",
         "status.changes.one": "{n} ændring",

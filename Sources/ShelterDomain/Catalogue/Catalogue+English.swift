@@ -189,6 +189,7 @@ extension Catalogue {
         "resident.noName": "(no name)",
         "resident.stayLine": "{stay} {status}, room {room}, admitted {admitted}",
         "resident.updated": "updated {fields}",
+        "conflict.resolved": "conflict {id} resolved",
         "status.replica": "replica",
         "status.unsynced": "unsynced",
         "status.changes.one": "{n} change",
