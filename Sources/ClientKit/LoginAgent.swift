@@ -125,7 +125,7 @@ public struct AgentSession: GrantOpener, Sendable {
 
     var sessionEnded: ReplicaError {
         let name = info.name.contains(where: { $0.isWhitespace || $0 == "'" || $0 == "\"" }) ? "\"\(info.name)\"" : info.name
-        return ReplicaError(.invalidArgument, "the login session ended; log in again: shelter login \(name)")
+        return ReplicaError(.invalidArgument, t("login.ended", ("name", name)))
     }
 }
 

@@ -132,22 +132,22 @@ extension Replica {
         try perform(signedBy: session) { db in
             let id = try resolve(db, prefix, in: ShelterSchema.conflicts, kind: "conflict")
             let conflict = Self.conflict(try Row.fetchOne(db, sql: "SELECT * FROM conflicts WHERE id = ?", arguments: [id])!)
-            guard conflict.status == .open else { throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) is already resolved") }
+            guard conflict.status == .open else { throw ReplicaError(.invalidArgument, t("conflict.alreadyResolved", ("id", id.prefix(8)))) }
             guard merge == (conflict.kind == .person) else {
                 throw ReplicaError(.invalidArgument, merge ? "--merge resolves a person conflict (the same woman admitted twice); conflict \(id.prefix(8)) is a \(conflict.kind.rawValue) conflict"
                                                            : "conflict \(id.prefix(8)) is the same woman admitted twice: resolve it with --merge")
             }
             if let index, !conflict.candidates.indices.contains(index) {
-                throw ReplicaError(.invalidArgument, "conflict \(id.prefix(8)) has values 0…\(conflict.candidates.count - 1), not \(index)")
+                throw ReplicaError(.invalidArgument, t("conflict.index", ("id", id.prefix(8)), ("last", conflict.candidates.count - 1), ("index", index)))
             }
             var closes = [id]
             switch conflict.kind {
             case .room:
                 if let index, index != 0 {
-                    throw ReplicaError(.invalidArgument, "a confirmed placement never moves: keep 0, or give stay \(conflict.row.prefix(8)) another room with --value ROOM")
+                    throw ReplicaError(.invalidArgument, t("conflict.placement", ("stay", conflict.row.prefix(8))))
                 }
                 if let text {
-                    guard let room = Int(text) else { throw ReplicaError(.invalidArgument, "--value for a room conflict is a room number, not '\(text)'") }
+                    guard let room = Int(text) else { throw ReplicaError(.invalidArgument, t("conflict.roomValue", ("text", text))) }
                     let stay = try requireStay(db, conflict.row)
                     try stay.checkAssignable()
                     try RoomRules.checkAvailable(room, rooms: try rooms(db), activeStays: try stays(db, activeOnly: true), movingStay: stay.id)
@@ -193,14 +193,14 @@ extension Replica {
     func mergeStays(_ db: Database, keep kept: String, merge merged: String, author: String) throws {
         let keptStay = try requireStay(db, kept), mergedStay = try requireStay(db, merged)
         guard mergedStay.status != .merged, mergedStay.status != .discharged else {
-            throw ReplicaError(DomainError(.invalidTransition, "stay \(merged.prefix(8)) has ended (\(mergedStay.status.rawValue)); nothing to merge"))
+            throw ReplicaError(DomainError(.invalidTransition, t("merge.ended", ("stay", merged.prefix(8)), ("status", t("stayStatus.\(mergedStay.status.rawValue)")))))
         }
         guard keptStay.status == .active || keptStay.status == .awaitingRoom else {
-            throw ReplicaError(DomainError(.invalidTransition, "stay \(kept.prefix(8)) has ended (\(keptStay.status.rawValue)); there is nothing to merge into"))
+            throw ReplicaError(DomainError(.invalidTransition, t("merge.keptEnded", ("stay", kept.prefix(8)), ("status", t("stayStatus.\(keptStay.status.rawValue)")))))
         }
         let keptResident = keptStay.resident, otherResident = mergedStay.resident
         for resident in [keptResident, otherResident] where try Erasure.isErased(db, resident) {
-            throw ReplicaError(DomainError(.invalidTransition, "resident \(resident.prefix(8)) was erased; her stays are not merged"))
+            throw ReplicaError(DomainError(.invalidTransition, t("merge.erased", ("resident", resident.prefix(8)))))
         }
         // The server compared blind indexes; the session compares the numbers themselves.
         let numbers = try [keptResident, otherResident].map { resident -> String? in
@@ -208,7 +208,7 @@ extension Replica {
             return plain(db, stored, table: ShelterSchema.residents.name, row: resident, column: "cpr").map { $0.filter(\.isNumber) }
         }
         guard let number = numbers[0], !number.isEmpty, numbers[1] == number else {
-            throw ReplicaError(DomainError(.invalidTransition, "the two stays' residents do not have the same CPR number (as this session reads them); nothing was merged"))
+            throw ReplicaError(DomainError(.invalidTransition, t("merge.differentCPR")))
         }
         /// A row's personal cells as the session reads them (to be encrypted again by `write`).
         func plainCells(_ table: SyncSchema.Table, _ id: String) throws -> [String: SyncValue] {

@@ -73,7 +73,7 @@ extension Replica {
         try perform(signedBy: session) { db in
             try requireLeader(db, session.signer, for: t("what.addStaff"))
             if try store.currentRow(db, table: ShelterSchema.staff.name, id: Roles.staffID(trimmed)) != nil {
-                throw ReplicaError(.invalidArgument, "there is already a member of staff named \(trimmed); names are unique")
+                throw ReplicaError(.invalidArgument, t("staff.exists", ("name", trimmed)))
             }
             try write(db, ShelterSchema.staff, Roles.staffID(trimmed), [
                 "name": .text(trimmed), "role": .text(role.rawValue),
@@ -91,7 +91,7 @@ extension Replica {
         let rotated = try perform(signedBy: session) { db -> Bool in
             try requireLeader(db, session.signer, for: t("what.removeStaff"))
             let id = try staffRow(db, name)
-            guard id != session.signer else { throw ReplicaError(.invalidArgument, "a leader cannot remove herself; another leader can") }
+            guard id != session.signer else { throw ReplicaError(.invalidArgument, t("staff.removeSelf")) }
             try write(db, ShelterSchema.staff, id, ["removed": .integer(1)], author: session.author)
             if let opener = keys.opener,
                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_grants WHERE staff = ?)", arguments: [opener.signer]) == true {
@@ -118,9 +118,9 @@ extension Replica {
     func staffRow(_ db: Database, _ name: String) throws -> String {
         let id = Roles.staffID(name)
         guard let row = try store.currentRow(db, table: ShelterSchema.staff.name, id: id) else {
-            throw ReplicaError(.unknownID, "no member of staff named \(name) on this replica")
+            throw ReplicaError(.unknownID, t("staff.unknown", ("name", name)))
         }
-        guard row["removed"]?.integerValue != 1 else { throw ReplicaError(.invalidArgument, "\(name) was removed from the staff") }
+        guard row["removed"]?.integerValue != 1 else { throw ReplicaError(.invalidArgument, t("staff.wasRemoved", ("name", name))) }
         return id
     }
 
@@ -131,10 +131,10 @@ extension Replica {
         let row = try read { db in try store.currentRow(db, table: ShelterSchema.staff.name, id: id) }
         guard let row, let sealed = row["sealed_keys"]?.textValue else {
             Thread.sleep(forTimeInterval: 1)
-            throw ReplicaError(.notLoggedIn, "no member of staff named \(name) with keys on this replica (sync first if she was added elsewhere)")
+            throw ReplicaError(.notLoggedIn, t("login.unknown", ("name", name)))
         }
         guard row["removed"]?.integerValue != 1 else {
-            throw ReplicaError(.notLoggedIn, "\(name) was removed from the staff; nothing was unlocked")
+            throw ReplicaError(.notLoggedIn, t("login.removed", ("name", name)))
         }
         do {
             let keys = try StaffKeys.open(sealed, passphrase: passphrase, staffID: id)

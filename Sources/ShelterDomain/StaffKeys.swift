@@ -38,7 +38,7 @@ public struct StaffKeys: Sendable {
 
     public static func checkPassphrase(_ passphrase: String) throws(DomainError) {
         guard passphrase.count >= minimumPassphraseLength else {
-            throw DomainError(.invalidValue, "a passphrase needs at least \(minimumPassphraseLength) characters")
+            throw DomainError(.invalidValue, t("passphrase.short", ("n", minimumPassphraseLength)))
         }
     }
 
@@ -96,7 +96,7 @@ public struct StaffKeys: Sendable {
         }
         guard let key = try? derive(passphrase, salt: Array(salt), cost: Cost(logN: logN, r: r, p: p)),
               let secret = try? ChaChaPoly.open(box, using: key, authenticating: Array("ShelterSync staff \(staffID)".utf8)) else {
-            throw DomainError(.notPermitted, "wrong passphrase for \(staffID); nothing was unlocked")
+            throw DomainError(.notPermitted, t("passphrase.wrong", ("name", staffID)))
         }
         return try StaffKeys(secretBytes: secret)
     }

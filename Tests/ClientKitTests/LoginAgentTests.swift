@@ -216,7 +216,8 @@ struct AgentFixture {
             Issue.record("an ended session signed")
         } catch let error as ReplicaError {
             #expect(error.code == .invalidArgument)
-            #expect(error.message == #"the login session ended; log in again: shelter login "Mette Hansen""#)
+            // (In-process, texts are in the default language, Danish.)
+            #expect(error.message == #"login-sessionen er slut; log ind igen: shelter login "Mette Hansen""#)
         }
         #expect(try fixture.connect() == nil)
     }

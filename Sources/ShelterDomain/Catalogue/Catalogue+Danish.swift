@@ -620,6 +620,25 @@ extension Catalogue {
         "srv.certificate": "servercertifikat {serial} til localhost, 127.0.0.1, ::1, {hosts}",
         "srv.validUntil": "gælder til {date}; genstart serveren for at bruge det",
 
+        // MARK: staff, login, conflicts (errors)
+        "passphrase.short": "en adgangsfrase skal have mindst {n} tegn",
+        "passphrase.wrong": "forkert adgangsfrase for {name}; intet er låst op",
+        "login.ended": "login-sessionen er slut; log ind igen: shelter login {name}",
+        "login.unknown": "ingen medarbejder ved navn {name} med nøgler på denne replika (synkroniser først, hvis hun er tilføjet et andet sted)",
+        "login.removed": "{name} er fjernet fra medarbejderne; intet er låst op",
+        "staff.unknown": "ingen medarbejder ved navn {name} på denne replika",
+        "staff.wasRemoved": "{name} er fjernet fra medarbejderne",
+        "staff.removeSelf": "en leder kan ikke fjerne sig selv; en anden leder kan",
+        "staff.exists": "der er allerede en medarbejder ved navn {name}; navne er entydige",
+        "conflict.alreadyResolved": "konflikt {id} er allerede afgjort",
+        "conflict.index": "konflikt {id} har værdierne 0…{last}, ikke {index}",
+        "conflict.placement": "en bekræftet placering flyttes aldrig: behold 0, eller giv ophold {stay} et andet værelse med --value VÆRELSE",
+        "conflict.roomValue": "--value i en værelseskonflikt er et værelsesnummer, ikke '{text}'",
+        "merge.ended": "ophold {stay} er slut ({status}); der er intet at lægge sammen",
+        "merge.keptEnded": "ophold {stay} er slut ({status}); der er intet at lægge det sammen med",
+        "merge.erased": "beboer {resident} er slettet; hendes ophold lægges ikke sammen",
+        "merge.differentCPR": "de to opholds beboere har ikke samme CPR-nummer (som denne session læser dem); intet er lagt sammen",
+
         // MARK: admin page and server replicas
         "admin.title": "ShelterSync — arbejdsstationer",
         "admin.heading": "Arbejdsstationer",

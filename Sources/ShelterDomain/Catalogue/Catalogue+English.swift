@@ -620,6 +620,25 @@ extension Catalogue {
         "srv.certificate": "server certificate {serial} for localhost, 127.0.0.1, ::1, {hosts}",
         "srv.validUntil": "valid until {date}; restart the server to use it",
 
+        // MARK: staff, login, conflicts (errors)
+        "passphrase.short": "a passphrase needs at least {n} characters",
+        "passphrase.wrong": "wrong passphrase for {name}; nothing was unlocked",
+        "login.ended": "the login session ended; log in again: shelter login {name}",
+        "login.unknown": "no member of staff named {name} with keys on this replica (sync first if she was added elsewhere)",
+        "login.removed": "{name} was removed from the staff; nothing was unlocked",
+        "staff.unknown": "no member of staff named {name} on this replica",
+        "staff.wasRemoved": "{name} was removed from the staff",
+        "staff.removeSelf": "a leader cannot remove herself; another leader can",
+        "staff.exists": "there is already a member of staff named {name}; names are unique",
+        "conflict.alreadyResolved": "conflict {id} is already resolved",
+        "conflict.index": "conflict {id} has values 0…{last}, not {index}",
+        "conflict.placement": "a confirmed placement never moves: keep 0, or give stay {stay} another room with --value ROOM",
+        "conflict.roomValue": "--value for a room conflict is a room number, not '{text}'",
+        "merge.ended": "stay {stay} has ended ({status}); nothing to merge",
+        "merge.keptEnded": "stay {stay} has ended ({status}); there is nothing to merge into",
+        "merge.erased": "resident {resident} was erased; her stays are not merged",
+        "merge.differentCPR": "the two stays' residents do not have the same CPR number (as this session reads them); nothing was merged",
+
         // MARK: admin page and server replicas
         "admin.title": "ShelterSync — workstations",
         "admin.heading": "Workstations",
