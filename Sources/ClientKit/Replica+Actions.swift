@@ -114,7 +114,7 @@ extension Replica {
     /// Sets fields of a resident's record (`FIELD=VALUE`; an empty value clears it).
     public func setResident(_ resident: String, fields: [(field: String, value: String)], by session: any TransactionSigner) throws {
         let author = session.author
-        guard !fields.isEmpty else { throw ReplicaError(.invalidArgument, "give at least one FIELD=VALUE") }
+        guard !fields.isEmpty else { throw ReplicaError(.invalidArgument, t("v.oneField")) }
         // Parse field names before touching the file, so an unknown field changes nothing.
         let parsed: [(ResidentField, String)]
         parsed = try Self.checked { try fields.map { (try ResidentField.named($0.field), $0.value) } }

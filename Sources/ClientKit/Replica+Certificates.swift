@@ -29,14 +29,14 @@ extension Replica {
             throw ReplicaError(.invalidArgument, error.message, underlying: error)
         }
         guard bundle.replicaID == id else {
-            throw ReplicaError(.invalidArgument, "\(source) is the bundle of replica \(bundle.replicaID), not of this one (\(id)); nothing was changed")
+            throw ReplicaError(.invalidArgument, t("renew.otherReplica", ("source", source), ("other", bundle.replicaID), ("id", id)))
         }
         return try perform { db in
             guard let stored = try store.identity(db) else {
                 throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no workstation identity to renew")
             }
             guard try bundle.caPEM == stored.caPEM else {
-                throw ReplicaError(.invalidArgument, "\(source) comes from another shelter's CA; nothing was changed")
+                throw ReplicaError(.invalidArgument, t("renew.otherCA", ("source", source)))
             }
             try store.storeIdentity(db, StoredIdentity(certificatePEM: try bundle.identity.certificatePEM,
                                                        privateKeyPEM: try bundle.identity.privateKeyPEM, caPEM: stored.caPEM))

@@ -29,7 +29,7 @@ extension Replica {
         return try perform { db in
             let state = try store.state(db)
             guard try store.identity(db) != nil else {
-                throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no workstation identity; only a replica made with `shelter init --bundle` syncs with a server")
+                throw ReplicaError(.invalidArgument, t("copy.standalone", ("path", path)))
             }
             try store.setServer(db, server.description)
             return (state.server, server.description)
@@ -56,37 +56,37 @@ extension Replica {
     /// changes reach the server by its own sync.
     public func rescue(from old: Replica, force: Bool = false, by session: any TransactionSigner) throws -> RescueReport {
         guard old.id != id else {
-            throw ReplicaError(.invalidArgument, "\(old.path) and \(path) are the same replica (\(id)); rescue into a replica made from a new bundle")
+            throw ReplicaError(.invalidArgument, t("rescue.same", ("old", old.path), ("path", path), ("id", id)))
         }
         let (oldState, oldIdentity, oldEntries) = try old.read { db in
             (try old.store.state(db), try old.store.identity(db), try old.store.log(db).reversed().filter { $0.change.dot.replica == old.id })
         }
         let (newState, newIdentity) = try read { db in (try store.state(db), try store.identity(db)) }
         guard newState.server != nil else {
-            throw ReplicaError(.invalidArgument, "replica \(path) is not bound to a sync server; rescue into a replica made with `shelter init --bundle NEW.bundle --server HOST:PORT`")
+            throw ReplicaError(.invalidArgument, t("rescue.notBound", ("path", path)))
         }
         guard newState.lastSyncAt != nil else {
-            throw ReplicaError(.invalidArgument, "replica \(path) has never synced; run `shelter sync --replica \(path)` first, so it holds what the server holds")
+            throw ReplicaError(.invalidArgument, t("rescue.neverSynced", ("path", path)))
         }
         if let newIdentity {
             guard let oldIdentity, oldState.server != nil else {
-                throw ReplicaError(.invalidArgument, "\(old.path) is a standalone replica, not a workstation of this shelter's server: nothing to rescue from it")
+                throw ReplicaError(.invalidArgument, t("rescue.standalone", ("old", old.path)))
             }
             guard oldIdentity.caPEM == newIdentity.caPEM else {
-                throw ReplicaError(.invalidArgument, "\(old.path) belongs to another shelter (its workstation certificate comes from another CA); nothing was rescued")
+                throw ReplicaError(.invalidArgument, t("rescue.otherShelter", ("old", old.path)))
             }
         }
         guard force || oldState.refusedCode != nil else {
-            throw ReplicaError(.invalidArgument, "the server has not refused \(old.path) as a copy (its last sync error is \(oldState.lastErrorCode ?? "none")): sync it instead, or pass --force to rescue it anyway")
+            throw ReplicaError(.invalidArgument, t("rescue.notRefused", ("old", old.path), ("code", oldState.lastErrorCode ?? "-")))
         }
         let wall = wallMilliseconds()
         return try perform(signedBy: session) { db in
             let state = try store.state(db)
             guard state.server != nil else {
-                throw ReplicaError(.invalidArgument, "replica \(path) is not bound to a sync server; rescue into a replica made with `shelter init --bundle NEW.bundle --server HOST:PORT`")
+                throw ReplicaError(.invalidArgument, t("rescue.notBound", ("path", path)))
             }
             guard state.lastSyncAt != nil else {
-                throw ReplicaError(.invalidArgument, "replica \(path) has never synced; run `shelter sync --replica \(path)` first, so it holds what the server holds")
+                throw ReplicaError(.invalidArgument, t("rescue.neverSynced", ("path", path)))
             }
             var report = RescueReport(from: old.id, rescued: 0, alreadyOnServer: 0, rescuedBefore: 0, refused: 0)
             var lacking: [LoggedChange] = []

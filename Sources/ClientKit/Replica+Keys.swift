@@ -414,7 +414,7 @@ extension Replica {
             } else {
                 let stored = try String.fetchOne(db.cachedStatement(sql: "SELECT key FROM residents WHERE id = ?"), arguments: [resident]) ?? ""
                 guard stored.isEmpty else {
-                    throw ReplicaError(.notLoggedIn, "the key of resident \(resident.prefix(8)) is not open to \(session.author) (nothing was written)")
+                    throw ReplicaError(.notLoggedIn, t("keys.notOpen", ("resident", resident.prefix(8)), ("author", session.author)))
                 }
                 let shelterKey = try shelterKeyForWriting(db, session: session)
                 let made = try Self.checked { try RecordKeys.newResidentKey(residentID: resident, under: shelterKey) }

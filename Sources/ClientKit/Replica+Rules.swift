@@ -180,7 +180,7 @@ extension Replica {
     public func decide(stay: String, eligible: Bool, reason: String? = nil, referTo: String? = nil, at: Date? = nil, by session: any TransactionSigner) throws -> String {
         let author = session.author
         if !eligible && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
-            throw ReplicaError(.invalidArgument, "a not-eligible decision needs a reason (--reason)")
+            throw ReplicaError(.invalidArgument, t("decide.needsReason"))
         }
         let when = at ?? configuration.now()
         return try perform(signedBy: session) { db in
@@ -212,7 +212,7 @@ extension Replica {
     @discardableResult
     public func requireMoveOut(stay: String, reason: String, houseRules: Bool, at: Date? = nil, by session: any TransactionSigner) throws -> String {
         let author = session.author
-        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, "a required move-out needs a reason (--reason)") }
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, t("moveOut.needsReason")) }
         let when = at ?? configuration.now()
         return try perform(signedBy: session) { db in
             try requireLeader(db, author, for: t("what.moveOut"))
@@ -307,7 +307,7 @@ extension Replica {
             let id = try resolve(db, id, in: ShelterSchema.notifications, kind: "notification")
             let row = try Row.fetchOne(db, sql: "SELECT sent_at, event_on FROM notifications WHERE id = ?", arguments: [id])
             if (row?["sent_at"] as String?) != nil {
-                throw ReplicaError(.invalidArgument, "notification \(id.prefix(8)) is already recorded as sent")
+                throw ReplicaError(.invalidArgument, t("notification.alreadySent", ("id", id.prefix(8))))
             }
             let when = at ?? configuration.now()
             try Self.checked { try EventTime.check(when, now: configuration.now(), what: t("event.notificationSent")) }
@@ -320,7 +320,7 @@ extension Replica {
     @discardableResult
     public func addGoal(stay: String, text: String, by session: any TransactionSigner) throws -> String {
         let author = session.author
-        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, "a goal needs a text") }
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw ReplicaError(.invalidArgument, t("goal.needsText")) }
         return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             let id = newID()
@@ -345,7 +345,7 @@ extension Replica {
     public func setGoal(_ goal: String, status: String, by session: any TransactionSigner) throws {
         let author = session.author
         guard Self.goalStatuses.contains(status) else {
-            throw ReplicaError(.invalidArgument, "a goal's status is open, done or dropped, not '\(status)'")
+            throw ReplicaError(.invalidArgument, t("goal.badStatus", ("status", status)))
         }
         try perform(signedBy: session) { db in
             let id = try resolve(db, goal, in: ShelterSchema.goals, kind: "goal")
@@ -357,7 +357,7 @@ extension Replica {
     @discardableResult
     public func recordOffer(stay: String, child: String? = nil, accepted: Bool, hours: Double, by session: any TransactionSigner) throws -> String {
         let author = session.author
-        guard hours >= 0, hours.isFinite else { throw ReplicaError(.invalidArgument, "hours must be 0 or more") }
+        guard hours >= 0, hours.isFinite else { throw ReplicaError(.invalidArgument, t("offer.hours")) }
         return try perform(signedBy: session) { db in
             let stay = try requireStay(db, stay)
             var person = "woman"
@@ -418,20 +418,20 @@ extension Replica {
                 case "self-payment":
                     if text.isEmpty { values["self_payment"] = .null; continue }
                     guard let amount = Int(text), amount >= 0 else {
-                        throw ReplicaError(.invalidArgument, "self-payment is a whole number of kroner, not '\(text)'")
+                        throw ReplicaError(.invalidArgument, t("stay.selfPayment", ("text", text)))
                     }
                     values["self_payment"] = .integer(Int64(amount))
                 case "contact-person":
                     if text.isEmpty { values["contact_person"] = .null; continue }
                     guard try role(db, of: text) != nil else {
-                        throw ReplicaError(.invalidArgument, "\(text) is not registered as staff (shelter staff add)")
+                        throw ReplicaError(.invalidArgument, t("stay.notStaff", ("name", text)))
                     }
                     values["contact_person"] = .text(text)
                 default:
                     throw ReplicaError(DomainError(.unknownField, "unknown stay field '\(field)'; fields are self-payment, contact-person"))
                 }
             }
-            guard !values.isEmpty else { throw ReplicaError(.invalidArgument, "give at least one FIELD=VALUE") }
+            guard !values.isEmpty else { throw ReplicaError(.invalidArgument, t("v.oneField")) }
             try write(db, ShelterSchema.stays, stay.id, values, author: author)
         }
     }
@@ -477,7 +477,7 @@ extension Replica {
 
     func decisionRecord(_ db: Database, _ id: String) throws -> DecisionRecord {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM decisions WHERE id = ?", arguments: [id]) else {
-            throw ReplicaError(.unknownID, "no decision \(id.prefix(8)) on this replica")
+            throw ReplicaError(.unknownID, t("decision.unknown", ("id", id.prefix(8))))
         }
         return try Self.decisionRecord(db, row)
     }
@@ -563,8 +563,8 @@ extension Replica {
     /// Sets the daily rate of a year, in øre (2839,50 kr = 283950).
     public func setRate(year: Int, øre: Int, by session: any TransactionSigner) throws {
         let author = session.author
-        guard (1970...2200).contains(year) else { throw ReplicaError(.invalidArgument, "\(year) is not a year ShelterSync bills") }
-        guard øre > 0 else { throw ReplicaError(.invalidArgument, "a daily rate is a positive number of kroner") }
+        guard (1970...2200).contains(year) else { throw ReplicaError(.invalidArgument, t("rate.year", ("year", year))) }
+        guard øre > 0 else { throw ReplicaError(.invalidArgument, t("rate.positive")) }
         try perform(signedBy: session) { db in
             try requireLeader(db, author, for: t("what.rate"))
             try write(db, ShelterSchema.rates, String(year), ["year": .integer(Int64(year)), "amount": .integer(Int64(øre / 100)),
@@ -625,7 +625,7 @@ extension Replica {
     public func meetings(from: CivilDate? = nil, count: Int = 5) throws -> [MeetingRecord] {
         try read { db in
             guard let first = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE id = 'meetings.first'").flatMap(CivilDate.init) else {
-                throw ReplicaError(.invalidArgument, "house meetings are not set up: shelter meetings configure --first YYYY-MM-DD")
+                throw ReplicaError(.invalidArgument, t("meetings.notSetUp"))
             }
             let held = try Dictionary(Row.fetchAll(db, sql: "SELECT id, held_on, notes FROM meetings").map { ($0["held_on"] as String, plain(db, $0, "notes", table: ShelterSchema.meetings)) },
                                       uniquingKeysWith: { a, _ in a })

@@ -1,10 +1,12 @@
+import ShelterDomain
+
 /// `HOST:PORT` of the sync server (`[::1]:7443` for an IPv6 address).
 public struct ServerAddress: Hashable, Sendable, CustomStringConvertible {
     public var host: String
     public var port: Int
 
     public init(_ text: String) throws {
-        let invalid = ReplicaError(.invalidArgument, "server address '\(text)' is not HOST:PORT (for example 127.0.0.1:7443)")
+        let invalid = ReplicaError(.invalidArgument, t("address.invalid", ("text", text)))
         var hostPart: Substring
         let portPart: Substring
         if text.hasPrefix("[") {
