@@ -47,7 +47,7 @@ struct Init: AsyncParsableCommand {
         let replica = try reportingErrors {
             if let bundle, let server {
                 guard let data = FileManager.default.contents(atPath: bundle) else {
-                    throw ReplicaError(.invalidArgument, "cannot read the bundle file \(bundle)")
+                    throw ReplicaError(.invalidArgument, t("err.ClientCommands.104", ("p1", bundle)))
                 }
                 return try Replica.create(at: path, bundlePEM: String(decoding: data, as: UTF8.self), bundleSource: bundle,
                                           server: server, configuration: options.configuration)

@@ -139,11 +139,11 @@ struct Run: AsyncParsableCommand {
     func validate() throws {
         _ = try parseListen(listen)
         _ = try parseListen(adminListen)
-        guard behindLag >= 0 else { throw ValidationError("--behind-lag must be 0 or more") }
-        guard staleAfter > 0 else { throw ValidationError("--stale-after must be more than 0 hours") }
-        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be more than 0 seconds") }
-        guard (1...86_400).contains(maxClockSkew) else { throw ValidationError("--max-clock-skew must be between 1 and 86400 seconds") }
-        guard (1...10_000).contains(maxBatch) else { throw ValidationError("--max-batch must be between 1 and 10000") }
+        guard behindLag >= 0 else { throw ValidationError(t("err.ServerCommands.87")) }
+        guard staleAfter > 0 else { throw ValidationError(t("err.ServerCommands.88")) }
+        guard idleTimeout > 0 else { throw ValidationError(t("err.ServerCommands.89")) }
+        guard (1...86_400).contains(maxClockSkew) else { throw ValidationError(t("err.ServerCommands.90")) }
+        guard (1...10_000).contains(maxBatch) else { throw ValidationError(t("err.ServerCommands.91")) }
     }
 
     func run() async throws {
@@ -338,7 +338,7 @@ struct Certify: ParsableCommand {
 }
 
 func parseListen(_ text: String) throws -> (String, Int) {
-    let invalid = ValidationError("--listen takes HOST:PORT (for example 127.0.0.1:7443), not '\(text)'")
+    let invalid = ValidationError(t("err.ServerCommands.92", ("p1", text)))
     var host: Substring, portText: Substring
     if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
         host = text[text.index(after: text.startIndex)..<close]

@@ -76,7 +76,7 @@ struct Login: ParsableCommand {
     @Option(help: ArgumentHelp(t("help.Login.idle"), valueName: "minutes")) var idle: Int = 15
 
     func validate() throws {
-        guard (1...720).contains(idle) else { throw ValidationError("--idle must be between 1 and 720 minutes, not \(idle)") }
+        guard (1...720).contains(idle) else { throw ValidationError(t("err.SessionCommands.103", ("p1", idle))) }
     }
 
     func run() throws {

@@ -33,7 +33,7 @@ extension Replica {
         }
         return try perform { db in
             guard let stored = try store.identity(db) else {
-                throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no workstation identity to renew")
+                throw ReplicaError(.invalidArgument, t("err.ReplicaCertificates.102", ("p1", path)))
             }
             guard try bundle.caPEM == stored.caPEM else {
                 throw ReplicaError(.invalidArgument, t("renew.otherCA", ("source", source)))

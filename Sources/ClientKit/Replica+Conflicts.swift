@@ -127,7 +127,7 @@ extension Replica {
                                 by session: any TransactionSigner) throws {
         let author = session.author
         guard [index != nil, text != nil, merge].filter({ $0 }).count == 1 else {
-            throw ReplicaError(.invalidArgument, "give exactly one of --keep INDEX, --value TEXT or --merge")
+            throw ReplicaError(.invalidArgument, t("err.ReplicaConflicts.81"))
         }
         try perform(signedBy: session) { db in
             let id = try resolve(db, prefix, in: ShelterSchema.conflicts, kind: "conflict")
@@ -156,13 +156,13 @@ extension Replica {
             case .person:
                 guard conflict.candidates.count == 2, let kept = conflict.candidates[0].value.textValue,
                       let merged = conflict.candidates[1].value.textValue else {
-                    throw ReplicaError(.storage, "conflict \(id.prefix(8)) does not name two stays")
+                    throw ReplicaError(.storage, t("err.ReplicaConflicts.82", ("p1", id.prefix(8))))
                 }
                 try mergeStays(db, keep: kept, merge: merged, author: author)
             case .field:
                 guard let column = conflict.column, let table = ShelterSchema.schema.table(named: conflict.table),
                       let schemaColumn = table.column(named: column) else {
-                    throw ReplicaError(.storage, "conflict \(id.prefix(8)) names a column this version does not know")
+                    throw ReplicaError(.storage, t("err.ReplicaConflicts.83", ("p1", id.prefix(8))))
                 }
                 let value: SyncValue
                 if let index {
@@ -217,7 +217,7 @@ extension Replica {
             for column in table.personalColumns {
                 guard let stored = row[column] as String?, !stored.isEmpty else { continue }
                 guard let text = plain(db, stored, table: table.name, row: id, column: column) else {
-                    throw ReplicaError(.notLoggedIn, "the \(column) of \(table.name) \(id.prefix(8)) does not open with this session's keys (nothing was merged)")
+                    throw ReplicaError(.notLoggedIn, t("err.ReplicaConflicts.84", ("p1", column), ("p2", table.name), ("p3", id.prefix(8))))
                 }
                 values[column] = .text(text)
             }
@@ -257,10 +257,10 @@ extension Replica {
         }
         switch column.type {
         case .integer:
-            guard let number = Int64(text) else { throw ReplicaError(.invalidArgument, "\(column.name) takes a whole number, not '\(text)'") }
+            guard let number = Int64(text) else { throw ReplicaError(.invalidArgument, t("err.ReplicaConflicts.85", ("p1", column.name), ("p2", text))) }
             return .integer(number)
         case .real:
-            guard let number = Double(text) else { throw ReplicaError(.invalidArgument, "\(column.name) takes a number, not '\(text)'") }
+            guard let number = Double(text) else { throw ReplicaError(.invalidArgument, t("err.ReplicaConflicts.86", ("p1", column.name), ("p2", text))) }
             return .real(number)
         case .text:
             return text.isEmpty ? .null : .text(text)

@@ -164,7 +164,7 @@ extension Replica {
 
     private func checkedTable(_ name: String) throws -> SyncSchema.Table {
         guard let table = ShelterSchema.schema.table(named: name) else {
-            throw ReplicaError(.storage, "a change to table \(name) cannot be rescued: this version does not know the table")
+            throw ReplicaError(.storage, t("err.ReplicaCopies.101", ("p1", name)))
         }
         return table
     }

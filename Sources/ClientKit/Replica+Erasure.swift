@@ -14,13 +14,13 @@ extension Replica {
         let erasedAt = Timestamp.format(configuration.now())
         let ids = try perform(signedBy: session) { db -> [String] in
             guard try staffMember(db, session.signer)?.role == .leader else {
-                throw ReplicaError(DomainError(.notPermitted, "only a leader may erase a resident; \(session.author) is not a leader (nothing was erased)"))
+                throw ReplicaError(DomainError(.notPermitted, t("err.ReplicaErasure.93", ("p1", session.author))))
             }
             var ids: [String] = []
             for prefix in residents {
                 let id = try resolve(db, prefix, in: ShelterSchema.residents, kind: "resident")
                 if let done = try erasure(db, of: id) {
-                    throw ReplicaError(DomainError(.invalidTransition, "resident \(id.prefix(8)) was erased already, \(done.erasedAt) by \(done.erasedBy) (nothing was erased)"))
+                    throw ReplicaError(DomainError(.invalidTransition, t("err.ReplicaErasure.94", ("p1", id.prefix(8)), ("p2", done.erasedAt), ("p3", done.erasedBy))))
                 }
                 guard !ids.contains(id) else { continue }
                 ids.append(id)
@@ -141,7 +141,7 @@ extension Replica {
     public func setSettings(_ values: [(key: String, value: String)], by session: any TransactionSigner) throws {
         for (key, value) in values {
             guard Self.knownSettings[key] != nil else {
-                throw ReplicaError(.invalidArgument, "there is no setting \(key); the settings are \(Self.knownSettings.keys.sorted().joined(separator: ", ")) (nothing was set)")
+                throw ReplicaError(.invalidArgument, t("err.ReplicaErasure.95", ("p1", key), ("p2", Self.knownSettings.keys.sorted().joined(separator: ", "))))
             }
             if key == "language" && Language(rawValue: value) == nil {
                 throw ReplicaError(.invalidArgument, t("settings.language", ("value", value)))

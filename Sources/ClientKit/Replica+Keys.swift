@@ -407,7 +407,7 @@ extension Replica {
         let reference: String, key: SymmetricKey
         if let resident = try Erasure.owner(db, table: table, rowID: rowID, values: values) {
             if try Erasure.isErased(db, resident) {
-                throw ReplicaError(DomainError(.invalidTransition, "resident \(resident.prefix(8)) was erased: nothing of hers is written again (nothing was written)"))
+                throw ReplicaError(DomainError(.invalidTransition, t("err.ReplicaKeys.100", ("p1", resident.prefix(8)))))
             }
             if let known = try residentKey(db, resident) {
                 key = known

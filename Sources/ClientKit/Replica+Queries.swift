@@ -192,9 +192,9 @@ extension Replica {
             for id in try matching(db, prefix, in: table, kind: "record") where !found.contains(id) { found.append(id) }
         }
         switch found.count {
-        case 0: throw ReplicaError(.unknownID, "no record has an id starting with \(prefix.lowercased())")
+        case 0: throw ReplicaError(.unknownID, t("err.ReplicaQueries.98", ("p1", prefix.lowercased())))
         case 1: return found[0]
-        default: throw ReplicaError(.ambiguousID, "the id prefix \(prefix.lowercased()) is ambiguous: \(found.map { String($0.prefix(12)) }.joined(separator: ", "))")
+        default: throw ReplicaError(.ambiguousID, t("err.ReplicaQueries.99", ("p1", prefix.lowercased()), ("p2", found.map { String($0.prefix(12)) }.joined(separator: ", "))))
         }
     }
 }

@@ -139,7 +139,7 @@ extension Replica {
         do {
             let keys = try StaffKeys.open(sealed, passphrase: passphrase, staffID: id)
             guard keys.signingKey == row["signing_key"]?.textValue else {
-                throw ReplicaError(.notLoggedIn, "the stored keys of \(name) do not match her public key; nothing was unlocked")
+                throw ReplicaError(.notLoggedIn, t("err.ReplicaRules.75", ("p1", name)))
             }
             return (keys, StaffMember(id: id, name: row["name"]?.textValue ?? name, role: row["role"]?.textValue.flatMap(StaffRole.init(rawValue:))))
         } catch let error as DomainError {
@@ -188,7 +188,7 @@ extension Replica {
             let stay = try requireStay(db, stay)
             try checkDecisionTime(when, stay: stay)
             guard stay.status != .discharged else {
-                throw ReplicaError(DomainError(.invalidTransition, "stay \(stay.id.prefix(8)) is discharged; decide before the stay ends"))
+                throw ReplicaError(DomainError(.invalidTransition, t("err.ReplicaRules.76", ("p1", stay.id.prefix(8)))))
             }
             let code = reason.flatMap { IneligibilityReason.named($0) }
             let id = newID()
@@ -274,7 +274,7 @@ extension Replica {
                        s.id AS stay, s.reason, s.discharge_reason, r.id AS resident, r.anonymous, r.name, r.cpr
                 FROM notifications n JOIN stays s ON s.id = n.stay JOIN residents r ON r.id = s.resident WHERE n.id = ?
                 """, arguments: [id])
-            guard let row else { throw ReplicaError(.unknownID, "notification \(id.prefix(8)) names a stay this replica does not hold") }
+            guard let row else { throw ReplicaError(.unknownID, t("err.ReplicaRules.77", ("p1", id.prefix(8)))) }
             let kind = NotificationLetter.Kind(rawValue: row["kind"]) ?? .admission
             let resident: String = row["resident"]
             let subject: NotificationLetter.Subject
@@ -382,7 +382,8 @@ extension Replica {
         }
         let matches = named.isEmpty && wanted.count >= 6 ? rows.filter { ($0["id"] as String).hasPrefix(wanted) } : named
         guard matches.count == 1 else {
-            let known = rows.map { row in (row["alias"] as String?) ?? plain(db, row, "name", table: ShelterSchema.children) ?? String((row["id"] as String).prefix(8)) }
+            // Aliases or id prefixes only: an error message never carries a name.
+            let known = rows.map { row in (row["alias"] as String?) ?? String((row["id"] as String).prefix(8)) }
             throw ReplicaError(matches.isEmpty ? .unknownID : .ambiguousID,
                                t(matches.isEmpty ? "child.notFound" : "child.ambiguous", ("child", typed), ("stay", stay.id.prefix(8)),
                                  ("children", known.isEmpty ? "-" : known.joined(separator: ", "))))
@@ -428,7 +429,7 @@ extension Replica {
                     }
                     values["contact_person"] = .text(text)
                 default:
-                    throw ReplicaError(DomainError(.unknownField, "unknown stay field '\(field)'; fields are self-payment, contact-person"))
+                    throw ReplicaError(DomainError(.unknownField, t("err.ReplicaRules.78", ("p1", field))))
                 }
             }
             guard !values.isEmpty else { throw ReplicaError(.invalidArgument, t("v.oneField")) }
@@ -457,7 +458,7 @@ extension Replica {
                 throw ReplicaError(DomainError(.invalidTransition, t("complaint.alreadyOpen", ("decision", id.prefix(8)), ("complaint", open.prefix(8)))))
             }
             guard let decidedOn = CivilDate(decision.decidedOn) else {
-                throw ReplicaError(.invalidArgument, "decision \(id.prefix(8)) has no date")
+                throw ReplicaError(.invalidArgument, t("err.ReplicaRules.79", ("p1", id.prefix(8))))
             }
             let received = Timestamp.civilDate(of: when)
             try Self.checked {
@@ -583,7 +584,7 @@ extension Replica {
 
     /// What each paying (home) municipality owes for `month`, under `Billing`'s days rule.
     public func billing(year: Int, month: Int) throws -> BillingReport {
-        guard (1...12).contains(month) else { throw ReplicaError(.invalidArgument, "month must be 01–12") }
+        guard (1...12).contains(month) else { throw ReplicaError(.invalidArgument, t("err.ReplicaRules.80")) }
         return try read { db in
             let rate = try Int.fetchOne(db, sql: "SELECT COALESCE(amount_ore, amount * 100) FROM rates WHERE id = ?", arguments: [String(year)])
             let rows = try Row.fetchAll(db, sql: """
@@ -698,7 +699,9 @@ extension Replica {
             let staysOfHer = try read { db in try String.fetchAll(db, sql: "SELECT id FROM stays WHERE resident = ?", arguments: [resident]) }
             let decidedSince = decisions.contains { staysOfHer.contains($0.stay) && (CivilDate($0.decidedOn).map { $0 >= reviewed } ?? false) && $0.id != complaint.decision }
             guard !decidedSince else { continue }
-            items.append(DueItem(kind: .upheldComplaint, date: reviewed, overdue: false, subject: complaint.id,
+            // A week to act; after four weeks it is no longer listed (she may not come back).
+            guard today <= reviewed.adding(days: 28) else { continue }
+            items.append(DueItem(kind: .upheldComplaint, date: reviewed.adding(days: 7), overdue: today > reviewed.adding(days: 7), subject: complaint.id,
                                  text: t("due.upheld", ("id", complaint.id.prefix(8)), ("decision", (complaint.decision ?? "").prefix(8)), ("stay", complaint.stay.prefix(8)))))
         }
         if let next = (try? meetings(from: today, count: 1))?.first, next.date <= limit, !next.held {
@@ -723,7 +726,7 @@ extension Replica {
     public static func municipalityWords(_ stored: String?) -> String {
         guard let stored, !stored.isEmpty else { return "-" }
         if stored == Municipality.unknownValue { return t("municipality.unknownWords") }
-        return t("municipality.named", ("name", stored))
+        return Language.current == .da ? (Municipality.stored(stored)?.officialName ?? "\(stored) Kommune") : t("municipality.named", ("name", stored))
     }
 }
 

@@ -59,7 +59,7 @@ extension Replica {
     public func sync(pull: Bool = true, session: (any TransactionSigner)? = nil, connectTimeout: TimeAmount = .seconds(10), readTimeout: TimeAmount = .seconds(60)) async throws -> SyncReport {
         let (state, stored) = try await readAsync { db in (try store.state(db), try store.identity(db)) }
         guard let serverText = state.server, let stored else {
-            throw ReplicaError(.invalidArgument, "replica \(path) is a standalone replica with no sync server; create one with `shelter init --bundle FILE --server HOST:PORT`")
+            throw ReplicaError(.invalidArgument, t("err.ReplicaSync.96", ("p1", path)))
         }
         let server = try ServerAddress(serverText)
         let now = configuration.now()
@@ -402,14 +402,32 @@ extension Replica {
         try read { db in try store.state(db) }
     }
 
-    /// The moments staff record with the workstation's clock (admission, discharge, a letter
-    /// sent), moved by `milliseconds` when a wrong clock's writes are stamped again.
-    static let momentColumns: Set<String> = ["stays.admitted_at", "stays.discharged_at", "notifications.sent_at"]
-
-    static func shiftMoment(table: String, column: String, value: SyncValue, milliseconds: Int64) -> SyncValue? {
-        guard momentColumns.contains("\(table).\(column)"), let text = value.textValue,
-              let moment = try? Timestamp.parse(text, timeZone: TimeZone(identifier: "UTC")!) else { return nil }
-        return .text(Timestamp.format(moment.addingTimeInterval(Double(milliseconds) / 1000)))
+    /// What the wrong clock wrote into a change, moved with its stamp: a moment taken from the
+    /// clock (within 2 s of the change's own stamp: an admission "now", a discharge, a letter sent)
+    /// and a day that was the clock's day then (a decision, a complaint received, a notification's
+    /// event day with its due dates). A time staff typed (`--at`) is not the clock's, and stays.
+    static func shiftMoment(table: String, values: [String: SyncValue], old: UInt64, new: UInt64) -> [String: SyncValue]? {
+        let utc = TimeZone(identifier: "UTC")!
+        let correction = Double(Int64(new) - Int64(old)) / 1000
+        let oldMoment = Date(timeIntervalSince1970: Double(old) / 1000)
+        let oldDay = Timestamp.civilDate(of: oldMoment), newDay = Timestamp.civilDate(of: oldMoment.addingTimeInterval(correction))
+        let moments: [String: [String]] = [ShelterSchema.stays.name: ["admitted_at", "discharged_at"], ShelterSchema.notifications.name: ["sent_at"]]
+        let days: [String: [String]] = [ShelterSchema.decisions.name: ["decided_on"], ShelterSchema.complaints.name: ["received_on", "reviewed_on", "forwarded_on"],
+                                        ShelterSchema.notifications.name: ["event_on"]]
+        var shifted: [String: SyncValue] = [:]
+        for column in moments[table] ?? [] {
+            guard let text = values[column]?.textValue, let moment = try? Timestamp.parse(text, timeZone: utc),
+                  abs(moment.timeIntervalSince(oldMoment)) <= 2 else { continue }
+            shifted[column] = .text(Timestamp.format(moment.addingTimeInterval(correction)))
+        }
+        for column in days[table] ?? [] where oldDay != newDay && values[column]?.textValue == oldDay.description {
+            shifted[column] = .text(newDay.description)
+            if table == ShelterSchema.notifications.name && column == "event_on" {
+                shifted["due"] = .text(Deadlines.notificationDue(after: newDay).description)
+                shifted["legal_deadline"] = .text(Deadlines.notificationLegalDeadline(after: newDay).description)
+            }
+        }
+        return shifted.isEmpty ? nil : shifted
     }
 
     func wallMilliseconds() -> UInt64 { UInt64(max(0, configuration.now().timeIntervalSince1970 * 1000)) }

@@ -92,7 +92,7 @@ public struct Replica: Sendable {
     public static func create(at path: String, rooms: Int, leader: String, keys: StaffKeys, sealedKeys: String, server: String? = nil,
                               replicaID: ReplicaID = .random(), configuration: Configuration = Configuration()) throws -> Replica {
         guard (0...999).contains(rooms) else {
-            throw ReplicaError(.invalidArgument, "the number of rooms must be between 1 and 999, not \(rooms)")
+            throw ReplicaError(.invalidArgument, t("err.ServerDirectory.0", ("p1", rooms)))
         }
         let name = try checkedStaffName(leader)
         return try createFile(at: path, replicaID: replicaID, configuration: configuration) { replica in
@@ -103,10 +103,10 @@ public struct Replica: Sendable {
     static func checkedStaffName(_ name: String) throws -> String {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.count <= 100, !trimmed.contains(where: \.isNewline) else {
-            throw ReplicaError(.invalidArgument, "a member of staff needs a name of 1 to 100 characters on one line")
+            throw ReplicaError(.invalidArgument, t("err.Replica.59"))
         }
         guard Roles.staffID(trimmed) != Seal.serverSigner else {
-            throw ReplicaError(.invalidArgument, "'server' is the server's own name; choose another")
+            throw ReplicaError(.invalidArgument, t("err.Replica.60"))
         }
         return trimmed
     }
@@ -118,9 +118,9 @@ public struct Replica: Sendable {
         do {
             try PrivateFile.create(at: path)
         } catch .exists {
-            throw ReplicaError(.fileExists, "\(path) already exists; shelter init never overwrites a file")
+            throw ReplicaError(.fileExists, t("err.Replica.61", ("p1", path)))
         } catch {
-            throw ReplicaError(.storage, "cannot create replica file \(path): \(error)")
+            throw ReplicaError(.storage, t("err.Replica.62", ("p1", path), ("p2", error)))
         }
         do {
             let queue = try DatabaseQueue(path: path, configuration: databaseConfiguration(observer: configuration.statementObserver))
@@ -198,7 +198,7 @@ public struct Replica: Sendable {
             throw ReplicaError(.fileNotFound, t("replica.missing", ("path", path)))
         }
         guard !isDirectory.boolValue else {
-            throw ReplicaError(.notAReplica, "\(path) is a directory, not a ShelterSync replica file")
+            throw ReplicaError(.notAReplica, t("err.Replica.63", ("p1", path)))
         }
         let migrator = makeMigrator()
         // Look first, read-only, so that a file that is not a replica is never written to.
@@ -208,10 +208,10 @@ public struct Replica: Sendable {
             let reader = try DatabaseQueue(path: path, configuration: databaseConfiguration(readonly: true))
             (needsMigration, replicaID) = try reader.read { db in
                 guard try SyncStore.isReplica(db) else {
-                    throw ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (no sync_state table)")
+                    throw ReplicaError(.notAReplica, t("err.Replica.64", ("p1", path)))
                 }
                 if try migrator.hasBeenSuperseded(db) {
-                    throw ReplicaError(.schemaTooNew, "replica file \(path) was written by a newer version of ShelterSync; upgrade this program")
+                    throw ReplicaError(.schemaTooNew, t("err.Replica.65", ("p1", path)))
                 }
                 let state = try SyncStore(schema: ShelterSchema.schema).state(db)
                 return (try !migrator.hasCompletedMigrations(db), state.replicaID)
@@ -290,7 +290,7 @@ public struct Replica: Sendable {
     func sealAndCheck(_ db: Database, after sealedBefore: UInt64, session: any TransactionSigner, founding: Bool = false) throws {
         let state = try store.sealState(db)
         guard state.counter - state.sealed <= UInt64(WireMessage.maximumTransaction) else {
-            throw ReplicaError(.invalidArgument, "this action would write \(state.counter - state.sealed) changes in one transaction; the server takes at most \(WireMessage.maximumTransaction) (nothing was written)")
+            throw ReplicaError(.invalidArgument, t("err.Replica.66", ("p1", state.counter - state.sealed), ("p2", WireMessage.maximumTransaction)))
         }
         let tail = state.counter > state.sealed ? try store.sealTail(db, signer: session) : []
         let transactions: [[CellChange]]
@@ -358,7 +358,7 @@ public struct Replica: Sendable {
         var values = values
         for (column, value) in values where (value.textValue?.utf8.count ?? 0) > SyncValue.maximumPlainTextBytes
             && !(RecordKeys.isSealedCell(value.textValue!) && table.personalColumns.contains(column)) {
-            throw ReplicaError(.invalidArgument, "the \(column) of \(table.name) is \(value.textValue!.utf8.count) bytes long; a text may be at most \(SyncValue.maximumPlainTextBytes / 1024) KiB (nothing was written)")
+            throw ReplicaError(.invalidArgument, t("err.Replica.67", ("p1", column), ("p2", table.name), ("p3", value.textValue!.utf8.count), ("p4", SyncValue.maximumPlainTextBytes / 1024)))
         }
         if !table.personalColumns.isEmpty {
             guard let session = keys.opener else {
@@ -387,25 +387,25 @@ public struct Replica: Sendable {
             return ReplicaError(error)
         case let error as SyncError:
             if error.code == .valueTooLarge { return ReplicaError(.invalidArgument, error.message, underlying: error) }
-            if error.code == .notAReplica { return ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (\(error.message))", underlying: error) }
-            return ReplicaError(.storage, "replica file \(path): \(error.message)", underlying: error)
+            if error.code == .notAReplica { return ReplicaError(.notAReplica, t("err.Replica.68", ("p1", path), ("p2", error.message)), underlying: error) }
+            return ReplicaError(.storage, t("err.Replica.69", ("p1", path), ("p2", error.message)), underlying: error)
         case let error as DatabaseError:
             switch error.resultCode {
             case .SQLITE_NOTADB:
-                return ReplicaError(.notAReplica, "\(path) is not a ShelterSync replica (not an SQLite database)", underlying: error)
+                return ReplicaError(.notAReplica, t("err.Replica.70", ("p1", path)), underlying: error)
             case .SQLITE_CORRUPT:
-                return ReplicaError(.notAReplica, "replica file \(path) is corrupt (SQLite: \(error.message ?? "corrupt"))", underlying: error)
+                return ReplicaError(.notAReplica, t("err.Replica.71", ("p1", path), ("p2", error.message ?? "corrupt")), underlying: error)
             case .SQLITE_READONLY:
                 return ReplicaError(.readOnly, t("replica.readOnly", ("path", path)), underlying: error)
             case .SQLITE_CANTOPEN:
-                return ReplicaError(.storage, "cannot open replica file \(path)", underlying: error)
+                return ReplicaError(.storage, t("err.Replica.72", ("p1", path)), underlying: error)
             case .SQLITE_BUSY, .SQLITE_LOCKED:
                 return ReplicaError(.storage, t("replica.busy", ("path", path)), underlying: error)
             default:
-                return ReplicaError(.storage, "replica file \(path): SQLite error \(error.resultCode.rawValue): \(error.message ?? "")", underlying: error)
+                return ReplicaError(.storage, t("err.Replica.73", ("p1", path), ("p2", error.resultCode.rawValue), ("p3", error.message ?? "")), underlying: error)
             }
         default:
-            return ReplicaError(.storage, "replica file \(path): \(error)", underlying: error)
+            return ReplicaError(.storage, t("err.Replica.69", ("p1", path), ("p2", error)), underlying: error)
         }
     }
 

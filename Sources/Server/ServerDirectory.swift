@@ -39,21 +39,21 @@ public struct ServerDirectory: Sendable {
 
     /// Creates the directory with a new CA, the server's certificate and the store with its rooms.
     public static func initialize(at path: String, rooms: Int, hosts: [String] = [], now: Date = Date()) throws -> ServerDirectory {
-        guard (1...999).contains(rooms) else { throw ServerError(.directory, "the number of rooms must be between 1 and 999, not \(rooms)") }
+        guard (1...999).contains(rooms) else { throw ServerError(.directory, t("err.ServerDirectory.0", ("p1", rooms))) }
         let directory = ServerDirectory(path: path)
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw ServerError(.directory, "\(path) exists and is not a directory") }
+            guard isDirectory.boolValue else { throw ServerError(.directory, t("err.ServerDirectory.1", ("p1", path))) }
             for file in [directory.storePath, directory.caCertificatePath, directory.caKeyPath] where fm.fileExists(atPath: file) {
-                throw ServerError(.directory, "\(path) already holds a ShelterSync server (\(URL(fileURLWithPath: file).lastPathComponent)); refusing to overwrite it")
+                throw ServerError(.directory, t("err.ServerDirectory.2", ("p1", path), ("p2", URL(fileURLWithPath: file).lastPathComponent)))
             }
         } else {
             do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                throw ServerError(.directory, "cannot create \(path): \(error.localizedDescription)", underlying: error)
+                throw ServerError(.directory, t("err.ServerDirectory.3", ("p1", path), ("p2", error.localizedDescription)), underlying: error)
             }
         }
-        guard chmod(path, 0o700) == 0 else { throw ServerError(.directory, "cannot set mode 0700 on \(path)") }
+        guard chmod(path, 0o700) == 0 else { throw ServerError(.directory, t("err.ServerDirectory.4", ("p1", path))) }
         let created = [directory.caKeyPath, directory.caCertificatePath, directory.serverKeyPath, directory.serverCertificatePath, directory.storePath]
         do {
             let ca = try ShelterCA.create(commonName: "ShelterSync CA \(UUID().uuidString.prefix(8).lowercased())", now: now)
@@ -68,7 +68,7 @@ public struct ServerDirectory: Sendable {
         } catch {
             for file in created + [directory.journalPath] { unlink(file); unlink(file + "-wal"); unlink(file + "-shm") }
             if let error = error as? ServerError { throw error }
-            throw ServerError(.directory, "cannot initialise the server in \(path): \(error)", underlying: error)
+            throw ServerError(.directory, t("err.ServerDirectory.5", ("p1", path), ("p2", error)), underlying: error)
         }
         return directory
     }
@@ -78,7 +78,7 @@ public struct ServerDirectory: Sendable {
     public static func openForRestore(at path: String) throws -> ServerDirectory {
         let directory = ServerDirectory(path: path)
         guard FileManager.default.fileExists(atPath: directory.caCertificatePath), FileManager.default.fileExists(atPath: directory.serverCertificatePath) else {
-            throw ServerError(.directory, "\(path) does not hold the shelter's certificates (ca.pem, server.pem, server-key.pem): copy them there first, then restore the store")
+            throw ServerError(.directory, t("err.ServerDirectory.6", ("p1", path)))
         }
         return directory
     }
@@ -86,19 +86,19 @@ public struct ServerDirectory: Sendable {
     public static func open(at path: String) throws -> ServerDirectory {
         let directory = ServerDirectory(path: path)
         guard FileManager.default.fileExists(atPath: directory.storePath), FileManager.default.fileExists(atPath: directory.caCertificatePath) else {
-            throw ServerError(.directory, "\(path) does not hold a ShelterSync server (run `shelter server init --dir \(path)` first)")
+            throw ServerError(.directory, t("err.ServerDirectory.7", ("p1", path), ("p2", path)))
         }
         return directory
     }
 
     private func writeNew(_ file: String, _ text: String) throws {
         do { try PrivateFile.create(at: file, contents: Array(text.utf8)) } catch {
-            throw ServerError(.directory, "cannot write \(file): \(error)")
+            throw ServerError(.directory, t("err.ServerDirectory.8", ("p1", file), ("p2", error)))
         }
     }
 
     private func read(_ file: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: file) else { throw ServerError(.directory, "cannot read \(file)") }
+        guard let data = FileManager.default.contents(atPath: file) else { throw ServerError(.directory, t("err.ServerDirectory.9", ("p1", file))) }
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -107,12 +107,12 @@ public struct ServerDirectory: Sendable {
     public func ca(keyPath: String? = nil) throws -> ShelterCA {
         let keyPath = keyPath ?? caKeyPath
         guard FileManager.default.fileExists(atPath: keyPath) else {
-            throw ServerError(.directory, "no CA key at \(keyPath): issuing a certificate needs the shelter CA's key (--ca-key PATH)")
+            throw ServerError(.directory, t("err.ServerDirectory.10", ("p1", keyPath)))
         }
         do {
             return ShelterCA(identity: try Identity(certificatePEM: try read(caCertificatePath), privateKeyPEM: try read(keyPath), source: keyPath))
         } catch let error as TransportError {
-            throw ServerError(.directory, "\(error.message) (is \(keyPath) the key of this shelter's CA?)", underlying: error)
+            throw ServerError(.directory, t("err.ServerDirectory.11", ("p1", error.message), ("p2", keyPath)), underlying: error)
         }
     }
 
@@ -129,7 +129,7 @@ public struct ServerDirectory: Sendable {
         } catch let error as ServerError {
             throw error
         } catch {
-            throw ServerError(.directory, "\(caCertificatePath) is not a PEM certificate", underlying: error)
+            throw ServerError(.directory, t("err.ServerDirectory.12", ("p1", caCertificatePath)), underlying: error)
         }
     }
 
@@ -149,7 +149,7 @@ public struct ServerDirectory: Sendable {
     /// Issues one workstation identity and writes its bundle (0600, never over an existing file).
     public func enroll(name: String, bundlePath: String? = nil, caKeyPath: String? = nil, now: Date = Date()) throws -> Enrollment {
         guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-            throw ServerError(.directory, "workstation name '\(name)' must be 1–64 letters, digits, '-', '_' or '.'")
+            throw ServerError(.directory, t("err.ServerDirectory.13", ("p1", name)))
         }
         let store = try store()
         let ca = try ca(keyPath: caKeyPath)
@@ -179,7 +179,7 @@ public struct ServerDirectory: Sendable {
     public func renew(name: String, bundlePath: String? = nil, caKeyPath: String? = nil, now: Date = Date()) throws -> Enrollment {
         let store = try store()
         guard let replicaID = try store.replicaID(named: name) else {
-            throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+            throw ServerError(.unknownName, t("err.ServerDirectory.14", ("p1", name)))
         }
         let ca = try ca(keyPath: caKeyPath)
         let identity = try ca.issueWorkstation(name: name, replicaID: replicaID, now: now)
@@ -205,7 +205,7 @@ public struct ServerDirectory: Sendable {
     public func revoke(name: String, at: Date = Date()) throws -> ReplicaID {
         let store = try store()
         guard let replica = try store.replicaID(named: name) else {
-            throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+            throw ServerError(.unknownName, t("err.ServerDirectory.14", ("p1", name)))
         }
         try appendJournal(.revoke(replicaID: replica, at: Timestamp.format(at)))
         return try store.revoke(name: name, at: at)
@@ -227,7 +227,7 @@ public struct ServerDirectory: Sendable {
     public func caFingerprint() throws -> String {
         var serializer = DER.Serializer()
         do { try serializer.serialize(try caCertificate()) } catch let error as ServerError { throw error } catch {
-            throw ServerError(.directory, "\(caCertificatePath) cannot be encoded", underlying: error)
+            throw ServerError(.directory, t("err.ServerDirectory.16", ("p1", caCertificatePath)), underlying: error)
         }
         return SHA256.hash(data: serializer.serializedBytes).map { String(format: "%02x", $0) }.joined()
     }
@@ -236,12 +236,12 @@ public struct ServerDirectory: Sendable {
 
     func appendJournal(_ entry: RegistryEntry) throws {
         let fd = Glibc.open(journalPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ServerError(.directory, "cannot write the registry journal \(journalPath): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ServerError(.directory, t("err.ServerDirectory.17", ("p1", journalPath), ("p2", String(cString: strerror(errno))))) }
         defer { close(fd) }
         let bytes = Array((entry.line + "\n").utf8)
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, bytes.count) }
         guard written == bytes.count, fsync(fd) == 0 else {
-            throw ServerError(.directory, "cannot write the registry journal \(journalPath): \(String(cString: strerror(errno)))")
+            throw ServerError(.directory, t("err.ServerDirectory.17", ("p1", journalPath), ("p2", String(cString: strerror(errno)))))
         }
     }
 
@@ -251,7 +251,7 @@ public struct ServerDirectory: Sendable {
         var entries: [RegistryEntry] = []
         for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
             guard let entry = RegistryEntry(line: String(line)) else {
-                throw ServerError(.directory, "\(journalPath) line \(index + 1) is not a registry entry")
+                throw ServerError(.directory, t("err.ServerDirectory.19", ("p1", journalPath), ("p2", index + 1)))
             }
             entries.append(entry)
         }
@@ -283,10 +283,10 @@ public struct ServerDirectory: Sendable {
     /// Takes the directory's lock, or says that a server holds it.
     public func lock() throws -> Lock {
         let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ServerError(.directory, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ServerError(.directory, t("err.ServerDirectory.20", ("p1", lockPath), ("p2", String(cString: strerror(errno))))) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
-            throw ServerError(.directory, "a server is running on \(path) (it holds \(lockPath)); stop it first")
+            throw ServerError(.directory, t("err.ServerDirectory.21", ("p1", path), ("p2", lockPath)))
         }
         return Lock(fd: fd)
     }
@@ -327,7 +327,7 @@ public struct ServerDirectory: Sendable {
     public func certify(hosts: [String], caKeyPath: String? = nil, now: Date = Date()) throws -> (serial: String, validUntil: String) {
         let ca = try ca(keyPath: caKeyPath)
         for host in hosts where host.isEmpty || host.contains(where: { $0.isWhitespace || $0 == "/" }) {
-            throw ServerError(.directory, "'\(host)' is not a host name or an IP address")
+            throw ServerError(.directory, t("err.ServerDirectory.22", ("p1", host)))
         }
         let server = try ca.issueServer(hosts: hosts, now: now)
         let files = [(serverKeyPath, try server.privateKeyPEM), (serverCertificatePath, try server.certificatePEM)]
@@ -336,7 +336,7 @@ public struct ServerDirectory: Sendable {
         for (file, text) in files { try writeNew(file + ".new", text) }
         for (file, _) in files {
             guard rename(file + ".new", file) == 0 else {
-                throw ServerError(.directory, "cannot put \(file) in place: \(String(cString: strerror(errno)))")
+                throw ServerError(.directory, t("err.ServerDirectory.23", ("p1", file), ("p2", String(cString: strerror(errno)))))
             }
         }
         return (server.serial, Timestamp.format(server.certificate.notValidAfter))

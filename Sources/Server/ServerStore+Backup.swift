@@ -32,7 +32,7 @@ extension ServerStore {
         try pool.write { db in
             let current = try String.fetchOne(db, sql: "SELECT ca_fingerprint FROM server_identity WHERE id = 1")
             if let current, current != fingerprint {
-                throw ServerError(.directory, "\(path) belongs to another shelter: its CA is not the one in this directory's ca.pem")
+                throw ServerError(.directory, t("err.ServerStoreBackup.24", ("p1", path)))
             }
             if current == nil {
                 try db.execute(sql: "UPDATE server_identity SET ca_fingerprint = ? WHERE id = 1", arguments: [fingerprint])
@@ -52,12 +52,12 @@ extension ServerStore {
     /// half-written file under the name the admin chose. Returns the copy's log head.
     public func backup(to destination: String) throws -> Int64 {
         guard !FileManager.default.fileExists(atPath: destination) else {
-            throw ServerError(.directory, "\(destination) already exists; a backup never overwrites a file")
+            throw ServerError(.directory, t("err.ServerStoreBackup.25", ("p1", destination)))
         }
         let partial = destination + ".partial"
         for suffix in ["", "-wal", "-shm", "-journal"] { unlink(partial + suffix) }
         do { try PrivateFile.create(at: partial) } catch {
-            throw ServerError(.directory, "cannot create the backup file \(partial): \(error)")
+            throw ServerError(.directory, t("err.ServerStoreBackup.26", ("p1", partial), ("p2", error)))
         }
         do {
             let copy = try DatabaseQueue(path: partial)
@@ -66,7 +66,7 @@ extension ServerStore {
                 (try String.fetchAll(db, sql: "PRAGMA integrity_check"), try store.head(db))
             }
             try copy.close()
-            guard check == ["ok"] else { throw ServerError(.directory, "the backup failed its integrity check: \(check.prefix(3).joined(separator: "; "))") }
+            guard check == ["ok"] else { throw ServerError(.directory, t("err.ServerStoreBackup.27", ("p1", check.prefix(3).joined(separator: "; ")))) }
             guard link(partial, destination) == 0 else {
                 throw ServerError(.directory, errno == EEXIST ? "\(destination) already exists; a backup never overwrites a file"
                                                               : "cannot write \(destination): \(String(cString: strerror(errno)))")
@@ -77,7 +77,7 @@ extension ServerStore {
         } catch {
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(partial + suffix) }
             if let error = error as? ServerError { throw error }
-            throw ServerError(.directory, "the backup to \(destination) failed: \(error)", underlying: error)
+            throw ServerError(.directory, t("err.ServerStoreBackup.28", ("p1", destination), ("p2", error)), underlying: error)
         }
     }
 
@@ -93,9 +93,9 @@ extension ServerStore {
     /// hand, only with `force`.
     public static func restore(backup: String, at storePath: String, caFingerprint: String? = nil, knownShelters: Set<String>? = nil,
                                force: Bool = false, now: Date = Date()) throws -> ServerDirectory.Restore {
-        guard FileManager.default.fileExists(atPath: backup) else { throw ServerError(.directory, "no backup file at \(backup)") }
+        guard FileManager.default.fileExists(atPath: backup) else { throw ServerError(.directory, t("err.ServerStoreBackup.29", ("p1", backup))) }
         if FileManager.default.fileExists(atPath: backup + "-wal") {
-            throw ServerError(.directory, "\(backup) has a write-ahead log beside it (\(backup)-wal): it is a live database, not a closed backup; make backups with `shelter server backup`")
+            throw ServerError(.directory, t("err.ServerStoreBackup.30", ("p1", backup), ("p2", backup)))
         }
         let staged = storePath + ".restoring"
         for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staged + suffix) }
@@ -105,20 +105,20 @@ extension ServerStore {
             let lineage = try checkStore(at: staged, source: backup)
             if let expected = caFingerprint, let found = lineage.caFingerprint {
                 guard found == expected else {
-                    throw ServerError(.directory, "\(backup) is a backup of another shelter's server (its CA is not the one in ca.pem here); nothing was changed")
+                    throw ServerError(.directory, t("err.ServerStoreBackup.31", ("p1", backup)))
                 }
             } else if FileManager.default.fileExists(atPath: storePath), let current = try? checkStore(at: storePath, source: storePath, integrity: false),
                       !current.shelter.isEmpty {
                 guard current.shelter == lineage.shelter else {
-                    throw ServerError(.directory, "\(backup) is a backup of another shelter's server (\(lineage.shelter.prefix(8))), not of this one (\(current.shelter.prefix(8))); nothing was changed")
+                    throw ServerError(.directory, t("err.ServerStoreBackup.32", ("p1", backup), ("p2", lineage.shelter.prefix(8)), ("p3", current.shelter.prefix(8))))
                 }
             } else if let knownShelters, !force, !knownShelters.contains(lineage.shelter) {
-                throw ServerError(.directory, "\(backup) was made before 0.5 and nothing here tells whether it is this shelter's (no readable store, no run of it in registry.journal); check it and pass --force to restore it anyway")
+                throw ServerError(.directory, t("err.ServerStoreBackup.33", ("p1", backup)))
             }
         } catch {
             unlink(staged)
             if let error = error as? ServerError { throw error }
-            throw ServerError(.directory, "cannot restore from \(backup): \(error)", underlying: error)
+            throw ServerError(.directory, t("err.ServerStoreBackup.34", ("p1", backup), ("p2", error)), underlying: error)
         }
         // Everything of the store being replaced moves aside — the file, and a WAL or journal that
         // may be there without it (a killed restore, a store moved by hand): SQLite would otherwise
@@ -135,14 +135,14 @@ extension ServerStore {
             }
             for suffix in leftovers {
                 guard rename(storePath + suffix, aside + suffix) == 0 else {
-                    throw ServerError(.directory, "cannot move the current store aside to \(aside + suffix): \(String(cString: strerror(errno)))")
+                    throw ServerError(.directory, t("err.ServerStoreBackup.35", ("p1", aside + suffix), ("p2", String(cString: strerror(errno)))))
                 }
             }
             syncDirectory(of: storePath)
             if leftovers.contains("") { replaced = aside }
         }
         guard rename(staged, storePath) == 0 else {
-            throw ServerError(.directory, "cannot move the restored store into place: \(String(cString: strerror(errno)))")
+            throw ServerError(.directory, t("err.ServerStoreBackup.36", ("p1", String(cString: strerror(errno)))))
         }
         syncDirectory(of: storePath)
         let restored = try ServerStore.open(at: storePath)
@@ -164,34 +164,34 @@ extension ServerStore {
     static func checkStore(at path: String, source: String, integrity: Bool = true) throws -> Lineage {
         let queue: DatabaseQueue
         do { queue = try DatabaseQueue(path: path) } catch {
-            throw ServerError(.directory, "\(source) cannot be opened as a database: \(error)", underlying: error)
+            throw ServerError(.directory, t("err.ServerStoreBackup.37", ("p1", source), ("p2", error)), underlying: error)
         }
         defer { try? queue.close() }
         return try queue.read { db in
             var check = ["ok"]
             do { if integrity { check = try String.fetchAll(db, sql: "PRAGMA integrity_check") } else { _ = try db.tableExists("sync_state") } } catch {
-                throw ServerError(.directory, "\(source) is not a ShelterSync server store (not an SQLite database)")
+                throw ServerError(.directory, t("err.ServerStoreBackup.38", ("p1", source)))
             }
             guard check == ["ok"] else {
-                throw ServerError(.directory, "\(source) fails SQLite's integrity check (\(check.prefix(2).joined(separator: "; "))); nothing was changed")
+                throw ServerError(.directory, t("err.ServerStoreBackup.39", ("p1", source), ("p2", check.prefix(2).joined(separator: "; "))))
             }
             guard try db.tableExists("server_replicas"), try db.tableExists("sync_state") else {
-                throw ServerError(.directory, "\(source) is not a ShelterSync server store")
+                throw ServerError(.directory, t("err.ServerStoreBackup.40", ("p1", source)))
             }
             if try ServerStore.migrator().hasBeenSuperseded(db) {
-                throw ServerError(.directory, "\(source) was written by a newer version of ShelterSync")
+                throw ServerError(.directory, t("err.ServerStoreBackup.41", ("p1", source)))
             }
             return try lineage(db)
         }
     }
 
     private static func copyFile(_ source: String, to destination: String) throws {
-        guard let input = FileHandle(forReadingAtPath: source) else { throw ServerError(.directory, "cannot read \(source)") }
+        guard let input = FileHandle(forReadingAtPath: source) else { throw ServerError(.directory, t("err.ServerDirectory.9", ("p1", source))) }
         defer { try? input.close() }
         do { try PrivateFile.create(at: destination) } catch {
-            throw ServerError(.directory, "cannot create \(destination): \(error)")
+            throw ServerError(.directory, t("err.ServerDirectory.3", ("p1", destination), ("p2", error)))
         }
-        guard let output = FileHandle(forWritingAtPath: destination) else { throw ServerError(.directory, "cannot write \(destination)") }
+        guard let output = FileHandle(forWritingAtPath: destination) else { throw ServerError(.directory, t("err.ServerStoreBackup.44", ("p1", destination))) }
         defer { try? output.close() }
         while true {
             let chunk = input.readData(ofLength: 1 << 20)

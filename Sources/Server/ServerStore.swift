@@ -153,7 +153,7 @@ public struct ServerStore: Sendable {
     /// Creates the store (mode 0600) with rooms 1…`rooms`, written once, by the server.
     public static func create(at path: String, rooms: Int, now: Date = Date(), serverID: ReplicaID = .random()) throws -> ServerStore {
         do { try PrivateFile.create(at: path) } catch {
-            throw ServerError(.directory, "cannot create the server store \(path): \(error)")
+            throw ServerError(.directory, t("err.ServerStore.45", ("p1", path), ("p2", error)))
         }
         let pool = try makePool(path: path, configuration: configuration())
         try migrator().migrate(pool)
@@ -176,16 +176,16 @@ public struct ServerStore: Sendable {
     /// A server that will write calls `beginRun` on the result.
     public static func open(at path: String, statementObserver: (@Sendable (String) -> Void)? = nil) throws -> ServerStore {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ServerError(.directory, "no server store at \(path) (run `shelter server init` first)")
+            throw ServerError(.directory, t("err.ServerStore.46", ("p1", path)))
         }
         let pool = try makePool(path: path, configuration: configuration(observer: statementObserver))
         let migrator = migrator()
         let (id, upToDate): (ReplicaID, Bool) = try pool.read { db in
             guard try db.tableExists("server_replicas") else {
-                throw ServerError(.directory, "\(path) is not a ShelterSync server store")
+                throw ServerError(.directory, t("err.ServerStoreBackup.40", ("p1", path)))
             }
             if try migrator.hasBeenSuperseded(db) {
-                throw ServerError(.directory, "\(path) was written by a newer version of ShelterSync")
+                throw ServerError(.directory, t("err.ServerStoreBackup.41", ("p1", path)))
             }
             return (try SyncStore(schema: ShelterSchema.schema).state(db).replicaID, try migrator.hasCompletedMigrations(db))
         }
@@ -233,11 +233,11 @@ public struct ServerStore: Sendable {
 
     public func addStaff(name: String, role: StaffRole, keys: StaffKeys, sealedKeys: String, at: Date = Date()) throws {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= 100 else { throw ServerError(.directory, "a member of staff needs a name of 1 to 100 characters") }
+        guard !trimmed.isEmpty, trimmed.count <= 100 else { throw ServerError(.directory, t("err.ServerStore.50")) }
         try pool.write { db in
             let id = Roles.staffID(trimmed)
             if try store.currentRow(db, table: ShelterSchema.staff.name, id: id) != nil {
-                throw ServerError(.directory, "there is already a member of staff named \(trimmed); names are unique")
+                throw ServerError(.directory, t("err.ServerStore.51", ("p1", trimmed)))
             }
             try store.write(db, table: ShelterSchema.staff.name, rowID: id, values: [
                 "name": .text(trimmed), "role": .text(role.rawValue),
@@ -358,7 +358,7 @@ public struct ServerStore: Sendable {
 
     static func checkNameIsFree(_ db: Database, _ name: String) throws {
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM server_replicas WHERE name = ?", arguments: [name]) == true {
-            throw ServerError(.duplicateName, "a workstation named \(name) is already enrolled; names are unique")
+            throw ServerError(.duplicateName, t("err.ServerStore.52", ("p1", name)))
         }
     }
 
@@ -376,7 +376,7 @@ public struct ServerStore: Sendable {
         try pool.write { db in
             guard let id = try String.fetchOne(db, sql: "SELECT replica_id FROM server_replicas WHERE name = ?", arguments: [name]),
                   let replica = ReplicaID(id) else {
-                throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+                throw ServerError(.unknownName, t("err.ServerDirectory.14", ("p1", name)))
             }
             try db.execute(sql: "UPDATE server_replicas SET pending_serial = ?, pending_expires = ? WHERE replica_id = ?",
                            arguments: [serial, Timestamp.format(expires), id])
@@ -405,7 +405,7 @@ public struct ServerStore: Sendable {
         try pool.write { db in
             guard let id = try String.fetchOne(db, sql: "SELECT replica_id FROM server_replicas WHERE name = ?", arguments: [name]),
                   let replica = ReplicaID(id) else {
-                throw ServerError(.unknownName, "no workstation named \(name) is enrolled")
+                throw ServerError(.unknownName, t("err.ServerDirectory.14", ("p1", name)))
             }
             try db.execute(sql: "UPDATE server_replicas SET revoked_at = COALESCE(revoked_at, ?), revoked_ms = COALESCE(revoked_ms, ?) WHERE name = ?",
                            arguments: [Timestamp.format(at), Int64(Self.milliseconds(at)), name])

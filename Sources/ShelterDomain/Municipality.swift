@@ -11,6 +11,16 @@ public struct Municipality: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { name }
 
+    /// The name a letter is addressed to: "Køge Kommune", and the two that are named otherwise,
+    /// "Københavns Kommune" and "Bornholms Regionskommune".
+    public var officialName: String {
+        switch code {
+        case 101: "Københavns Kommune"
+        case 400: "Bornholms Regionskommune"
+        default: "\(name) Kommune"
+        }
+    }
+
     /// The stored value of a municipality that is not known (an anonymous stay's explicit choice).
     public static let unknownValue = "unknown"
 
@@ -53,6 +63,7 @@ public struct Municipality: Hashable, Sendable, CustomStringConvertible {
         keys[key("Nordfyn")] = keys[key("Nordfyns")]
         keys[key("Vesthimmerland")] = keys[key("Vesthimmerlands")]
         keys[key("Lyngby")] = keys[key("Lyngby-Taarbæk")]
+        for municipality in all { keys[key(municipality.officialName)] = municipality }
         return keys
     }()
 

@@ -46,9 +46,11 @@ public struct NotificationLetter: Sendable {
     public var text: String {
         let event = kind == .admission ? "optaget" : "fraflyttet"
         let unknown = municipality == Municipality.unknownValue || municipality.isEmpty
-        let code = Municipality.stored(municipality).map { " (kommunekode \($0.code))" } ?? ""
+        let known = Municipality.stored(municipality)
+        let code = known.map { " (kommunekode \($0.code))" } ?? ""
+        let addressee = known?.officialName ?? "\(municipality) Kommune"
         var lines = [
-            unknown ? "Til hjemkommunen (ukendt)" : "Til \(municipality) Kommune\(code)",
+            unknown ? "Til hjemkommunen (ukendt)" : "Til \(addressee)\(code)",
             "",
             "Orientering efter servicelovens § 109, stk. 6",
             "",
@@ -67,7 +69,7 @@ public struct NotificationLetter: Sendable {
             }
         case .anonymous(let children):
             lines.append(unknown ? "\(shelter) orienterer hermed om, at en kvinde er \(event) \(Self.danish(date)). Hendes hjemkommune er ukendt."
-                                 : "\(shelter) orienterer hermed om, at en kvinde med sidste bopæl i \(municipality) Kommune er \(event) \(Self.danish(date)).")
+                                 : "\(shelter) orienterer hermed om, at en kvinde med sidste bopæl i \(addressee) er \(event) \(Self.danish(date)).")
             lines.append("Opholdet er anonymt efter servicelovens § 109, stk. 3; navn og cpr.nr. oplyses derfor ikke.")
             if children > 0 { lines.append("Med hende \(children == 1 ? "følger 1 barn" : "følger \(children) børn").") }
         }

@@ -87,7 +87,37 @@ public enum ShelterRules {
         for (column, value) in change.values where !value.fits {
             return Refusal("valueTooLarge", "\(change.table) \(change.rowID): the \(column) is over the \(SyncValue.maximumTextBytes / 1024) KiB a text may hold")
         }
+        // Every value of the column's own type; NULL only where the column has no default (a status
+        // written as a number, or cleared, would pass every check below and be stored all the same).
+        for (column, value) in change.values.sorted(by: { $0.key < $1.key }) {
+            guard let type = table.column(named: column) else { continue }
+            let fits: Bool = switch (type.type, value) {
+            case (_, .null): type.defaultValue.isNull
+            case (.text, .text), (.integer, .integer), (.real, .real), (.real, .integer): true
+            default: false
+            }
+            if !fits {
+                return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a \(type.type.rawValue.lowercased()) value\(value.isNull ? " (it cannot be empty)" : "")")
+            }
+        }
         let current = try rows.row(change.table, change.rowID)
+        // Columns written once: what a later change may not move (a record would contradict itself,
+        // or a concurrent write could win one cell and not another of a pair checked together).
+        let writtenOnce: [String: [String]] = [
+            ShelterSchema.stays.name: ["resident", "admitted_at"],
+            ShelterSchema.decisions.name: ["stay", "kind", "outcome", "house_rules", "decided_on"],
+            ShelterSchema.complaints.name: ["stay", "decision", "decision_on", "received_on"],
+            ShelterSchema.notifications.name: ["stay", "kind", "event_on"],
+        ]
+        if let current, let once = writtenOnce[change.table] {
+            for column in once {
+                guard let value = change.values[column], let stored = current[column], value != stored else { continue }
+                if stored.isNull || stored == .text("") { continue }
+                // The same woman admitted twice: her decisions and complaints move to the stay kept.
+                if column == "stay", try sameWoman(stored.textValue ?? "", value.textValue ?? "", rows: rows) { continue }
+                return Refusal("invalidChange", "\(change.table) \(change.rowID): the \(column) is written once and never changed")
+            }
+        }
         if let reason = Permissions.refusal(table: change.table, rowID: change.rowID, columns: Set(change.values.keys),
                                             values: change.values, signatory: signatory) {
             return Refusal("notPermitted", reason)
@@ -203,6 +233,9 @@ public enum ShelterRules {
                 }
             }
             if let refusal = timeRefusal(change, columns: ["admitted_at", "discharged_at"]) { return refusal }
+            if current == nil, (text("admitted_at") ?? "").isEmpty || (text("resident") ?? "").isEmpty {
+                return Refusal("invalidValue", "stay \(id): a stay has a resident and an admission time")
+            }
             if change.values["admitted_at"] != nil || change.values["discharged_at"] != nil,
                let admitted = moment(text("admitted_at")), let discharged = moment(text("discharged_at")), discharged < admitted {
                 return Refusal("invalidValue", "stay \(id): the discharge is before the admission")
@@ -227,14 +260,20 @@ public enum ShelterRules {
             if let refusal = try complaintRefusal(change, current: current, rows: rows) { return refusal }
         case ShelterSchema.decisions.name:
             if let refusal = dayRefusal(change, columns: ["decided_on"]) { return refusal }
+            if current == nil, try rows.row(ShelterSchema.stays.name, text("stay") ?? "") == nil {
+                return Refusal("invalidValue", "decision \(id): there is no such stay")
+            }
             if let stay = text("stay"), let decided = text("decided_on").flatMap(CivilDate.init),
                let admitted = moment(try rows.row(ShelterSchema.stays.name, stay)?["admitted_at"]?.textValue),
                decided < Timestamp.civilDate(of: admitted) {
                 return Refusal("invalidValue", "decision \(id): it is dated before the stay began")
             }
+            if let status = change.values["status"]?.textValue, !["standing", "overturned"].contains(status) || (current == nil && status != "standing") {
+                return Refusal("invalidValue", "decision \(id): a decision is made standing, and only a complaint overturns it")
+            }
             let was = current?["status"]?.textValue ?? "standing"
             if let status = change.values["status"]?.textValue, status != was {
-                guard was == "standing", status == "overturned" else {
+                guard was == "standing", status == "overturned", text("outcome") != "eligible", current?["house_rules"]?.integerValue != 1 else {
                     return Refusal("invalidChange", "decision \(id): a decision only goes from standing to overturned")
                 }
                 let upheld = try rows.ids(ShelterSchema.complaints.name, where: "decision", is: .text(id)).contains {
@@ -342,6 +381,16 @@ public enum ShelterRules {
         return nil
     }
 
+    /// Whether two stays are of residents with the same CPR number (the blind index): a merge.
+    static func sameWoman(_ first: String, _ second: String, rows: any RowSource) throws -> Bool {
+        func index(_ stay: String) throws -> String? {
+            guard let resident = try rows.row(ShelterSchema.stays.name, stay)?["resident"]?.textValue else { return nil }
+            return try rows.row(ShelterSchema.residents.name, resident)?["cpr_index"]?.textValue
+        }
+        guard let a = try index(first), !a.isEmpty else { return false }
+        return try index(second) == a
+    }
+
     /// A stored moment (UTC ISO 8601), or nil.
     static func moment(_ text: String?) -> Date? {
         guard let text, !text.isEmpty else { return nil }
@@ -358,7 +407,9 @@ public enum ShelterRules {
     static func timeRefusal(_ change: CellChange, columns: [String]) -> Refusal? {
         for column in columns {
             guard let text = change.values[column]?.textValue, !text.isEmpty else { continue }
-            guard let at = moment(text) else { return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a time") }
+            guard let at = moment(text), Timestamp.format(at) == text else {
+                return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a time as the records write one")
+            }
             if at > latest(change) {
                 return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is after the change was made (an event in the future)")
             }
@@ -370,9 +421,11 @@ public enum ShelterRules {
     static func dayRefusal(_ change: CellChange, columns: [String]) -> Refusal? {
         for column in columns {
             guard let text = change.values[column]?.textValue, !text.isEmpty else { continue }
-            guard let day = CivilDate(text) else { return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a date") }
-            // The latest calendar day anywhere the shelter's staff are (Danish time, with a day's slack for zones).
-            if day > Timestamp.civilDate(of: latest(change)).adding(days: 1) {
+            guard let day = CivilDate(text), day.description == text else {
+                return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is not a date")
+            }
+            // The calendar day in Danish time, where the shelter is, when the change was made.
+            if day > Timestamp.civilDate(of: latest(change)) {
                 return Refusal("invalidValue", "\(change.table) \(change.rowID): the \(column) is after the change was made (a day in the future)")
             }
         }
@@ -398,11 +451,21 @@ public enum ShelterRules {
             if decision["outcome"]?.textValue == "eligible" || decision["house_rules"]?.integerValue == 1 {
                 return Refusal("notPermitted", "complaint \(id): the decision cannot be appealed (an eligible decision, or an expulsion for breaking the house rules)")
             }
+            if (decision["status"]?.textValue ?? "standing") != "standing" {
+                return Refusal("invalidValue", "complaint \(id): the decision was overturned already")
+            }
             if let received = value("received_on").flatMap(CivilDate.init), let decided = decision["decided_on"]?.textValue.flatMap(CivilDate.init), received < decided {
                 return Refusal("invalidValue", "complaint \(id): it is received before the decision was made")
             }
-        } else if let decision = change.values["decision"], decision != current?["decision"], !(current?["decision"]?.textValue ?? "").isEmpty {
+        } else if let decision = change.values["decision"], decision != current?["decision"] {
             return Refusal("invalidChange", "complaint \(id): the decision a complaint is about never changes")
+        }
+        let received = value("received_on").flatMap(CivilDate.init), reviewed = value("reviewed_on").flatMap(CivilDate.init)
+        if let reviewed, let received, reviewed < received {
+            return Refusal("invalidValue", "complaint \(id): it is reconsidered before it was received")
+        }
+        if let forwarded = value("forwarded_on").flatMap(CivilDate.init), let reviewed, forwarded < reviewed {
+            return Refusal("invalidValue", "complaint \(id): it is forwarded before it was reconsidered")
         }
         let was = current?["status"]?.textValue ?? "received"
         if let status = change.values["status"]?.textValue, status != was, current != nil {

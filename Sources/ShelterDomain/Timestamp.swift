@@ -5,7 +5,7 @@ public enum Timestamp {
     /// Parses what staff type for `--at`: `YYYY-MM-DDTHH:MM[:SS][.fff](Z|±HH:MM)`, or the same without
     /// a zone (local time of this workstation), or a date `YYYY-MM-DD` (local midnight).
     public static func parse(_ text: String, timeZone: TimeZone = .current) throws(DomainError) -> Date {
-        let invalid = DomainError(.invalidValue, "'\(text)' is not an ISO 8601 time (for example 2026-11-26T14:30:00+01:00, 2026-11-26T14:30 or 2026-11-26)")
+        let invalid = DomainError(.invalidValue, t("err.Timestamp.108", ("p1", text)))
         let s = text.trimmingCharacters(in: .whitespaces)
         guard s.count >= 10, let date = CivilDate(String(s.prefix(10))) else { throw invalid }
         var rest = Substring(s.dropFirst(10))

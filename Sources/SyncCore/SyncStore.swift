@@ -425,12 +425,12 @@ public struct SyncStore: Sendable {
     /// again — only a transaction whose signer `signers` can sign for (her session on this
     /// workstation); the others are pushed as they are and the server refuses them (`clockSkew`).
     /// Returns how many changes were stamped again.
+    /// `shift`: the values the wrong clock wrote (a moment such as an admission time taken from it),
+    /// given the change's table, values, old and new stamp in milliseconds; nil leaves them as they are.
     @discardableResult
-    /// `shift`: a value the wrong clock wrote (a moment such as an admission time), moved by the
-    /// change's correction in milliseconds; nil leaves it as it is.
     public func restampFuture(_ db: Database, wallMilliseconds: UInt64, maximumAhead: UInt64,
                               signers: [any TransactionSigner] = [],
-                              shift: ((_ table: String, _ column: String, _ value: SyncValue, _ milliseconds: Int64) -> SyncValue?)? = nil) throws -> Int {
+                              shift: ((_ table: String, _ values: [String: SyncValue], _ old: UInt64, _ new: UInt64) -> [String: SyncValue]?)? = nil) throws -> Int {
         let limit = HLC(milliseconds: min(wallMilliseconds &+ maximumAhead, HLC.maximum.milliseconds), logical: HLC.logicalMask)
         let own = try peerIndex(db, try state(db).replicaID)
         guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_log WHERE state = 0 AND peer = ? AND hlc > ?)",
@@ -478,15 +478,9 @@ public struct SyncStore: Sendable {
             try db.execute(sql: "UPDATE sync_log SET hlc = ? WHERE seq = ?", arguments: [Int64(stamp.rawValue), entry.sequence])
             if let shift {
                 // The moments the wrong clock wrote move with its stamp (the row's cells follow below).
-                let correction = Int64(stamp.milliseconds) - Int64(entry.change.hlc.milliseconds)
-                var values = entry.change.values, moved = false
-                for (column, value) in entry.change.values where entry.change.erased[column] == nil {
-                    if let shifted = shift(entry.change.table, column, value, correction), shifted != value {
-                        values[column] = shifted
-                        moved = true
-                    }
-                }
-                if moved {
+                let readable = entry.change.values.filter { entry.change.erased[$0.key] == nil }
+                if let shifted = shift(entry.change.table, readable, entry.change.hlc.milliseconds, stamp.milliseconds), !shifted.isEmpty {
+                    let values = entry.change.values.merging(shifted) { $1 }
                     try db.execute(sql: "UPDATE sync_log SET vals = ? WHERE seq = ?",
                                    arguments: [Data(encodeValues(values, table: table)), entry.sequence])
                 }

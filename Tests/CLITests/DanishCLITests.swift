@@ -81,7 +81,8 @@ import TestSupport
         let goal = String(try s.ok("plan", "add", stay, "Finde egen bolig").dropFirst("mål ".count).prefix(8))
         #expect(try s.ok("plan", "set", goal, "--status", "opnået").contains("er opnået"))
         #expect(try s.ok("plan", "show", stay).contains("psykolog  barn"))
-        #expect(try s.refused("plan", "offer", stay, "--child", "Bo").contains("har intet barn, der hedder 'Bo' (hendes børn: Mia Jensen)"))
+        let noChild = try s.refused("plan", "offer", stay, "--child", "Bo")
+        #expect(noChild.contains("har intet barn, der hedder 'Bo' (hendes børn: ") && !noChild.contains("Mia"), "no name in an error")
         #expect(try s.ok("stay", "set", stay, "self-payment=1200").contains("opdateret"))
 
         // Notifications: the letter signed with the shelter's name and address.
@@ -105,10 +106,10 @@ import TestSupport
         let complaint = String(try s.ok("complaint", "add", decision, "--written", "Hun er uenig", "--at", "2026-11-23T10:00").dropFirst("klage ".count).prefix(8))
         #expect(try s.ok("complaints").contains("modtaget"))
         #expect(try s.refused("complaint", "forwarded", complaint).contains("kun en klage over en afgørelse, lederen har fastholdt"))
-        #expect(try s.ok("complaint", "review", complaint, "--upheld").contains("har fået medhold"))
-        #expect(try s.refused("complaint", "review", complaint, "--maintained").contains("er allerede genvurderet (givet medhold)"))
-        #expect(try s.refused("complaint", "forwarded", complaint).contains("er givet medhold"))
-        #expect(try s.ok("due").contains("klage \(complaint) fik medhold: afgørelse \(decision) står ikke længere"))
+        #expect(try s.ok("complaint", "review", complaint, "--upheld").contains("er taget til følge"))
+        #expect(try s.refused("complaint", "review", complaint, "--maintained").contains("er allerede genvurderet (taget til følge)"))
+        #expect(try s.refused("complaint", "forwarded", complaint).contains("er taget til følge: kun en klage"))
+        #expect(try s.ok("due").contains("klage \(complaint) blev taget til følge: afgørelse \(decision) står ikke længere"))
         #expect(try s.ok("decisions", "--stay", stay).contains("omgjort"))
 
         // Month end.
@@ -191,7 +192,7 @@ import TestSupport
         #expect(try ShelterProcess.initStandalone(s.replica, rooms: 2).status == 0)
         let neither = ["SHELTER_LANG": "", "LANG": "C.UTF-8"]
         #expect(try s.run(["rooms"], environment: neither).stdout.contains("værelser er optaget"), "Danish by default")
-        #expect(try s.refused("settings", "set", "language=fr").contains("sproget er da eller en"))
+        #expect(try s.refused("settings", "set", "language=fr").contains("sproget skal være da eller en"))
         #expect(try s.ok("settings", "set", "language=en").contains("language = en"))
         #expect(try s.run(["rooms"], environment: neither).stdout.contains("rooms occupied"))
         #expect(try s.run(["rooms"], environment: ["SHELTER_LANG": "", "LANG": "da_DK.UTF-8"]).stdout.contains("værelser er optaget"))

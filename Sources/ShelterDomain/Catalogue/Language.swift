@@ -71,11 +71,11 @@ public enum Catalogue {
 }
 
 /// The text of a catalogue key in the current language: `t("municipality.notFound", ("typed", text), ("nearest", names))`.
-public func t(_ key: String, _ arguments: (String, any CustomStringConvertible)...) -> String {
-    Catalogue.text(key, arguments.map { ($0.0, $0.1.description) })
+public func t(_ key: String, _ arguments: (String, Any)...) -> String {
+    Catalogue.text(key, arguments.map { ($0.0, String(describing: $0.1)) })
 }
 
 /// A text that depends on a count: `key.one` for 1, else `key.other`; `{n}` is the count.
-public func tn(_ key: String, _ count: Int, _ arguments: (String, any CustomStringConvertible)...) -> String {
-    Catalogue.text(key + (count == 1 ? ".one" : ".other"), [("n", String(count))] + arguments.map { ($0.0, $0.1.description) })
+public func tn(_ key: String, _ count: Int, _ arguments: (String, Any)...) -> String {
+    Catalogue.text(key + (count == 1 ? ".one" : ".other"), [("n", String(count))] + arguments.map { ($0.0, String(describing: $0.1)) })
 }
