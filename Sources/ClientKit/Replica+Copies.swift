@@ -129,6 +129,18 @@ extension Replica {
                         values[column] = table.column(named: column)?.defaultValue ?? .null
                     }
                 }
+                // What a record is written with once stays as the server holds it (the copy's own
+                // version of an admission time, say, stamped again elsewhere, is not written over it).
+                if let once = ShelterRules.writtenOnce[change.table],
+                   let current = try store.currentRow(db, table: change.table, id: change.rowID) {
+                    for column in once where values[column] != nil {
+                        if let held = current[column], !held.isNull, held != .text("") { values[column] = nil }
+                    }
+                    if values.isEmpty {
+                        report.alreadyOnServer += 1
+                        continue
+                    }
+                }
                 let key = change.table + "/" + change.rowID
                 let table = try checkedTable(change.table)
                 let held = try store.rowMeta(db, table: table, rowID: change.rowID)?.versionVector ?? VersionVector()

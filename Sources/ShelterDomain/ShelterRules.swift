@@ -101,14 +101,6 @@ public enum ShelterRules {
             }
         }
         let current = try rows.row(change.table, change.rowID)
-        // Columns written once: what a later change may not move (a record would contradict itself,
-        // or a concurrent write could win one cell and not another of a pair checked together).
-        let writtenOnce: [String: [String]] = [
-            ShelterSchema.stays.name: ["resident", "admitted_at"],
-            ShelterSchema.decisions.name: ["stay", "kind", "outcome", "house_rules", "decided_on"],
-            ShelterSchema.complaints.name: ["stay", "decision", "decision_on", "received_on"],
-            ShelterSchema.notifications.name: ["stay", "kind", "event_on"],
-        ]
         if let current, let once = writtenOnce[change.table] {
             for column in once {
                 guard let value = change.values[column], let stored = current[column], value != stored else { continue }
@@ -380,6 +372,15 @@ public enum ShelterRules {
         }
         return nil
     }
+
+    /// Columns written once, by table: what a later change may not move (a record would contradict
+    /// itself, or a concurrent write could win one cell and not the other of a pair checked together).
+    public static let writtenOnce: [String: [String]] = [
+        ShelterSchema.stays.name: ["resident", "admitted_at"],
+        ShelterSchema.decisions.name: ["stay", "kind", "outcome", "house_rules", "decided_on"],
+        ShelterSchema.complaints.name: ["stay", "decision", "decision_on", "received_on"],
+        ShelterSchema.notifications.name: ["stay", "kind", "event_on"],
+    ]
 
     /// Whether two stays are of residents with the same CPR number (the blind index): a merge.
     static func sameWoman(_ first: String, _ second: String, rows: any RowSource) throws -> Bool {

@@ -93,7 +93,7 @@ import TestSupport
             try replica.setResident(admitted.resident, fields: [("notes", String(repeating: "a", count: 64 * 1024 + 1))], by: staff("mette"))
             Issue.record("an oversized note was written")
         } catch let error as ReplicaError {
-            #expect(error.code == .invalidArgument && error.message.contains("at most 64 KiB") && error.message.contains("notes"))
+            #expect(error.code == .invalidArgument && error.message.contains("højst være 64 KiB") && error.message.contains("notes"))
             #expect(!error.message.contains("aaaa"), "the value is never repeated")
         }
         #expect(try replica.syncState().counter == counter + 1)
