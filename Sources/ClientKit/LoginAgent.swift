@@ -71,14 +71,14 @@ public struct AgentSession: GrantOpener, Sendable {
         } catch .noAgent, .closed {
             throw sessionEnded
         } catch let .failed(message) {
-            throw ReplicaError(.invalidArgument, "the login agent could not sign: \(message)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.0", ("p1", message)))
         }
         if let error = answer.error {
             if error == LoginAgent.otherSessionMessage { throw sessionEnded }
-            throw ReplicaError(.invalidArgument, "the login agent refused to sign: \(error)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.1", ("p1", error)))
         }
         guard let text = answer.signature, let signature = Data(base64Encoded: text), signature.count == 64 else {
-            throw ReplicaError(.invalidArgument, "the login agent answered without a signature")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.2"))
         }
         return Array(signature)
     }
@@ -94,14 +94,14 @@ public struct AgentSession: GrantOpener, Sendable {
         } catch .noAgent, .closed {
             throw sessionEnded
         } catch let .failed(message) {
-            throw ReplicaError(.invalidArgument, "the login agent could not open a key grant: \(message)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.3", ("p1", message)))
         }
         if let error = answer.error {
             if error == LoginAgent.otherSessionMessage { throw sessionEnded }
-            throw ReplicaError(.notLoggedIn, "the login agent could not open a key grant: \(error)")
+            throw ReplicaError(.notLoggedIn, t("err.LoginAgent.3", ("p1", error)))
         }
         guard let text = answer.key, let bytes = Data(base64Encoded: text), let key = try? RecordKeys.ShelterKey(bytes: Array(bytes)) else {
-            throw ReplicaError(.invalidArgument, "the login agent answered without a key")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.5"))
         }
         return key
     }
@@ -115,11 +115,11 @@ public struct AgentSession: GrantOpener, Sendable {
         } catch .noAgent, .closed {
             return
         } catch let .failed(message) {
-            throw ReplicaError(.invalidArgument, "the login agent could not log out: \(message)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.6", ("p1", message)))
         }
         if let error = answer.error {
             if error == LoginAgent.otherSessionMessage { return } // hers already ended; another login replaced it
-            throw ReplicaError(.invalidArgument, "the login agent refused to log out: \(error)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.7", ("p1", error)))
         }
     }
 
@@ -170,7 +170,7 @@ public enum LoginAgent {
         var path: String
         if let dir = environment["SHELTER_AGENT_DIR"], !dir.isEmpty {
             guard dir.hasPrefix("/") else {
-                throw ReplicaError(.invalidArgument, "SHELTER_AGENT_DIR must be an absolute path, not \(dir)")
+                throw ReplicaError(.invalidArgument, t("err.LoginAgent.8", ("p1", dir)))
             }
             path = dir
         } else if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
@@ -198,7 +198,7 @@ public enum LoginAgent {
     static func checkSocketPathLength(_ path: String) throws {
         let length = path.utf8.count
         guard length <= maximumSocketPathLength else {
-            throw ReplicaError(.invalidArgument, "the login agent's socket path \(path) is \(length) bytes, longer than a Unix socket path may be (\(maximumSocketPathLength)); set SHELTER_AGENT_DIR to a shorter directory of your own")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.9", ("p1", path), ("p2", length), ("p3", maximumSocketPathLength)))
         }
     }
 
@@ -208,21 +208,21 @@ public enum LoginAgent {
             if mkdir(path, 0o700) == 0 {
                 _ = chmod(path, 0o700) // the umask may have taken bits; the directory is ours
             } else if errno != EEXIST {
-                throw ReplicaError(.storage, "cannot create the login agents' directory \(path): \(systemError())")
+                throw ReplicaError(.storage, t("err.LoginAgent.10", ("p1", path), ("p2", systemError())))
             }
             found = FileStatus(path)
         }
         guard let status = found else {
-            throw ReplicaError(.storage, "cannot use the login agents' directory \(path)")
+            throw ReplicaError(.storage, t("err.LoginAgent.11", ("p1", path)))
         }
         guard status.type == .typeDirectory else {
-            throw ReplicaError(.storage, "the login agents' directory \(path) is not a directory; remove it or set SHELTER_AGENT_DIR")
+            throw ReplicaError(.storage, t("err.LoginAgent.12", ("p1", path)))
         }
         guard status.owner == UInt64(getuid()) else {
-            throw ReplicaError(.storage, "the login agents' directory \(path) belongs to uid \(status.owner), not to you (uid \(getuid())); set SHELTER_AGENT_DIR to a directory of your own")
+            throw ReplicaError(.storage, t("err.LoginAgent.13", ("p1", path), ("p2", status.owner), ("p3", getuid())))
         }
         guard status.permissions & 0o077 == 0 else {
-            throw ReplicaError(.storage, "the login agents' directory \(path) is open to other users (mode \(String(status.permissions & 0o777, radix: 8))); run chmod 700 \(path)")
+            throw ReplicaError(.storage, t("err.LoginAgent.14", ("p1", path), ("p2", String(status.permissions & 0o777, radix: 8)), ("p3", path)))
         }
     }
 
@@ -268,11 +268,11 @@ public enum LoginAgent {
     static func start(executable: String, info: AgentSessionInfo, keys: StaffKeys, directory: String,
                       readyTimeout: Double = 10) throws {
         guard let replica = ReplicaID(info.replica) else {
-            throw ReplicaError(.invalidArgument, "\(info.replica) is not a replica id")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.15", ("p1", info.replica)))
         }
         try check(info)
         guard access(info.replicaPath, F_OK) == 0 else {
-            throw ReplicaError(.fileNotFound, "the replica \(info.replicaPath) does not exist")
+            throw ReplicaError(.fileNotFound, t("err.LoginAgent.16", ("p1", info.replicaPath)))
         }
         let path = try socketPath(replica: replica, replicaPath: info.replicaPath, directory: directory)
 
@@ -292,7 +292,7 @@ public enum LoginAgent {
         do {
             defer { close(input.write) }
             guard writeAll(input.write, handoff, socket: false, timeout: 2) else {
-                throw ReplicaError(.invalidArgument, "could not hand the keys to the login agent: \(systemError())")
+                throw ReplicaError(.invalidArgument, t("err.LoginAgent.17", ("p1", systemError())))
             }
         }
         let output = try makePipe()
@@ -314,35 +314,35 @@ public enum LoginAgent {
             if line == "ready" { return }
             kill(pid, SIGTERM)
             if line.hasPrefix("error: ") {
-                throw ReplicaError(.invalidArgument, "the login agent did not start: \(line.dropFirst(7))")
+                throw ReplicaError(.invalidArgument, t("err.LoginAgent.18", ("p1", line.dropFirst(7))))
             }
-            throw ReplicaError(.invalidArgument, "the login agent did not start: it said \(line.prefix(200))")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.19", ("p1", line.prefix(200))))
         case .closed:
-            throw ReplicaError(.invalidArgument, "the login agent (\(executable) agent) exited before it was ready")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.20", ("p1", executable)))
         case .timedOut:
             kill(pid, SIGTERM)
-            throw ReplicaError(.invalidArgument, "the login agent (\(executable) agent) was not ready within \(Int(readyTimeout)) s")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.21", ("p1", executable), ("p2", Int(readyTimeout))))
         case .tooLarge:
             kill(pid, SIGTERM)
-            throw ReplicaError(.invalidArgument, "the login agent did not start: it said too much")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.22"))
         case let .failed(code):
             kill(pid, SIGTERM)
-            throw ReplicaError(.invalidArgument, "could not hear from the login agent: \(String(cString: strerror(code)))")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.23", ("p1", String(cString: strerror(code)))))
         }
     }
 
     static func check(_ info: AgentSessionInfo) throws {
         guard ReplicaID(info.replica) != nil else {
-            throw ReplicaError(.invalidArgument, "\(info.replica) is not a replica id")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.15", ("p1", info.replica)))
         }
         guard !info.staff.isEmpty, info.staff == Roles.staffID(info.name) else {
-            throw ReplicaError(.invalidArgument, "the staff id \(info.staff) is not that of the name \(info.name)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.25", ("p1", info.staff), ("p2", info.name)))
         }
         guard info.replicaPath.hasPrefix("/") else {
-            throw ReplicaError(.invalidArgument, "the replica path must be absolute, not \(info.replicaPath)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.26", ("p1", info.replicaPath)))
         }
         guard info.idleSeconds > 0 else {
-            throw ReplicaError(.invalidArgument, "the idle time of a login must be at least 1 second")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.27"))
         }
     }
 
@@ -370,7 +370,7 @@ public enum LoginAgent {
     static func makePipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else {
-            throw ReplicaError(.invalidArgument, "cannot start the login agent: \(systemError())")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.28", ("p1", systemError())))
         }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
@@ -413,7 +413,7 @@ public enum LoginAgent {
         note(posix_spawnattr_setsigmask(&attributes, &mask))
         note(posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)))
         guard failure == 0 else {
-            throw ReplicaError(.invalidArgument, "cannot start the login agent: \(String(cString: strerror(failure)))")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.28", ("p1", String(cString: strerror(failure)))))
         }
 
         var environment = ProcessInfo.processInfo.environment
@@ -427,7 +427,7 @@ public enum LoginAgent {
         var pid: pid_t = 0
         let code = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
         guard code == 0 else {
-            throw ReplicaError(.invalidArgument, "cannot start the login agent \(executable): \(String(cString: strerror(code)))")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.30", ("p1", executable), ("p2", String(cString: strerror(code)))))
         }
         return pid
     }
@@ -540,19 +540,19 @@ public enum LoginAgent {
             do {
                 handoff = try LoginAgent.decoder().decode(Handoff.self, from: Data(input))
             } catch {
-                throw ReplicaError(.invalidArgument, "the session handed to the agent is not readable")
+                throw ReplicaError(.invalidArgument, t("err.LoginAgent.31"))
             }
             defer { handoff.keys.resetBytes(in: 0..<handoff.keys.count) }
             let keys: StaffKeys
             do {
                 keys = try StaffKeys(secretBytes: handoff.keys)
             } catch {
-                throw ReplicaError(.invalidArgument, "the keys handed to the agent are not staff keys")
+                throw ReplicaError(.invalidArgument, t("err.LoginAgent.32"))
             }
             info = handoff.info
             try LoginAgent.check(info)
             guard access(info.replicaPath, F_OK) == 0 else {
-                throw ReplicaError(.fileNotFound, "the replica \(info.replicaPath) does not exist")
+                throw ReplicaError(.fileNotFound, t("err.LoginAgent.16", ("p1", info.replicaPath)))
             }
             let replica = ReplicaID(info.replica)!
             let dir = try directory.map { dir in try LoginAgent.ensurePrivateDirectory(dir); return dir } ?? LoginAgent.directory()
@@ -569,7 +569,7 @@ public enum LoginAgent {
 
         private func listen() throws {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw ReplicaError(.storage, "cannot create the agent's socket: \(systemError())") }
+            guard fd >= 0 else { throw ReplicaError(.storage, t("err.LoginAgent.34", ("p1", systemError()))) }
             var address = LoginAgent.address(path)
             _ = unlink(path) // a stale socket (a live agent for this replica was logged out, or ends on seeing this)
             let bound = withUnsafePointer(to: &address) {
@@ -578,13 +578,13 @@ public enum LoginAgent {
             guard bound == 0 else {
                 let reason = systemError()
                 close(fd)
-                throw ReplicaError(.storage, "cannot create the agent's socket \(path): \(reason)")
+                throw ReplicaError(.storage, t("err.LoginAgent.35", ("p1", path), ("p2", reason)))
             }
             guard chmod(path, 0o600) == 0, let status = FileStatus(path), Glibc.listen(fd, 16) == 0 else {
                 let reason = systemError()
                 close(fd)
                 _ = unlink(path)
-                throw ReplicaError(.storage, "cannot listen on the agent's socket \(path): \(reason)")
+                throw ReplicaError(.storage, t("err.LoginAgent.36", ("p1", path), ("p2", reason)))
             }
             listener = fd
             socketFile = status
@@ -746,16 +746,16 @@ public enum LoginAgent {
         } catch .closed {
             return nil // an agent that is ending
         } catch let .failed(message) {
-            throw ReplicaError(.invalidArgument, "the login agent at \(path) did not answer: \(message)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.37", ("p1", path), ("p2", message)))
         }
         if let error = answer.error {
-            throw ReplicaError(.invalidArgument, "the login agent at \(path) refused: \(error)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.38", ("p1", path), ("p2", error)))
         }
         guard let info = answer.info else {
-            throw ReplicaError(.invalidArgument, "the login agent at \(path) gave no session")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.39", ("p1", path)))
         }
         guard info.replica == replica.description else {
-            throw ReplicaError(.invalidArgument, "the login agent at \(path) holds a session of replica \(info.replica), not \(replica)")
+            throw ReplicaError(.invalidArgument, t("err.LoginAgent.40", ("p1", path), ("p2", info.replica), ("p3", replica)))
         }
         if sameFileOnly {
             guard let file = FileStatus(canonicalPath(replicaPath)), file.isSameFile(as: FileStatus(info.replicaPath)) else { return nil }

@@ -231,9 +231,13 @@ extension Replica {
 
     /// A decision is made after the stay began, and not in the future.
     func checkDecisionTime(_ when: Date, stay: Stay) throws {
+        // A decision is dated by its day (as the server checks it): the admission day itself is fine.
         try Self.checked {
-            try EventTime.check(when, now: configuration.now(), what: t("event.decision"),
-                                notBefore: try? Timestamp.parse(stay.admittedAt, timeZone: TimeZone(identifier: "UTC")!), startWhat: t("event.theAdmission"))
+            try EventTime.check(when, now: configuration.now(), what: t("event.decision"))
+            if let admitted = try? Timestamp.parse(stay.admittedAt, timeZone: TimeZone(identifier: "UTC")!) {
+                try EventTime.check(day: Timestamp.civilDate(of: when), today: Timestamp.civilDate(of: configuration.now()).adding(days: 1), what: t("event.decision"),
+                                    notBefore: Timestamp.civilDate(of: admitted), startWhat: t("event.theAdmission"))
+            }
         }
     }
 
@@ -565,7 +569,7 @@ extension Replica {
     public func setRate(year: Int, øre: Int, by session: any TransactionSigner) throws {
         let author = session.author
         guard (1970...2200).contains(year) else { throw ReplicaError(.invalidArgument, t("rate.year", ("year", year))) }
-        guard øre > 0 else { throw ReplicaError(.invalidArgument, t("rate.positive")) }
+        guard øre >= 100 else { throw ReplicaError(.invalidArgument, t("rate.positive")) }
         try perform(signedBy: session) { db in
             try requireLeader(db, author, for: t("what.rate"))
             try write(db, ShelterSchema.rates, String(year), ["year": .integer(Int64(year)), "amount": .integer(Int64(øre / 100)),

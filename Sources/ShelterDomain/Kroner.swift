@@ -8,6 +8,19 @@ public enum Kroner {
     public static func parseØre(_ text: String) throws(DomainError) -> Int {
         var s = text.trimmingCharacters(in: .whitespaces).lowercased()
         for suffix in ["kr.", "kr", "dkk"] where s.hasSuffix(suffix) { s = String(s.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces) }
+        // "2.839,-": whole kroner, as Danish prices are written (a dot before it groups thousands).
+        var wholeKroner = false
+        for suffix in [",-", ".-"] where s.hasSuffix(suffix) {
+            s = String(s.dropLast(suffix.count))
+            wholeKroner = true
+        }
+        if wholeKroner && s.contains(".") && !s.contains(",") {
+            let groups = s.split(separator: ".", omittingEmptySubsequences: false)
+            guard groups.dropFirst().allSatisfy({ $0.count == 3 }), (1...3).contains(groups.first?.count ?? 0) else {
+                throw DomainError(.invalidValue, t("amount.invalid", ("text", text)))
+            }
+            s = s.replacingOccurrences(of: ".", with: "")
+        }
         if s.hasPrefix("dkk") { s = String(s.dropFirst(3)).trimmingCharacters(in: .whitespaces) }
         s = s.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "\u{00A0}", with: "")
         let invalid = DomainError(.invalidValue, t("amount.invalid", ("text", text)))

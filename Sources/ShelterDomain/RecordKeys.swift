@@ -44,7 +44,7 @@ public enum RecordKeys {
         }
 
         public init(bytes: [UInt8]) throws(DomainError) {
-            guard bytes.count == 32 else { throw DomainError(.invalidValue, "a shelter key is 32 bytes") }
+            guard bytes.count == 32 else { throw DomainError(.invalidValue, t("err.RecordKeys.41")) }
             self.bytes = bytes
             id = Self.id(of: bytes)
             key = SymmetricKey(data: bytes)
@@ -90,7 +90,7 @@ public enum RecordKeys {
     public static func grant(_ shelterKey: ShelterKey, to agreementKey: String, staffID: String) throws -> String {
         guard let raw = Data(base64Encoded: agreementKey),
               let recipient = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw) else {
-            throw DomainError(.invalidValue, "staff \(staffID) has no valid agreement key")
+            throw DomainError(.invalidValue, t("err.RecordKeys.42", ("p1", staffID)))
         }
         var sender = try HPKE.Sender(recipientKey: recipient, ciphersuite: suite, info: grantInfo(staffID: staffID, keyID: shelterKey.id))
         let sealed = try sender.seal(shelterKey.bytes)
@@ -99,14 +99,14 @@ public enum RecordKeys {
 
     /// Opens a grant with her agreement private key.
     public static func open(grant: String, staffID: String, with privateKey: Curve25519.KeyAgreement.PrivateKey) throws(DomainError) -> ShelterKey {
-        guard let parts = grantParts(grant) else { throw DomainError(.invalidValue, "a key grant of \(staffID) is damaged") }
+        guard let parts = grantParts(grant) else { throw DomainError(.invalidValue, t("err.RecordKeys.43", ("p1", staffID))) }
         guard var recipient = try? HPKE.Recipient(privateKey: privateKey, ciphersuite: suite,
                                                    info: grantInfo(staffID: staffID, keyID: parts.keyID), encapsulatedKey: parts.encapsulated),
               let opened = try? recipient.open(parts.sealed) else {
-            throw DomainError(.notPermitted, "the key grant of \(staffID) does not open with her key")
+            throw DomainError(.notPermitted, t("err.RecordKeys.44", ("p1", staffID)))
         }
         let key = try ShelterKey(bytes: Array(opened))
-        guard key.id == parts.keyID else { throw DomainError(.invalidValue, "a key grant of \(staffID) holds another key than it names") }
+        guard key.id == parts.keyID else { throw DomainError(.invalidValue, t("err.RecordKeys.45", ("p1", staffID))) }
         return key
     }
 
@@ -161,7 +161,7 @@ public enum RecordKeys {
               let box = try? AES.GCM.SealedBox(combined: combined),
               let opened = try? AES.GCM.open(box, using: shelterKey.key,
                                              authenticating: Array("ShelterSync resident key \(residentID) \(shelterKey.id)".utf8)) else {
-            throw DomainError(.invalidValue, "the key of resident \(residentID) does not open")
+            throw DomainError(.invalidValue, t("err.RecordKeys.46", ("p1", residentID)))
         }
         return SymmetricKey(data: opened)
     }
@@ -187,7 +187,7 @@ public enum RecordKeys {
     public static func open(cell text: String, key: SymmetricKey, table: String, row: String, column: String) throws(DomainError) -> String {
         guard let parts = cellParts(text), let box = try? AES.GCM.SealedBox(combined: parts.combined),
               let opened = try? AES.GCM.open(box, using: key, authenticating: cellData(reference: parts.reference, table: table, row: row, column: column)) else {
-            throw DomainError(.invalidValue, "the \(column) of \(table) \(row) does not open with its key")
+            throw DomainError(.invalidValue, t("err.RecordKeys.47", ("p1", column), ("p2", table), ("p3", row)))
         }
         return String(decoding: opened, as: UTF8.self)
     }

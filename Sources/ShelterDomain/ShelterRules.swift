@@ -304,6 +304,9 @@ public enum ShelterRules {
                 return Refusal("invalidValue", "notification \(id): the kind is not admission or discharge")
             }
             if let refusal = timeRefusal(change, columns: ["sent_at"]) { return refusal }
+            if let municipality = change.values["municipality"], !Municipality.isValidStored(municipality.textValue ?? "", anonymous: true) {
+                return Refusal("invalidValue", "notification \(id): the municipality is not one of the 98 (by its official name), nor unknown")
+            }
         case ShelterSchema.meetings.name:
             if let held = change.values["held_on"], CivilDate(held.textValue ?? "") == nil {
                 return Refusal("invalidValue", "meeting \(id): the date is not a date")

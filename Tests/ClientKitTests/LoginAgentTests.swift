@@ -283,7 +283,7 @@ struct AgentFixture {
 
         #expect(unlink(fixture.replicaPath) == 0)
         let missing = InProcessAgent.start(input: LoginAgent.handoffLine(info: fixture.info, keys: fixture.keys), directory: fixture.directory)
-        #expect(missing.ready()?.contains("does not exist") == true)
+        #expect(missing.ready()?.contains("findes ikke") == true, "in-process: Danish, the default")
         #expect(missing.exit(within: 3) == 1)
         #expect(!fixture.socketExists)
     }
@@ -370,14 +370,14 @@ struct AgentFixture {
             try LoginAgent.start(executable: refusing, info: fixture.info, keys: fixture.keys, directory: fixture.directory)
             Issue.record("started")
         } catch let error as ReplicaError {
-            #expect(error.message == "the login agent did not start: the replica is locked")
+            #expect(error.message == "login-agenten startede ikke: the replica is locked")
         }
         let silent = try fixture.script("silent", "exit 3")
         do {
             try LoginAgent.start(executable: silent, info: fixture.info, keys: fixture.keys, directory: fixture.directory)
             Issue.record("started")
         } catch let error as ReplicaError {
-            #expect(error.message.contains("exited before it was ready"))
+            #expect(error.message.contains("stoppede, før den var klar"))
         }
         let slow = try fixture.script("slow", "exec sleep 3")
         let began = Date()
@@ -385,7 +385,7 @@ struct AgentFixture {
             try LoginAgent.start(executable: slow, info: fixture.info, keys: fixture.keys, directory: fixture.directory, readyTimeout: 0.5)
             Issue.record("started")
         } catch let error as ReplicaError {
-            #expect(error.message.contains("was not ready"))
+            #expect(error.message.contains("var ikke klar"))
         }
         #expect(Date().timeIntervalSince(began) < 2)
         #expect(throws: ReplicaError.self) {
