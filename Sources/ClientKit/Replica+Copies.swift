@@ -140,6 +140,13 @@ extension Replica {
                         report.alreadyOnServer += 1
                         continue
                     }
+                    // The copy's discharge of a stay whose admission the server holds later (its
+                    // original was stamped again): she left, but not before she came.
+                    if change.table == ShelterSchema.stays.name, let left = values["discharged_at"]?.textValue,
+                       let came = current["admitted_at"]?.textValue, let leftAt = try? Timestamp.parse(left, timeZone: TimeZone(identifier: "UTC")!),
+                       let cameAt = try? Timestamp.parse(came, timeZone: TimeZone(identifier: "UTC")!), leftAt < cameAt {
+                        values["discharged_at"] = .text(came)
+                    }
                 }
                 let key = change.table + "/" + change.rowID
                 let table = try checkedTable(change.table)
