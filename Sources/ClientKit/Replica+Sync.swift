@@ -402,25 +402,26 @@ extension Replica {
         try read { db in try store.state(db) }
     }
 
-    /// What the wrong clock wrote into a change, moved with its stamp: a moment taken from the
-    /// clock (within 2 s of the change's own stamp: an admission "now", a discharge, a letter sent)
-    /// and a day that was the clock's day then (a decision, a complaint received, a notification's
-    /// event day with its due dates). A time staff typed (`--at`) is not the clock's, and stays.
+    /// What the wrong clock wrote into a change, brought back to its new stamp: a moment after the
+    /// new stamp (an admission "now" by a clock a day ahead) becomes the new stamp, and a day after the
+    /// new stamp's day becomes that day (a decision, a complaint received, a notification's event day
+    /// with its due dates worked out again). Clamping keeps the order of a log's moments: stamps are
+    /// given again in log order, so a discharge never lands before its admission. What was not ahead of
+    /// the new stamp — a time staff typed with `--at` — stays.
     static func shiftMoment(table: String, values: [String: SyncValue], old: UInt64, new: UInt64) -> [String: SyncValue]? {
         let utc = TimeZone(identifier: "UTC")!
-        let correction = Double(Int64(new) - Int64(old)) / 1000
-        let oldMoment = Date(timeIntervalSince1970: Double(old) / 1000)
-        let oldDay = Timestamp.civilDate(of: oldMoment), newDay = Timestamp.civilDate(of: oldMoment.addingTimeInterval(correction))
+        let newMoment = Date(timeIntervalSince1970: Double(new / 1000))
+        let newDay = Timestamp.civilDate(of: newMoment)
         let moments: [String: [String]] = [ShelterSchema.stays.name: ["admitted_at", "discharged_at"], ShelterSchema.notifications.name: ["sent_at"]]
         let days: [String: [String]] = [ShelterSchema.decisions.name: ["decided_on"], ShelterSchema.complaints.name: ["received_on", "reviewed_on", "forwarded_on"],
                                         ShelterSchema.notifications.name: ["event_on"]]
         var shifted: [String: SyncValue] = [:]
         for column in moments[table] ?? [] {
-            guard let text = values[column]?.textValue, let moment = try? Timestamp.parse(text, timeZone: utc),
-                  abs(moment.timeIntervalSince(oldMoment)) <= 2 else { continue }
-            shifted[column] = .text(Timestamp.format(moment.addingTimeInterval(correction)))
+            guard let text = values[column]?.textValue, let moment = try? Timestamp.parse(text, timeZone: utc), moment > newMoment else { continue }
+            shifted[column] = .text(Timestamp.format(newMoment))
         }
-        for column in days[table] ?? [] where oldDay != newDay && values[column]?.textValue == oldDay.description {
+        for column in days[table] ?? [] {
+            guard let day = values[column]?.textValue.flatMap(CivilDate.init), day > newDay else { continue }
             shifted[column] = .text(newDay.description)
             if table == ShelterSchema.notifications.name && column == "event_on" {
                 shifted["due"] = .text(Deadlines.notificationDue(after: newDay).description)

@@ -752,14 +752,25 @@ struct Simulation {
             }
         }
         let erasedOnServer = Set(try DatabaseQueue(path: serverPath).read { db in try String.fetchAll(db, sql: "SELECT id FROM erasures") })
+        // Rows the server holds, by table: a copy's change of only what a record is written with once
+        // (`ShelterRules.writtenOnce`) has nothing to add to a row the server holds.
+        let storePath = serverPath
+        let serverRows = { (table: String, row: String) throws -> Bool in
+            try DatabaseQueue(path: storePath).read { db in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(table.quotedDatabaseIdentifier) WHERE id = ?)", arguments: [row]) ?? false
+            }
+        }
         for station in stations where station.retired {
             try DatabaseQueue(path: station.path).read { db in
                 for entry in try SyncStore(schema: ShelterSchema.schema).log(db)
                 where entry.change.dot.replica == station.id && entry.state != .rejected && !tamperedDots.contains(entry.change.dot) {
                     stats.copiesChecked += 1
+                    let writtenOnceHeld = Set(entry.change.values.keys).isSubset(of: ShelterRules.writtenOnce[entry.change.table] ?? [])
+                        ? try serverRows(entry.change.table, entry.change.rowID) : false
                     let kept = held[entry.change.dot] == LogHash.of(entry.change) || reissued[Rescued(dot: entry.change.dot, digest: LogHash.of(entry.change))].map { held[$0] != nil } == true
                         // An erasure another workstation made meanwhile: the rescue has nothing to add.
                         || (entry.change.table == ShelterSchema.erasures.name && erasedOnServer.contains(entry.change.rowID))
+                        || writtenOnceHeld
                     #expect(kept, "seed \(seed): \(entry.change.dot) of the refused copy \(station.name) is neither on the server nor rescued (replay with SIM_SEED=\(seed))")
                 }
             }
