@@ -697,11 +697,14 @@ extension Replica {
         let decisions = try decisions()
         // An upheld complaint: the decision no longer stands. The leader tells her and decides again
         // (she may come back); due until a decision about her is made after the reconsideration.
+        // Each stay's resident, read once (not twice per upheld complaint).
+        let residentOfStay = complaints.contains { $0.status == "upheld" }
+            ? try read { db in Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, resident FROM stays").map { ($0["id"] as String, $0["resident"] as String) }) }
+            : [:]
         for complaint in complaints where complaint.status == "upheld" {
             guard let reviewed = complaint.reviewedOn.flatMap(CivilDate.init) else { continue }
-            let resident = try read { db in try String.fetchOne(db, sql: "SELECT resident FROM stays WHERE id = ?", arguments: [complaint.stay]) }
-            let staysOfHer = try read { db in try String.fetchAll(db, sql: "SELECT id FROM stays WHERE resident = ?", arguments: [resident]) }
-            let decidedSince = decisions.contains { staysOfHer.contains($0.stay) && (CivilDate($0.decidedOn).map { $0 >= reviewed } ?? false) && $0.id != complaint.decision }
+            let resident = residentOfStay[complaint.stay]
+            let decidedSince = resident != nil && decisions.contains { residentOfStay[$0.stay] == resident && (CivilDate($0.decidedOn).map { $0 >= reviewed } ?? false) && $0.id != complaint.decision }
             guard !decidedSince else { continue }
             // A week to act; after four weeks it is no longer listed (she may not come back).
             guard today <= reviewed.adding(days: 28) else { continue }
