@@ -513,6 +513,7 @@ struct Sync: AsyncParsableCommand {
                 ("recovered", .int(report.recovered)),
                 ("resumedFrom", report.resumedFrom.map { .int($0) } ?? .null),
                 ("restamped", .int(report.restamped)),
+                ("rejected", .int(report.rejected)),
             ]))
         } else {
             if granted > 0 { print(tn("sync.granted", granted)) }

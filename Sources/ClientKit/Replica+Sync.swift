@@ -408,7 +408,7 @@ extension Replica {
     /// with its due dates worked out again). Clamping keeps the order of a log's moments: stamps are
     /// given again in log order, so a discharge never lands before its admission. What was not ahead of
     /// the new stamp — a time staff typed with `--at` — stays.
-    static func shiftMoment(table: String, values: [String: SyncValue], old: UInt64, new: UInt64) -> [String: SyncValue]? {
+    static func shiftMoment(table: String, values: [String: SyncValue], old: UInt64, new: UInt64, row: [String: SyncValue]?) -> [String: SyncValue]? {
         let utc = TimeZone(identifier: "UTC")!
         let newMoment = Date(timeIntervalSince1970: Double(new / 1000))
         let newDay = Timestamp.civilDate(of: newMoment)
@@ -427,6 +427,16 @@ extension Replica {
                 shifted["due"] = .text(Deadlines.notificationDue(after: newDay).description)
                 shifted["legal_deadline"] = .text(Deadlines.notificationLegalDeadline(after: newDay).description)
             }
+        }
+        // A discharge brought back to the new stamp stays after the admission the row holds (one
+        // stamped a little ahead at another workstation, or the server's, met by a rescue): she
+        // left, but not before she came — and never after the new stamp allows.
+        if table == ShelterSchema.stays.name, let left = (shifted["discharged_at"] ?? values["discharged_at"])?.textValue,
+           let leftAt = try? Timestamp.parse(left, timeZone: utc),
+           let came = (shifted["admitted_at"] ?? values["admitted_at"] ?? row?["admitted_at"])?.textValue,
+           let cameAt = try? Timestamp.parse(came, timeZone: utc), leftAt < cameAt,
+           cameAt <= newMoment.addingTimeInterval(EventTime.maximumAhead) {
+            shifted["discharged_at"] = .text(came)
         }
         return shifted.isEmpty ? nil : shifted
     }

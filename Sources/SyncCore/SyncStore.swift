@@ -430,7 +430,8 @@ public struct SyncStore: Sendable {
     @discardableResult
     public func restampFuture(_ db: Database, wallMilliseconds: UInt64, maximumAhead: UInt64,
                               signers: [any TransactionSigner] = [],
-                              shift: ((_ table: String, _ values: [String: SyncValue], _ old: UInt64, _ new: UInt64) -> [String: SyncValue]?)? = nil) throws -> Int {
+                              shift: ((_ table: String, _ values: [String: SyncValue], _ old: UInt64, _ new: UInt64,
+                                       _ row: [String: SyncValue]?) -> [String: SyncValue]?)? = nil) throws -> Int {
         let limit = HLC(milliseconds: min(wallMilliseconds &+ maximumAhead, HLC.maximum.milliseconds), logical: HLC.logicalMask)
         let own = try peerIndex(db, try state(db).replicaID)
         guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_log WHERE state = 0 AND peer = ? AND hlc > ?)",
@@ -464,25 +465,38 @@ public struct SyncStore: Sendable {
         var clock = HybridLogicalClock(last: HLC(milliseconds: wallMilliseconds, logical: 0))
         var rows: [(table: SyncSchema.Table, row: String)] = [], seenRows = Set<String>()
         let restamped = Set(future.map(\.change.dot))
+        // The values this restamp gave each row so far (a later change of the row reads them).
+        var shiftedRows: [String: [String: SyncValue]] = [:]
         for entry in future {
             var stamp = clock.tick(wallMilliseconds: wallMilliseconds)
-            // After every write of its row it had seen (as in `write`), as those stand now.
+            // After every write of its row that its wrong stamp put it after — every one it had seen
+            // (as in `write`), and every other this replica holds stamped before it (a write pulled
+            // from a clock a little ahead of this one, or held by the server when a rescue re-issued
+            // it): clamping keeps the order the stamps gave, so a discharge never lands before the
+            // admission the row holds. Those stamps were all accepted by the server, within its bound.
             let table = try self.table(entry.change.table)
-            let seen = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
-                                         order: "seq ASC", limit: .max)
-                .filter { $0.change.dot != entry.change.dot && entry.change.context.contains($0.change.dot) }.map(\.change.hlc).max()
-            if let seen, seen >= stamp {
-                stamp = HLC(rawValue: seen.rawValue + 1)
+            let rowKey = entry.change.table + "\u{1F}" + entry.change.rowID
+            let before = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
+                                           order: "seq ASC", limit: .max)
+                .filter { $0.change.dot != entry.change.dot && !restamped.contains($0.change.dot)
+                    && (entry.change.context.contains($0.change.dot) || $0.change.hlc < entry.change.hlc) }
+                .map(\.change.hlc).max()
+            if let before, before >= stamp {
+                stamp = HLC(rawValue: before.rawValue + 1)
                 clock = HybridLogicalClock(last: stamp)
             }
             try db.execute(sql: "UPDATE sync_log SET hlc = ? WHERE seq = ?", arguments: [Int64(stamp.rawValue), entry.sequence])
             if let shift {
-                // The moments the wrong clock wrote move with its stamp (the row's cells follow below).
+                // The moments the wrong clock wrote move with its stamp (the row's cells follow below),
+                // read against the row as it stands with what this restamp moved so far.
                 let readable = entry.change.values.filter { entry.change.erased[$0.key] == nil }
-                if let shifted = shift(entry.change.table, readable, entry.change.hlc.milliseconds, stamp.milliseconds), !shifted.isEmpty {
+                var row = try currentRow(db, table: table.name, id: entry.change.rowID)
+                if let moved = shiftedRows[rowKey] { row = (row ?? [:]).merging(moved) { $1 } }
+                if let shifted = shift(entry.change.table, readable, entry.change.hlc.milliseconds, stamp.milliseconds, row), !shifted.isEmpty {
                     let values = entry.change.values.merging(shifted) { $1 }
                     try db.execute(sql: "UPDATE sync_log SET vals = ? WHERE seq = ?",
                                    arguments: [Data(encodeValues(values, table: table)), entry.sequence])
+                    shiftedRows[rowKey, default: [:]].merge(shifted) { $1 }
                 }
             }
             if seenRows.insert(entry.change.table + "\u{1F}" + entry.change.rowID).inserted {

@@ -517,4 +517,37 @@ import TestSupport
         let behind = try run(["sync", "--replica", b], clock: "@2020-01-01 00:00:00")
         #expect(behind.status == 1 && behind.stderr.contains("clock says 2020-01-01") && !behind.stderr.contains("BoringSSL"), "\(behind)")
     }
+
+    /// A clock years ahead, then one minutes ahead and one minutes behind (both within the server's
+    /// bound): a copy's discharge of an admission made before the copy, rescued and stamped again by
+    /// the clock behind, still comes after the admission the original stamped again, ahead. (The simulation's seed 96 of 100: the server
+    /// refused the discharge as before the admission, and the rescued write was kept back.)
+    @Test(.timeLimit(.minutes(3))) func aRescuedDischargeStampedAgainNeverLandsBeforeItsAdmission() throws {
+        let world = try CopiesAndRestoresTests.World()
+        defer { world.remove() }
+        let a = try world.workstation("a")
+        try world.ensureLogin(a)
+        let admitted = try run(["admit", "--replica", a, "--name", "Ahead", "--alias", "Ahead", "--municipality", "Køge", "--json"], clock: "+1640d")
+        #expect(admitted.status == 0, "\(admitted)")
+        let stay = try #require(try admitted.json()["stay"] as? String)
+        let copy = world.dir.file("a-copy.replica")
+        try world.copy(a, to: copy)
+        try world.ensureLogin(copy)
+        let discharged = try run(["discharge", stay, "--replica", copy, "--reason", "moved out"], clock: "+1640d")
+        #expect(discharged.status == 0, "\(discharged)")
+        // The original's clock is set a few minutes ahead: its admission and discharge are stamped again.
+        #expect(try run(["sync", "--replica", a], clock: "+200s").status == 0)
+        #expect(try run(["sync", "--replica", copy], clock: "+200s").status == 1, "the copy is refused")
+        // A new workstation, its clock a few minutes behind, rescues the copy's discharge.
+        let rescuer = try world.workstation("r")
+        let rescued = try world.shelter("rescue", "--from", copy, "--replica", rescuer, "--json").json()
+        #expect((rescued["rescued"] as? Int ?? 0) > 0, "\(rescued)")
+        let synced = try run(["sync", "--replica", rescuer, "--json"], clock: "-200s")
+        #expect(synced.status == 0, "\(synced)")
+        let report = try synced.json()
+        #expect((report["restamped"] as? Int ?? 0) > 0 && (report["rejected"] as? Int ?? 0) == 0, "\(report)")
+        let row = try ReplicaInspector(path: world.store).rows("SELECT admitted_at, discharged_at FROM stays WHERE id = '\(stay)'")
+        let came = try #require(row.first?[0]), left = try #require(row.first?[1])
+        #expect(left >= came && left < "2027", "the server holds the discharge after the admission, stamped today: \(row)")
+    }
 }

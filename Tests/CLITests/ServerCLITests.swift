@@ -63,7 +63,7 @@ import TestSupport
         let sync = try shelter("sync", "--replica", a, "--json")
         #expect(sync.status == 0, "\(sync)")
         let report = try sync.json()
-        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped"])
+        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped", "rejected"])
         #expect(report["pulled"] as? Int == 0 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull,
                 "3 rooms and the leader, pulled by init")
         #expect(try shelter("sync", "--replica", b).status == 0)
