@@ -680,11 +680,18 @@ struct Rescue: ParsableCommand {
                 ("alreadyOnServer", .int(report.alreadyOnServer)),
                 ("rescuedBefore", .int(report.rescuedBefore)),
                 ("refused", .int(report.refused)),
+                ("leftOut", .array(report.leftOut.map { left in
+                    .object([("changes", .array(left.changes.map { .int(Int($0.counter)) })), ("reason", .string(left.reason))])
+                })),
             ]))
             return
         }
         print(tn("rescue.done", report.rescued, ("from", report.from), ("into", replica.id), ("already", report.alreadyOnServer),
                  ("before", report.rescuedBefore), ("refused", report.refused)))
+        for left in report.leftOut {
+            let counters = left.changes.map(\.counter)
+            print(tn("rescue.leftOut", counters.count, ("first", counters.min() ?? 0), ("last", counters.max() ?? 0), ("reason", left.reason), ("path", from)))
+        }
         if report.rescued > 0 { print(t("rescue.syncNext", ("path", replica.path))) }
     }
 }

@@ -15,6 +15,18 @@ public struct RescueReport: Hashable, Sendable {
     public var rescuedBefore: Int
     /// Its changes the server refused by a rule (kept there, marked rejected; not rescued).
     public var refused: Int
+    /// Its transactions not rescued because, written now over what the server holds, they would
+    /// break a rule of the shelter (`ShelterRules`) — a discharge before the admission the server
+    /// holds, say. Each is left out whole, named with the rule's reason; the old file keeps it.
+    public var leftOut: [LeftOut] = []
+
+    /// One transaction of the old replica a rescue left out, and why.
+    public struct LeftOut: Hashable, Sendable {
+        /// Its changes, by their dots in the old replica.
+        public var changes: [Dot]
+        /// The rule that refuses it now (no personal data: ids and columns only).
+        public var reason: String
+    }
 }
 
 extension Replica {
@@ -114,65 +126,92 @@ extension Replica {
                     reissuedByRow[entry.change.table + "/" + entry.change.rowID, default: []].append((earlier.counter, earlier.reissued))
                 }
             }
+            // One original transaction at a time (it ends with its sealed change; at most 100 changes
+            // of a replica that kept no signatures), each checked against the shelter's rules over
+            // what the server holds and what was rescued before it: a transaction the rules refuse
+            // now is left out whole, and the others are rescued.
+            var transactions: [[LoggedChange]] = [], pending: [LoggedChange] = []
             for entry in lacking {
-                let change = entry.change
-                var values = change.values
-                // An erasure of a resident erased since (by another workstation): done already.
-                if change.table == ShelterSchema.erasures.name, try Erasure.isErased(db, change.rowID) {
-                    report.alreadyOnServer += 1
+                pending.append(entry)
+                if entry.change.seal != nil || pending.count >= 100 { transactions.append(pending); pending = [] }
+            }
+            if !pending.isEmpty { transactions.append(pending) }
+            let serverKey = try store.state(db).serverSigningKey
+            var accepted = Overlay(base: store.rowsBefore(db))
+            for transaction in transactions {
+                var rescuedHere: [CellChange] = [], mappedHere: [(key: String, new: UInt64)] = [], skipped = 0
+                var refusal: Refusal?
+                try db.inSavepoint {
+                    for entry in transaction {
+                        let change = entry.change
+                        var values = change.values
+                        // An erasure of a resident erased since (by another workstation): done already.
+                        if change.table == ShelterSchema.erasures.name, try Erasure.isErased(db, change.rowID) {
+                            skipped += 1
+                            continue
+                        }
+                        // What the copy wrote of a resident erased since is not written again (erasure wins).
+                        if let table = ShelterSchema.schema.table(named: change.table),
+                           let owner = try Erasure.owner(db, table: table, rowID: change.rowID, values: change.values), try Erasure.isErased(db, owner) {
+                            for column in Erasure.erasedColumns(of: table) where values[column] != nil {
+                                values[column] = table.column(named: column)?.defaultValue ?? .null
+                            }
+                        }
+                        // What a record is written with once stays as the server holds it (the copy's own
+                        // version of an admission time, say, stamped again elsewhere, is not written over it).
+                        if let once = ShelterRules.writtenOnce[change.table],
+                           let current = try store.currentRow(db, table: change.table, id: change.rowID) {
+                            for column in once where values[column] != nil {
+                                if let held = current[column], !held.isNull, held != .text("") { values[column] = nil }
+                            }
+                            if values.isEmpty {
+                                skipped += 1
+                                continue
+                            }
+                            // The copy's discharge of a stay whose admission the server holds later (its
+                            // original was stamped again): she left, but not before she came.
+                            if change.table == ShelterSchema.stays.name, let left = values["discharged_at"]?.textValue,
+                               let came = current["admitted_at"]?.textValue, let leftAt = try? Timestamp.parse(left, timeZone: TimeZone(identifier: "UTC")!),
+                               let cameAt = try? Timestamp.parse(came, timeZone: TimeZone(identifier: "UTC")!), leftAt < cameAt {
+                                values["discharged_at"] = .text(came)
+                            }
+                        }
+                        let key = change.table + "/" + change.rowID
+                        let table = try checkedTable(change.table)
+                        let held = try store.rowMeta(db, table: table, rowID: change.rowID)?.versionVector ?? VersionVector()
+                        var context: [ReplicaID: UInt64] = [:]
+                        for (replica, counter) in change.context.entries {
+                            if replica == old.id {
+                                // Old's own writes count as seen only where the server holds them as written.
+                                context[replica] = min(counter, firstDivergent &- 1, held[replica])
+                                if let mapped = reissuedByRow[key]?.filter({ $0.old <= counter }).map(\.new).max() {
+                                    context[id] = max(context[id] ?? 0, min(mapped, held[id]))
+                                }
+                            } else {
+                                context[replica] = min(counter, held[replica])
+                            }
+                        }
+                        // Re-issued as the rescuer's changes, signed by her: one transaction per original transaction.
+                        let reissued = try store.reissue(db, change, values: values, context: VersionVector(context), author: session.author, wallMilliseconds: wall)
+                        reissuedByRow[key, default: []].append((change.dot.counter, reissued.dot.counter))
+                        mappedHere.append((key, reissued.dot.counter))
+                        rescuedHere.append(reissued)
+                    }
+                    let sealed = try store.sealTail(db, signer: session)
+                    rescuedHere = sealed
+                    guard !sealed.isEmpty else { return .commit }
+                    refusal = try ShelterRules.check(sealed, rows: accepted.rebased(on: store.rowsBefore(db)), serverKey: serverKey, verifySignature: false)
+                    return refusal == nil ? .commit : .rollback
+                }
+                if let refusal {
+                    for mapped in mappedHere { reissuedByRow[mapped.key]?.removeAll { $0.new == mapped.new } }
+                    report.leftOut.append(.init(changes: transaction.map(\.change.dot), reason: refusal.reason))
                     continue
                 }
-                // What the copy wrote of a resident erased since is not written again (erasure wins).
-                if let table = ShelterSchema.schema.table(named: change.table),
-                   let owner = try Erasure.owner(db, table: table, rowID: change.rowID, values: change.values), try Erasure.isErased(db, owner) {
-                    for column in Erasure.erasedColumns(of: table) where values[column] != nil {
-                        values[column] = table.column(named: column)?.defaultValue ?? .null
-                    }
-                }
-                // What a record is written with once stays as the server holds it (the copy's own
-                // version of an admission time, say, stamped again elsewhere, is not written over it).
-                if let once = ShelterRules.writtenOnce[change.table],
-                   let current = try store.currentRow(db, table: change.table, id: change.rowID) {
-                    for column in once where values[column] != nil {
-                        if let held = current[column], !held.isNull, held != .text("") { values[column] = nil }
-                    }
-                    if values.isEmpty {
-                        report.alreadyOnServer += 1
-                        continue
-                    }
-                    // The copy's discharge of a stay whose admission the server holds later (its
-                    // original was stamped again): she left, but not before she came.
-                    if change.table == ShelterSchema.stays.name, let left = values["discharged_at"]?.textValue,
-                       let came = current["admitted_at"]?.textValue, let leftAt = try? Timestamp.parse(left, timeZone: TimeZone(identifier: "UTC")!),
-                       let cameAt = try? Timestamp.parse(came, timeZone: TimeZone(identifier: "UTC")!), leftAt < cameAt {
-                        values["discharged_at"] = .text(came)
-                    }
-                }
-                let key = change.table + "/" + change.rowID
-                let table = try checkedTable(change.table)
-                let held = try store.rowMeta(db, table: table, rowID: change.rowID)?.versionVector ?? VersionVector()
-                var context: [ReplicaID: UInt64] = [:]
-                for (replica, counter) in change.context.entries {
-                    if replica == old.id {
-                        // Old's own writes count as seen only where the server holds them as written.
-                        context[replica] = min(counter, firstDivergent &- 1, held[replica])
-                        if let mapped = reissuedByRow[key]?.filter({ $0.old <= counter }).map(\.new).max() {
-                            context[id] = max(context[id] ?? 0, min(mapped, held[id]))
-                        }
-                    } else {
-                        context[replica] = min(counter, held[replica])
-                    }
-                }
-                // Re-issued as the rescuer's changes, signed by her: one transaction per original
-                // transaction (at most 100 changes of a replica that kept no signatures).
-                let reissued = try store.reissue(db, change, values: values, context: VersionVector(context), author: session.author, wallMilliseconds: wall)
-                let state = try store.state(db)
-                if change.seal != nil || state.counter - state.sealed >= 100 {
-                    try store.sealTail(db, signer: session)
-                }
-                reissuedByRow[key, default: []].append((change.dot.counter, reissued.dot.counter))
-                report.rescued += 1
-                rescued.append(reissued)
+                for change in rescuedHere { accepted.apply(change) }
+                report.alreadyOnServer += skipped
+                report.rescued += rescuedHere.count
+                rescued += rescuedHere
             }
             // What the copy wrote of a resident erased since is erased here too (and from the
             // re-issued changes once the server has them): erasure wins.

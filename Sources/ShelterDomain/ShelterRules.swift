@@ -580,6 +580,13 @@ public struct Overlay: RowSource {
         written[change.table, default: [:]][change.rowID, default: [:]].merge(change.values) { $1 }
     }
 
+    /// The same writes over another base (the rows before a transaction, read again after it).
+    public func rebased(on base: any RowSource) -> Overlay {
+        var overlay = Overlay(base: base)
+        overlay.written = written
+        return overlay
+    }
+
     public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? {
         let stored = try base.row(table, id)
         guard let mine = written[table]?[id] else { return stored }

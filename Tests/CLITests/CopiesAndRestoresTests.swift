@@ -204,6 +204,49 @@ import TestSupport
         #expect(try world.shelter("status", "--replica", copy, "--json").json()["unsynced"] as? Int == 3)
     }
 
+    /// A rescue checks each of the copy's transactions against the shelter's rules over what the
+    /// server holds now: a complaint the copy upheld, which the original meanwhile maintained and
+    /// forwarded, cannot go back. That transaction is left out whole and named (the copy keeps it);
+    /// the rest is rescued.
+    @Test(.timeLimit(.minutes(3))) func aRescueLeavesOutWhatTheRulesRefuseNowAndRescuesTheRest() throws {
+        let world = try World()
+        defer { world.remove() }
+        let a = try world.workstation("a")
+        try world.ensureLogin(a)
+        let stay = try #require(try world.shelter("admit", "--replica", a, "--name", "Dora", "--alias", "Dora", "--municipality", "Køge", "--json").json()["stay"] as? String)
+        try world.shelter("decide", stay, "--not-eligible", "--reason", "notTargetGroup", "--replica", a)
+        let decision = try #require((try world.shelter("decisions", "--stay", stay, "--json", "--replica", a).json()["decisions"] as? [[String: Any]])?.first?["id"] as? String)
+        try world.shelter("complaint", "add", decision, "--written", "uenig", "--replica", a)
+        let complaint = try #require((try world.shelter("complaints", "--json", "--replica", a).json()["complaints"] as? [[String: Any]])?.first?["id"] as? String)
+        try world.shelter("sync", "--replica", a)
+        // Given a's file copied; the original maintains and forwards the complaint and syncs.
+        let copy = world.dir.file("a-copy.replica")
+        try world.copy(a, to: copy)
+        try world.shelter("complaint", "review", complaint, "--maintained", "--replica", a)
+        try world.shelter("complaint", "forwarded", complaint, "--replica", a)
+        try world.shelter("sync", "--replica", a)
+        // The copy upholds it, and admits another woman; its sync is refused.
+        try world.ensureLogin(copy)
+        try world.shelter("complaint", "review", complaint, "--upheld", "--replica", copy)
+        try world.admit("Edith", on: copy)
+        try world.shelter("sync", "--replica", copy, expect: 1)
+        // The rescue leaves out the upheld complaint, with the rule's reason, and rescues Edith.
+        let rescuer = try world.workstation("r")
+        let rescued = try world.shelter("rescue", "--from", copy, "--replica", rescuer, "--json").json()
+        let leftOut = try #require(rescued["leftOut"] as? [[String: Any]])
+        #expect(leftOut.count == 1 && (leftOut.first?["reason"] as? String ?? "").contains("complaint \(complaint)")
+                && (leftOut.first?["changes"] as? [Int])?.isEmpty == false, "\(rescued)")
+        #expect((rescued["rescued"] as? Int ?? 0) >= 3, "Edith's admission: \(rescued)")
+        let words = try world.shelter("rescue", "--from", copy, "--replica", rescuer)
+        #expect(words.stdout.contains("left out: ") && words.stdout.contains("would break a rule now") && words.stdout.contains(copy), "\(words)")
+        let sent = try world.shelter("sync", "--replica", rescuer, "--json").json()
+        #expect((sent["rejected"] as? Int) == 0 && (sent["pushed"] as? Int ?? 0) >= 3, "\(sent)")
+        #expect(try world.count("Edith", on: world.store) == 1)
+        #expect(try ReplicaInspector(path: world.store).rows("SELECT status FROM complaints WHERE id = '\(complaint)'") == [["forwarded"]])
+        // The copy's file still holds what was left out.
+        #expect(try ReplicaInspector(path: copy).rows("SELECT status FROM complaints WHERE id = '\(complaint)'") == [["upheld"]])
+    }
+
     @Test(.timeLimit(.minutes(3))) func aWorkstationRestoredFromItsOwnBackupIsRefusedKeptAndRescued() throws {
         let world = try World()
         defer { world.remove() }

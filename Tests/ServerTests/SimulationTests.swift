@@ -110,13 +110,13 @@ struct Simulation {
         var steps = 0, actions = 0, refused = 0, sessions = 0, failedSessions = 0, cutSessions = 0, lostAnswers = 0
         var crashes = 0, serverCrashes = 0, clockJumps = 0, writesChecked = 0, conflicts = 0
         var serverBackups = 0, serverRestores = 0, recovered = 0, resumed = 0, clones = 0, workstationRestores = 0
-        var forkRefusals = 0, rescues = 0, rescued = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, contradictions = 0, signaturesChecked = 0, cellsChecked = 0
+        var forkRefusals = 0, rescues = 0, rescued = 0, leftOut = 0, copiesChecked = 0, frontiersChecked = 0, clockRefusals = 0, restamped = 0, clocksChecked = 0, tampered = 0, contradictions = 0, signaturesChecked = 0, cellsChecked = 0
         var erasures = 0, erasedChecked = 0, merges = 0, revocations = 0, rotations = 0, rotationsChecked = 0
         var description: String {
             "steps \(steps), actions \(actions) (refused \(refused)), sessions \(sessions) (failed \(failedSessions): cut \(cutSessions), answers lost \(lostAnswers)), "
                 + "crashes \(crashes) + server \(serverCrashes), clock jumps \(clockJumps) (sessions refused for the clock \(clockRefusals), changes stamped again \(restamped)), conflicts \(conflicts); "
                 + "server backups \(serverBackups), restores \(serverRestores) (changes recovered \(recovered), pulls resumed \(resumed)); "
-                + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued)); "
+                + "copied replicas \(clones), workstation restores \(workstationRestores), fork refusals \(forkRefusals), rescues \(rescues) (changes \(rescued), left out by a rule \(leftOut)); "
                 + "writes checked \(writesChecked), copies of writes checked \(copiesChecked), conflict values checked against their frontier \(frontiersChecked), replicas' clocks checked \(clocksChecked), signatures flipped on a workstation \(tampered), records contradicting themselves written around the checks \(contradictions), transactions on the server verified \(signaturesChecked), personal columns checked to be ciphertext \(cellsChecked); erasures \(erasures) (stores checked to hold nothing of an erased resident: \(erasedChecked)), same-woman stays merged \(merges); workstations revoked \(revocations) (key rotations by a leader's session \(rotations), stores checked to hold nothing under a retired key \(rotationsChecked))"
         }
     }
@@ -137,6 +137,8 @@ struct Simulation {
     /// Changes a modified client wrote that contradict themselves (an admission in the future, a
     /// discharge before the admission): the server must never hold one.
     var forgedDots: Set<Dot> = []
+    /// Changes of refused copies a rescue left out, named, because a rule refuses them now.
+    var leftOutDots: Set<Dot> = []
     /// Every workstation identity ever enrolled, and every run of the server (the registry
     /// journal's part in a restore).
     var enrollments: [(name: String, id: ReplicaID)] = []
@@ -478,6 +480,10 @@ struct Simulation {
         let report = try stations[new].replica.rescue(from: old.replica, by: Self.author(of: new))
         stats.rescues += 1
         stats.rescued += report.rescued
+        for left in report.leftOut {
+            leftOutDots.formUnion(left.changes)
+            stats.leftOut += left.changes.count
+        }
         stations[index].retired = true
         note("\(index) \(old.name) rescued into \(new): \(report)")
     }
@@ -771,6 +777,8 @@ struct Simulation {
                         // An erasure another workstation made meanwhile: the rescue has nothing to add.
                         || (entry.change.table == ShelterSchema.erasures.name && erasedOnServer.contains(entry.change.rowID))
                         || writtenOnceHeld
+                        // Left out by the rescue, named in its report with the rule that refuses it now.
+                        || leftOutDots.contains(entry.change.dot)
                     #expect(kept, "seed \(seed): \(entry.change.dot) of the refused copy \(station.name) is neither on the server nor rescued (replay with SIM_SEED=\(seed))")
                 }
             }

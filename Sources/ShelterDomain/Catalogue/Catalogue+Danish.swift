@@ -230,6 +230,8 @@ extension Catalogue {
         "setServer.was": " (var {old})",
         "rescue.done.one": "reddede {n} ændring fra replika {from} over i {into}; {already} var allerede på serveren, {before} reddet før, {refused} afvist af serveren",
         "rescue.done.other": "reddede {n} ændringer fra replika {from} over i {into}; {already} var allerede på serveren, {before} reddet før, {refused} afvist af serveren",
+        "rescue.leftOut.one": "udeladt: {n} ændring ({first}…{last}) ville nu bryde en regel: {reason}; den er stadig i {path}",
+        "rescue.leftOut.other": "udeladt: {n} ændringer ({first}…{last}) ville nu bryde en regel: {reason}; de er stadig i {path}",
         "rescue.syncNext": "synkroniser denne replika for at sende dem: shelter sync --replica {path}",
         "bundle.unreadable": "kan ikke læse bundtfilen {file}",
         "renew.done": "certifikat {serial} er installeret og gælder til {date}; synkroniser for at tage det i brug",

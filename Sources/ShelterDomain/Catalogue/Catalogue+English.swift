@@ -230,6 +230,8 @@ extension Catalogue {
         "setServer.was": " (was {old})",
         "rescue.done.one": "rescued {n} change of replica {from} into {into}; {already} already on the server, {before} rescued before, {refused} refused by the server",
         "rescue.done.other": "rescued {n} changes of replica {from} into {into}; {already} already on the server, {before} rescued before, {refused} refused by the server",
+        "rescue.leftOut.one": "left out: {n} change ({first}…{last}) would break a rule now: {reason}; it is still in {path}",
+        "rescue.leftOut.other": "left out: {n} changes ({first}…{last}) would break a rule now: {reason}; they are still in {path}",
         "rescue.syncNext": "sync this replica to send them: shelter sync --replica {path}",
         "bundle.unreadable": "cannot read the bundle file {file}",
         "renew.done": "certificate {serial} installed, valid until {date}; sync to start using it",
