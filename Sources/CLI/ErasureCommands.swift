@@ -41,7 +41,7 @@ struct Erase: ParsableCommand {
             printError(t("erase.already", ("resident", record.id.prefix(8)), ("at", LocalTime.dateTime(stored: erasure.erasedAt)), ("by", erasure.erasedBy)))
             throw ExitCode(1)
         }
-        let who = (record.anonymous ? record.alias : record.name ?? record.alias) ?? "(no name)"
+        let who = (record.anonymous ? record.alias : record.name ?? record.alias) ?? t("resident.noName")
         try confirmErasure("Erase resident \(record.id.prefix(8)) (\(who)), her \(record.children.count) child\(record.children.count == 1 ? "" : "ren") and the personal data of her \(record.stays.count) stay\(record.stays.count == 1 ? "" : "s")?", yes: yes)
         let id = try reportingErrors { try replica.erase(resident: record.id, by: try options.session()) }
         print(t("erase.done", ("resident", id.prefix(8))))

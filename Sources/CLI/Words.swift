@@ -19,7 +19,7 @@ enum Words {
     static func display(_ text: String) -> String {
         switch text {
         case Replica.erasedMark: t("history.erased")
-        case "(no name)": t("resident.noName")
+        case Replica.noNameMark: t("resident.noName")
         default: text
         }
     }

@@ -100,11 +100,13 @@ extension Replica {
     /// A competing value of a personal cell this session cannot open (or shown with no session).
     public static let lockedMark = "(locked)"
 
-    /// The full id of a stay from an id or a unique prefix of at least 6 characters.
+    /// A stay shown with no name to show (neither a name nor an alias).
+    public static let noNameMark = "(no name)"
+
     /// A record kind in the current language's word.
-    static func kindWord(_ kind: String) -> String {
-        Catalogue.table(.en)["kind.\(kind)"] == nil ? kind : t("kind.\(kind)")
-    }
+    static func kindWord(_ kind: String) -> String { Catalogue.word("kind.\(kind)", else: kind) }
+
+    /// The full id of a stay from an id or a unique prefix of at least 6 characters.
 
     public func resolveStay(_ prefix: String) throws -> String {
         try read { db in try resolve(db, prefix, in: ShelterSchema.stays, kind: "stay") }
@@ -144,7 +146,7 @@ extension Replica {
             let alias: String? = row["alias"]
             return StaySummary(
                 id: row["id"], resident: row["resident"],
-                display: row["erased"] ? "(erased)" : (anonymous ? alias : name ?? alias) ?? "(no name)",
+                display: row["erased"] ? "(erased)" : (anonymous ? alias : name ?? alias) ?? Self.noNameMark,
                 anonymous: anonymous, room: row["room"],
                 status: Stay.Status(rawValue: row["status"]) ?? .awaitingRoom,
                 admittedAt: row["admitted_at"], dischargedAt: row["discharged_at"], children: row["children"])

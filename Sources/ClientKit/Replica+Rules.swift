@@ -550,7 +550,7 @@ extension Replica {
 
     /// A complaint's status as staff read it.
     public func complaintStatusWord(_ status: String) -> String {
-        Catalogue.table(.en)["complaintStatus.\(status)"] == nil ? status : t("complaintStatus.\(status)")
+        Catalogue.word("complaintStatus.\(status)", else: status)
     }
 
     public func complaints() throws -> [ComplaintRecord] {
@@ -602,7 +602,7 @@ extension Replica {
                 guard days > 0 else { continue }
                 let anonymous: Bool = row["anonymous"]
                 byMunicipality[row["municipality"] ?? "", default: []].append(BillingReport.Line(
-                    stay: row["id"], display: anonymous ? "anonymous" : (plain(db, row, "name", table: ShelterSchema.residents, id: row["resident"]) ?? "(no name)"), anonymous: anonymous,
+                    stay: row["id"], display: anonymous ? "anonymous" : (plain(db, row, "name", table: ShelterSchema.residents, id: row["resident"]) ?? Self.noNameMark), anonymous: anonymous,
                     days: days, selfPayment: row["self_payment"]))
             }
             let municipalities = byMunicipality.keys.sorted().map { name in

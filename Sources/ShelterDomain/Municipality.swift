@@ -48,6 +48,7 @@ public struct Municipality: Hashable, Sendable, CustomStringConvertible {
         (849, "Jammerbugt"), (851, "Aalborg"), (860, "Hjørring"),
     ].map { Municipality(code: $0.0, name: $0.1) }
 
+    private static let byName = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     private static let byKey: [String: Municipality] = {
         var keys: [String: Municipality] = [:]
         for municipality in all {
@@ -89,7 +90,7 @@ public struct Municipality: Hashable, Sendable, CustomStringConvertible {
     /// before the names were checked).
     public static func stored(_ name: String?) -> Municipality? {
         guard let name, !name.isEmpty else { return nil }
-        return all.first { $0.name == name } ?? named(name)
+        return byName[name] ?? named(name)
     }
 
     /// Up to `count` official names nearest to what was typed (for an error message).

@@ -46,6 +46,12 @@ public enum Catalogue {
         }
     }
 
+    /// The word for a stable code (`key`, e.g. `kind.stay`) in the current language; `code` itself
+    /// when the catalogue has no word for it (a code written by a newer version, say).
+    public static func word(_ key: String, else code: String) -> String {
+        english[key] == nil ? code : t(key)
+    }
+
     /// The text of `key` in `language` with its placeholders filled; the key itself if it is
     /// missing (the catalogue test makes sure none is).
     public static func text(_ key: String, _ arguments: [(String, String)], language: Language = .current) -> String {
