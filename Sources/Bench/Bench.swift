@@ -23,10 +23,11 @@ struct ShelterBench: AsyncParsableCommand {
     @Option(help: "Replicas syncing at once in fan-in.") var replicas = 50
     @Option(help: "Changes per replica in fan-in.") var perReplica = 1_000
     @Option(help: "Rows of the replica for erase.") var eraseRows = 100_000
-    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, noop-sync, metadata, erase); push includes bootstrap, fan-in includes server-rss.")
+    @Option(help: "push-growth pushes this many times --changes into the grown store.") var growth = 10
+    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, noop-sync, metadata, erase, push-growth); push includes bootstrap and the peer baseline, fan-in includes server-rss.")
     var only: String?
 
-    static let groups = ["local-write", "fan-in", "push", "noop-sync", "metadata", "erase"]
+    static let groups = ["local-write", "fan-in", "push", "noop-sync", "metadata", "erase", "push-growth"]
 
     func validate() throws {
         for name in selected where !Self.groups.contains(name) {
@@ -44,11 +45,16 @@ struct ShelterBench: AsyncParsableCommand {
         var unit: String
         var baseline: Double?
         var ratio: Double?
+        /// The same rows applied by SQLite's session extension (`peer-apply`), in rows/s.
+        var peer: Double? = nil
         var note: String
+        /// How many times faster the peer baseline is (rates only).
+        var peerRatio: Double? { peer.map { $0 / value } }
     }
 
     func run() async throws {
         let scale = quick ? 10 : 1
+        try BenchWorld.ensureShelterBinary()
         let world = try BenchWorld()
         defer { world.remove() }
         var results: [Result] = []
@@ -62,19 +68,23 @@ struct ShelterBench: AsyncParsableCommand {
         results += fanIn
         if run.contains("metadata") { results += try world.metadata() }
         if run.contains("erase") { results += try await world.erase(rows: eraseRows / scale, history: 100) }
+        if run.contains("push-growth") {
+            results += try await world.pushGrowth(changes: changes / scale, factor: growth, base: results.first { $0.name == "push" }?.value)
+        }
         if json {
             let items = results.map { r -> String in
                 func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }
-                return "{\"name\": \"\(r.name)\", \"value\": \(num(r.value)), \"unit\": \"\(r.unit)\", \"baseline\": \(num(r.baseline)), \"ratio\": \(num(r.ratio))}"
+                return "{\"name\": \"\(r.name)\", \"value\": \(num(r.value)), \"unit\": \"\(r.unit)\", \"baseline\": \(num(r.baseline)), \"ratio\": \(num(r.ratio)), \"peer\": \(num(r.peer)), \"peerRatio\": \(num(r.peerRatio))}"
             }
             print("{\"results\": [\(items.joined(separator: ", "))]}")
         } else {
-            print("name                    value          unit            baseline       ratio    note")
+            print("name                    value          unit            baseline       ratio    peer×    note")
             for r in results {
                 let value = String(format: "%.1f", r.value).padding(toLength: 14, withPad: " ", startingAt: 0)
                 let baseline = (r.baseline.map { String(format: "%.1f", $0) } ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
                 let ratio = (r.ratio.map { String(format: "%.2f", $0) } ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)
-                print("\(r.name.padding(toLength: 23, withPad: " ", startingAt: 0)) \(value) \(r.unit.padding(toLength: 15, withPad: " ", startingAt: 0)) \(baseline) \(ratio) \(r.note)")
+                let peer = (r.peerRatio.map { String(format: "%.2f", $0) } ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)
+                print("\(r.name.padding(toLength: 23, withPad: " ", startingAt: 0)) \(value) \(r.unit.padding(toLength: 15, withPad: " ", startingAt: 0)) \(baseline) \(ratio) \(peer) \(r.note)")
             }
         }
     }

@@ -5,6 +5,12 @@ import Server
 import ShelterDomain
 import SyncCore
 
+/// A bench failure, said plainly.
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// The bench's world: a server directory, a `shelter server run` child process on loopback, and
 /// workstation replicas enrolled with it.
 final class BenchWorld {
@@ -37,8 +43,33 @@ final class BenchWorld {
     }
 
     /// The `shelter` binary built next to this one.
-    var shelterBinary: String {
+    var shelterBinary: String { Self.shelterBinary }
+
+    static var shelterBinary: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shelter").path
+    }
+
+    /// The bench runs `shelter` as its server and its fan-in workstations; `swift run shelter-bench`
+    /// builds only the bench. Builds it (same configuration, same build folder) when this is run from
+    /// the package's folder; else says what is missing.
+    static func ensureShelterBinary() throws {
+        let binary = shelterBinary
+        guard !FileManager.default.isExecutableFile(atPath: binary) else { return }
+        let folder = URL(fileURLWithPath: binary).deletingLastPathComponent()
+        let configuration = folder.lastPathComponent == "debug" ? "debug" : "release"
+        guard FileManager.default.fileExists(atPath: "Package.swift") else {
+            throw BenchError("the bench needs the `shelter` binary beside it (\(binary)), and this is not the package's folder to build it in: run `swift build -c \(configuration) --product shelter` there first")
+        }
+        FileHandle.standardError.write(Data("shelter-bench: building the `shelter` binary it runs (swift build -c \(configuration) --product shelter)…\n".utf8))
+        let build = Process()
+        build.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        build.arguments = ["swift", "build", "-c", configuration, "--product", "shelter"]
+        build.standardOutput = FileHandle.standardError
+        try build.run()
+        build.waitUntilExit()
+        guard build.terminationStatus == 0, FileManager.default.isExecutableFile(atPath: binary) else {
+            throw BenchError("could not build the `shelter` binary the bench runs (swift build -c \(configuration) --product shelter exited \(build.terminationStatus)); expected it at \(binary)")
+        }
     }
 
     func startServer() throws {
@@ -246,23 +277,46 @@ final class BenchWorld {
 
     // MARK: 2–3. push and bootstrap
 
-    func pushAndBootstrap(changes: Int) async throws -> [ShelterBench.Result] {
+    /// Pushes `changes` new changes from a new workstation; its rate in changes/s.
+    func push(changes: Int, tag: String) async throws -> Double {
         let writer = try workstation()
         _ = try await writer.sync()
-        try fill(writer, count: changes, tag: "pu")
+        try fill(writer, count: changes, tag: tag)
         var report: SyncReport?
         let push = try await seconds { report = try await checkedSync(writer) }
+        return Double(report?.pushed ?? 0) / push
+    }
+
+    func pushAndBootstrap(changes: Int) async throws -> [ShelterBench.Result] {
+        let pushRate = try await push(changes: changes, tag: "pu")
         let baseline = try plainInsert(count: changes)
+        let peer = try PeerBaseline.measure(count: changes, folder: folder)
         let reader = try workstation()
         var pulled: SyncReport?
         let bootstrap = try await seconds { pulled = try await reader.sync() }
-        let pushRate = Double(report?.pushed ?? 0) / push, pullRate = Double(pulled?.pulled ?? 0) / bootstrap
-        let baseRate = Double(changes) / baseline
+        let pullRate = Double(pulled?.pulled ?? 0) / bootstrap
+        let baseRate = Double(changes) / baseline, peerRate = Double(changes) / peer.seconds
         return [
             .init(name: "push", value: pushRate, unit: "changes/s", baseline: baseRate, ratio: baseRate / pushRate,
-                  note: "\(report?.pushed ?? 0) changes over mTLS, merged and committed"),
+                  peer: peerRate, note: "\(changes) changes over mTLS, merged and committed"),
             .init(name: "bootstrap", value: pullRate, unit: "cells/s", baseline: baseRate, ratio: baseRate / pullRate,
-                  note: "a new replica pulling \(pulled?.pulled ?? 0) changes"),
+                  peer: peerRate, note: "a new replica pulling \(pulled?.pulled ?? 0) changes"),
+            .init(name: "peer-apply", value: peerRate, unit: "rows/s", baseline: baseRate, ratio: baseRate / peerRate,
+                  note: peer.method),
+        ]
+    }
+
+    /// Push into a store `factor` times larger: the rate of pushing `changes × factor` changes over
+    /// the rate of pushing `changes` (1: the cost per change does not grow with the store).
+    func pushGrowth(changes: Int, factor: Int, base: Double?) async throws -> [ShelterBench.Result] {
+        let small: Double
+        if let base { small = base } else { small = try await push(changes: changes, tag: "gs") }
+        let large = try await push(changes: changes * factor, tag: "gl")
+        return [
+            .init(name: "push-\(changes * factor)", value: large, unit: "changes/s", baseline: nil, ratio: nil,
+                  note: "push of \(changes * factor) changes, after the others"),
+            .init(name: "push-growth", value: large / small, unit: "x", baseline: nil, ratio: nil,
+                  note: "push at \(changes * factor) over push at \(changes) changes (1: flat)"),
         ]
     }
 

@@ -143,6 +143,15 @@ public enum RecordKeys {
 
     /// The shelter key id a wrapped resident key needs, nil when the text is not one.
     public static func keyID(ofWrapped wrapped: String) -> String? {
+        // `rk1:` + 16 hex digits + `:` + 80 base64 characters, read byte by byte (the server asks
+        // this of every resident key it merges; splitting the text cost 3 % of a push).
+        let fast = wrapped.utf8.withContiguousStorageIfAvailable { b -> String? in
+            guard b.count == 101, b[0] == 114, b[1] == 107, b[2] == 49, b[3] == 58, b[20] == 58 else { return nil }
+            for i in 4..<20 where !((48...57).contains(b[i]) || (97...102).contains(b[i])) { return nil }
+            for i in 21..<101 where !isBase64(b[i]) { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: b[4..<20]), as: UTF8.self)
+        }
+        if let fast { return fast }
         guard wrapped.hasPrefix(wrappedPrefix) else { return nil }
         let parts = wrapped.dropFirst(wrappedPrefix.count).split(separator: ":", omittingEmptySubsequences: false)
         // 12 + 32 + 16 = 60 bytes are 80 base64 characters without padding (checked by form: the

@@ -58,8 +58,11 @@ public enum ShelterRules {
             }
         }
         var overlay = Overlay(base: rows)
+        var authorChecked: String?  // a transaction's changes name one author: checked once
         for change in changes {
-            guard change.dot.counter <= last.dot.counter, signatory.isServer || Roles.staffID(change.author) == signatory.id else {
+            let byItsSigner = signatory.isServer || change.author == authorChecked || Roles.staffID(change.author) == signatory.id
+            if byItsSigner { authorChecked = change.author }
+            guard change.dot.counter <= last.dot.counter, byItsSigner else {
                 return Refusal("invalidChange", "change \(change.dot.counter) names another author than its signer \(signatory.id)")
             }
             if let refusal = try check(change, by: signatory, rows: overlay) { return refusal }
@@ -570,6 +573,14 @@ public enum Permissions {
 public struct Overlay: RowSource {
     let base: any RowSource
     var written: [String: [String: [String: SyncValue]]] = [:]
+    /// The base's rows read so far: nothing is written to the base while rules are checked over an
+    /// overlay, so a row read once (the signer's grant, read for each of a transaction's changes)
+    /// is read once.
+    private let read = ReadRows()
+
+    final class ReadRows: @unchecked Sendable {
+        var rows: [String: [String: SyncValue]?] = [:]
+    }
 
     public init(base: any RowSource, applying changes: [CellChange] = []) {
         self.base = base
@@ -588,7 +599,14 @@ public struct Overlay: RowSource {
     }
 
     public func row(_ table: String, _ id: String) throws -> [String: SyncValue]? {
-        let stored = try base.row(table, id)
+        let key = table + "\u{1F}" + id
+        let stored: [String: SyncValue]?
+        if let cached = read.rows[key] {
+            stored = cached
+        } else {
+            stored = try base.row(table, id)
+            read.rows[key] = .some(stored)
+        }
         guard let mine = written[table]?[id] else { return stored }
         return (stored ?? [:]).merging(mine) { $1 }
     }

@@ -26,7 +26,12 @@ import TestSupport
     /// so is `sync_checkpoints`, which thins itself to a few tens of rows whatever the log's size; so
     /// are the registry of workstations the welcome names (`server_replicas`, `server_runs`) and the
     /// workstation's copy of it (`sync_workstations`): a row per workstation ever enrolled, whatever
-    /// the records' size.
+    /// the records' size; and the erasures a workstation carried out (`sync_erasures`, read when a
+    /// push is acknowledged): a row per erased resident.
+    ///
+    /// A search of the log by its (peer, counter) index with no lower bound on the counter counts as
+    /// a scan too: it reads every change one replica ever wrote (the restamp's check at every hello
+    /// and each push's acknowledgement did, until `+peer` sent them to the outbox's index).
     static func scans(_ statements: [String], in path: String) throws -> [String] {
         var config = Configuration()
         config.readonly = true
@@ -35,9 +40,12 @@ import TestSupport
             var found: [String] = []
             for sql in Set(statements) where sql.hasPrefix("SELECT") || sql.hasPrefix("UPDATE") || sql.hasPrefix("INSERT") || sql.hasPrefix("DELETE") {
                 let plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }
+                for detail in plan where detail.contains("sqlite_autoindex_sync_log_1 (peer=?)") || detail.contains("sqlite_autoindex_sync_log_1 (peer=? AND counter<?)") {
+                    found.append("\(detail)  ←  \(sql)")
+                }
                 for detail in plan where detail.hasPrefix("SCAN") && !detail.contains("sync_state") && !detail.contains("sync_identity") && !detail.contains("CONSTANT ROW")
                     && !detail.contains("INDEX sync_log_outbox") && !detail.contains("sync_checkpoints")
-                    && !["server_replicas", "server_runs", "sync_workstations"].contains(where: { detail.contains("SCAN \($0)") }) {
+                    && !["server_replicas", "server_runs", "sync_workstations", "sync_erasures"].contains(where: { detail.contains("SCAN \($0)") }) {
                     found.append("\(detail)  ←  \(sql)")
                 }
             }
@@ -66,6 +74,12 @@ import TestSupport
         let serverScans = try Self.scans(serverStatements, in: server.directory.storePath)
         #expect(clientScans.isEmpty, "the workstation scans: \(clientScans)")
         #expect(serverScans.isEmpty, "the server scans: \(serverScans)")
+        // And a sync that pushes a's own admission reads no more of a's log than it sends.
+        try a.admit(Admission(name: "Own", municipality: "Køge"), by: staff("s"))
+        let pushed = try await clientRecorder.record { try await a.sync() }
+        #expect(pushed.pushed > 0)
+        let pushScans = try Self.scans(clientRecorder.statements.withLock { $0 }, in: a.path)
+        #expect(pushScans.isEmpty, "the workstation scans while pushing: \(pushScans)")
         try await server.stop()
     }
 }
