@@ -136,10 +136,6 @@ public struct ServerStore: Sendable {
         if let observer {
             config.prepareDatabase { db in db.trace { event in observer(event.expandedDescription) } }
         }
-        // SQLite's default page cache is 2 MiB: a store of a million changes then reads most index
-        // pages a merge touches from the file (push at 1,000,000 changes ran at 0.4 of the rate at
-        // 100,000). Readers keep 8 MiB each; the writer 64 MiB (`makePool`).
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA cache_size = -8192") }
         config.busyMode = .timeout(busyTimeout)
         config.label = "ShelterSync.ServerStore"
         return config
@@ -150,10 +146,7 @@ public struct ServerStore: Sendable {
     /// again here; readers never write.)
     static func makePool(path: String, configuration: Configuration) throws -> DatabasePool {
         let pool = try DatabasePool(path: path, configuration: configuration)
-        try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA cache_size = -65536")
-        }
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         return pool
     }
 
