@@ -23,6 +23,8 @@ struct ShelterBench: AsyncParsableCommand {
     @Option(help: "Replicas syncing at once in fan-in.") var replicas = 50
     @Option(help: "Changes per replica in fan-in.") var perReplica = 1_000
     @Option(help: "Rows of the replica for erase.") var eraseRows = 100_000
+    @Option(help: "The server's --max-batch (changes per pushed or pulled batch; default: the server's).") var maxBatch: Int?
+    @Option(help: "Changes per signed transaction in the outboxes pushed (6: an admission's size; 100 before 2026-11-28).") var perTransaction = 6
     @Option(help: "push-growth pushes this many times --changes into the grown store.") var growth = 10
     @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, noop-sync, metadata, erase, push-growth); push includes bootstrap and the peer baseline, fan-in includes server-rss.")
     var only: String?
@@ -55,7 +57,7 @@ struct ShelterBench: AsyncParsableCommand {
     func run() async throws {
         let scale = quick ? 10 : 1
         try BenchWorld.ensureShelterBinary()
-        let world = try BenchWorld()
+        let world = try BenchWorld(maxBatch: maxBatch, perTransaction: perTransaction)
         defer { world.remove() }
         var results: [Result] = []
         let run = Set(selected)

@@ -20,7 +20,15 @@ final class BenchWorld {
     var port = 0
     var enrolled = 0
 
-    init() throws {
+    /// The server's `--max-batch` (nil: its default).
+    let maxBatch: Int?
+    /// Changes per signed transaction in the outboxes the bench makes: a staff action's size (an
+    /// admission is a resident, a stay, a child or two and a notification).
+    let perTransaction: Int
+
+    init(maxBatch: Int? = nil, perTransaction: Int = 6) throws {
+        self.maxBatch = maxBatch
+        self.perTransaction = max(1, perTransaction)
         folder = FileManager.default.temporaryDirectory.path + "/shelter-bench-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         directory = try ServerDirectory.initialize(at: folder + "/srv", rooms: 9)
@@ -75,7 +83,7 @@ final class BenchWorld {
     func startServer() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: shelterBinary)
-        process.arguments = ["server", "run", "--dir", directory.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--idle-timeout", "120"]
+        process.arguments = ["server", "run", "--dir", directory.path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--idle-timeout", "120"] + (maxBatch.map { ["--max-batch", String($0)] } ?? [])
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -156,8 +164,8 @@ final class BenchWorld {
                                 values: ["anonymous": .integer(0), "name": .text(name), "municipality": .text("Køge"),
                                          "documented": .integer(1), "language": .text("da"), "key": .text(made.wrapped)],
                                 author: "bench", wallMilliseconds: start + UInt64(n))
-                // Signed by the bench's member of staff, 100 changes to a transaction.
-                if n % 100 == 99 || n == count - 1 { try store.sealTail(db, signer: Self.session) }
+                // Signed by the bench's member of staff, `perTransaction` changes to a transaction.
+                if n % perTransaction == perTransaction - 1 || n == count - 1 { try store.sealTail(db, signer: Self.session) }
             }
         }
     }
