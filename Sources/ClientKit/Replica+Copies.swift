@@ -130,12 +130,21 @@ extension Replica {
             // of a replica that kept no signatures), each checked against the shelter's rules over
             // what the server holds and what was rescued before it: a transaction the rules refuse
             // now is left out whole, and the others are rescued.
+            // Grouped over the whole old log, then cut down to what is lacking: a transaction some of
+            // whose changes the server holds (or were rescued before) never joins the next one; a
+            // signed one is cut only at its seal, whatever its length.
+            let lackingDots = Set(lacking.map(\.change.dot))
+            let signed = oldEntries.contains { $0.change.seal != nil }
             var transactions: [[LoggedChange]] = [], pending: [LoggedChange] = []
-            for entry in lacking {
+            for entry in oldEntries {
                 pending.append(entry)
-                if entry.change.seal != nil || pending.count >= 100 { transactions.append(pending); pending = [] }
+                if entry.change.seal != nil || (!signed && pending.count >= 100) {
+                    transactions.append(pending.filter { lackingDots.contains($0.change.dot) })
+                    pending = []
+                }
             }
-            if !pending.isEmpty { transactions.append(pending) }
+            transactions.append(pending.filter { lackingDots.contains($0.change.dot) })
+            transactions.removeAll { $0.isEmpty }
             let serverKey = try store.state(db).serverSigningKey
             var accepted = Overlay(base: store.rowsBefore(db))
             for transaction in transactions {

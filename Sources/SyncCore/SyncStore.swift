@@ -475,15 +475,18 @@ public struct SyncStore: Sendable {
             // (as in `write`), and every other this replica holds stamped before it (a write pulled
             // from a clock a little ahead of this one, or held by the server when a rescue re-issued
             // it): clamping keeps the order the stamps gave, so a discharge never lands before the
-            // admission the row holds. Those stamps were all accepted by the server, within its bound.
+            // admission the row holds.
             let table = try self.table(entry.change.table)
             let rowKey = entry.change.table + "\u{1F}" + entry.change.rowID
-            let before = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
+            let others = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
                                            order: "seq ASC", limit: .max)
-                .filter { $0.change.dot != entry.change.dot && !restamped.contains($0.change.dot)
-                    && (entry.change.context.contains($0.change.dot) || $0.change.hlc < entry.change.hlc) }
-                .map(\.change.hlc).max()
-            if let before, before >= stamp {
+                .filter { $0.change.dot != entry.change.dot && !restamped.contains($0.change.dot) }
+            let seen = others.filter { entry.change.context.contains($0.change.dot) }.map(\.change.hlc).max()
+            // A write it did not see counts only if the server may hold it (not refused), and never
+            // carries the stamp past the bound (an unsent write of another signer still ahead).
+            let held = others.filter { $0.state != .rejected && !entry.change.context.contains($0.change.dot) && $0.change.hlc < entry.change.hlc }
+                .map(\.change.hlc).max().map { min($0, HLC(rawValue: limit.rawValue - 1)) }
+            if let before = [seen, held].compactMap({ $0 }).max(), before >= stamp {
                 stamp = HLC(rawValue: before.rawValue + 1)
                 clock = HybridLogicalClock(last: stamp)
             }
