@@ -176,7 +176,7 @@ final class BenchWorld {
         let queue = try DatabaseQueue(path: path)
         try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
         try queue.write { db in
-            try db.execute(sql: "CREATE TABLE residents (id TEXT PRIMARY KEY NOT NULL, anonymous INTEGER, name TEXT, municipality TEXT, documented INTEGER, language TEXT)")
+            try db.execute(sql: PeerBaseline.schema)
         }
         return try seconds {
             try queue.write { db in

@@ -126,13 +126,11 @@ extension Replica {
                     reissuedByRow[entry.change.table + "/" + entry.change.rowID, default: []].append((earlier.counter, earlier.reissued))
                 }
             }
-            // One original transaction at a time (it ends with its sealed change; at most 100 changes
-            // of a replica that kept no signatures), each checked against the shelter's rules over
-            // what the server holds and what was rescued before it: a transaction the rules refuse
-            // now is left out whole, and the others are rescued.
-            // Grouped over the whole old log, then cut down to what is lacking: a transaction some of
-            // whose changes the server holds (or were rescued before) never joins the next one; a
-            // signed one is cut only at its seal, whatever its length.
+            // One original transaction at a time, each checked against the shelter's rules over what
+            // the server holds and what was rescued before it: a transaction the rules refuse now is
+            // left out whole, and the others are rescued. Transactions are found over the whole old
+            // log (a signed one ends at its seal, whatever its length; one of a replica that kept no
+            // signatures has at most 100 changes), then cut down to what the server lacks.
             let lackingDots = Set(lacking.map(\.change.dot))
             let signed = oldEntries.contains { $0.change.seal != nil }
             var transactions: [[LoggedChange]] = [], pending: [LoggedChange] = []
@@ -153,37 +151,9 @@ extension Replica {
                 try db.inSavepoint {
                     for entry in transaction {
                         let change = entry.change
-                        var values = change.values
-                        // An erasure of a resident erased since (by another workstation): done already.
-                        if change.table == ShelterSchema.erasures.name, try Erasure.isErased(db, change.rowID) {
+                        guard let values = try rescuedValues(db, of: change) else {
                             skipped += 1
                             continue
-                        }
-                        // What the copy wrote of a resident erased since is not written again (erasure wins).
-                        if let table = ShelterSchema.schema.table(named: change.table),
-                           let owner = try Erasure.owner(db, table: table, rowID: change.rowID, values: change.values), try Erasure.isErased(db, owner) {
-                            for column in Erasure.erasedColumns(of: table) where values[column] != nil {
-                                values[column] = table.column(named: column)?.defaultValue ?? .null
-                            }
-                        }
-                        // What a record is written with once stays as the server holds it (the copy's own
-                        // version of an admission time, say, stamped again elsewhere, is not written over it).
-                        if let once = ShelterRules.writtenOnce[change.table],
-                           let current = try store.currentRow(db, table: change.table, id: change.rowID) {
-                            for column in once where values[column] != nil {
-                                if let held = current[column], !held.isNull, held != .text("") { values[column] = nil }
-                            }
-                            if values.isEmpty {
-                                skipped += 1
-                                continue
-                            }
-                            // The copy's discharge of a stay whose admission the server holds later (its
-                            // original was stamped again): she left, but not before she came.
-                            if change.table == ShelterSchema.stays.name, let left = values["discharged_at"]?.textValue,
-                               let came = current["admitted_at"]?.textValue, let leftAt = try? Timestamp.parse(left, timeZone: TimeZone(identifier: "UTC")!),
-                               let cameAt = try? Timestamp.parse(came, timeZone: TimeZone(identifier: "UTC")!), leftAt < cameAt {
-                                values["discharged_at"] = .text(came)
-                            }
                         }
                         let key = change.table + "/" + change.rowID
                         let table = try checkedTable(change.table)
@@ -204,7 +174,6 @@ extension Replica {
                         let reissued = try store.reissue(db, change, values: values, context: VersionVector(context), author: session.author, wallMilliseconds: wall)
                         reissuedByRow[key, default: []].append((change.dot.counter, reissued.dot.counter))
                         mappedHere.append((key, reissued.dot.counter))
-                        rescuedHere.append(reissued)
                     }
                     let sealed = try store.sealTail(db, signer: session)
                     rescuedHere = sealed
@@ -227,6 +196,36 @@ extension Replica {
             try Erasure.afterMerge(db, store: store, changes: rescued, keepUnsynced: try keepsUnsynced(db))
             return report
         }
+    }
+
+    /// The values a copy's change is re-issued with, brought into line with what the server holds;
+    /// nil when nothing is left to write (it is there already).
+    private func rescuedValues(_ db: Database, of change: CellChange) throws -> [String: SyncValue]? {
+        var values = change.values
+        // An erasure of a resident erased since (by another workstation): done already.
+        if change.table == ShelterSchema.erasures.name, try Erasure.isErased(db, change.rowID) { return nil }
+        // What the copy wrote of a resident erased since is not written again (erasure wins).
+        if let table = ShelterSchema.schema.table(named: change.table),
+           let owner = try Erasure.owner(db, table: table, rowID: change.rowID, values: change.values), try Erasure.isErased(db, owner) {
+            for column in Erasure.erasedColumns(of: table) where values[column] != nil {
+                values[column] = table.column(named: column)?.defaultValue ?? .null
+            }
+        }
+        // What a record is written with once stays as the server holds it (the copy's own version of
+        // an admission time, say, stamped again elsewhere, is not written over it).
+        guard let once = ShelterRules.writtenOnce[change.table],
+              let current = try store.currentRow(db, table: change.table, id: change.rowID) else { return values }
+        for column in once where values[column] != nil {
+            if let held = current[column], !held.isNull, held != .text("") { values[column] = nil }
+        }
+        if values.isEmpty { return nil }
+        // The copy's discharge of a stay whose admission the server holds later (its original was
+        // stamped again): she left, but not before she came.
+        if change.table == ShelterSchema.stays.name,
+           let came = ShelterRules.dischargeBroughtToAdmission(discharged: values["discharged_at"]?.textValue, admitted: current["admitted_at"]?.textValue) {
+            values["discharged_at"] = .text(came)
+        }
+        return values
     }
 
     private func checkedTable(_ name: String) throws -> SyncSchema.Table {

@@ -431,11 +431,10 @@ extension Replica {
         // A discharge brought back to the new stamp stays after the admission the row holds (one
         // stamped a little ahead at another workstation, or the server's, met by a rescue): she
         // left, but not before she came — and never after the new stamp allows.
-        if table == ShelterSchema.stays.name, let left = (shifted["discharged_at"] ?? values["discharged_at"])?.textValue,
-           let leftAt = try? Timestamp.parse(left, timeZone: utc),
-           let came = (shifted["admitted_at"] ?? values["admitted_at"] ?? row?["admitted_at"])?.textValue,
-           let cameAt = try? Timestamp.parse(came, timeZone: utc), leftAt < cameAt,
-           cameAt <= newMoment.addingTimeInterval(EventTime.maximumAhead) {
+        if table == ShelterSchema.stays.name,
+           let came = ShelterRules.dischargeBroughtToAdmission(discharged: (shifted["discharged_at"] ?? values["discharged_at"])?.textValue,
+                                                               admitted: (shifted["admitted_at"] ?? values["admitted_at"] ?? row?["admitted_at"])?.textValue),
+           let cameAt = try? Timestamp.parse(came, timeZone: utc), cameAt <= newMoment.addingTimeInterval(EventTime.maximumAhead) {
             shifted["discharged_at"] = .text(came)
         }
         return shifted.isEmpty ? nil : shifted

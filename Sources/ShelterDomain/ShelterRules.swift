@@ -398,6 +398,13 @@ public enum ShelterRules {
         return try index(second) == a
     }
 
+    /// The admission time when a discharge would fall before it (she left, but not before she came),
+    /// else nil: how a rescue and a restamp bring a moved discharge into line with its stay.
+    public static func dischargeBroughtToAdmission(discharged: String?, admitted: String?) -> String? {
+        guard let left = moment(discharged), let came = moment(admitted), left < came else { return nil }
+        return admitted
+    }
+
     /// A stored moment (UTC ISO 8601), or nil.
     static func moment(_ text: String?) -> Date? {
         guard let text, !text.isEmpty else { return nil }
