@@ -418,9 +418,13 @@ struct History: ParsableCommand {
     @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
     func run() throws {
-        let entries = try reportingErrors { try (showPersonal ? options.openUnlocked() : options.open()).history(of: id, limit: limit ?? .max, showPersonal: showPersonal) }
+        let (entries, begins) = try reportingErrors {
+            let replica = try showPersonal ? options.openUnlocked() : options.open()
+            return (try replica.history(of: id, limit: limit ?? .max, showPersonal: showPersonal), try replica.historyBegins())
+        }
         if json {
-            printJSON(.object([("changes", .array(entries.map { entry in
+            printJSON(.object([("snapshot", begins.map { .object([("position", .int($0.position)), ("at", .string($0.at))]) } ?? .null),
+                               ("changes", .array(entries.map { entry in
                 .object([
                     ("at", .string(entry.at)),
                     ("author", .string(entry.author)),
@@ -446,6 +450,10 @@ struct History: ParsableCommand {
             }.joined(separator: " ")
             let refused = entry.rejection.map { "  \(t("history.refused")) \($0)" } ?? ""
             print("\(LocalTime.dateTime(stored: entry.at))  \(entry.author)  \(entry.replica.prefix(8)):\(entry.counter)  \(entry.table) \(entry.row.prefix(8))  \(columns)\(refused)")
+        }
+        // Newest first: where the local history begins comes last, when the list reached it.
+        if let begins, limit == nil || entries.count < limit! {
+            print(t("history.begins", ("position", begins.position), ("at", LocalTime.dateTime(stored: begins.at))))
         }
     }
 }
@@ -514,11 +522,13 @@ struct Sync: AsyncParsableCommand {
                 ("resumedFrom", report.resumedFrom.map { .int($0) } ?? .null),
                 ("restamped", .int(report.restamped)),
                 ("rejected", .int(report.rejected)),
+                ("snapshotRows", .int(report.snapshotRows)),
             ]))
         } else {
             if granted > 0 { print(tn("sync.granted", granted)) }
             if rotated > 0 { print(t("sync.rotated")) }
             if report.restamped > 0 { print(tn("sync.restamped", report.restamped)) }
+            if report.snapshotRows > 0 { print(t("sync.snapshot", ("n", report.snapshotRows))) }
             if report.recovered > 0 || report.resumedFrom != nil {
                 var healed = t("sync.restored")
                 if report.recovered > 0 { healed += " " + tn("sync.gaveBack", report.recovered) + ";" }

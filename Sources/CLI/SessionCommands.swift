@@ -170,11 +170,20 @@ func printVerify(_ report: VerifyReport, json: Bool) {
     if json {
         printJSON(.object([("transactions", .int(Int64(report.transactions))), ("verified", .int(Int64(report.verified))),
                            ("erasedUnchecked", .int(Int64(report.erasedUnchecked))),
+                           ("beforeSnapshot", .int(Int64(report.beforeSnapshot))),
+                           ("snapshot", report.snapshot.map { .object([("position", .int($0.position)), ("rows", .int(Int64($0.rows))),
+                                                                        ("at", .string(Timestamp.format(Date(timeIntervalSince1970: Double($0.takenAt) / 1000)))),
+                                                                        ("valid", .bool($0.valid))]) } ?? .null),
                            ("invalid", .array(report.invalid.map { .object([("replica", .string($0.replica)), ("counter", .int(Int64($0.counter))), ("reason", .string($0.reason))]) }))]))
         return
     }
     print(t("verify.summary", ("transactions", report.transactions), ("verified", report.verified), ("invalid", report.invalid.count))
-          + (report.erasedUnchecked > 0 ? t("verify.erasedUnchecked", ("n", report.erasedUnchecked)) : ""))
+          + (report.erasedUnchecked > 0 ? t("verify.erasedUnchecked", ("n", report.erasedUnchecked)) : "")
+          + (report.beforeSnapshot > 0 ? t("verify.beforeSnapshot", ("n", report.beforeSnapshot)) : ""))
+    if let snapshot = report.snapshot {
+        let at = LocalTime.dateTime(stored: Timestamp.format(Date(timeIntervalSince1970: Double(snapshot.takenAt) / 1000)))
+        print(t(snapshot.valid ? "verify.snapshotValid" : "verify.snapshotInvalid", ("position", snapshot.position), ("rows", Int(snapshot.rows)), ("at", at)))
+    }
     for invalid in report.invalid { print("  \(invalid.replica):\(invalid.counter)  \(invalid.reason)") }
 }
 

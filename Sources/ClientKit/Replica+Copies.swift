@@ -113,6 +113,9 @@ extension Replica {
                     firstDivergent = min(firstDivergent, dot.counter)
                 } else if let held = try store.logEntry(db, of: dot), LogHash.of(held.change) == LogHash.of(entry.change) {
                     report.alreadyOnServer += 1
+                } else if let digest = try store.heldDigest(db, of: dot), digest == LogHash.of(entry.change) {
+                    // Held by the server before the snapshot this replica began with.
+                    report.alreadyOnServer += 1
                 } else {
                     lacking.append(entry)
                     firstDivergent = min(firstDivergent, dot.counter)

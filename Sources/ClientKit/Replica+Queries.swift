@@ -95,6 +95,15 @@ extension Replica {
         }
     }
 
+    /// Where this replica's local history begins when it took the server's snapshot instead of the
+    /// whole log (its first pull): the log position and when the server read it; nil when its log
+    /// holds everything it pulled.
+    public func historyBegins() throws -> (position: Int64, at: String)? {
+        try read { db in
+            try store.snapshot(db).map { ($0.seal.position, Timestamp.format(Date(timeIntervalSince1970: Double($0.seal.takenAt) / 1000))) }
+        }
+    }
+
     /// What `history` shows for a value that was erased.
     public static let erasedMark = "(erased)"
     /// A competing value of a personal cell this session cannot open (or shown with no session).

@@ -742,7 +742,20 @@ extension Replica {
     /// server's key (`shelter verify`).
     public func verify() throws -> VerifyReport {
         try read { db in
-            try VerifyReport.of(try store.log(db).map(\.change), rows: store.rows(db), serverKey: try store.state(db).serverSigningKey)
+            let serverKey = try store.state(db).serverSigningKey
+            let snapshot = try store.snapshot(db)
+            var report = try VerifyReport.of(try store.log(db).map(\.change), rows: store.rows(db), serverKey: serverKey,
+                                             snapshotHoldings: snapshot?.seal.holdings)
+            if let (server, seal) = snapshot {
+                // The record as the server signed it: a hand-edited position, digest or holdings fails here.
+                let valid = serverKey.map { StaffKeys.verify(seal.signature, of: seal.signedBytes(server: server), signingKey: $0) } ?? false
+                report.snapshot = .init(position: seal.position, rows: seal.rows, takenAt: seal.takenAt, valid: valid)
+                if !valid {
+                    report.invalid.append(.init(replica: server.description, counter: 0,
+                                                reason: "the snapshot at position \(seal.position) does not carry the server's signature"))
+                }
+            }
+            return report
         }
     }
 }

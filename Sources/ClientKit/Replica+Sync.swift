@@ -27,6 +27,9 @@ public struct SyncReport: Hashable, Sendable {
     public var resumedFrom: Int64?
     /// This replica's unsynced changes that a wrong clock had stamped ahead, stamped again before the push.
     public var restamped: Int = 0
+    /// Rows this replica took in the server's signed snapshot instead of pulling the whole log (its
+    /// first pull only); `pulled` counts the changes logged after the snapshot.
+    public var snapshotRows: Int = 0
 }
 
 /// A connection to the sync server that carries whole protocol messages: TLS in `sync()`, memory
@@ -301,6 +304,17 @@ extension Replica {
             report.rejected += rejected.count
         }
 
+        // A replica that has pulled nothing takes the server's rows as they stand, signed, instead
+        // of replaying the whole log; then it pulls on from where the snapshot stands.
+        if pull, welcome.snapshots, report.cursor == 0, let serverKey,
+           try await readAsync({ db in try store.mayTakeSnapshot(db) }) {
+            if let taken = try await takeSnapshot(over: connection, welcome: welcome, serverKey: serverKey, bound: bound, receive: receive) {
+                report.snapshotRows = taken.rows
+                report.conflicts += taken.conflicts
+                report.cursor = taken.position
+            }
+        }
+
         // Pull everything new; each batch lands with its cursor in one transaction. The next
         // batch is asked for before this one is applied, so the server reads it meanwhile.
         var more = pull
@@ -327,6 +341,62 @@ extension Replica {
         let elapsed = ContinuousClock.now - started
         report.durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         return report
+    }
+
+    /// Asks for the server's snapshot, checks it (every row's digest, the server's signature, no
+    /// stamp far ahead) and writes it in one transaction, with the cursor where it stands. Nothing
+    /// is written unless the whole snapshot arrived and checks: a session cut on the way leaves the
+    /// replica as it was, and the next one asks again. Nil when this replica's rows hold something
+    /// the snapshot lacks (then it pulls the log).
+    private func takeSnapshot(over connection: some SyncConnection, welcome: WireMessage.Welcome, serverKey: [UInt8], bound: UInt64,
+                              receive: () async throws -> WireMessage) async throws -> (rows: Int, conflicts: Int, position: Int64)? {
+        try await connection.send(.snapshot(limit: UInt64(max(1, min(welcome.maxBatch, 10_000)))))
+        var rows: [SnapshotRow] = []
+        var held: [HeldChange] = []
+        var digest = SnapshotDigest()
+        var sealed: SnapshotSeal?
+        while sealed == nil {
+            switch try await receive() {
+            case .snapshotRows(let batch) where held.isEmpty:
+                for row in batch { digest.add(row) }
+                rows += batch
+            case .snapshotHeld(let batch):
+                for change in batch { digest.add(change) }
+                held += batch
+            case .snapshotEnd(let end):
+                sealed = end
+            default:
+                throw ProtocolFailure(message: "expected snapshotRows, snapshotHeld or snapshotEnd")
+            }
+        }
+        guard let seal = sealed else { throw ProtocolFailure(message: "expected snapshotEnd") }
+        guard digest.rows == seal.rows, digest.held == seal.held, digest.finish() == seal.digest, digest.holdings == seal.holdings else {
+            throw ProtocolFailure(message: "the server's snapshot does not match its own digest (\(digest.rows) rows received of \(seal.rows)); nothing of it was applied")
+        }
+        guard StaffKeys.verify(seal.signature, of: seal.signedBytes(server: welcome.server), signingKey: Data(serverKey).base64EncodedString()) else {
+            throw ProtocolFailure(message: "the server's snapshot does not carry the server's signature; nothing of it was applied")
+        }
+        let latest = wallMilliseconds() &+ 2 &* bound
+        if rows.contains(where: { $0.cells.contains { $0.stamp.hlc.milliseconds > latest } }) {
+            throw ProtocolFailure(message: "the server's snapshot holds a value stamped far ahead of this workstation's clock; is the server's clock wrong? Nothing of it was applied")
+        }
+        let conflicts = ShelterSchema.conflicts, status = ShelterSchema.conflicts.column(named: "status")!.code
+        let open = rows.filter { row in
+            row.table == conflicts.code && row.cells.contains { $0.code == status && $0.value == .text(Conflict.Status.open.rawValue) }
+        }.count
+        let wall = wallMilliseconds(), received = rows, heldChanges = held
+        let taken = try await performAsync { db -> Bool in
+            guard try store.mayTakeSnapshot(db) else { return false }
+            var clock = try store.loadClock(db)
+            guard try store.applySnapshot(db, rows: received, held: heldChanges, seal: seal, server: welcome.server, clock: &clock, wallMilliseconds: wall) else { return false }
+            // Erasures the snapshot carries were carried out on the server: its rows hold nothing of them.
+            for row in received where row.table == ShelterSchema.erasures.code {
+                try store.recordErasure(db, subject: row.id, complete: true)
+            }
+            try store.saveClock(db, clock)
+            return true
+        }
+        return taken ? (rows.count, open, seal.position) : nil
     }
 
     // MARK: The steps of a session, without the network

@@ -15,6 +15,7 @@ public final class ServerMetrics: Sendable {
         static let sessions = ("shelter_sync_sessions_total", "Sync sessions that ended, by outcome (ok, or the error code or disconnect reason).")
         static let pushed = ("shelter_changes_pushed_total", "Changes workstations pushed to the server (including changes given back to a restored server).")
         static let pulled = ("shelter_changes_pulled_total", "Changes workstations pulled from the server.")
+        static let snapshotRows = ("shelter_snapshot_rows_total", "Rows new workstations took in a snapshot instead of the log.")
         static let conflicts = ("shelter_conflicts_created_total", "Conflicts merging found (concurrent edits of one field kept for staff to resolve).")
         static let mergeDuration = ("shelter_merge_duration_seconds", "Time to merge and commit one pushed batch.")
         static let logHead = ("shelter_log_head", "The position of the newest entry in the server's log.")
@@ -41,6 +42,7 @@ public final class ServerMetrics: Sendable {
         _ = sessions(outcome: "ok")
         _ = counter(Help.pushed)
         _ = counter(Help.pulled)
+        _ = counter(Help.snapshotRows)
         _ = counter(Help.conflicts)
         _ = mergeHistogram
     }
@@ -60,10 +62,11 @@ public final class ServerMetrics: Sendable {
     }
 
     /// One finished session.
-    func session(outcome: String, pushed: Int, pulled: Int, conflicts: Int) {
+    func session(outcome: String, pushed: Int, pulled: Int, snapshotRows: Int = 0, conflicts: Int) {
         sessions(outcome: outcome).increment()
         if pushed > 0 { counter(Help.pushed).increment(by: Int64(pushed)) }
         if pulled > 0 { counter(Help.pulled).increment(by: Int64(pulled)) }
+        if snapshotRows > 0 { counter(Help.snapshotRows).increment(by: Int64(snapshotRows)) }
         if conflicts > 0 { counter(Help.conflicts).increment(by: Int64(conflicts)) }
     }
 

@@ -30,6 +30,8 @@ public struct ServerSession: Sendable {
         public var outcome = "incomplete"
         public var pushed = 0
         public var pulled = 0
+        /// Rows sent in a snapshot instead of the log.
+        public var snapshotRows = 0
         public var conflicts = 0
         public var rejected = 0
         /// Changes a server that went back in time got back from this workstation.
@@ -104,6 +106,10 @@ public struct ServerSession: Sendable {
                 let read = try await store.changes(for: summary.replica!, after: cursor, limit: limit)
                 summary.pulled += read.batch.count
                 return ([.changes(read.batch, nextCursor: read.next, nextHash: read.nextHash, more: read.more)], false)
+            case .snapshot(let limit):
+                let messages = try await store.snapshot(limit: limit, at: now())
+                if case .snapshotEnd(let seal)? = messages.last { summary.snapshotRows += Int(seal.rows) }
+                return (messages, false)
             case .report(let cursor, let outbox, let bytes, _):
                 try await store.recordReport(summary.replica!, cursor: cursor, outbox: outbox, databaseBytes: bytes, at: now())
                 summary.outcome = "ok"
@@ -210,6 +216,7 @@ public struct ServerSession: Sendable {
             welcome.serverSigningKey = Data(base64Encoded: try await store.signingKey()).map { Array($0) }
             // Version 5 reads the workstations' names (a version-4 workstation would refuse the bytes).
             if hello.protocolVersion >= 5 { welcome.workstations = try await store.workstationNames() }
+            welcome.snapshots = hello.protocolVersion >= 6
             return .success(welcome)
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))

@@ -1251,6 +1251,54 @@ public struct ServerStore: Sendable {
     }
 }
 
+// MARK: - Snapshot
+
+extension ServerStore {
+    /// The rows of every synced table as they stand, with their metadata, in batches of at most
+    /// `limit` rows (and `WireMessage.maximumBatchBytes`); then every change the log holds by dot and
+    /// digest; then the seal: the log position they stand at, their digest, signed with the server's key. One read transaction: the rows and the
+    /// position agree, whatever merges meanwhile (WAL).
+    public func snapshot(limit: Int, at: Date = Date()) async throws -> [WireMessage] {
+        try await pool.read { db in
+            let head = try store.head(db)
+            var digest = SnapshotDigest()
+            var messages: [WireMessage] = []
+            var batch: [SnapshotRow] = []
+            var bytes = 0
+            try store.snapshotRows(db) { row in
+                var writer = BinaryWriter(capacity: 256)
+                row.encode(into: &writer)
+                digest.add(row, encoded: writer.bytes)
+                if !batch.isEmpty && (batch.count >= limit || bytes + writer.bytes.count > WireMessage.maximumBatchBytes) {
+                    messages.append(.snapshotRows(batch))
+                    batch = []
+                    bytes = 0
+                }
+                batch.append(row)
+                bytes += writer.bytes.count
+            }
+            if !batch.isEmpty { messages.append(.snapshotRows(batch)) }
+            // What the log held, by dot and digest, in batches of the byte limit.
+            let perBatch = WireMessage.maximumBatchBytes / HeldChange.maximumBytes
+            var held: [HeldChange] = []
+            try store.heldChanges(db, upTo: head) { change in
+                digest.add(change)
+                held.append(change)
+                if held.count == perBatch {
+                    messages.append(.snapshotHeld(held))
+                    held = []
+                }
+            }
+            if !held.isEmpty { messages.append(.snapshotHeld(held)) }
+            var seal = SnapshotSeal(position: head, chain: try store.chain(db, at: head), rows: digest.rows, held: digest.held,
+                                    digest: digest.finish(), holdings: digest.holdings, takenAt: Self.milliseconds(at))
+            seal.signature = try Self.signer(db).sign(seal.signedBytes(server: serverID))
+            messages.append(.snapshotEnd(seal))
+            return messages
+        }
+    }
+}
+
 // MARK: - Health
 
 extension ServerStore {

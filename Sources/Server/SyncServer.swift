@@ -156,7 +156,7 @@ public final class SyncServer: Service, Sendable {
             await session?.disconnected(outcome: Self.outcome(of: error))
         }
         let summary = session?.summary ?? ServerSession.Summary(outcome: "disconnected")
-        metrics.session(outcome: summary.outcome, pushed: summary.pushed + summary.recovered, pulled: summary.pulled, conflicts: summary.conflicts)
+        metrics.session(outcome: summary.outcome, pushed: summary.pushed + summary.recovered, pulled: summary.pulled, snapshotRows: summary.snapshotRows, conflicts: summary.conflicts)
         let elapsed = ContinuousClock.now - started
         let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         // Ids and counts only: no names of residents, no CPR numbers, no notes.
@@ -170,6 +170,7 @@ public final class SyncServer: Service, Sendable {
             "sync.durationMs": "\(milliseconds)",
         ]
         if summary.recovered > 0 { metadata["sync.recovered"] = "\(summary.recovered)" }
+        if summary.snapshotRows > 0 { metadata["sync.snapshotRows"] = "\(summary.snapshotRows)" }
         logger.info("sync session", metadata: metadata)
     }
 

@@ -20,6 +20,8 @@ public struct SyncSessionStateMachine: Sendable {
         case recover([CellChange])
         /// Answer one `changes` batch.
         case pull(cursor: Int64, limit: Int)
+        /// Answer the server's rows as they stand (`snapshotRows` batches of at most `limit`, then `snapshotEnd`).
+        case snapshot(limit: Int)
         /// Record the report, answer `bye` and close.
         case report(cursor: Int64, outbox: UInt64, databaseBytes: UInt64, lastError: String?)
         /// Send `error` with this code and close.
@@ -65,6 +67,8 @@ public struct SyncSessionStateMachine: Sendable {
         case (.established, .pull(let cursor, let limit)):
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor") }
             return .pull(cursor: cursor, limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
+        case (.established, .snapshot(let limit)):
+            return .snapshot(limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
         case (.established, .report(let cursor, let outbox, let bytes, let lastError)):
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor in the report") }
             state = .reported

@@ -634,18 +634,48 @@ public struct VerifyReport: Hashable, Sendable {
         public var replica: String
         public var counter: UInt64
         public var reason: String
+
+        public init(replica: String, counter: UInt64, reason: String) {
+            self.replica = replica
+            self.counter = counter
+            self.reason = reason
+        }
     }
     public var transactions = 0
     public var verified = 0
     /// Transactions signed before 0.9 (seal version 1) whose values were since erased: their
     /// signature was made over values that are gone, so it cannot be checked (neither is it wrong).
     public var erasedUnchecked = 0
+    /// Transactions begun before the snapshot this replica's history starts with: their first
+    /// changes came in the snapshot's rows (which the server's signature covers), not in this log.
+    public var beforeSnapshot = 0
     public var invalid: [Invalid] = []
+    /// The snapshot this replica's pulled history begins with, and whether the server's signature
+    /// of it checks; nil when it pulled the whole log.
+    public var snapshot: SnapshotCheck?
+
+    public struct SnapshotCheck: Hashable, Sendable {
+        public var position: Int64
+        public var rows: UInt64
+        /// When the server read it (ms since 1970).
+        public var takenAt: UInt64
+        public var valid: Bool
+
+        public init(position: Int64, rows: UInt64, takenAt: UInt64, valid: Bool) {
+            self.position = position
+            self.rows = rows
+            self.takenAt = takenAt
+            self.valid = valid
+        }
+    }
 
     /// Checks every transaction of `changes` (a whole log, in any order). A transaction is a
     /// replica's changes up to the one carrying the seal; a change no seal covers, a gap in a
     /// transaction, an unknown signer or a signature that does not match is invalid.
-    public static func of(_ changes: [CellChange], rows: some RowSource, serverKey: String?) throws -> VerifyReport {
+    ///
+    /// `snapshotHoldings`: what the snapshot this log begins after holds; a transaction begun in it
+    /// is counted in `beforeSnapshot`, not as incomplete.
+    public static func of(_ changes: [CellChange], rows: some RowSource, serverKey: String?, snapshotHoldings: VersionVector? = nil) throws -> VerifyReport {
         var report = VerifyReport()
         let byReplica = Dictionary(grouping: changes, by: \.dot.replica)
         var keys: [String: String?] = [:]
@@ -678,7 +708,12 @@ public struct VerifyReport: Hashable, Sendable {
                 index = end + 1
                 report.transactions += 1
                 let counters = transaction.map(\.dot.counter)
-                guard counters.first == seal.first, zip(counters, counters.dropFirst()).allSatisfy({ $1 == $0 + 1 }) else {
+                let contiguous = zip(counters, counters.dropFirst()).allSatisfy { $1 == $0 + 1 }
+                if contiguous, counters.first! > seal.first, let holdings = snapshotHoldings, holdings[replica] >= counters.first! - 1 {
+                    report.beforeSnapshot += 1
+                    continue
+                }
+                guard counters.first == seal.first, contiguous else {
                     report.invalid.append(Invalid(replica: replica.description, counter: seal.first,
                                                   reason: "transaction \(seal.first)…\(counters.last!) is incomplete in this log"))
                     continue

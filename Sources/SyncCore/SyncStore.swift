@@ -277,6 +277,33 @@ public struct SyncStore: Sendable {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("sync-7") { db in
+            // The server's signed snapshot this replica's pulled history begins with, when it
+            // bootstrapped from one instead of the whole log, and the dot and digest of every change
+            // the server's log held then (`sync_held`); the server keeps each change's digest in its
+            // log (`digest`, written with the hash chain) so that a snapshot reads them as they are.
+            try db.execute(sql: """
+                CREATE TABLE sync_snapshot (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    server TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    chain BLOB,
+                    rows INTEGER NOT NULL,
+                    held INTEGER NOT NULL,
+                    digest BLOB NOT NULL,
+                    holdings BLOB NOT NULL,
+                    taken_at INTEGER NOT NULL,
+                    signature BLOB NOT NULL
+                );
+                CREATE TABLE sync_held (
+                    peer INTEGER NOT NULL,
+                    counter INTEGER NOT NULL,
+                    digest BLOB NOT NULL,
+                    PRIMARY KEY (peer, counter)
+                ) WITHOUT ROWID;
+                ALTER TABLE sync_log ADD COLUMN digest BLOB;
+                """)
+        }
         for version in 1...max(1, schema.version) {
             migrator.registerMigration("domain-\(version)") { db in
                 for table in schema.tables {
@@ -481,11 +508,17 @@ public struct SyncStore: Sendable {
             let others = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(entry.change.rowID)],
                                            order: "seq ASC", limit: .max)
                 .filter { $0.change.dot != entry.change.dot && !restamped.contains($0.change.dot) }
-            let seen = others.filter { entry.change.context.contains($0.change.dot) }.map(\.change.hlc).max()
+            // The row's cells too: a replica that began with a snapshot logs none of the writes
+            // before it, and its writes saw every one of them.
+            // Its own writes are in the log; of others', only the cells' stamps may say.
+            let cells = try rowMeta(db, table: table, rowID: entry.change.rowID)?.cells.values.filter { $0.dot.replica != entry.change.dot.replica } ?? []
+            let seen = (others.filter { entry.change.context.contains($0.change.dot) }.map(\.change.hlc)
+                + cells.filter { entry.change.context.contains($0.dot) }.map(\.hlc)).max()
             // A write it did not see counts only if the server may hold it (not refused), and never
             // carries the stamp past the bound (an unsent write of another signer still ahead).
-            let held = others.filter { $0.state != .rejected && !entry.change.context.contains($0.change.dot) && $0.change.hlc < entry.change.hlc }
-                .map(\.change.hlc).max().map { min($0, HLC(rawValue: limit.rawValue - 1)) }
+            let held = (others.filter { $0.state != .rejected && !entry.change.context.contains($0.change.dot) && $0.change.hlc < entry.change.hlc }
+                .map(\.change.hlc) + cells.filter { !entry.change.context.contains($0.dot) && $0.hlc < entry.change.hlc }.map(\.hlc))
+                .max().map { min($0, HLC(rawValue: limit.rawValue - 1)) }
             if let before = [seen, held].compactMap({ $0 }).max(), before >= stamp {
                 stamp = HLC(rawValue: before.rawValue + 1)
                 clock = HybridLogicalClock(last: stamp)
@@ -931,8 +964,8 @@ public struct SyncStore: Sendable {
         let values = encodeValues(change.values, table: table)
         let peer = try peerIndex(db, change.dot.replica)
         let insert = try RawStatement(db, """
-            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal, erased)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal, erased, digest)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         insert.bind(1, peer)
         insert.bind(2, Int64(change.dot.counter))
@@ -945,8 +978,10 @@ public struct SyncStore: Sendable {
         insert.bind(9, state.rawValue)
         var chain: LogHash?
         if chained {
-            chain = try chainTip.tip(db).chained(with: digest ?? LogHash.of(change))
+            let digest = digest ?? LogHash.of(change)
+            chain = try chainTip.tip(db).chained(with: digest)
             insert.bind(10, blob: chain!.bytes)
+            insert.bind(13, blob: digest.bytes)
         }
         if let seal = change.seal {
             var writer = BinaryWriter(capacity: 96)
@@ -1067,7 +1102,7 @@ public struct SyncStore: Sendable {
     }
 
     /// Reads row metadata in either format: 2 (compact, written since 0.4) or 1 (a stamp per cell).
-    private func decodeMeta(_ db: Database, _ bytes: [UInt8], table: SyncSchema.Table) throws -> RowMeta {
+    func decodeMeta(_ db: Database, _ bytes: [UInt8], table: SyncSchema.Table) throws -> RowMeta {
         var peers = PeerCache(cache: self.peers)
         let compact = bytes.starts(with: Self.compactMetaMarker)
         var reader = BinaryReader(compact ? Array(bytes.dropFirst(Self.compactMetaMarker.count)) : bytes)
@@ -1136,7 +1171,7 @@ public struct SyncStore: Sendable {
         }
     }
 
-    private func corrupt<T>(_ what: String, _ body: () throws -> T) throws -> T {
+    func corrupt<T>(_ what: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as BinaryReader.Error {
             throw SyncError(.corruptData, "\(what) is corrupt: \(error)", underlying: error)
         }

@@ -5,8 +5,10 @@ public enum WireMessage: Hashable, Sendable {
     /// 2: hello carries the cursor with checkpoints of the server's hash chain, welcome the last
     /// common position, pulled batches the chain at their end; `recover` heals a server that went
     /// back in time. 5: the welcome may end with the server's workstation names
-    /// (`Welcome.workstations`), sent only to a hello of version 5 or later.
-    public static let protocolVersion: UInt64 = 5
+    /// (`Welcome.workstations`), sent only to a hello of version 5 or later. 6: a workstation that
+    /// has pulled nothing may ask for a signed snapshot of the server's rows (`snapshot`) instead of
+    /// the whole log; the welcome says whether the server gives one (`Welcome.snapshots`).
+    public static let protocolVersion: UInt64 = 6
     /// The oldest version a server still answers: a version-4 workstation syncs as before, and its
     /// welcome carries nothing it cannot read.
     public static let oldestProtocolVersion: UInt64 = 4
@@ -130,6 +132,8 @@ public enum WireMessage: Hashable, Sendable {
         /// Workstation names are not personal data. Nil when the hello's version is older than 5:
         /// then nothing of it is encoded, and the welcome is byte for byte a version-4 one.
         public var workstations: [ReplicaID: String]?
+        /// The server answers `snapshot` (version 6). Encoded after `workstations`, only when true.
+        public var snapshots = false
 
         public init(server: ReplicaID, head: Int64, acknowledged: UInt64, maxBatch: UInt64, resume: Int64 = 0,
                     ownCommon: UInt64? = nil, holdings: VersionVector? = nil) {
@@ -199,6 +203,15 @@ public enum WireMessage: Hashable, Sendable {
     /// The recovery batch is merged and committed: how many changes were new to the server, and
     /// those it refused.
     case recoverAck(merged: UInt64, rejected: [RecoveryRejection])
+    /// A workstation that has pulled nothing asks for the server's rows as they stand, in batches
+    /// of at most `limit` rows (version 6; only after a welcome with `snapshots`).
+    case snapshot(limit: UInt64)
+    /// Rows of the snapshot, in (table code, id) order; `snapshotEnd` follows the last batch.
+    case snapshotRows([SnapshotRow])
+    /// What the server's log held, after the last rows: every change by dot and digest.
+    case snapshotHeld([HeldChange])
+    /// The snapshot is whole: where it stands in the log, and the server's signature of it.
+    case snapshotEnd(SnapshotSeal)
 
     public var name: String {
         switch self {
@@ -213,6 +226,10 @@ public enum WireMessage: Hashable, Sendable {
         case .bye: "bye"
         case .recover: "recover"
         case .recoverAck: "recoverAck"
+        case .snapshot: "snapshot"
+        case .snapshotRows: "snapshotRows"
+        case .snapshotHeld: "snapshotHeld"
+        case .snapshotEnd: "snapshotEnd"
         }
     }
 
@@ -260,6 +277,8 @@ public enum WireMessage: Hashable, Sendable {
                     replica.write(into: &writer)
                     writer.write(text: name)
                 }
+                // Version 6, after the names and only when true: a version-5 reader never meets it.
+                if welcome.snapshots { writer.write(byte: 1) }
             }
         case .error(let code, let message):
             writer.write(byte: 3)
@@ -316,6 +335,20 @@ public enum WireMessage: Hashable, Sendable {
                 writer.write(text: rejection.code)
                 writer.write(text: rejection.reason)
             }
+        case .snapshot(let limit):
+            writer.write(byte: 12)
+            writer.write(varint: limit)
+        case .snapshotRows(let rows):
+            writer.write(byte: 13)
+            writer.write(varint: UInt64(rows.count))
+            for row in rows { row.encode(into: &writer) }
+        case .snapshotHeld(let held):
+            writer.write(byte: 15)
+            writer.write(varint: UInt64(held.count))
+            for change in held { change.encode(into: &writer) }
+        case .snapshotEnd(let seal):
+            writer.write(byte: 14)
+            seal.encode(into: &writer)
         }
     }
 
@@ -359,6 +392,7 @@ public enum WireMessage: Hashable, Sendable {
                     workstations[replica] = try reader.readText()
                 }
                 welcome.workstations = workstations
+                if !reader.isAtEnd { welcome.snapshots = try reader.readFlag() }
             }
             message = .welcome(welcome)
         case 3:
@@ -414,6 +448,22 @@ public enum WireMessage: Hashable, Sendable {
                 rejected.append(RecoveryRejection(dot: dot, code: try reader.readText(), reason: try reader.readText()))
             }
             message = .recoverAck(merged: merged, rejected: rejected)
+        case 12:
+            message = .snapshot(limit: try reader.readUnsigned())
+        case 13:
+            let count = try reader.readCount()
+            var rows: [SnapshotRow] = []
+            rows.reserveCapacity(min(count, 65_536))
+            for _ in 0..<count { rows.append(try SnapshotRow.decode(from: &reader)) }
+            message = .snapshotRows(rows)
+        case 15:
+            let count = try reader.readCount()
+            var held: [HeldChange] = []
+            held.reserveCapacity(min(count, 1 << 17))
+            for _ in 0..<count { held.append(try HeldChange.decode(from: &reader)) }
+            message = .snapshotHeld(held)
+        case 14:
+            message = .snapshotEnd(try SnapshotSeal.decode(from: &reader))
         case let type:
             throw BinaryReader.Error(reason: "unknown message type \(type)", offset: 0)
         }

@@ -63,7 +63,7 @@ import TestSupport
         let sync = try shelter("sync", "--replica", a, "--json")
         #expect(sync.status == 0, "\(sync)")
         let report = try sync.json()
-        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped", "rejected"])
+        #expect(Set(report.keys) == ["pushed", "pulled", "conflicts", "cursor", "durationMs", "recovered", "resumedFrom", "restamped", "rejected", "snapshotRows"])
         #expect(report["pulled"] as? Int == 0 && report["recovered"] as? Int == 0 && report["resumedFrom"] is NSNull,
                 "3 rooms and the leader, pulled by init")
         #expect(try shelter("sync", "--replica", b).status == 0)
@@ -109,7 +109,7 @@ import TestSupport
         let verified = try shelter("server", "verify", "--dir", srv, "--json")
         #expect(verified.status == 0, "\(verified)")
         let verification = try verified.json()
-        #expect(Set(verification.keys) == ["transactions", "verified", "erasedUnchecked", "invalid"] && verification["transactions"] as? Int == verification["verified"] as? Int)
+        #expect(Set(verification.keys) == ["transactions", "verified", "erasedUnchecked", "beforeSnapshot", "snapshot", "invalid"] && verification["transactions"] as? Int == verification["verified"] as? Int)
         #expect(try shelter("verify", "--replica", b).status == 0)
 
         // Revoked while running: refused, exit 1, the change stays unsynced.

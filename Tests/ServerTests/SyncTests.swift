@@ -17,7 +17,9 @@ import TestSupport
         #expect(try reception.roomBoard().rooms.isEmpty, "a bound replica holds no rooms before its first sync")
         #expect(try reception.staff().isEmpty, "nor any staff: nobody can log in there yet")
         let report = try await reception.sync()
-        #expect(report.pulled == 4 + TestServer.staffChanges && report.pushed == 0 && report.conflicts == 0)
+        // A replica that has pulled nothing takes the server's rows as they stand, in a signed snapshot.
+        let serverRows = try ReplicaInspector(path: server.directory.storePath).count("SELECT COUNT(*) FROM sync_rows")
+        #expect(report.snapshotRows == serverRows && report.pulled == 0 && report.pushed == 0 && report.conflicts == 0)
         #expect(try reception.roomBoard().capacity == 4)
         #expect(try reception.status().lastSync != nil)
         // A sync with nothing to do pulls and pushes nothing.
@@ -273,10 +275,11 @@ import TestSupport
         #expect(try store.count("SELECT COUNT(*) FROM residents WHERE id IN (\(residents.map { "'\($0)'" }.joined(separator: ", "))) AND name LIKE 'ss1:%'") == 3)
         #expect(try store.count("SELECT COUNT(*) FROM residents WHERE id = '\(anonymous.resident)' AND name IS NULL") == 1)
         #expect(try store.count("SELECT acknowledged FROM server_replicas WHERE name = 'a'") == 13)
-        // A second workstation pulls the 12 merged changes (and the rooms) in batches of 2.
+        // A second workstation takes the rows in a snapshot, in batches of 2.
         let b = try await server.workstation("b", firstSync: false)
         let pulled = try await b.sync()
-        #expect(pulled.pulled == 9 + TestServer.staffChanges + 12)
+        let serverRows = try store.count("SELECT COUNT(*) FROM sync_rows")
+        #expect(pulled.snapshotRows == serverRows && pulled.pulled == 0)
         #expect(try Set(b.stays().map(\.resident)) == Set(residents + [anonymous.resident]))
         try await server.stop()
     }

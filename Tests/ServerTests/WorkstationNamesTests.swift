@@ -33,12 +33,19 @@ import TestSupport
 
         // The names only follow what a version-4 welcome holds: cut there, the bytes are a whole
         // version-4 welcome; cut inside the names, they are refused.
+        // Version 6 ends with the snapshot flag, after the names: cut before it, the bytes are a
+        // whole version-5 welcome.
+        #expect(current.snapshots)
         var older = current
         older.workstations = nil
+        older.snapshots = false
+        var version5 = current
+        version5.snapshots = false
         let full = WireMessage.welcome(current).encoded(), prefix = WireMessage.welcome(older).encoded()
         #expect(full.starts(with: prefix) && full.count > prefix.count)
         #expect(try WireMessage.decode(prefix) == .welcome(older))
-        for cut in (prefix.count + 1)..<full.count {
+        #expect(try WireMessage.decode(Array(full.dropLast())) == .welcome(version5))
+        for cut in (prefix.count + 1)..<(full.count - 1) {
             #expect(throws: BinaryReader.Error.self, "cut at \(cut)") { try WireMessage.decode(Array(full.prefix(cut))) }
         }
 

@@ -805,6 +805,11 @@ extension Catalogue {
         "err.RecordKeys.46": "nøglen til beboer {p1} kan ikke åbnes",
         "err.RecordKeys.47": "{p1} i {p2} {p3} kan ikke åbnes med sin nøgle",
 
+        "sync.snapshot": "tog serverens underskrevne øjebliksbillede: {n} rækker",
+        "verify.snapshotValid": "historikken her begynder med serverens øjebliksbillede ved position {position} ({rows} rækker, {at}); serverens underskrift passer",
+        "verify.snapshotInvalid": "historikken her begynder med serverens øjebliksbillede ved position {position} ({rows} rækker, {at}); serverens underskrift passer IKKE",
+        "verify.beforeSnapshot": "; {n} begyndt før øjebliksbilledet",
+        "history.begins": "— den lokale historik begynder her: serverens øjebliksbillede ved position {position}, {at}; ændringer før det findes på serveren",
         // MARK: admin page and server replicas
         "admin.title": "ShelterSync — arbejdsstationer",
         "admin.heading": "Arbejdsstationer",

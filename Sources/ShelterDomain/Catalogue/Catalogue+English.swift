@@ -805,6 +805,11 @@ extension Catalogue {
         "err.RecordKeys.46": "the key of resident {p1} does not open",
         "err.RecordKeys.47": "the {p1} of {p2} {p3} does not open with its key",
 
+        "sync.snapshot": "took the server's signed snapshot: {n} rows",
+        "verify.snapshotValid": "this replica's history begins with the server's snapshot at position {position} ({rows} rows, {at}); the server's signature checks",
+        "verify.snapshotInvalid": "this replica's history begins with the server's snapshot at position {position} ({rows} rows, {at}); the server's signature does NOT check",
+        "verify.beforeSnapshot": "; {n} begun before the snapshot",
+        "history.begins": "— local history begins here: the server's snapshot at position {position}, {at}; changes before it are on the server",
         // MARK: admin page and server replicas
         "admin.title": "ShelterSync — workstations",
         "admin.heading": "Workstations",
