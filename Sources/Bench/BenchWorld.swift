@@ -136,12 +136,15 @@ final class BenchWorld {
         return report
     }
 
-    func workstation() throws -> Replica {
+    func workstation(takesSnapshot: Bool = true) throws -> Replica {
         enrolled += 1
         let name = "w\(enrolled)"
         let enrollment = try directory.enroll(name: name, bundlePath: folder + "/\(name).bundle")
         let pem = String(decoding: FileManager.default.contents(atPath: enrollment.bundlePath)!, as: UTF8.self)
-        return try Replica.create(at: folder + "/\(name).replica", bundlePEM: pem, bundleSource: enrollment.bundlePath, server: "127.0.0.1:\(port)")
+        var configuration = Replica.Configuration()
+        configuration.takesSnapshot = takesSnapshot
+        return try Replica.create(at: folder + "/\(name).replica", bundlePEM: pem, bundleSource: enrollment.bundlePath, server: "127.0.0.1:\(port)",
+                                  configuration: configuration)
     }
 
     /// Writes `count` tracked changes (new residents) into a replica in one transaction: the outbox
@@ -309,6 +312,11 @@ final class BenchWorld {
         let cells = try await DatabaseQueue(path: reader.path).read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) * 6 FROM residents") ?? 0
         }
+        // The same, replaying the whole log (as every new workstation did before 2026-11-28).
+        let replayer = try workstation(takesSnapshot: false)
+        var replayed: SyncReport?
+        let replay = try await seconds { replayed = try await replayer.sync() }
+        let replayRate = Double(replayed?.pulled ?? 0) / replay
         let baseRate = Double(changes) / baseline, peerRate = Double(changes) / peer.seconds
         return [
             .init(name: "push", value: pushRate, unit: "changes/s", baseline: baseRate, ratio: baseRate / pushRate,
@@ -317,6 +325,8 @@ final class BenchWorld {
                   peer: peerRate, note: "a new replica: a snapshot of \(pulled?.snapshotRows ?? 0) rows, then \(pulled?.pulled ?? 0) changes of the log"),
             .init(name: "bootstrap-cells", value: Double(cells) / bootstrap, unit: "cells/s", baseline: baseRate * 6, ratio: baseRate * 6 * bootstrap / Double(max(1, cells)),
                   note: "the same, counting the \(cells) resident cells it holds (6 a row)"),
+            .init(name: "bootstrap-log", value: replayRate, unit: "rows/s", baseline: baseRate, ratio: baseRate / replayRate,
+                  peer: peerRate, note: "the same replica replaying the log: \(replayed?.pulled ?? 0) changes, one a row"),
             .init(name: "peer-apply", value: peerRate, unit: "rows/s", baseline: baseRate, ratio: baseRate / peerRate,
                   note: peer.method),
         ]

@@ -104,6 +104,8 @@ extension Replica {
             var lacking: [LoggedChange] = []
             var rescued: [CellChange] = []
             var firstDivergent = UInt64.max
+            // What the server's log held of the old replica when this one took its snapshot.
+            let heldByServer = try store.heldDigests(db, of: old.id)
             for entry in oldEntries {
                 let dot = entry.change.dot
                 if entry.state == .rejected {
@@ -113,7 +115,7 @@ extension Replica {
                     firstDivergent = min(firstDivergent, dot.counter)
                 } else if let held = try store.logEntry(db, of: dot), LogHash.of(held.change) == LogHash.of(entry.change) {
                     report.alreadyOnServer += 1
-                } else if let digest = try store.heldDigest(db, of: dot), digest == LogHash.of(entry.change) {
+                } else if let digest = heldByServer[dot.counter], digest == LogHash.of(entry.change) {
                     // Held by the server before the snapshot this replica began with.
                     report.alreadyOnServer += 1
                 } else {

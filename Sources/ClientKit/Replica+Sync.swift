@@ -306,7 +306,7 @@ extension Replica {
 
         // A replica that has pulled nothing takes the server's rows as they stand, signed, instead
         // of replaying the whole log; then it pulls on from where the snapshot stands.
-        if pull, welcome.snapshots, report.cursor == 0, let serverKey,
+        if pull, configuration.takesSnapshot, welcome.snapshots, report.cursor == 0, let serverKey,
            try await readAsync({ db in try store.mayTakeSnapshot(db) }) {
             if let taken = try await takeSnapshot(over: connection, welcome: welcome, serverKey: serverKey, bound: bound, receive: receive) {
                 report.snapshotRows = taken.rows

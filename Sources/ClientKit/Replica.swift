@@ -22,6 +22,11 @@ public struct Replica: Sendable {
         /// Makes new row ids (128 random bits as 32 hex digits); a simulation sets a seeded one so a
         /// run replays exactly.
         public var makeID: @Sendable () -> String
+        /// Whether the first pull takes the server's signed snapshot (default) or replays the whole
+        /// log. A replica that replays the log keeps every change it pulled: its history reaches
+        /// back to the start, and it can give other replicas' changes back to a server restored
+        /// from a backup older than its first sync.
+        public var takesSnapshot = true
 
         public init(now: @escaping @Sendable () -> Date = { Date() }, beforeCommit: (@Sendable () -> Void)? = nil,
                     statementObserver: (@Sendable (String) -> Void)? = nil,

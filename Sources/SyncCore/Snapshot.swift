@@ -275,13 +275,17 @@ extension SyncStore {
         }
     }
 
-    /// The digest of the change `dot` the server's log held when this replica took its snapshot.
-    public func heldDigest(_ db: Database, of dot: Dot) throws -> LogHash? {
-        guard let peer = try knownPeerIndex(db, dot.replica) else { return nil }
-        let select = try RawStatement(db, "SELECT digest FROM sync_held WHERE peer = ? AND counter = ?")
-        select.bind(1, peer)
-        select.bind(2, Int64(dot.counter))
-        return try select.oneRow { LogHash(bytes: $0.blob(0)) } ?? nil
+    /// The digests of `replica`'s changes the server's log held when this replica took its snapshot,
+    /// by counter (empty when it took none).
+    public func heldDigests(_ db: Database, of replica: ReplicaID) throws -> [UInt64: LogHash] {
+        guard let peer = try knownPeerIndex(db, replica),
+              let blob = try Data.fetchOne(db, sql: "SELECT digests FROM sync_held WHERE peer = ?", arguments: [peer]) else { return [:] }
+        var reader = BinaryReader([UInt8](blob))
+        return try corrupt("the digests the server held") { () throws -> [UInt64: LogHash] in
+            var digests: [UInt64: LogHash] = [:]
+            while !reader.isAtEnd { digests[try reader.readUnsigned()] = try reader.readHash() }
+            return digests
+        }
     }
 
     /// Whether this replica may take a snapshot instead of the log: it has pulled nothing yet, and
@@ -317,6 +321,15 @@ extension SyncStore {
             resolved.append((table, row))
         }
         var latest = HLC(rawValue: 0)
+        // Peer numbers made in this transaction are not memoised (it may roll back): kept here.
+        var numbers: [ReplicaID: Int64] = [:]
+        func number(_ replica: ReplicaID) throws -> Int64 {
+            if let known = numbers[replica] { return known }
+            let made = try peerIndex(db, replica)
+            numbers[replica] = made
+            return made
+        }
+        let saveMeta = try RawStatement(db, "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
         for (table, row) in resolved {
             var values: [String: SyncValue] = [:]
             var cells: [String: CellStamp] = [:]
@@ -327,15 +340,19 @@ extension SyncStore {
                 if cell.stamp.hlc > latest { latest = cell.stamp.hlc }
             }
             try applyValues(db, table: table, rowID: row.id, values: values)
-            try saveMeta(db, table: table, rowID: row.id, meta: RowMeta(versionVector: row.versionVector, cells: cells))
+            saveMeta.bind(1, table.code)
+            saveMeta.bind(2, row.id)
+            saveMeta.bind(3, blob: try encodeMeta(db, RowMeta(versionVector: row.versionVector, cells: cells), table: table, number: number))
+            try saveMeta.execute()
         }
         let own = try state(db).replicaID
-        let insert = try RawStatement(db, "INSERT OR REPLACE INTO sync_held (peer, counter, digest) VALUES (?, ?, ?)")
+        var digests: [ReplicaID: BinaryWriter] = [:]
         for change in held where change.dot.replica != own {
-            insert.bind(1, try peerIndex(db, change.dot.replica))
-            insert.bind(2, Int64(change.dot.counter))
-            insert.bind(3, blob: change.digest.bytes)
-            try insert.execute()
+            digests[change.dot.replica, default: BinaryWriter(capacity: 4096)].write(varint: change.dot.counter)
+            digests[change.dot.replica]!.write(hash: change.digest)
+        }
+        for (replica, writer) in digests {
+            try db.execute(sql: "INSERT OR REPLACE INTO sync_held (peer, digests) VALUES (?, ?)", arguments: [try number(replica), Data(writer.bytes)])
         }
         clock.receive(latest, wallMilliseconds: wallMilliseconds)
         try db.execute(sql: """

@@ -280,7 +280,8 @@ public struct SyncStore: Sendable {
         migrator.registerMigration("sync-7") { db in
             // The server's signed snapshot this replica's pulled history begins with, when it
             // bootstrapped from one instead of the whole log, and the dot and digest of every change
-            // the server's log held then (`sync_held`); the server keeps each change's digest in its
+            // the server's log held then (`sync_held`: one row per replica, its counters and digests
+            // in one blob — read only by a rescue, written once); the server keeps each change's digest in its
             // log (`digest`, written with the hash chain) so that a snapshot reads them as they are.
             try db.execute(sql: """
                 CREATE TABLE sync_snapshot (
@@ -296,11 +297,9 @@ public struct SyncStore: Sendable {
                     signature BLOB NOT NULL
                 );
                 CREATE TABLE sync_held (
-                    peer INTEGER NOT NULL,
-                    counter INTEGER NOT NULL,
-                    digest BLOB NOT NULL,
-                    PRIMARY KEY (peer, counter)
-                ) WITHOUT ROWID;
+                    peer INTEGER PRIMARY KEY,
+                    digests BLOB NOT NULL
+                );
                 ALTER TABLE sync_log ADD COLUMN digest BLOB;
                 """)
         }
@@ -1043,10 +1042,11 @@ public struct SyncStore: Sendable {
         }
     }
 
-    private func encodeVector(_ db: Database, _ vector: VersionVector, into writer: inout BinaryWriter) throws {
+    private func encodeVector(_ db: Database, _ vector: VersionVector, into writer: inout BinaryWriter,
+                              number: ((ReplicaID) throws -> Int64)? = nil) throws {
         writer.write(varint: UInt64(vector.entries.count))
         for (replica, counter) in vector.entries.sorted(by: { $0.key < $1.key }) {
-            writer.write(varint: UInt64(try peerIndex(db, replica)))
+            writer.write(varint: UInt64(try number?(replica) ?? peerIndex(db, replica)))
             writer.write(varint: counter)
         }
     }
@@ -1073,10 +1073,11 @@ public struct SyncStore: Sendable {
     /// cell as a column code and the number of its stamp. The cells of a row are mostly written
     /// together (an admission writes all of a resident's at once), so each stamp — a dot and an HLC,
     /// ≈ 14 bytes — is stored once rather than per cell.
-    private func encodeMeta(_ db: Database, _ meta: RowMeta, table: SyncSchema.Table) throws -> [UInt8] {
+    /// `number`: the peer numbers to use instead of `peerIndex` (a bulk write that knows them).
+    func encodeMeta(_ db: Database, _ meta: RowMeta, table: SyncSchema.Table, number: ((ReplicaID) throws -> Int64)? = nil) throws -> [UInt8] {
         var writer = BinaryWriter(capacity: 24 + meta.cells.count * 3)
         writer.write(raw: Self.compactMetaMarker)
-        try encodeVector(db, meta.versionVector, into: &writer)
+        try encodeVector(db, meta.versionVector, into: &writer, number: number)
         var cells: [(code: Int, stamp: CellStamp)] = meta.cells.map { (table.column(named: $0.key)!.code, $0.value) }
         cells.sort { $0.code < $1.code }
         var stamps: [CellStamp] = []
@@ -1089,7 +1090,7 @@ public struct SyncStore: Sendable {
         }
         writer.write(varint: UInt64(stamps.count))
         for stamp in stamps {
-            writer.write(varint: UInt64(try peerIndex(db, stamp.dot.replica)))
+            writer.write(varint: UInt64(try number?(stamp.dot.replica) ?? peerIndex(db, stamp.dot.replica)))
             writer.write(varint: stamp.dot.counter)
             writer.write(varint: stamp.hlc.rawValue)
         }

@@ -54,6 +54,16 @@ import TestSupport
         // Row for row, cell for cell, stamp for stamp what b holds by pulling the log.
         #expect(cRows == bRows)
         #expect(cMetas == bMetas)
+        // One that replays the whole log instead holds the same, and every change of it.
+        var replaying = Replica.Configuration()
+        replaying.takesSnapshot = false
+        let e = try await server.workstation("e", configuration: replaying, firstSync: false)
+        let replayed = try await e.sync()
+        let eBegins = try e.historyBegins()
+        #expect(replayed.snapshotRows == 0 && replayed.pulled > 0 && eBegins == nil)
+        let (eRows, eMetas) = (try ReplicaInspector(path: e.path).domainSnapshot(), try Self.metas(e.path))
+        #expect(eRows == cRows)
+        #expect(eMetas == cMetas)
         #expect(try c.resident(anna).name == "Anna" && c.resident(bente).language == "ar")
         // Its local history begins at the snapshot; verify checks the server's signature of it.
         #expect(try c.history().isEmpty)
