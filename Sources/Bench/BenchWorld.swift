@@ -149,7 +149,9 @@ final class BenchWorld {
 
     /// Writes `count` tracked changes (new residents) into a replica in one transaction: the outbox
     /// the push benchmarks send, made quickly.
-    func fill(_ replica: Replica, count: Int, tag: String) throws {
+    /// `edits` > 1: `count` changes over `count / edits` residents, each written `edits` times (the
+    /// first writes her row, the others her language), as a record is edited through a stay.
+    func fill(_ replica: Replica, count: Int, tag: String, edits: Int = 1) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: replica.path, configuration: config)
@@ -160,13 +162,19 @@ final class BenchWorld {
         // Stamped in the last moments, never ahead of the server's clock (it refuses those).
         let start = UInt64(Date().timeIntervalSince1970 * 1000) - UInt64(count)
         try queue.write { db in
+            let rows = max(1, count / edits)
             for n in 0..<count {
-                let row = String(format: "%@%026d", tag, n)
-                let name = try RecordKeys.seal("Resident \(n)", key: made.key, reference: row, table: "residents", row: row, column: "name")
-                try store.write(db, table: "residents", rowID: row,
-                                values: ["anonymous": .integer(0), "name": .text(name), "municipality": .text("Køge"),
-                                         "documented": .integer(1), "language": .text("da"), "key": .text(made.wrapped)],
-                                author: "bench", wallMilliseconds: start + UInt64(n))
+                let row = String(format: "%@%026d", tag, n % rows)
+                if n < rows {
+                    let name = try RecordKeys.seal("Resident \(n)", key: made.key, reference: row, table: "residents", row: row, column: "name")
+                    try store.write(db, table: "residents", rowID: row,
+                                    values: ["anonymous": .integer(0), "name": .text(name), "municipality": .text("Køge"),
+                                             "documented": .integer(1), "language": .text("da"), "key": .text(made.wrapped)],
+                                    author: "bench", wallMilliseconds: start + UInt64(n))
+                } else {
+                    try store.write(db, table: "residents", rowID: row, values: ["language": .text(["da", "en", "ar", "so"][(n / rows) % 4])],
+                                    author: "bench", wallMilliseconds: start + UInt64(n))
+                }
                 // Signed by the bench's member of staff, `perTransaction` changes to a transaction.
                 if n % perTransaction == perTransaction - 1 || n == count - 1 { try store.sealTail(db, signer: Self.session) }
             }
@@ -330,6 +338,22 @@ final class BenchWorld {
             .init(name: "peer-apply", value: peerRate, unit: "rows/s", baseline: baseRate, ratio: baseRate / peerRate,
                   note: peer.method),
         ]
+    }
+
+    /// A new workstation's first sync on a store whose records were edited: `changes` changes over
+    /// `changes / edits` residents, on top of what the bench wrote before. Its time by snapshot, with
+    /// the time replaying the log (as before 2026-11-28) as its baseline, in the same run.
+    func bootstrapEdited(changes: Int, edits: Int) async throws -> [ShelterBench.Result] {
+        let writer = try workstation()
+        _ = try await writer.sync()
+        try fill(writer, count: changes, tag: "ed", edits: edits)
+        _ = try await checkedSync(writer)
+        let snapshotReader = try workstation(), replayReader = try workstation(takesSnapshot: false)
+        var taken: SyncReport?, replayed: SyncReport?
+        let snapshot = try await seconds { taken = try await snapshotReader.sync() }
+        let replay = try await seconds { replayed = try await replayReader.sync() }
+        return [.init(name: "bootstrap-edited", value: snapshot * 1000, unit: "ms", baseline: replay * 1000, ratio: snapshot / replay,
+                      note: "first sync of a new replica after \(changes) changes to \(changes / edits) residents: a snapshot of \(taken?.snapshotRows ?? 0) rows; baseline: replaying \(replayed?.pulled ?? 0) changes")]
     }
 
     /// Push into a store `factor` times larger: the rate of pushing `changes × factor` changes over

@@ -50,6 +50,10 @@ public struct ServerSession: Sendable {
     /// back other replicas' changes.
     var relays = false
     public private(set) var summary = Summary()
+    /// Whether `snapshot` is answered by `snapshotStream()` (the TLS server: batches leave as they
+    /// are read) rather than with `receive`'s answers (all at once, as the simulation takes them).
+    public var streamsSnapshots = false
+    private var pendingSnapshot: Int?
 
     public init(store: ServerStore, maximumBatch: Int, peer: Peer?, now: @escaping @Sendable () -> Date = { Date() },
                 maxClockSkew: TimeInterval = 300, logger: Logger = Logger(label: "shelter.server"),
@@ -106,6 +110,9 @@ public struct ServerSession: Sendable {
                 let read = try await store.changes(for: summary.replica!, after: cursor, limit: limit)
                 summary.pulled += read.batch.count
                 return ([.changes(read.batch, nextCursor: read.next, nextHash: read.nextHash, more: read.more)], false)
+            case .snapshot(let limit) where streamsSnapshots:
+                pendingSnapshot = limit
+                return ([], false)
             case .snapshot(let limit):
                 let messages = try await store.snapshot(limit: limit, at: now())
                 if case .snapshotEnd(let seal)? = messages.last { summary.snapshotRows += Int(seal.rows) }
@@ -133,6 +140,27 @@ public struct ServerSession: Sendable {
             return ([await refuse(.internalError, "the server could not store or read the changes; nothing was kept, try again later")], true)
         }
     }
+
+    /// After `receive` answered a `snapshot` with nothing (`streamsSnapshots`): its messages, as
+    /// they are read; nil when none is asked for. The rows sent are counted when the stream ends.
+    public mutating func snapshotStream() -> AsyncThrowingStream<WireMessage, any Error>? {
+        guard let limit = pendingSnapshot else { return nil }
+        pendingSnapshot = nil
+        let (stream, continuation) = AsyncThrowingStream<WireMessage, any Error>.makeStream()
+        let store = self.store, at = now()
+        Task {
+            do {
+                try await store.snapshot(limit: limit, at: at) { continuation.yield($0) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        return stream
+    }
+
+    /// The rows a streamed snapshot sent.
+    public mutating func sentSnapshot(rows: Int) { summary.snapshotRows += rows }
 
     /// Ends the session with an error: recorded for the admin's view first, then the message to send.
     public mutating func refuse(_ code: ServerError.Code, _ message: String) async -> WireMessage {

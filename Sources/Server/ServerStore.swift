@@ -5,6 +5,7 @@ import Glibc
 #endif
 import GRDB
 import ShelterDomain
+import Synchronization
 import SyncCore
 
 /// The server's store: a replica of its own (domain and sync tables, written with the server's
@@ -1259,10 +1260,17 @@ extension ServerStore {
     /// digest; then the seal: the log position they stand at, their digest, signed with the server's key. One read transaction: the rows and the
     /// position agree, whatever merges meanwhile (WAL).
     public func snapshot(limit: Int, at: Date = Date()) async throws -> [WireMessage] {
+        let collected = Mutex<[WireMessage]>([])
+        try await snapshot(limit: limit, at: at) { message in collected.withLock { $0.append(message) } }
+        return collected.withLock { $0 }
+    }
+
+    /// The same, each message handed to `emit` as soon as it is made (the server sends a batch
+    /// while it reads the next, and the workstation decodes it meanwhile).
+    public func snapshot(limit: Int, at: Date = Date(), emit: @escaping @Sendable (WireMessage) -> Void) async throws {
         try await pool.read { db in
             let head = try store.head(db)
             var digest = SnapshotDigest()
-            var messages: [WireMessage] = []
             var batch: [SnapshotRow] = []
             var bytes = 0
             try store.snapshotRows(db) { row in
@@ -1270,14 +1278,14 @@ extension ServerStore {
                 row.encode(into: &writer)
                 digest.add(row, encoded: writer.bytes)
                 if !batch.isEmpty && (batch.count >= limit || bytes + writer.bytes.count > WireMessage.maximumBatchBytes) {
-                    messages.append(.snapshotRows(batch))
+                    emit(.snapshotRows(batch))
                     batch = []
                     bytes = 0
                 }
                 batch.append(row)
                 bytes += writer.bytes.count
             }
-            if !batch.isEmpty { messages.append(.snapshotRows(batch)) }
+            if !batch.isEmpty { emit(.snapshotRows(batch)) }
             // What the log held, by dot and digest, in batches of the byte limit.
             let perBatch = WireMessage.maximumBatchBytes / HeldChange.maximumBytes
             var held: [HeldChange] = []
@@ -1285,16 +1293,15 @@ extension ServerStore {
                 digest.add(change)
                 held.append(change)
                 if held.count == perBatch {
-                    messages.append(.snapshotHeld(held))
+                    emit(.snapshotHeld(held))
                     held = []
                 }
             }
-            if !held.isEmpty { messages.append(.snapshotHeld(held)) }
+            if !held.isEmpty { emit(.snapshotHeld(held)) }
             var seal = SnapshotSeal(position: head, chain: try store.chain(db, at: head), rows: digest.rows, held: digest.held,
                                     digest: digest.finish(), holdings: digest.holdings, takenAt: Self.milliseconds(at))
             seal.signature = try Self.signer(db).sign(seal.signedBytes(server: serverID))
-            messages.append(.snapshotEnd(seal))
-            return messages
+            emit(.snapshotEnd(seal))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import NIOCore
 import NIOPosix
@@ -133,8 +134,10 @@ public final class SyncServer: Service, Sendable {
                     ServerSession.Peer(replicaID: $0.replicaID, serial: $0.serialNumber.hex, notValidAfter: $0.notValidAfter)
                 }
             }
-            return ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
-                                 maxClockSkew: configuration.maxClockSkew, logger: logger, onMerge: { metrics.mergeDuration($0) })
+            var session = ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
+                                        maxClockSkew: configuration.maxClockSkew, logger: logger, onMerge: { metrics.mergeDuration($0) })
+            session.streamsSnapshots = true
+            return session
         }
         do {
             try await connection.executeThenClose { inbound, outbound in
@@ -144,6 +147,26 @@ public final class SyncServer: Service, Sendable {
                         let (answers, ends) = await session!.receive(message)
                         for answer in answers { try await outbound.write(answer) }
                         if ends { return }
+                        if let snapshot = session!.snapshotStream() {
+                            // Each batch leaves as soon as it is read; a failed read ends the session
+                            // with an error (the workstation writes nothing of a snapshot cut short).
+                            var batches = snapshot.makeAsyncIterator()
+                            while true {
+                                let next: WireMessage?
+                                do { next = try await batches.next() } catch {
+                                    // The kind and SQLite's code only: never values.
+                                    logger.error("the store failed reading a snapshot", metadata: [
+                                        "error.type": "\(type(of: error))",
+                                        "error.code": "\((error as? DatabaseError)?.resultCode.rawValue ?? 0)",
+                                    ])
+                                    try await outbound.write(await session!.refuse(.internalError, "the server could not read its records; nothing was sent, try again later"))
+                                    return
+                                }
+                                guard let answer = next else { break }
+                                try await outbound.write(answer)
+                                if case .snapshotEnd(let seal) = answer { session!.sentSnapshot(rows: Int(seal.rows)) }
+                            }
+                        }
                     }
                 } catch let error as WireError {
                     if session == nil { session = await open() }
