@@ -53,6 +53,8 @@ public struct ServerSession: Sendable {
     /// Whether `snapshot` is answered by `snapshotStream()` (the TLS server: batches leave as they
     /// are read) rather than with `receive`'s answers (all at once, as the simulation takes them).
     public var streamsSnapshots = false
+    /// Signatures of pushed batches checked as they arrived (`SignatureLookahead`), if any.
+    public var signatures: SignatureChecks?
     private var pendingSnapshot: Int?
 
     public init(store: ServerStore, maximumBatch: Int, peer: Peer?, now: @escaping @Sendable () -> Date = { Date() },
@@ -84,7 +86,7 @@ public struct ServerSession: Sendable {
                 }
             case .merge(let changes):
                 let started = ContinuousClock.now
-                let result = try await store.mergePush(from: summary.replica!, changes: changes, at: now(), maxClockSkew: maxClockSkew)
+                let result = try await store.mergePush(from: summary.replica!, changes: changes, at: now(), maxClockSkew: maxClockSkew, signatures: signatures)
                 onMerge(ContinuousClock.now - started)
                 summary.pushed += result.merged
                 summary.rejected += result.rejected.count

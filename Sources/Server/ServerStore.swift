@@ -709,10 +709,12 @@ public struct ServerStore: Sendable {
     /// A change the server has processed before is a resend when its content is the same (skipped,
     /// an earlier refusal reported again) and a fork when it differs: the batch is refused with
     /// `replicaForked` and nothing of it is kept.
-    public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
+    /// `signatures`: verifications made ahead (`preverify`), taken by the rules' check.
+    public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil,
+                          signatures: SignatureChecks? = nil) async throws -> PushResult {
         let result = try await pool.write { db in
             try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
-                      maxClockSkew: maxClockSkew, at: at)
+                      maxClockSkew: maxClockSkew, at: at, signatures: signatures)
         }
         await checkpointAfterErasure()
         return result
@@ -741,7 +743,7 @@ public struct ServerStore: Sendable {
     }
 
     func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, relays: Bool = false,
-               maxClockSkew: TimeInterval? = nil, at: Date) throws -> PushResult {
+               maxClockSkew: TimeInterval? = nil, at: Date, signatures: SignatureChecks? = nil) throws -> PushResult {
         let wall = Self.milliseconds(at)
         var processed = Processed(db: db, store: store)
         var result = PushResult(upToCounter: 0, rejected: [], merged: 0, conflictsCreated: 0)
@@ -818,7 +820,7 @@ public struct ServerStore: Sendable {
             // Each change's digest, made once: for the signature and for the hash chain.
             let digests = transaction.map(LogHash.of)
             let digestOf = Dictionary(zip(transaction.map(\.dot), digests), uniquingKeysWith: { first, _ in first })
-            var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey, digests: digests)
+            var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey, digests: digests, signatures: signatures)
             if refusal == nil { refusal = try refusedDependency(db, transaction) }
             if refusal == nil { refusal = fresh.lazy.compactMap { Self.erasedRefusal($0, recovering: recovering) }.first }
             if refusal == nil, let maxClockSkew,
@@ -885,6 +887,31 @@ public struct ServerStore: Sendable {
                            arguments: [result.merged, pusher.description])
         }
         return result
+    }
+
+    /// Checks the signatures of a pushed batch ahead of its merge, against the signers' keys as the
+    /// store holds them now, and keeps each success in `checks` (the TLS server calls it as a batch
+    /// arrives, on another core, while the batch before it merges). Nothing is decided here: the
+    /// merge's rules check every signature still, and find these already done.
+    public func preverify(_ changes: [CellChange], checks: SignatureChecks) async {
+        var transactions: [[CellChange]] = [], current: [CellChange] = []
+        for change in changes.sorted(by: { $0.dot.counter < $1.dot.counter }) {
+            current.append(change)
+            if change.seal != nil { transactions.append(current); current = [] }
+        }
+        let signers = Set(transactions.compactMap { $0.last?.seal?.signer })
+        guard !signers.isEmpty, let keys = try? await pool.read({ db -> [String: String] in
+            var keys: [String: String] = [:]
+            for signer in signers {
+                if signer == Seal.serverSigner { keys[signer] = try Self.signingKey(db); continue }
+                if let key = try String.fetchOne(db, sql: "SELECT signing_key FROM staff WHERE id = ?", arguments: [signer]) { keys[signer] = key }
+            }
+            return keys
+        }) else { return }
+        for transaction in transactions {
+            guard let seal = transaction.last?.seal, let key = keys[seal.signer], seal.isCheckable(over: transaction) else { continue }
+            checks.check(seal.signature, of: Seal.digest(signer: seal.signer, changes: transaction, version: seal.version), signingKey: key)
+        }
     }
 
     /// A change that says values of it were erased: only a store erases, so a workstation never

@@ -64,6 +64,7 @@ public final class SyncServer: Service, Sendable {
 
     public func run() async throws {
         let sslContext = self.sslContext
+        let store = self.store
         let configuration = self.configuration
         let unserved = UnservedChannels()
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -77,6 +78,7 @@ public final class SyncServer: Service, Sendable {
                     try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     try sync.addHandler(ReadIdleTimeout())
                     try sync.addHandler(ByteToMessageHandler(WireFrameDecoder(maximumFrameSize: configuration.maximumFrameSize)))
+                    try sync.addHandler(SignatureLookahead(store: store))
                     try sync.addHandler(MessageToByteHandler(WireFrameEncoder()))
                     let connection = try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
                     unserved.insert(connection)
@@ -137,6 +139,7 @@ public final class SyncServer: Service, Sendable {
             var session = ServerSession(store: store, maximumBatch: configuration.maximumBatch, peer: peer ?? nil,
                                         maxClockSkew: configuration.maxClockSkew, logger: logger, onMerge: { metrics.mergeDuration($0) })
             session.streamsSnapshots = true
+            session.signatures = try? await connection.channel.pipeline.handler(type: SignatureLookahead.self).get().checks
             return session
         }
         do {
@@ -205,5 +208,26 @@ public final class SyncServer: Service, Sendable {
         case is ReadIdleTimeout.Timeout: ServerError.Code.timeout.rawValue
         default: "disconnected"
         }
+    }
+}
+
+/// Starts checking a pushed batch's signatures as soon as it is decoded, on another core, while
+/// the session is still merging the batch before it (the workstation keeps two in flight): the
+/// merge's rules then find them done (`SignatureChecks`). Passes every message on unchanged.
+final class SignatureLookahead: ChannelInboundHandler, Sendable {
+    typealias InboundIn = WireMessage
+    typealias InboundOut = WireMessage
+
+    let store: ServerStore
+    let checks = SignatureChecks()
+
+    init(store: ServerStore) { self.store = store }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .push(let changes) = unwrapInboundIn(data), changes.count <= WireMessage.maximumTransaction {
+            let store = self.store, checks = self.checks
+            Task.detached(priority: .high) { await store.preverify(changes, checks: checks) }
+        }
+        context.fireChannelRead(data)
     }
 }

@@ -28,9 +28,13 @@ public struct Refusal: Hashable, Sendable, Error {
 public enum ShelterRules {
     /// The whole transaction is refused, or nil. `serverKey`: the server's public signing key.
     /// `verifySignature: false`: the signer's own workstation, which has just signed it.
-    /// `digests`: the changes' `LogHash.of`, when the caller has them already.
+    /// `digests`: the changes' `LogHash.of`, when the caller has them already. `signatures`:
+    /// verifications made ahead (`SignatureChecks`).
     public static func check(_ changes: [CellChange], rows: any RowSource, serverKey: String?, verifySignature: Bool = true,
-                             digests: [LogHash]? = nil) throws -> Refusal? {
+                             digests: [LogHash]? = nil, signatures: SignatureChecks? = nil) throws -> Refusal? {
+        func verify(_ signature: [UInt8], of digest: [UInt8], signingKey: String) -> Bool {
+            signatures?.verify(signature, of: digest, signingKey: signingKey) ?? StaffKeys.verify(signature, of: digest, signingKey: signingKey)
+        }
         guard let last = changes.last, let first = changes.first else { return nil }
         guard let seal = last.seal else {
             return Refusal("badSignature", "changes \(first.dot.counter)…\(last.dot.counter) carry no signature")
@@ -42,7 +46,7 @@ public enum ShelterRules {
         }
         let signatory = try self.signatory(seal.signer, rows: rows)
         if signatory.isServer {
-            guard !verifySignature || serverKey.map({ seal.isCheckable(over: changes) && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: digests), signingKey: $0) }) == true else {
+            guard !verifySignature || serverKey.map({ seal.isCheckable(over: changes) && verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: digests), signingKey: $0) }) == true else {
                 return Refusal("badSignature", "transaction \(seal.first)…\(last.dot.counter) is not signed by this server's key")
             }
         } else {
@@ -50,7 +54,7 @@ public enum ShelterRules {
                 return Refusal("unknownSigner", "transaction \(seal.first)…\(last.dot.counter) is signed by \(seal.signer), who is not a member of staff with keys")
             }
             guard !verifySignature || (seal.isCheckable(over: changes)
-                                         && StaffKeys.verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: digests), signingKey: key)) else {
+                                         && verify(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: digests), signingKey: key)) else {
                 return Refusal("badSignature", "the signature of transaction \(seal.first)…\(last.dot.counter) is not \(seal.signer)'s")
             }
             if signatory.removed {

@@ -1,6 +1,7 @@
 import Crypto
 import _CryptoExtras
 import Foundation
+import Synchronization
 import SyncCore
 
 /// A member of staff's keys (DESIGN §4): an Ed25519 key that signs her transactions and an X25519
@@ -146,4 +147,33 @@ public struct KeySigner: GrantOpener {
     }
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
+}
+
+/// Ed25519 verifications made ahead of a merge (the server checks batch N+1's signatures on its
+/// other core while batch N merges): each success kept by key, digest and signature, taken once by
+/// the rules' own check, which verifies anything not found here as before. Only successes are kept:
+/// a signature checked ahead against a key that changed by the time of the merge is simply checked
+/// again against the key the rules read then.
+public final class SignatureChecks: Sendable {
+    private let verified = Mutex(Set<[UInt8]>())
+    static let capacity = 100_000
+
+    public init() {}
+
+    private static func key(_ signature: [UInt8], _ digest: [UInt8], _ signingKey: String) -> [UInt8] {
+        signature + digest + Array(signingKey.utf8)
+    }
+
+    /// Verifies now and keeps a success for `verify`.
+    public func check(_ signature: [UInt8], of digest: [UInt8], signingKey: String) {
+        guard StaffKeys.verify(signature, of: digest, signingKey: signingKey) else { return }
+        // Bounded: a peer that pushes and never merges (resends) cannot grow it for ever.
+        verified.withLock { if $0.count < Self.capacity { $0.insert(Self.key(signature, digest, signingKey)) } }
+    }
+
+    /// `StaffKeys.verify`, skipped when `check` found it valid before.
+    public func verify(_ signature: [UInt8], of digest: [UInt8], signingKey: String) -> Bool {
+        if verified.withLock({ $0.remove(Self.key(signature, digest, signingKey)) }) != nil { return true }
+        return StaffKeys.verify(signature, of: digest, signingKey: signingKey)
+    }
 }
