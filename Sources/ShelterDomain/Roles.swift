@@ -40,7 +40,10 @@ public enum Roles {
     /// The id of a staff member's row: the name, trimmed and lower-cased, so the same person added on
     /// two workstations is one row.
     public static func staffID(_ name: String) -> String {
-        name.trimmingCharacters(in: .whitespaces).lowercased()
+        // Most names are ids already (lowercase ASCII, no spaces): kept as they are, without
+        // Foundation's trimming (a call per signed transaction the server merges).
+        if name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }) { return name }
+        return name.trimmingCharacters(in: .whitespaces).lowercased()
     }
 
     /// Checks that `role` (nil: not registered as staff) may record `what` (leader-only actions).

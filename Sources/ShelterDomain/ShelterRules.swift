@@ -370,13 +370,13 @@ public enum ShelterRules {
         // Personal data leaves a workstation only encrypted (a CPR number's form is checked there,
         // before it is); the server's conflict rows copy cells as they are.
         if change.table != ShelterSchema.conflicts.name {
-            for column in table.personalColumns.sorted() {
-                guard let value = change.values[column], !value.isNull else { continue }
+            for column in table.columns where column.personal {
+                guard let value = change.values[column.name], !value.isNull else { continue }
                 guard let text = value.textValue else {
-                    return Refusal("invalidValue", "\(change.table) \(id): the \(column) is personal data and must be an encrypted text")
+                    return Refusal("invalidValue", "\(change.table) \(id): the \(column.name) is personal data and must be an encrypted text")
                 }
                 if !text.isEmpty && !RecordKeys.isSealedCell(text) {
-                    return Refusal("invalidValue", "\(change.table) \(id): the \(column) is personal data and must be encrypted on the workstation")
+                    return Refusal("invalidValue", "\(change.table) \(id): the \(column.name) is personal data and must be encrypted on the workstation")
                 }
             }
         }
