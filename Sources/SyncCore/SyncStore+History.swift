@@ -255,6 +255,16 @@ extension SyncStore {
         guard case .merged(let apply, let newMeta, _) = Merge.merge(change, into: meta, currentValues: values, keepBoth: table.keepBoth) else {
             throw SyncError(.corruptData, "a re-issued change to \(change.table) \(change.rowID) names writes this replica does not hold")
         }
+        // A cell it takes from a write this log does not hold (a snapshot brought it) is kept aside:
+        // if a restamp moves this change's stamp back, that write may win the cell again.
+        for (column, old) in meta?.cells ?? [:] where newMeta.cells[column] != old {
+            guard try logEntry(db, of: old.dot) == nil else { continue }
+            var value = BinaryWriter()
+            value.write(value: values[column] ?? .null)
+            try db.execute(sql: "INSERT OR IGNORE INTO sync_displaced (tbl, row, col, replica, counter, hlc, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [table.code, change.rowID, column, old.dot.replica.description, Int64(old.dot.counter),
+                                       Int64(old.hlc.rawValue), Data(value.bytes)])
+        }
         try applyValues(db, table: table, rowID: change.rowID, values: apply)
         try saveMeta(db, table: table, rowID: change.rowID, meta: newMeta)
         _ = try appendLog(db, change: change, table: table, state: .unsynced)
@@ -265,5 +275,19 @@ extension SyncStore {
                        arguments: [original.dot.replica.description, Int64(original.dot.counter), Data(LogHash.of(original).bytes), Int64(counter)])
         journal.append(change)
         return change
+    }
+
+    /// The writes a re-issued change displaced from `rowID`'s cells that this log does not hold, one
+    /// pseudo-change per cell (its value, dot and stamp; no context).
+    func displaced(_ db: Database, table: SyncSchema.Table, rowID: String) throws -> [CellChange] {
+        try Row.fetchAll(db, sql: "SELECT col, replica, counter, hlc, value FROM sync_displaced WHERE tbl = ? AND row = ?",
+                         arguments: [table.code, rowID]).compactMap { row in
+            guard let replica = ReplicaID(row["replica"] as String) else { return nil }
+            var reader = BinaryReader([UInt8](row["value"] as Data))
+            let value = try corrupt("a displaced value") { try reader.readValue() }
+            return CellChange(table: table.name, rowID: rowID, values: [row["col"]: value],
+                              dot: Dot(replica: replica, counter: UInt64(row["counter"] as Int64)),
+                              hlc: HLC(rawValue: UInt64(row["hlc"] as Int64)), author: "", context: VersionVector())
+        }
     }
 }

@@ -289,7 +289,9 @@ public struct SyncStore: Sendable {
         }
         migrator.registerMigration("sync-7") { db in
             // The server's signed snapshot this replica's pulled history begins with, when it
-            // bootstrapped from one instead of the whole log, and the dot and digest of every change
+            // bootstrapped from one instead of the whole log (`sync_displaced`: a cell a rescue's
+            // re-issued change took from a write this log does not hold, which a restamp may have to
+            // give back), and the dot and digest of every change
             // the server's log held then (`sync_held`: one row per replica, its counters and digests
             // in one blob — read only by a rescue, written once); the server keeps each change's digest in its
             // log (`digest`, written with the hash chain) so that a snapshot reads them as they are.
@@ -312,6 +314,16 @@ public struct SyncStore: Sendable {
                 );
                 ALTER TABLE sync_log ADD COLUMN digest BLOB;
                 CREATE INDEX sync_log_rejected ON sync_log (counter) WHERE state = 2;
+                CREATE TABLE sync_displaced (
+                    tbl INTEGER NOT NULL,
+                    row TEXT NOT NULL,
+                    col TEXT NOT NULL,
+                    replica TEXT NOT NULL,
+                    counter INTEGER NOT NULL,
+                    hlc INTEGER NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (tbl, row, col, replica, counter)
+                ) WITHOUT ROWID;
                 """)
         }
         for version in 1...max(1, schema.version) {
@@ -558,13 +570,21 @@ public struct SyncStore: Sendable {
         // wins). A keep-both column is decided again only where a restamped write holds it.
         for (table, rowID) in rows {
             guard var meta = try rowMeta(db, table: table, rowID: rowID) else { continue }
-            let writes = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(rowID)],
+            var writes = try loggedChanges(db, where: "tbl = ? AND row = ?", arguments: [.integer(Int64(table.code)), .text(rowID)],
                                            order: "seq ASC", limit: .max).map(\.change)
+            // Writes a snapshot brought that a re-issued change displaced here: candidates too, as
+            // having seen none of the log's (a write that saw one carries a later stamp anyway).
+            let logged = Set(writes.map(\.dot))
+            writes += try displaced(db, table: table, rowID: rowID).filter { !logged.contains($0.dot) }
             var values: [String: SyncValue] = [:]
             for (column, held) in meta.cells where table.column(named: column)?.keepBoth != true || restamped.contains(held.dot) {
                 let candidates = writes.filter { $0.values[column] != nil }
                 let frontier = candidates.filter { candidate in !candidates.contains { $0.dot != candidate.dot && $0.context.contains(candidate.dot) } }
                 guard let winner = frontier.max(by: { CellStamp(dot: $1.dot, hlc: $1.hlc).wins(over: CellStamp(dot: $0.dot, hlc: $0.hlc)) }) else { continue }
+                // A holder this log does not have (the snapshot this replica began with brought it):
+                // it stays unless a logged write saw it, or wins over it as every replica decides.
+                if !candidates.contains(where: { $0.dot == held.dot || $0.context.contains(held.dot) }),
+                   !CellStamp(dot: winner.dot, hlc: winner.hlc).wins(over: held) { continue }
                 meta.cells[column] = CellStamp(dot: winner.dot, hlc: winner.hlc)
                 if winner.dot != held.dot || restamped.contains(winner.dot) { values[column] = winner.values[column] }
             }
