@@ -358,8 +358,14 @@ extension Replica {
         while sealed == nil {
             switch try await receive() {
             case .snapshotRows(let batch) where held.isEmpty:
-                for row in batch { digest.add(row) }
-                rows += batch
+                for row in batch {
+                    // In (table, id) order, each row once: a repeated row would silently replace the first.
+                    if let last = rows.last, (last.table, last.id) >= (row.table, row.id) {
+                        throw ProtocolFailure(message: "the server's snapshot repeats a row or sends rows out of order; nothing of it was applied")
+                    }
+                    digest.add(row)
+                    rows.append(row)
+                }
             case .snapshotHeld(let batch):
                 for change in batch { digest.add(change) }
                 held += batch

@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import ShelterDomain
 import SyncCore
+import Synchronization
 
 /// The server's side of one sync session, without the network (DESIGN §3): it takes each message
 /// the workstation sent and returns the answers. `SyncServer` runs it over TLS; the deterministic
@@ -150,9 +151,15 @@ public struct ServerSession: Sendable {
         pendingSnapshot = nil
         let (stream, continuation) = AsyncThrowingStream<WireMessage, any Error>.makeStream()
         let store = self.store, at = now()
+        // The connection gone, the read stops at its next batch (it holds a reader and the WAL).
+        let ended = EndFlag()
+        continuation.onTermination = { _ in ended.set() }
         Task {
             do {
-                try await store.snapshot(limit: limit, at: at) { continuation.yield($0) }
+                try await store.snapshot(limit: limit, at: at) { message in
+                    if ended.isSet { throw CancellationError() }
+                    continuation.yield(message)
+                }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
@@ -252,4 +259,11 @@ public struct ServerSession: Sendable {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
         }
     }
+}
+
+/// Set once, from any thread: a streamed snapshot's connection is gone.
+final class EndFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

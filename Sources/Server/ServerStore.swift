@@ -1294,7 +1294,8 @@ extension ServerStore {
 
     /// The same, each message handed to `emit` as soon as it is made (the server sends a batch
     /// while it reads the next, and the workstation decodes it meanwhile).
-    public func snapshot(limit: Int, at: Date = Date(), emit: @escaping @Sendable (WireMessage) -> Void) async throws {
+    /// `emit` may throw to stop the read (the connection is gone).
+    public func snapshot(limit: Int, at: Date = Date(), emit: @escaping @Sendable (WireMessage) throws -> Void) async throws {
         try await pool.read { db in
             let head = try store.head(db)
             var digest = SnapshotDigest()
@@ -1305,14 +1306,14 @@ extension ServerStore {
                 row.encode(into: &writer)
                 digest.add(row, encoded: writer.bytes)
                 if !batch.isEmpty && (batch.count >= limit || bytes + writer.bytes.count > WireMessage.maximumBatchBytes) {
-                    emit(.snapshotRows(batch))
+                    try emit(.snapshotRows(batch))
                     batch = []
                     bytes = 0
                 }
                 batch.append(row)
                 bytes += writer.bytes.count
             }
-            if !batch.isEmpty { emit(.snapshotRows(batch)) }
+            if !batch.isEmpty { try emit(.snapshotRows(batch)) }
             // What the log held, by dot and digest, in batches of the byte limit.
             let perBatch = WireMessage.maximumBatchBytes / HeldChange.maximumBytes
             var held: [HeldChange] = []
@@ -1320,15 +1321,15 @@ extension ServerStore {
                 digest.add(change)
                 held.append(change)
                 if held.count == perBatch {
-                    emit(.snapshotHeld(held))
+                    try emit(.snapshotHeld(held))
                     held = []
                 }
             }
-            if !held.isEmpty { emit(.snapshotHeld(held)) }
+            if !held.isEmpty { try emit(.snapshotHeld(held)) }
             var seal = SnapshotSeal(position: head, chain: try store.chain(db, at: head), rows: digest.rows, held: digest.held,
                                     digest: digest.finish(), holdings: digest.holdings, takenAt: Self.milliseconds(at))
             seal.signature = try Self.signer(db).sign(seal.signedBytes(server: serverID))
-            emit(.snapshotEnd(seal))
+            try emit(.snapshotEnd(seal))
         }
     }
 }

@@ -32,6 +32,8 @@ public struct SyncSessionStateMachine: Sendable {
     public let maximumBatch: Int
     /// The welcome told the workstation what the server holds: it may send changes back (`recover`).
     public private(set) var healing = false
+    /// The session asked for its snapshot.
+    public private(set) var snapshotTaken = false
 
     public init(maximumBatch: Int) { self.maximumBatch = maximumBatch }
 
@@ -68,6 +70,9 @@ public struct SyncSessionStateMachine: Sendable {
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor") }
             return .pull(cursor: cursor, limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
         case (.established, .snapshot(let limit)):
+            // Once per session: a snapshot is a long read of everything.
+            guard !snapshotTaken else { return fail(.protocolViolation, "a second snapshot in one session") }
+            snapshotTaken = true
             return .snapshot(limit: Int(min(limit == 0 ? UInt64(maximumBatch) : limit, UInt64(maximumBatch))))
         case (.established, .report(let cursor, let outbox, let bytes, let lastError)):
             guard cursor >= 0 else { return fail(.protocolViolation, "a negative cursor in the report") }

@@ -713,7 +713,10 @@ public struct VerifyReport: Hashable, Sendable {
                 report.transactions += 1
                 let counters = transaction.map(\.dot.counter)
                 let contiguous = zip(counters, counters.dropFirst()).allSatisfy { $1 == $0 + 1 }
-                if contiguous, counters.first! > seal.first, let holdings = snapshotHoldings, holdings[replica] >= counters.first! - 1 {
+                // Begun in the snapshot and ended in this log: exactly the counters before this log's
+                // first are the snapshot's (its holdings end there), and the seal began among them.
+                if contiguous, counters.first! > seal.first, let holdings = snapshotHoldings,
+                   seal.first <= holdings[replica], holdings[replica] == counters.first! - 1 {
                     report.beforeSnapshot += 1
                     continue
                 }

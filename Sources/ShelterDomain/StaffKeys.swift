@@ -155,13 +155,19 @@ public struct KeySigner: GrantOpener {
 /// a signature checked ahead against a key that changed by the time of the merge is simply checked
 /// again against the key the rules read then.
 public final class SignatureChecks: Sendable {
-    private let verified = Mutex(Set<[UInt8]>())
+    private struct Key: Hashable {
+        var signature: [UInt8]
+        var digest: [UInt8]
+        var signingKey: String
+    }
+
+    private let verified = Mutex(Set<Key>())
     static let capacity = 100_000
 
     public init() {}
 
-    private static func key(_ signature: [UInt8], _ digest: [UInt8], _ signingKey: String) -> [UInt8] {
-        signature + digest + Array(signingKey.utf8)
+    private static func key(_ signature: [UInt8], _ digest: [UInt8], _ signingKey: String) -> Key {
+        Key(signature: signature, digest: digest, signingKey: signingKey)
     }
 
     /// Verifies now and keeps a success for `verify`.

@@ -288,14 +288,15 @@ extension SyncStore {
         }
     }
 
-    /// Whether this replica may take a snapshot instead of the log: it has pulled nothing yet, and
-    /// every change it wrote was taken by the server (none waiting, refused or held back), so the
-    /// server's rows hold all it has.
+    /// Whether this replica may take a snapshot instead of the log: it has pulled nothing and
+    /// holds nothing — no row, no change of its own or another's, nothing held back — so the
+    /// server's rows are all it will have, and nothing of its own needs an erasure carried out or a
+    /// merge. (A workstation writes nothing before its first pull: the shelter key comes with it.)
     public func mayTakeSnapshot(_ db: Database) throws -> Bool {
         let state = try state(db)
         guard state.cursor == 0 else { return false }
         return try Bool.fetchOne(db, sql: """
-            SELECT NOT EXISTS (SELECT 1 FROM sync_log WHERE state != 1)
+            SELECT NOT EXISTS (SELECT 1 FROM sync_log) AND NOT EXISTS (SELECT 1 FROM sync_rows)
                AND NOT EXISTS (SELECT 1 FROM sync_pending)
             """) ?? false
     }
@@ -358,9 +359,9 @@ extension SyncStore {
         try db.execute(sql: """
             INSERT OR REPLACE INTO sync_snapshot (id, server, position, chain, rows, held, digest, holdings, taken_at, signature)
             VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [server.description, seal.position, seal.chain.map { Data($0.bytes) }, Int64(seal.rows), Int64(seal.held), Data(seal.digest.bytes),
+            """, arguments: [server.description, seal.position, seal.chain.map { Data($0.bytes) }, Int64(clamping: seal.rows), Int64(clamping: seal.held), Data(seal.digest.bytes),
                              Data({ var w = BinaryWriter(); ChangeCodec.encode(seal.holdings, into: &w); return w.bytes }()),
-                             Int64(seal.takenAt), Data(seal.signature)])
+                             Int64(clamping: seal.takenAt), Data(seal.signature)])
         try setCursor(db, seal.position, hash: seal.chain)
         return true
     }

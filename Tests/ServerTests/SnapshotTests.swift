@@ -145,6 +145,10 @@ import TestSupport
                 guard case .snapshotRows(let rows) = message, rows.count > 1 else { return message }
                 return .snapshotRows(Array(rows.dropFirst()))
             }),
+            ("a row repeated", { message in
+                guard case .snapshotRows(let rows) = message, let first = rows.first else { return message }
+                return .snapshotRows([first] + rows)
+            }),
             ("cut before the end", { message in
                 if case .snapshotEnd = message { return nil }
                 return message
@@ -156,6 +160,13 @@ import TestSupport
             #expect(after == before, "\(what): the replica is as it was")
             #expect(try replica.syncState().cursor == 0)
         }
+
+        // One snapshot a session: a second is a protocol violation.
+        var machine = SyncSessionStateMachine(maximumBatch: 10)
+        _ = machine.receive(.hello(.init(schemaVersion: UInt64(ShelterSchema.version), replicaID: id, clientVersion: "t", hlcNow: .zero, counter: 0)))
+        machine.established()
+        #expect(machine.receive(.snapshot(limit: 5)) == .snapshot(limit: 5))
+        guard case .fail(.protocolViolation, _) = machine.receive(.snapshot(limit: 5)) else { Issue.record("a second snapshot was answered"); return }
 
         // Untouched, it is taken whole.
         let report = try await replica.sync(over: connection { $0 })
