@@ -220,13 +220,25 @@ final class SignatureLookahead: ChannelInboundHandler, Sendable {
 
     let store: ServerStore
     let checks = SignatureChecks()
+    /// Checks under way for this connection: at most `window` (a workstation keeps two batches in
+    /// flight); a batch beyond it is simply checked in its merge, as without the lookahead.
+    private let running = Mutex(0)
+    static let window = 2
 
     init(store: ServerStore) { self.store = store }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .push(let changes) = unwrapInboundIn(data), changes.count <= WireMessage.maximumTransaction {
+        if case .push(let changes) = unwrapInboundIn(data), changes.count <= WireMessage.maximumTransaction,
+           running.withLock({ count in
+               guard count < Self.window else { return false }
+               count += 1
+               return true
+           }) {
             let store = self.store, checks = self.checks
-            Task.detached(priority: .high) { await store.preverify(changes, checks: checks) }
+            Task.detached(priority: .high) { [self] in
+                await store.preverify(changes, checks: checks)
+                running.withLock { $0 -= 1 }
+            }
         }
         context.fireChannelRead(data)
     }
