@@ -346,8 +346,8 @@ extension Replica {
     /// Asks for the server's snapshot, checks it (every row's digest, the server's signature, no
     /// stamp far ahead) and writes it in one transaction, with the cursor where it stands. Nothing
     /// is written unless the whole snapshot arrived and checks: a session cut on the way leaves the
-    /// replica as it was, and the next one asks again. Nil when this replica's rows hold something
-    /// the snapshot lacks (then it pulls the log).
+    /// replica as it was, and the next one asks again. Nil when this replica came to hold something
+    /// meanwhile (then it pulls the log).
     private func takeSnapshot(over connection: some SyncConnection, welcome: WireMessage.Welcome, serverKey: [UInt8], bound: UInt64,
                               receive: () async throws -> WireMessage) async throws -> (rows: Int, conflicts: Int, position: Int64)? {
         try await connection.send(.snapshot(limit: UInt64(max(1, min(welcome.maxBatch, 10_000)))))
@@ -394,7 +394,7 @@ extension Replica {
         let taken = try await performAsync { db -> Bool in
             guard try store.mayTakeSnapshot(db) else { return false }
             var clock = try store.loadClock(db)
-            guard try store.applySnapshot(db, rows: received, held: heldChanges, seal: seal, server: welcome.server, clock: &clock, wallMilliseconds: wall) else { return false }
+            try store.applySnapshot(db, rows: received, held: heldChanges, seal: seal, server: welcome.server, clock: &clock, wallMilliseconds: wall)
             // Erasures the snapshot carries were carried out on the server: its rows hold nothing of them.
             for row in received where row.table == ShelterSchema.erasures.code {
                 try store.recordErasure(db, subject: row.id, complete: true)

@@ -166,20 +166,16 @@ public final class SignatureChecks: Sendable {
 
     public init() {}
 
-    private static func key(_ signature: [UInt8], _ digest: [UInt8], _ signingKey: String) -> Key {
-        Key(signature: signature, digest: digest, signingKey: signingKey)
-    }
-
     /// Verifies now and keeps a success for `verify`.
     public func check(_ signature: [UInt8], of digest: [UInt8], signingKey: String) {
         guard StaffKeys.verify(signature, of: digest, signingKey: signingKey) else { return }
         // Bounded: a peer that pushes and never merges (resends) cannot grow it for ever.
-        verified.withLock { if $0.count < Self.capacity { $0.insert(Self.key(signature, digest, signingKey)) } }
+        verified.withLock { if $0.count < Self.capacity { $0.insert(Key(signature: signature, digest: digest, signingKey: signingKey)) } }
     }
 
     /// `StaffKeys.verify`, skipped when `check` found it valid before.
     public func verify(_ signature: [UInt8], of digest: [UInt8], signingKey: String) -> Bool {
-        if verified.withLock({ $0.remove(Self.key(signature, digest, signingKey)) }) != nil { return true }
+        if verified.withLock({ $0.remove(Key(signature: signature, digest: digest, signingKey: signingKey)) }) != nil { return true }
         return StaffKeys.verify(signature, of: digest, signingKey: signingKey)
     }
 }

@@ -302,22 +302,17 @@ extension SyncStore {
     }
 
     /// Writes a snapshot's rows, as they are, with their metadata; keeps its seal (`snapshot(_:)`).
-    /// Returns false, writing nothing, when a row this replica holds is not wholly in the
-    /// snapshot's (the server lacks something of it): then the replica pulls the log instead.
-    /// Call inside a transaction, after `mayTakeSnapshot`, with rows whose digest matches `seal`.
-    public func applySnapshot(_ db: Database, rows: [SnapshotRow], held: [HeldChange], seal: SnapshotSeal, server: ReplicaID, clock: inout HybridLogicalClock, wallMilliseconds: UInt64) throws -> Bool {
+    /// Call inside a transaction in which `mayTakeSnapshot` said yes (the replica holds nothing, so
+    /// nothing is merged: the rows are written as they are), with rows whose digest matches `seal`.
+    public func applySnapshot(_ db: Database, rows: [SnapshotRow], held: [HeldChange], seal: SnapshotSeal, server: ReplicaID, clock: inout HybridLogicalClock, wallMilliseconds: UInt64) throws {
         var resolved: [(table: SyncSchema.Table, row: SnapshotRow)] = []
         resolved.reserveCapacity(rows.count)
-        let anyRows = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sync_rows)") ?? false
         for row in rows {
             guard let table = schema.table(code: row.table) else {
                 throw SyncError(.corruptData, "the snapshot names table code \(row.table), which this version does not know")
             }
             for cell in row.cells where table.column(code: cell.code) == nil {
                 throw SyncError(.corruptData, "the snapshot names column code \(cell.code) of \(table.name), which this version does not know")
-            }
-            if anyRows, let local = try rowMeta(db, table: table, rowID: row.id), !local.versionVector.isDominated(by: row.versionVector) {
-                return false
             }
             resolved.append((table, row))
         }
@@ -363,7 +358,6 @@ extension SyncStore {
                              Data({ var w = BinaryWriter(); ChangeCodec.encode(seal.holdings, into: &w); return w.bytes }()),
                              Int64(clamping: seal.takenAt), Data(seal.signature)])
         try setCursor(db, seal.position, hash: seal.chain)
-        return true
     }
 
     /// The snapshot this replica's pulled history begins with; nil when it pulled the whole log.
