@@ -30,6 +30,14 @@ public struct SyncReport: Hashable, Sendable {
     /// Rows this replica took in the server's signed snapshot instead of pulling the whole log (its
     /// first pull only); `pulled` counts the changes logged after the snapshot.
     public var snapshotRows: Int = 0
+    /// This clock against the server's as the welcome measured it, and the server's bound (ms):
+    /// recorded exactly when the session ends.
+    var measuredClock: MeasuredClock?
+
+    struct MeasuredClock: Hashable, Sendable {
+        var skew: Int64
+        var bound: UInt64
+    }
 }
 
 /// A connection to the sync server that carries whole protocol messages: TLS in `sync()`, memory
@@ -101,7 +109,13 @@ extension Replica {
         do {
             let report = try await body()
             let at = Timestamp.format(configuration.now())
-            try await performAsync { db in try store.recordSync(db, at: at, errorCode: nil, error: nil) }
+            // The session's end: when it ended and the clock it measured, exactly. Bookkeeping: a
+            // power cut may lose it (the next sync writes it again), so it waits for no disk flush.
+            let clock = report.measuredClock
+            try await performBookkeeping { db in
+                if let clock { try store.recordClock(db, skewMilliseconds: clock.skew, maximumSkewMilliseconds: clock.bound) }
+                try store.recordSync(db, at: at, errorCode: nil, error: nil)
+            }
             return report
         } catch {
             let failure = Self.syncFailure(error, server: server, path: path)
@@ -241,14 +255,18 @@ extension Replica {
         let wall = wallMilliseconds()
         let signers = session.map { [$0] } ?? []
         let serverKey = welcome.serverSigningKey, workstations = welcome.workstations
+        // Written only what changed: a session with nothing to do commits nothing here. The skew is
+        // kept now when it moved by more than a second (a session cut later still leaves it for
+        // `status`), and exactly at the session's end.
         let restamped = try await performAsync { db in
-            try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound)
+            try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound, tolerance: 1000)
             if let serverKey { try store.recordServerKey(db, serverKey) }
             if let workstations { try store.recordWorkstations(db, workstations) }
             return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound, signers: signers, shift: Self.shiftMoment)
         }
         var report = SyncReport(pushed: 0, pulled: 0, conflicts: 0, rejected: 0, cursor: state.cursor, durationMs: 0)
         report.restamped = restamped
+        report.measuredClock = .init(skew: skew, bound: bound)
 
         // The server lacks changes this replica holds (it went back in time): give them back, in
         // this log's order, before anything else. Only then is the cursor moved back (below): a
@@ -335,7 +353,8 @@ extension Replica {
         }
 
         let (outbox, lastError) = try await readAsync { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        // The file's end, not Foundation's attributes (which also look up the owner's and group's names).
+        let bytes = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).seekToEnd()).map { Int(clamping: $0) } ?? 0
         try await connection.send(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes), lastError: lastError))
         guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
         let elapsed = ContinuousClock.now - started
@@ -446,6 +465,11 @@ extension Replica {
     }
 
     func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
+        if batch.isEmpty {
+            // Nothing new, and the cursor stays: nothing to write (a no-op sync commits nothing here).
+            let state = try store.state(db)
+            if state.cursor == nextCursor && state.cursorHash == nextHash { return 0 }
+        }
         var found = 0
         var released: [CellChange] = []
         var clock = try store.loadClock(db)

@@ -340,6 +340,27 @@ public struct Replica: Sendable {
         }
     }
 
+    /// `performAsync` for the replica's bookkeeping (when it last synced, what it measured):
+    /// committed with `synchronous = NORMAL` for this one transaction, so it waits for no flush to
+    /// disk. A power cut may lose it — never half of it — and the next sync writes it again; every
+    /// record and change still commits `FULL`.
+    func performBookkeeping<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await writer.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+                var result: T?
+                try db.inTransaction {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch {
+            throw Self.mapError(error, path: path)
+        }
+    }
+
     /// `read` for async callers, likewise off the cooperative pool.
     func readAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {

@@ -208,12 +208,18 @@ public struct ServerSession: Sendable {
             guard let peer, let certified = peer.replicaID else {
                 return .failure(ServerError(.unknownCertificate, "the client certificate carries no replica id"))
             }
-            guard let registration = try await store.registration(certified) else {
+            // Two trips to the store for a hello: one read (registration, standing, key, names), then
+            // the bookkeeping write; a renewal's promotion or a fork adds one.
+            let greeting = try await store.greeting(hello, replica: certified, at: now)
+            guard let registration = greeting.registration else {
                 return .failure(ServerError(.unknownCertificate, "this certificate is not enrolled with this server"))
             }
             summary.replica = certified
             summary.name = registration.name
-            try await store.recordSeen(certified, at: now, hello: hello)
+            // The certificate's expiry, when the registry lacks it (enrolled before 0.5): with the
+            // visit when this is the registered certificate, after its promotion when it is the renewal.
+            let expiry = registration.knowsCertificateExpiry ? nil : peer.notValidAfter.map { (serial: peer.serial, at: $0) }
+            try await store.recordSeen(certified, at: now, hello: hello, expires: peer.serial == registration.serial ? expiry : nil)
             if registration.revokedAt != nil {
                 return .failure(ServerError(.revoked, "the certificate of workstation \(registration.name) was revoked"))
             }
@@ -223,9 +229,7 @@ public struct ServerSession: Sendable {
                     return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name) (it was renewed, or the workstation was enrolled again)"))
                 }
                 try await store.promotePendingCertificate(certified)
-            }
-            if let expires = peer.notValidAfter {
-                try await store.recordCertificateExpiry(certified, serial: peer.serial, expires: expires)
+                if let expiry { try await store.recordSeen(certified, at: now, hello: hello, expires: expiry) }
             }
             guard hello.replicaID == certified else {
                 return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))
@@ -244,15 +248,15 @@ public struct ServerSession: Sendable {
                 await store.recordFork(certified, at: now)
                 return .failure(ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)"))
             }
-            let standing = try await store.standing(of: hello, replica: certified, processed: registration.acknowledged, at: now)
+            let standing = try greeting.standing.get()
             var welcome = WireMessage.Welcome(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
                                               maxBatch: UInt64(machine.maximumBatch), resume: standing.resume,
                                               ownCommon: standing.ownCommon, holdings: standing.holdings)
             welcome.serverWallNow = ServerStore.milliseconds(now)
             welcome.maxClockSkew = UInt64(max(0, maxClockSkew * 1000))
-            welcome.serverSigningKey = Data(base64Encoded: try await store.signingKey()).map { Array($0) }
+            welcome.serverSigningKey = Data(base64Encoded: greeting.signingKey).map { Array($0) }
             // Version 5 reads the workstations' names (a version-4 workstation would refuse the bytes).
-            if hello.protocolVersion >= 5 { welcome.workstations = try await store.workstationNames() }
+            welcome.workstations = greeting.names
             welcome.snapshots = hello.protocolVersion >= 6
             return .success(welcome)
         } catch {

@@ -21,6 +21,8 @@ public struct ServerStore: Sendable {
     public let serverID: ReplicaID
     let pool: DatabasePool
     let store: SyncStore
+    /// The server's public signing key once read (`signingKey(_:)`).
+    let publicSigningKey = Remembered<String>()
 
     /// The author of the server's own writes (conflicts, compensations).
     public static let author = "server"
@@ -217,7 +219,17 @@ public struct ServerStore: Sendable {
 
     /// Its public half, read off the cooperative pool as every read of a session is (a blocking read
     /// there starved the pool's readers and hung the server).
-    public func signingKey() async throws -> String { try await pool.read { db in try Self.signingKey(db) } }
+    public func signingKey() async throws -> String { try await pool.read { db in try signingKey(db) } }
+
+    /// The public half, made once per store (the key is written when the store is made and never
+    /// changes; making it from the private key at every hello and every pushed batch cost a
+    /// scalar multiplication each).
+    func signingKey(_ db: Database) throws -> String {
+        if let known = publicSigningKey.value { return known }
+        let key = try Self.signingKey(db)
+        publicSigningKey.value = key
+        return key
+    }
 
     /// The server's signer, for tools that write to the store as the server (and tests).
     public func signer() throws -> KeySigner { try pool.read { db in try Self.signer(db) } }
@@ -267,7 +279,7 @@ public struct ServerStore: Sendable {
     public func verify() throws -> VerifyReport {
         try pool.read { db in
             let rows = store.rows(db)
-            return try VerifyReport.of(try store.log(db).map(\.change), rows: rows, serverKey: try Self.signingKey(db))
+            return try VerifyReport.of(try store.log(db).map(\.change), rows: rows, serverKey: try signingKey(db))
         }
     }
 
@@ -351,6 +363,8 @@ public struct ServerStore: Sendable {
         /// When the server first saw two histories under this replica id (a copied replica file, a
         /// second replica from one bundle, a workstation restored from its own backup).
         public var forkedAt: String?
+        /// The registry knows when its certificate expires (enrolled by 0.5 or later, or seen since).
+        public var knowsCertificateExpiry: Bool = true
     }
 
     public func checkNameIsFree(_ name: String) throws {
@@ -532,42 +546,84 @@ public struct ServerStore: Sendable {
     }
 
     public func registration(_ replicaID: ReplicaID) async throws -> Registration? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM server_replicas WHERE replica_id = ?", arguments: [replicaID.description]).map {
-                Registration(replicaID: replicaID, name: $0["name"], serial: $0["serial"], enrolledAt: $0["enrolled_at"],
-                             revokedAt: $0["revoked_at"], pendingSerial: $0["pending_serial"], acknowledged: UInt64($0["acknowledged"] as Int64), forkedAt: $0["forked_at"])
-            }
+        try await pool.read { db in try Self.registration(db, replicaID) }
+    }
+
+    static func registration(_ db: Database, _ replicaID: ReplicaID) throws -> Registration? {
+        try Row.fetchOne(db, sql: "SELECT * FROM server_replicas WHERE replica_id = ?", arguments: [replicaID.description]).map {
+            Registration(replicaID: replicaID, name: $0["name"], serial: $0["serial"], enrolledAt: $0["enrolled_at"],
+                         revokedAt: $0["revoked_at"], pendingSerial: $0["pending_serial"], acknowledged: UInt64($0["acknowledged"] as Int64),
+                         forkedAt: $0["forked_at"], knowsCertificateExpiry: ($0["certificate_expires"] as String?) != nil)
         }
+    }
+
+    /// What a hello needs read, in one read: the workstation's registration, where it stands
+    /// against the log, the server's signing key and the workstations' names (a version-5 hello or
+    /// later). A session pays one trip to the store for them (each trip costs a thread's wake-up).
+    public func greeting(_ hello: WireMessage.Hello, replica: ReplicaID, at: Date = Date()) async throws -> Greeting {
+        try await pool.read { db in
+            guard let registration = try Self.registration(db, replica) else {
+                return Greeting(registration: nil, standing: .failure(ServerError(.unknownCertificate, "not enrolled")), signingKey: "", names: nil)
+            }
+            // Its failure is kept, not thrown: the hello's own refusals (revoked, rewound…) come first.
+            let position = Result<Standing, any Error> { try self.standing(db, of: hello, replica: replica, processed: registration.acknowledged, at: at) }
+            return Greeting(registration: registration, standing: position,
+                            signingKey: try signingKey(db), names: hello.protocolVersion >= 5 ? try Self.workstationNames(db) : nil)
+        }
+    }
+
+    public struct Greeting: Sendable {
+        public var registration: Registration?
+        public var standing: Result<Standing, any Error>
+        public var signingKey: String
+        public var names: [ReplicaID: String]?
     }
 
     /// The registry's names by replica id, for a welcome: every workstation ever enrolled (revoked
     /// ones too, whose writes stay in the records), and each of the server's own writers (its runs)
     /// with an empty name.
     public func workstationNames() async throws -> [ReplicaID: String] {
-        try await pool.read { db in
-            var names: [ReplicaID: String] = [:]
-            for writer in try String.fetchAll(db, sql: "SELECT writer FROM server_runs") {
-                if let id = ReplicaID(writer) { names[id] = "" }
+        try await pool.read { db in try Self.workstationNames(db) }
+    }
+
+    static func workstationNames(_ db: Database) throws -> [ReplicaID: String] {
+        var names: [ReplicaID: String] = [:]
+        for writer in try String.fetchAll(db, sql: "SELECT writer FROM server_runs") {
+            if let id = ReplicaID(writer) { names[id] = "" }
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT replica_id, name FROM server_replicas") {
+            if let id = ReplicaID(row["replica_id"] as String) { names[id] = row["name"] }
+        }
+        return names
+    }
+
+    /// A write of the registry's bookkeeping — when a workstation was last seen, what it reported —
+    /// committed without waiting for the disk (`synchronous = NORMAL` for this one transaction): a
+    /// power cut may lose it, never half of it, and the next session writes it again. A no-op sync
+    /// then costs the server no flush to disk; every change to the records still commits `FULL`.
+    func writeBookkeeping<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
             }
-            for row in try Row.fetchAll(db, sql: "SELECT replica_id, name FROM server_replicas") {
-                if let id = ReplicaID(row["replica_id"] as String) { names[id] = row["name"] }
-            }
-            return names
+            return result!
         }
     }
 
-    /// Records when the certificate a workstation presented expires, when the registry does not know
-    /// (a workstation enrolled before 0.5).
-    func recordCertificateExpiry(_ replicaID: ReplicaID, serial: String, expires: Date) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE server_replicas SET certificate_expires = ? WHERE replica_id = ? AND serial = ? AND certificate_expires IS NULL",
-                           arguments: [Timestamp.format(expires), replicaID.description, serial])
-        }
-    }
-
-    /// Records that a workstation showed up (also when it is then refused).
-    public func recordSeen(_ replicaID: ReplicaID, at: Date, hello: WireMessage.Hello?) async throws {
-        try await pool.write { db in
+    /// Records that a workstation showed up (also when it is then refused), and when the
+    /// certificate it presented expires if the registry did not know (`expires`: a workstation
+    /// enrolled before 0.5). Bookkeeping (`writeBookkeeping`).
+    public func recordSeen(_ replicaID: ReplicaID, at: Date, hello: WireMessage.Hello?,
+                           expires: (serial: String, at: Date)? = nil) async throws {
+        try await writeBookkeeping { db in
+            if let expires {
+                try db.execute(sql: "UPDATE server_replicas SET certificate_expires = ? WHERE replica_id = ? AND serial = ? AND certificate_expires IS NULL",
+                               arguments: [Timestamp.format(expires.at), replicaID.description, expires.serial])
+            }
             let now = Timestamp.format(at)
             try db.execute(sql: "UPDATE server_replicas SET first_seen = COALESCE(first_seen, ?), last_seen = ? WHERE replica_id = ?",
                            arguments: [now, now, replicaID.description])
@@ -600,8 +656,9 @@ public struct ServerStore: Sendable {
     }
 
     /// Records a completed session: where the workstation's cursor now is, what it still has to push.
+    /// Bookkeeping (`writeBookkeeping`): a report lost to a power cut is made again by the next session.
     public func recordReport(_ replicaID: ReplicaID, cursor: Int64, outbox: UInt64, databaseBytes: UInt64, at: Date) async throws {
-        try await pool.write { db in
+        try await writeBookkeeping { db in
             try db.execute(sql: "UPDATE server_replicas SET cursor = ?, unsynced = ?, database_bytes = ?, last_sync = ? WHERE replica_id = ?",
                            arguments: [cursor, Int64(outbox), Int64(databaseBytes), Timestamp.format(at), replicaID.description])
             // A restored store stops taking other replicas' changes back once every workstation
@@ -648,7 +705,10 @@ public struct ServerStore: Sendable {
     public static let restoreWindow: TimeInterval = 7 * 86_400
 
     public func standing(of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64, at: Date = Date()) async throws -> Standing {
-        try await pool.read { db in
+        try await pool.read { db in try standing(db, of: hello, replica: replica, processed: processed, at: at) }
+    }
+
+    func standing(_ db: Database, of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64, at: Date) throws -> Standing {
             let head = try store.head(db)
             let cursor = max(0, hello.cursor)
             var resume = cursor
@@ -680,7 +740,6 @@ public struct ServerStore: Sendable {
                 standing.holdings = held
             }
             return standing
-        }
     }
 
     // MARK: Merge
@@ -787,7 +846,7 @@ public struct ServerStore: Sendable {
         for (origin, tail) in open {
             if origin == pusher { transactions.append(tail) } else { result.skipped += tail.count }
         }
-        let serverKey = try Self.signingKey(db)
+        let serverKey = try signingKey(db)
         let rows = store.rows(db)
         for transaction in transactions {
             var fresh: [CellChange] = []
@@ -903,7 +962,7 @@ public struct ServerStore: Sendable {
         guard !signers.isEmpty, let keys = try? await pool.read({ db -> [String: String] in
             var keys: [String: String] = [:]
             for signer in signers {
-                if signer == Seal.serverSigner { keys[signer] = try Self.signingKey(db); continue }
+                if signer == Seal.serverSigner { keys[signer] = try signingKey(db); continue }
                 if let key = try String.fetchOne(db, sql: "SELECT signing_key FROM staff WHERE id = ?", arguments: [signer]) { keys[signer] = key }
             }
             return keys
@@ -1466,5 +1525,14 @@ enum RegistryEntry: Hashable, Sendable {
         default:
             return nil
         }
+    }
+}
+
+/// A value read once and kept, shared by every copy of the struct that holds it.
+final class Remembered<Value: Sendable>: Sendable {
+    private let stored = Mutex<Value?>(nil)
+    var value: Value? {
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }

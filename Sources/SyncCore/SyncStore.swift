@@ -438,9 +438,12 @@ public struct SyncStore: Sendable {
     /// The server's answers that mean this replica as it is cannot sync again: it must be rescued.
     public static let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
 
-    /// Keeps the server's public signing key, as its welcome said.
+    /// Keeps the server's public signing key, as its welcome said (written only when it differs:
+    /// a session that changes nothing writes nothing).
     public func recordServerKey(_ db: Database, _ key: [UInt8]) throws {
-        try db.execute(sql: "UPDATE sync_state SET server_signing_key = ? WHERE id = 1", arguments: [Data(key).base64EncodedString()])
+        let text = Data(key).base64EncodedString()
+        guard try sealState(db).serverSigningKey != text else { return }
+        try db.execute(sql: "UPDATE sync_state SET server_signing_key = ? WHERE id = 1", arguments: [text])
     }
 
     /// Keeps the server's workstation names as its welcome sent them (its registry is the whole
@@ -463,9 +466,17 @@ public struct SyncStore: Sendable {
     }
 
     /// Keeps what the last hello measured: this clock against the server's, and the server's bound.
-    public func recordClock(_ db: Database, skewMilliseconds: Int64, maximumSkewMilliseconds: UInt64) throws {
+    /// `tolerance`: leave the stored skew when it is within this many ms of the new one and the
+    /// bound is the same (a session's start writes nothing then; its end writes the exact skew).
+    public func recordClock(_ db: Database, skewMilliseconds: Int64, maximumSkewMilliseconds: UInt64, tolerance: UInt64 = 0) throws {
+        let bound = Int64(min(maximumSkewMilliseconds, UInt64(Int64.max)))
+        if tolerance > 0, let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT clock_skew_ms, max_clock_skew_ms FROM sync_state WHERE id = 1")),
+           let storedSkew = stored[0] as Int64?, stored[1] as Int64 == bound,
+           storedSkew.subtractingReportingOverflow(skewMilliseconds).partialValue.magnitude <= tolerance {
+            return
+        }
         try db.execute(sql: "UPDATE sync_state SET clock_skew_ms = ?, max_clock_skew_ms = ? WHERE id = 1",
-                       arguments: [skewMilliseconds, Int64(min(maximumSkewMilliseconds, UInt64(Int64.max)))])
+                       arguments: [skewMilliseconds, bound])
     }
 
     /// Stamps again this replica's unsynced changes that a wrong clock stamped more than
