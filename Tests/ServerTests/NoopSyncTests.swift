@@ -82,4 +82,50 @@ import TestSupport
         #expect(pushScans.isEmpty, "the workstation scans while pushing: \(pushScans)")
         try await server.stop()
     }
+
+    /// A no-op sync changes nothing durable: the workstation's only writes are its bookkeeping (when
+    /// it synced, the clock it measured), committed without a flush to disk, as are the server's
+    /// (when it saw the workstation, what it reported). Every other write of either side is a
+    /// record, a change or a cursor, committed `FULL`.
+    @Test func aNoopSyncWritesOnlyBookkeepingWithoutAFlush() async throws {
+        let serverRecorder = Recorder(), clientRecorder = Recorder()
+        let server = try await TestServer.start(statementObserver: { serverRecorder.observe($0) })
+        defer { server.remove() }
+        let a = try await server.workstation("a", configuration: .init(statementObserver: { clientRecorder.observe($0) }))
+        let b = try await server.workstation("b")
+        for n in 0..<5 { try b.admit(Admission(name: "N\(n)", municipality: "Køge"), by: staff("s")) }
+        _ = try await b.sync()
+        _ = try await a.sync()
+        // Given a sync with nothing to do,
+        let report = try await serverRecorder.record { try await clientRecorder.record { try await a.sync() } }
+        #expect(report.pushed == 0 && report.pulled == 0)
+        for (side, statements) in [("workstation", clientRecorder.statements.withLock { $0 }), ("server", serverRecorder.statements.withLock { $0 })] {
+            // its writes are the bookkeeping's UPDATEs only,
+            let writes = statements.filter { $0.hasPrefix("UPDATE") || $0.hasPrefix("INSERT") || $0.hasPrefix("DELETE") || $0.hasPrefix("REPLACE") }
+            let bookkeeping = side == "workstation" ? ["UPDATE sync_state SET clock_skew_ms", "UPDATE sync_state SET last_sync_at"]
+                                                    : ["UPDATE server_replicas SET first_seen", "UPDATE server_replicas SET client_version", "UPDATE server_replicas SET cursor"]
+            let other = writes.filter { write in !bookkeeping.contains(where: { write.hasPrefix($0) }) }
+            #expect(other.isEmpty, "the \(side) wrote more than its bookkeeping: \(other)")
+            #expect(!writes.isEmpty, "the \(side) recorded the session")
+            // each inside a transaction committed with synchronous = NORMAL, set back to FULL after.
+            // (A transaction that wrote nothing, a read's, commits no page and flushes nothing.)
+            var synchronous = "FULL", wrote = false
+            for statement in statements {
+                if statement.hasPrefix("PRAGMA synchronous = ") { synchronous = String(statement.dropFirst("PRAGMA synchronous = ".count)) }
+                if statement.hasPrefix("BEGIN") { wrote = false }
+                if writes.contains(statement) {
+                    wrote = true
+                    #expect(synchronous == "NORMAL", "the \(side)'s \(statement) waited for a flush")
+                }
+                if statement.hasPrefix("COMMIT") && wrote { #expect(synchronous == "NORMAL", "the \(side) committed a write with a flush") }
+            }
+            #expect(synchronous == "FULL", "the \(side)'s connection is back to FULL")
+        }
+        // And the writer still commits records FULL: an admission synced now is flushed.
+        _ = try await clientRecorder.record { () async throws -> Void in
+            try a.admit(Admission(name: "Own", municipality: "Køge"), by: staff("s"))
+        }
+        #expect(!clientRecorder.statements.withLock { $0 }.contains { $0.hasPrefix("PRAGMA synchronous = NORMAL") })
+        try await server.stop()
+    }
 }
