@@ -23,8 +23,9 @@ public enum Kroner {
         }
         if s.hasPrefix("dkk") { s = String(s.dropFirst(3)).trimmingCharacters(in: .whitespaces) }
         s = s.replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "\u{00A0}", with: "")
-        let invalid = DomainError(.invalidValue, t("amount.invalid", ("text", text)))
-        guard !s.isEmpty, s.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == ",") }), s.first?.isNumber == true, s.last?.isNumber == true else { throw invalid }
+        // Made only when thrown: the catalogue lookup cost every parse (the rules parse every moment).
+        func invalid() -> DomainError { DomainError(.invalidValue, t("amount.invalid", ("text", text))) }
+        guard !s.isEmpty, s.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == ",") }), s.first?.isNumber == true, s.last?.isNumber == true else { throw invalid() }
         let separators = s.filter { $0 == "." || $0 == "," }
         var whole = s, fraction = ""
         if let last = s.lastIndex(where: { $0 == "." || $0 == "," }) {
@@ -32,12 +33,12 @@ public enum Kroner {
             let kinds = Set(separators)
             if kinds.count == 2 {
                 // Both kinds: the last one is the decimal mark; the other only groups thousands.
-                guard after.count <= 2, separators.filter({ $0 == s[last] }).count == 1 else { throw invalid }
+                guard after.count <= 2, separators.filter({ $0 == s[last] }).count == 1 else { throw invalid() }
                 fraction = String(after)
                 whole = String(s[..<last]).replacingOccurrences(of: s[last] == "," ? "." : ",", with: "")
             } else if separators.count == 1 {
                 if after.count == 3 { throw DomainError(.invalidValue, t("amount.ambiguous", ("text", text))) }
-                guard after.count <= 2 else { throw invalid }
+                guard after.count <= 2 else { throw invalid() }
                 fraction = String(after)
                 whole = String(s[..<last])
             } else {
@@ -47,10 +48,10 @@ public enum Kroner {
             if kinds.count == 2 || separators.count > 1 {
                 // Groups of three after the first.
                 let groups = String(s[..<(kinds.count == 2 ? last : s.endIndex)]).split(whereSeparator: { $0 == "." || $0 == "," })
-                guard groups.dropFirst().allSatisfy({ $0.count == 3 }), (groups.first?.count ?? 0) <= 3 else { throw invalid }
+                guard groups.dropFirst().allSatisfy({ $0.count == 3 }), (groups.first?.count ?? 0) <= 3 else { throw invalid() }
             }
         }
-        guard let kroner = Int(whole), whole.count <= 9 else { throw invalid }
+        guard let kroner = Int(whole), whole.count <= 9 else { throw invalid() }
         let øre = fraction.isEmpty ? 0 : (Int(fraction.count == 1 ? fraction + "0" : fraction) ?? 0)
         return kroner * 100 + øre
     }

@@ -412,8 +412,11 @@ public enum ShelterRules {
     /// A stored moment (UTC ISO 8601), or nil.
     static func moment(_ text: String?) -> Date? {
         guard let text, !text.isEmpty else { return nil }
-        return try? Timestamp.parse(text, timeZone: TimeZone(identifier: "UTC")!)
+        return try? Timestamp.parse(text, timeZone: utc)
     }
+
+    /// Made once: the rules read a moment in every change that records one.
+    static let utc = TimeZone(identifier: "UTC")!
 
     /// The latest moment a change may record: its own clock stamp and `EventTime.maximumAhead`.
     /// (The stamp is the workstation's clock when it wrote, which the server bounds at sync.)

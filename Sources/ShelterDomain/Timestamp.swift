@@ -5,14 +5,15 @@ public enum Timestamp {
     /// Parses what staff type for `--at`: `YYYY-MM-DDTHH:MM[:SS][.fff](Z|±HH:MM)`, or the same without
     /// a zone (local time of this workstation), or a date `YYYY-MM-DD` (local midnight).
     public static func parse(_ text: String, timeZone: TimeZone = .current) throws(DomainError) -> Date {
-        let invalid = DomainError(.invalidValue, t("err.Timestamp.108", ("p1", text)))
+        // Made only when thrown: the catalogue lookup cost every parse (the rules parse every moment).
+        func invalid() -> DomainError { DomainError(.invalidValue, t("err.Timestamp.108", ("p1", text))) }
         let s = text.trimmingCharacters(in: .whitespaces)
-        guard s.count >= 10, let date = CivilDate(String(s.prefix(10))) else { throw invalid }
+        guard s.count >= 10, let date = CivilDate(String(s.prefix(10))) else { throw invalid() }
         var rest = Substring(s.dropFirst(10))
         var hour = 0, minute = 0, second = 0.0
         var offset: Int? = nil
         if !rest.isEmpty {
-            guard rest.first == "T" || rest.first == " " else { throw invalid }
+            guard rest.first == "T" || rest.first == " " else { throw invalid() }
             rest = rest.dropFirst()
             // Split off the zone.
             var zonePart = Substring("")
@@ -25,11 +26,11 @@ public enum Timestamp {
             }
             let fields = rest.split(separator: ":", omittingEmptySubsequences: false)
             guard (2...3).contains(fields.count), fields[0].count == 2, fields[1].count == 2,
-                  let h = Int(fields[0]), let m = Int(fields[1]), (0...23).contains(h), (0...59).contains(m) else { throw invalid }
+                  let h = Int(fields[0]), let m = Int(fields[1]), (0...23).contains(h), (0...59).contains(m) else { throw invalid() }
             hour = h
             minute = m
             if fields.count == 3 {
-                guard fields[2].count >= 2, let sec = Double(fields[2]), sec >= 0, sec < 60 else { throw invalid }
+                guard fields[2].count >= 2, let sec = Double(fields[2]), sec >= 0, sec < 60 else { throw invalid() }
                 second = sec
             }
             if zonePart == "Z" || zonePart == "z" {
@@ -38,7 +39,7 @@ public enum Timestamp {
                 let sign = zonePart.first == "-" ? -1 : 1
                 let digits = zonePart.dropFirst().replacingOccurrences(of: ":", with: "")
                 guard digits.count == 4, let hh = Int(digits.prefix(2)), let mm = Int(digits.suffix(2)),
-                      hh <= 14, mm < 60 else { throw invalid }
+                      hh <= 14, mm < 60 else { throw invalid() }
                 offset = sign * (hh * 3600 + mm * 60)
             }
         }
