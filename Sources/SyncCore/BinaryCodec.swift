@@ -7,6 +7,9 @@ public struct BinaryWriter: Sendable {
 
     public init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
 
+    /// Empties the buffer, keeping its capacity (a writer reused for many small encodings).
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func write(byte: UInt8) { bytes.append(byte) }
 
     public mutating func write(varint value: UInt64) {

@@ -28,14 +28,26 @@ public struct LogHash: Hashable, Sendable, CustomStringConvertible {
     /// (table, row, dot, HLC, author, context — `ChangeCodec`, columns and vector entries sorted) and
     /// each column's name with its value's digest (`valueDigest`). A value erased since keeps its
     /// digest (`CellChange.erased`), so the change's digest does not change with the erasure.
+    ///
+    /// Every merge makes it once per change (and the server's rules, the rescue and the snapshot
+    /// compare with it), so the value digests are written straight into the change's encoding, the
+    /// values' encodings share one buffer, and nothing is sorted or allocated that need not be.
     public static func of(_ change: CellChange) -> LogHash {
-        var writer = BinaryWriter(capacity: 96 + 40 * change.values.count)
+        var writer = BinaryWriter(capacity: 96 + 48 * change.values.count)
         writer.write(text: "ShelterSync change 2")
         ChangeCodec.encodeHeader(change, into: &writer)
         writer.write(varint: UInt64(change.values.count))
-        for (column, value) in change.values.sorted(by: { $0.key < $1.key }) {
+        var scratch = BinaryWriter(capacity: 64)
+        let columns = change.values.keys.sorted()
+        for column in columns {
             writer.write(text: column)
-            writer.write(raw: (change.erased[column] ?? valueDigest(value)).bytes)
+            if let erased = change.erased[column] {
+                writer.write(raw: erased.bytes)
+            } else {
+                scratch.removeAll()
+                scratch.write(value: change.values[column]!)
+                SHA256.hash(data: scratch.bytes).withUnsafeBytes { writer.write(raw: $0) }
+            }
         }
         return LogHash(digest: SHA256.hash(data: writer.bytes))
     }
