@@ -106,6 +106,7 @@ let package = Package(
                 "ClientKit", "Server", "ShelterDomain", "SyncCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(

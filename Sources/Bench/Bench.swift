@@ -27,7 +27,7 @@ struct ShelterBench: AsyncParsableCommand {
     @Option(help: "Changes per signed transaction in the outboxes pushed (6: an admission's size; 100 before 2026-11-28).") var perTransaction = 6
     @Option(help: "push-growth pushes this many times --changes into the grown store.") var growth = 10
     @Option(help: "bootstrap-edited writes each resident this many times.") var edits = 10
-    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, bootstrap-edited, noop-sync, metadata, erase, push-growth); push includes bootstrap and the peer baseline, fan-in includes server-rss.")
+    @Option(help: "Run only these measurements (comma-separated: local-write, fan-in, push, bootstrap-edited, noop-sync, metadata, erase, push-growth); push includes bootstrap, the peer baseline and the signature ceiling, fan-in includes server-rss.")
     var only: String?
 
     static let groups = ["local-write", "fan-in", "push", "bootstrap-edited", "noop-sync", "metadata", "erase", "push-growth"]
@@ -66,7 +66,7 @@ struct ShelterBench: AsyncParsableCommand {
         // Fan-in first, while the server's log is small: its replicas must be up to date before the
         // measured sessions, and bootstrapping 50 replicas from a large log is not what it measures.
         let fanIn = run.contains("fan-in") ? try await world.fanIn(replicas: replicas, perReplica: perReplica / scale) : []
-        if run.contains("push") { results += try await world.pushAndBootstrap(changes: changes / scale) }
+        if run.contains("push") { results += try await world.pushAndBootstrap(changes: changes / scale) + world.signatureCeiling() }
         if run.contains("bootstrap-edited") { results += try await world.bootstrapEdited(changes: changes / scale, edits: edits) }
         if run.contains("noop-sync") { results += try await world.noopSync(smallRows: 1_000, largeRows: noopRows / scale) }
         results += fanIn

@@ -1,4 +1,5 @@
 import ClientKit
+import Crypto
 import Foundation
 import GRDB
 import Server
@@ -304,6 +305,27 @@ final class BenchWorld {
         var report: SyncReport?
         let push = try await seconds { report = try await checkedSync(writer) }
         return Double(report?.pushed ?? 0) / push
+    }
+
+    /// Ed25519 verifications per second on one core, in this run: the server checks the signature
+    /// of every pushed transaction once, so at `perTransaction` changes to a transaction this
+    /// machine's cores take at most `verify-ceiling` changes/s even if merging cost nothing.
+    func signatureCeiling() throws -> [ShelterBench.Result] {
+        let key = Curve25519.Signing.PrivateKey()
+        let digest = [UInt8](repeating: 7, count: 32)
+        let signature = try key.signature(for: digest)
+        let publicKey = key.publicKey
+        let count = 5_000
+        var valid = 0
+        let time = seconds { for _ in 0..<count where publicKey.isValidSignature(signature, for: digest) { valid += 1 } }
+        guard valid == count else { throw CocoaError(.featureUnsupported) }
+        let perSecond = Double(count) / time, cores = ProcessInfo.processInfo.activeProcessorCount
+        return [
+            .init(name: "verify", value: perSecond, unit: "verifies/s", baseline: nil, ratio: nil,
+                  note: "Ed25519 signature checks on one core (\(String(format: "%.1f", 1e6 / perSecond)) µs each)"),
+            .init(name: "verify-ceiling", value: perSecond * Double(cores) * Double(perTransaction), unit: "changes/s", baseline: nil, ratio: nil,
+                  note: "push can be no faster: \(cores) cores doing nothing but check one signature per \(perTransaction) changes"),
+        ]
     }
 
     func pushAndBootstrap(changes: Int) async throws -> [ShelterBench.Result] {

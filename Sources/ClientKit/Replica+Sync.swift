@@ -353,8 +353,10 @@ extension Replica {
         }
 
         let (outbox, lastError) = try await readAsync { db in (try store.outboxCount(db), try store.state(db).lastErrorCode) }
-        // The file's end, not Foundation's attributes (which also look up the owner's and group's names).
-        let bytes = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).seekToEnd()).map { Int(clamping: $0) } ?? 0
+        // By stat(2), never by opening the file: closing any descriptor of it drops every POSIX lock
+        // this process holds on it, SQLite's included — another process could then checkpoint under
+        // this connection's feet (it corrupted a replica in the bench when tried).
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         try await connection.send(.report(cursor: report.cursor, outbox: UInt64(outbox), databaseBytes: UInt64(bytes), lastError: lastError))
         guard case .bye = try await receive() else { throw ProtocolFailure(message: "expected bye") }
         let elapsed = ContinuousClock.now - started
