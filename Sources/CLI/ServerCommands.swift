@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import Server
@@ -149,6 +152,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         // `Shelter.main` chose `Language.current` before parsing (SHELTER_LANG, else LANG, else Danish):
         // the admin page is in it.
+        Self.limitMallocArenas()
         let (host, port) = try parseListen(listen)
         let (adminHost, adminPort) = try parseListen(adminListen)
         LoggingSystem.bootstrap { label in
@@ -417,5 +421,26 @@ struct ServerVerify: ParsableCommand {
         let report = try reportingServerErrors { try directory.store().verify() }
         printVerify(report, json: json)
         if !report.invalid.isEmpty { throw ExitCode(1) }
+    }
+}
+
+extension Run {
+    /// At most two malloc arenas in the server process (glibc makes up to eight per core, one per
+    /// thread that meets contention), and buffers of 128 KiB and more (a pull's frames) mapped and
+    /// given back to the system when freed (glibc otherwise raises that bound as large buffers are
+    /// freed, and keeps them in its heap): 50 sessions at once left their buffers spread over many
+    /// half-empty arenas. `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_` in the environment still
+    /// decide when set.
+    static func limitMallocArenas() {
+        #if canImport(Glibc)
+        // mallopt(3) is not in Swift's Glibc module (malloc.h is not part of it): looked up by name.
+        // M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 in glibc's malloc.h, values fixed by its ABI.
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+        let environment = ProcessInfo.processInfo.environment
+        if environment["MALLOC_ARENA_MAX"] == nil { _ = mallopt(-8, 2) }
+        if environment["MALLOC_MMAP_THRESHOLD_"] == nil { _ = mallopt(-3, 128 * 1024) }
+        #endif
     }
 }
