@@ -429,7 +429,7 @@ extension Run {
     /// thread that meets contention), and buffers of 128 KiB and more (a pull's frames) mapped and
     /// given back to the system when freed (glibc otherwise raises that bound as large buffers are
     /// freed, and keeps them in its heap): 50 sessions at once left their buffers spread over many
-    /// half-empty arenas. `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_` in the environment still
+    /// half-empty arenas. `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES` in the environment
     /// decide when set.
     static func limitMallocArenas() {
         #if canImport(Glibc)
@@ -439,8 +439,10 @@ extension Run {
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
         let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
         let environment = ProcessInfo.processInfo.environment
-        if environment["MALLOC_ARENA_MAX"] == nil { _ = mallopt(-8, 2) }
-        if environment["MALLOC_MMAP_THRESHOLD_"] == nil { _ = mallopt(-3, 128 * 1024) }
+        // The admin's own settings win: the old variables, or glibc's tunables.
+        let tunables = environment["GLIBC_TUNABLES"] ?? ""
+        if environment["MALLOC_ARENA_MAX"] == nil && !tunables.contains("malloc.arena_max") { _ = mallopt(-8, 2) }
+        if environment["MALLOC_MMAP_THRESHOLD_"] == nil && !tunables.contains("malloc.mmap_threshold") { _ = mallopt(-3, 128 * 1024) }
         #endif
     }
 }

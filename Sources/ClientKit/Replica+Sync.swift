@@ -256,10 +256,10 @@ extension Replica {
         let signers = session.map { [$0] } ?? []
         let serverKey = welcome.serverSigningKey, workstations = welcome.workstations
         // Written only what changed: a session with nothing to do commits nothing here. The skew is
-        // kept now when it moved by more than a second (a session cut later still leaves it for
+        // kept now when it changes the clock warning (a session cut later still leaves that for
         // `status`), and exactly at the session's end.
         let restamped = try await performAsync { db in
-            try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound, tolerance: 1000)
+            try store.recordClock(db, skewMilliseconds: skew, maximumSkewMilliseconds: bound, unlessWarningStays: true)
             if let serverKey { try store.recordServerKey(db, serverKey) }
             if let workstations { try store.recordWorkstations(db, workstations) }
             return try store.restampFuture(db, wallMilliseconds: wall, maximumAhead: bound, signers: signers, shift: Self.shiftMoment)

@@ -348,7 +348,7 @@ public struct Replica: Sendable {
         do {
             return try await writer.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+                defer { SyncStore.restoreFullSynchronous(db) }
                 var result: T?
                 try db.inTransaction {
                     result = try body(db)

@@ -210,7 +210,17 @@ public struct ServerSession: Sendable {
             }
             // Two trips to the store for a hello: one read (registration, standing, key, names), then
             // the bookkeeping write; a renewal's promotion or a fork adds one.
-            let greeting = try await store.greeting(hello, replica: certified, at: now)
+            // The checks below that need only the registration, passed to the read: the standing is
+            // worked out only for a hello they admit.
+            let maxClockSkew = self.maxClockSkew, serial = peer.serial
+            let greeting = try await store.greeting(hello, replica: certified, at: now) { registration in
+                let skew = Int64(clamping: hello.wallNow) - Int64(ServerStore.milliseconds(now))
+                return registration.revokedAt == nil && (serial == registration.serial || serial == registration.pendingSerial)
+                    && hello.replicaID == certified
+                    && (WireMessage.oldestProtocolVersion...WireMessage.protocolVersion).contains(hello.protocolVersion)
+                    && hello.schemaVersion == UInt64(ShelterSchema.version)
+                    && Double(skew.magnitude) <= maxClockSkew * 1000 && hello.counter >= registration.acknowledged
+            }
             guard let registration = greeting.registration else {
                 return .failure(ServerError(.unknownCertificate, "this certificate is not enrolled with this server"))
             }
@@ -229,7 +239,8 @@ public struct ServerSession: Sendable {
                     return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name) (it was renewed, or the workstation was enrolled again)"))
                 }
                 try await store.promotePendingCertificate(certified)
-                if let expiry { try await store.recordSeen(certified, at: now, hello: hello, expires: expiry) }
+                // The renewal's expiry, if its registration lacked one (it is written only where missing).
+                if let at = peer.notValidAfter { try await store.recordSeen(certified, at: now, hello: hello, expires: (serial: peer.serial, at: at)) }
             }
             guard hello.replicaID == certified else {
                 return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))

@@ -560,13 +560,18 @@ public struct ServerStore: Sendable {
     /// What a hello needs read, in one read: the workstation's registration, where it stands
     /// against the log, the server's signing key and the workstations' names (a version-5 hello or
     /// later). A session pays one trip to the store for them (each trip costs a thread's wake-up).
-    public func greeting(_ hello: WireMessage.Hello, replica: ReplicaID, at: Date = Date()) async throws -> Greeting {
+    /// `admits`: whether the hello passes the checks that need only its registration (the standing
+    /// is worked out only then: a refused hello — a revoked laptop's, a copy's — costs no more).
+    public func greeting(_ hello: WireMessage.Hello, replica: ReplicaID, at: Date = Date(),
+                         admits: @escaping @Sendable (Registration) -> Bool = { _ in true }) async throws -> Greeting {
         try await pool.read { db in
             guard let registration = try Self.registration(db, replica) else {
                 return Greeting(registration: nil, standing: .failure(ServerError(.unknownCertificate, "not enrolled")), signingKey: "", names: nil)
             }
             // Its failure is kept, not thrown: the hello's own refusals (revoked, rewound…) come first.
-            let position = Result<Standing, any Error> { try self.standing(db, of: hello, replica: replica, processed: registration.acknowledged, at: at) }
+            let position: Result<Standing, any Error> = admits(registration)
+                ? Result { try self.standing(db, of: hello, replica: replica, processed: registration.acknowledged, at: at) }
+                : .failure(ServerError(.internalError, "the hello is refused"))
             return Greeting(registration: registration, standing: position,
                             signingKey: try signingKey(db), names: hello.protocolVersion >= 5 ? try Self.workstationNames(db) : nil)
         }
@@ -604,7 +609,7 @@ public struct ServerStore: Sendable {
     func writeBookkeeping<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            defer { SyncStore.restoreFullSynchronous(db) }
             var result: T?
             try db.inTransaction(.immediate) {
                 result = try body(db)

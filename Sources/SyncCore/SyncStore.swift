@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 extension SyncValue: DatabaseValueConvertible {
@@ -435,6 +436,26 @@ public struct SyncStore: Sendable {
         }
     }
 
+    /// Sets a connection back to `synchronous = FULL` after a bookkeeping transaction, through
+    /// SQLite itself: GRDB throws `CancellationError` for every statement of a cancelled task (its
+    /// cancel handler), and the connection must never stay at NORMAL for the records that follow
+    /// because an error was swallowed. Checked, and tried again.
+    public static func restoreFullSynchronous(_ db: Database) {
+        guard let connection = db.sqliteConnection else { return }
+        for _ in 0..<3 {
+            _ = sqlite3_exec(connection, "PRAGMA synchronous = FULL", nil, nil, nil)
+            if synchronousLevel(connection) == 2 { return }
+        }
+    }
+
+    /// A connection's `PRAGMA synchronous`, read through SQLite itself (-1 when it cannot be read).
+    public static func synchronousLevel(_ connection: OpaquePointer) -> Int32 {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(connection, "PRAGMA synchronous", -1, &statement, nil) == SQLITE_OK, let statement else { return -1 }
+        defer { sqlite3_finalize(statement) }
+        return sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int(statement, 0) : -1
+    }
+
     /// The server's answers that mean this replica as it is cannot sync again: it must be rescued.
     public static let refusals: Set<String> = ["replicaForked", "replicaRewound", "revoked"]
 
@@ -466,13 +487,14 @@ public struct SyncStore: Sendable {
     }
 
     /// Keeps what the last hello measured: this clock against the server's, and the server's bound.
-    /// `tolerance`: leave the stored skew when it is within this many ms of the new one and the
-    /// bound is the same (a session's start writes nothing then; its end writes the exact skew).
-    public func recordClock(_ db: Database, skewMilliseconds: Int64, maximumSkewMilliseconds: UInt64, tolerance: UInt64 = 0) throws {
+    /// `unlessWarningStays`: leave the stored skew when the bound is the same and the skew stays on
+    /// the same side of it (the clock warning `status` shows would not change): a session's start
+    /// then writes nothing, and its end writes the exact skew.
+    public func recordClock(_ db: Database, skewMilliseconds: Int64, maximumSkewMilliseconds: UInt64, unlessWarningStays: Bool = false) throws {
         let bound = Int64(min(maximumSkewMilliseconds, UInt64(Int64.max)))
-        if tolerance > 0, let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT clock_skew_ms, max_clock_skew_ms FROM sync_state WHERE id = 1")),
+        if unlessWarningStays, let stored = try Row.fetchOne(db.cachedStatement(sql: "SELECT clock_skew_ms, max_clock_skew_ms FROM sync_state WHERE id = 1")),
            let storedSkew = stored[0] as Int64?, stored[1] as Int64 == bound,
-           storedSkew.subtractingReportingOverflow(skewMilliseconds).partialValue.magnitude <= tolerance {
+           (storedSkew.magnitude > maximumSkewMilliseconds) == (skewMilliseconds.magnitude > maximumSkewMilliseconds) {
             return
         }
         try db.execute(sql: "UPDATE sync_state SET clock_skew_ms = ?, max_clock_skew_ms = ? WHERE id = 1",
@@ -770,11 +792,13 @@ public struct SyncStore: Sendable {
     /// made it to check the signature): the hash chain uses it instead of making it again.
     public func merge(_ db: Database, _ change: CellChange, clock: inout HybridLogicalClock, wallMilliseconds: UInt64, digest: LogHash? = nil) throws -> MergeReport {
         let table = try self.table(change.table)
-        try checkColumns(change.values.keys, of: table)
+        // Each column's code looked up once, here (it also checks the columns): the row's upsert and
+        // the log's encoding use these, in code order.
+        let cells = try codedCells(change.values, of: table)
         clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
 
         var concurrent: [ConcurrentWrite] = []
-        guard let sequence = try mergeOne(db, change, table: table, concurrent: &concurrent, digest: digest) else {
+        guard let sequence = try mergeOne(db, change, table: table, cells: cells, concurrent: &concurrent, digest: digest) else {
             return try isKnown(db, change) ? .duplicate : .heldBack
         }
         // Release held-back changes of this row whose context is now complete.
@@ -786,7 +810,8 @@ public struct SyncStore: Sendable {
                                         arguments: [table.code, change.rowID])
             for row in held {
                 let pendingChange = try decodeChange(row["change"] as Data)
-                if try mergeOne(db, pendingChange, table: table, concurrent: &concurrent) != nil || (try isKnown(db, pendingChange)) {
+                if try mergeOne(db, pendingChange, table: table, cells: try codedCells(pendingChange.values, of: table), concurrent: &concurrent) != nil
+                    || (try isKnown(db, pendingChange)) {
                     released.append(pendingChange)
                     try db.execute(sql: "DELETE FROM sync_pending WHERE peer = ? AND counter = ?",
                                    arguments: [row["peer"] as Int64, row["counter"] as Int64])
@@ -798,7 +823,7 @@ public struct SyncStore: Sendable {
     }
 
     /// Merges one change; returns its log position, or nil if it was a duplicate or was held back.
-    private func mergeOne(_ db: Database, _ change: CellChange, table: SyncSchema.Table,
+    private func mergeOne(_ db: Database, _ change: CellChange, table: SyncSchema.Table, cells: [CodedCell],
                           concurrent: inout [ConcurrentWrite], digest: LogHash? = nil) throws -> Int64? {
         let meta = try rowMeta(db, table: table, rowID: change.rowID)
         let contested = change.values.keys.filter { meta?.cells[$0] != nil }
@@ -813,10 +838,11 @@ public struct SyncStore: Sendable {
                            arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID, bytes])
             return nil
         case .merged(let apply, let newMeta, let found):
-            try applyValues(db, table: table, rowID: change.rowID, values: apply)
+            // Every cell the change writes, or those of them that won (a concurrent write kept some).
+            try applyCells(db, table: table, rowID: change.rowID, cells: apply.count == cells.count ? cells : cells.filter { apply[$0.name] != nil })
             try saveMeta(db, table: table, rowID: change.rowID, meta: newMeta)
             concurrent += found
-            return try appendLog(db, change: change, table: table, state: .received, digest: digest)
+            return try appendLog(db, change: change, table: table, state: .received, digest: digest, encodedValues: encodeCells(cells))
         }
     }
 
@@ -966,11 +992,37 @@ public struct SyncStore: Sendable {
         }
     }
 
-    func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
-        var cells: [(code: Int, name: String, value: SyncValue)] = []
+    /// A value with its column's name and code.
+    struct CodedCell {
+        var code: Int
+        var name: String
+        var value: SyncValue
+    }
+
+    /// A change's values with their columns' codes, in code order; an unknown column is an error.
+    func codedCells(_ values: [String: SyncValue], of table: SyncSchema.Table) throws -> [CodedCell] {
+        var cells: [CodedCell] = []
         cells.reserveCapacity(values.count)
-        for (name, value) in values { cells.append((table.column(named: name)!.code, name, value)) }
+        for (name, value) in values {
+            guard let column = table.column(named: name) else {
+                throw SyncError(.unknownColumn, "column \(name) is not a synced column of table \(table.name)")
+            }
+            cells.append(CodedCell(code: column.code, name: name, value: value))
+        }
+        if cells.count > 1 { cells.sort { $0.code < $1.code } }
+        return cells
+    }
+
+    func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
+        var cells: [CodedCell] = []
+        cells.reserveCapacity(values.count)
+        for (name, value) in values { cells.append(CodedCell(code: table.column(named: name)!.code, name: name, value: value)) }
         cells.sort { $0.code < $1.code }
+        try applyCells(db, table: table, rowID: rowID, cells: cells)
+    }
+
+    /// Upserts a row's cells (in code order).
+    func applyCells(_ db: Database, table: SyncSchema.Table, rowID: String, cells: [CodedCell]) throws {
         let sql = upserts.text(table: table, codes: cells.map(\.code)) {
             let quotedTable = table.name.quotedDatabaseIdentifier
             if cells.isEmpty { return "INSERT OR IGNORE INTO \(quotedTable) (id) VALUES (?)" }
@@ -996,10 +1048,12 @@ public struct SyncStore: Sendable {
         try insert.execute()
     }
 
-    func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State, digest: LogHash? = nil) throws -> Int64 {
+    /// `encodedValues`: the change's values as `encodeValues` makes them, when the caller has them.
+    func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State, digest: LogHash? = nil,
+                   encodedValues: [UInt8]? = nil) throws -> Int64 {
         var context = BinaryWriter()
         try encodeVector(db, change.context, into: &context)
-        let values = encodeValues(change.values, table: table)
+        let values = encodedValues ?? encodeValues(change.values, table: table)
         let peer = try peerIndex(db, change.dot.replica)
         let insert = try RawStatement(db, """
             INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal, erased, digest)
@@ -1034,6 +1088,17 @@ public struct SyncStore: Sendable {
         try insert.execute()
         if let chain { chainTip.moved(to: chain) }
         return db.lastInsertedRowID
+    }
+
+    /// Coded cells (in code order) as the log keeps a change's values: `encodeValues`' bytes.
+    func encodeCells(_ cells: [CodedCell]) -> [UInt8] {
+        var writer = BinaryWriter(capacity: 8 + 24 * cells.count)
+        writer.write(varint: UInt64(cells.count))
+        for cell in cells {
+            writer.write(varint: UInt64(cell.code))
+            writer.write(value: cell.value)
+        }
+        return writer.bytes
     }
 
     /// A change's values as the log keeps them: by column code, in code order.

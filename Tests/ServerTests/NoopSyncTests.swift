@@ -1,9 +1,10 @@
-import ClientKit
+@testable import ClientKit
 import Foundation
 import GRDB
-import Server
+@testable import Server
 import ShelterDomain
 import Synchronization
+import SyncCore
 import Testing
 import TestSupport
 
@@ -127,5 +128,63 @@ import TestSupport
         }
         #expect(!clientRecorder.statements.withLock { $0 }.contains { $0.hasPrefix("PRAGMA synchronous = NORMAL") })
         try await server.stop()
+    }
+
+    /// A task cancelled inside a bookkeeping transaction (GRDB then refuses every statement of it)
+    /// still leaves its connection at `synchronous = FULL`: the records that follow are flushed. The
+    /// restore goes through SQLite itself, which a cancellation cannot refuse (a restore that did
+    /// nothing leaves the writer at NORMAL here: tried).
+    @Test func aCancelledBookkeepingTransactionLeavesTheWriterAtFull() async throws {
+        let folder = try TemporaryDirectory("bookkeeping")
+        let store = try ServerStore.create(at: folder.file("server.sqlite"), rooms: 1)
+        let replica = try Replica.create(at: folder.file("r.replica"), rooms: 1)
+        final class Running: Sendable {
+            let task = Mutex<Task<Void, any Error>?>(nil)
+            let refusedRestore = Mutex<Bool?>(nil)
+            /// Cancels the task running the transaction from inside it: GRDB refuses its statements.
+            func cancel() {
+                var running: Task<Void, any Error>?
+                for _ in 0..<2_000 where running == nil {
+                    running = task.withLock { $0 }
+                    if running == nil { Thread.sleep(forTimeInterval: 0.001) }
+                }
+                running?.cancel()
+            }
+        }
+        for side in ["server", "workstation"] {
+            let running = Running()
+            // The transaction itself cancelled: its next statement is refused and it rolls back.
+            let cancelThenWrite: @Sendable (Database) throws -> Void = { db in
+                running.cancel()
+                try db.execute(sql: "SELECT 1")
+            }
+            let started: Task<Void, any Error> = side == "server"
+                ? Task { try await store.writeBookkeeping(cancelThenWrite) }
+                : Task { try await replica.performBookkeeping(cancelThenWrite) }
+            running.task.withLock { $0 = started }
+            await #expect(throws: (any Error).self) { try await started.value }
+            var level = side == "server" ? try await store.writerSynchronous()
+                                         : try replica.perform { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+            #expect(level == 2, "the \(side)'s writer stayed at synchronous \(level)")
+
+            // Cancelled after NORMAL was set, outside any transaction: GRDB throws for the statement
+            // that would set FULL again (whether or not SQLite ran it); the restore does not depend
+            // on GRDB, and the writer is at FULL after it.
+            let again = Running()
+            let writer: any DatabaseWriter = side == "server" ? store.pool : replica.writer
+            let cancelled = Task {
+                try await writer.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                    again.cancel()
+                    again.refusedRestore.withLock { $0 = (try? db.execute(sql: "PRAGMA synchronous = FULL")) == nil }
+                    SyncStore.restoreFullSynchronous(db)
+                }
+            }
+            again.task.withLock { $0 = cancelled }
+            _ = try? await cancelled.value
+            #expect(again.refusedRestore.withLock { $0 } == true, "GRDB took a statement of a cancelled task without an error")
+            level = try await writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+            #expect(level == 2, "restoreFullSynchronous left the \(side)'s writer at synchronous \(level)")
+        }
     }
 }
