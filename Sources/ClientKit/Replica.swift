@@ -346,16 +346,7 @@ public struct Replica: Sendable {
     /// record and change still commits `FULL`.
     func performBookkeeping<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await writer.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                defer { SyncStore.restoreFullSynchronous(db) }
-                var result: T?
-                try db.inTransaction {
-                    result = try body(db)
-                    return .commit
-                }
-                return result!
-            }
+            return try await writer.writeWithoutTransaction { db in try SyncStore.inBookkeepingTransaction(db, body) }
         } catch {
             throw Self.mapError(error, path: path)
         }

@@ -209,17 +209,11 @@ public struct ServerSession: Sendable {
                 return .failure(ServerError(.unknownCertificate, "the client certificate carries no replica id"))
             }
             // Two trips to the store for a hello: one read (registration, standing, key, names), then
-            // the bookkeeping write; a renewal's promotion or a fork adds one.
-            // The checks below that need only the registration, passed to the read: the standing is
-            // worked out only for a hello they admit.
-            let maxClockSkew = self.maxClockSkew, serial = peer.serial
+            // the bookkeeping write; a renewal's promotion or a fork adds one. The standing is worked
+            // out only for a hello the checks below admit (the same function, run in the read).
+            let maxClockSkew = self.maxClockSkew
             let greeting = try await store.greeting(hello, replica: certified, at: now) { registration in
-                let skew = Int64(clamping: hello.wallNow) - Int64(ServerStore.milliseconds(now))
-                return registration.revokedAt == nil && (serial == registration.serial || serial == registration.pendingSerial)
-                    && hello.replicaID == certified
-                    && (WireMessage.oldestProtocolVersion...WireMessage.protocolVersion).contains(hello.protocolVersion)
-                    && hello.schemaVersion == UInt64(ShelterSchema.version)
-                    && Double(skew.magnitude) <= maxClockSkew * 1000 && hello.counter >= registration.acknowledged
+                Self.refusal(of: hello, registration: registration, peer: peer, now: now, maxClockSkew: maxClockSkew) == nil
             }
             guard let registration = greeting.registration else {
                 return .failure(ServerError(.unknownCertificate, "this certificate is not enrolled with this server"))
@@ -230,34 +224,15 @@ public struct ServerSession: Sendable {
             // visit when this is the registered certificate, after its promotion when it is the renewal.
             let expiry = registration.knowsCertificateExpiry ? nil : peer.notValidAfter.map { (serial: peer.serial, at: $0) }
             try await store.recordSeen(certified, at: now, hello: hello, expires: peer.serial == registration.serial ? expiry : nil)
-            if registration.revokedAt != nil {
-                return .failure(ServerError(.revoked, "the certificate of workstation \(registration.name) was revoked"))
-            }
-            if peer.serial != registration.serial {
+            if registration.revokedAt == nil, peer.serial != registration.serial, peer.serial == registration.pendingSerial {
                 // A renewed certificate: from its first use on, the old one stops working.
-                guard peer.serial == registration.pendingSerial else {
-                    return .failure(ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name) (it was renewed, or the workstation was enrolled again)"))
-                }
                 try await store.promotePendingCertificate(certified)
                 // The renewal's expiry, if its registration lacked one (it is written only where missing).
                 if let at = peer.notValidAfter { try await store.recordSeen(certified, at: now, hello: hello, expires: (serial: peer.serial, at: at)) }
             }
-            guard hello.replicaID == certified else {
-                return .failure(ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's"))
-            }
-            guard (WireMessage.oldestProtocolVersion...WireMessage.protocolVersion).contains(hello.protocolVersion) else {
-                return .failure(ServerError(.incompatibleProtocol, "protocol \(hello.protocolVersion) is not spoken here (this server speaks \(WireMessage.oldestProtocolVersion) to \(WireMessage.protocolVersion)); upgrade ShelterSync"))
-            }
-            guard hello.schemaVersion == UInt64(ShelterSchema.version) else {
-                return .failure(ServerError(.incompatibleSchema, "schema version \(hello.schemaVersion) does not match the server's \(ShelterSchema.version); upgrade ShelterSync"))
-            }
-            let skew = Int64(clamping: hello.wallNow) - Int64(ServerStore.milliseconds(now))
-            guard Double(skew.magnitude) <= maxClockSkew * 1000 else {
-                return .failure(ServerError(.clockSkew, "this workstation's clock is \(Self.span(milliseconds: skew.magnitude)) \(skew > 0 ? "ahead of" : "behind") the server's; fix the clock — nothing was sent"))
-            }
-            guard hello.counter >= registration.acknowledged else {
-                await store.recordFork(certified, at: now)
-                return .failure(ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)"))
+            if let refusal = Self.refusal(of: hello, registration: registration, peer: peer, now: now, maxClockSkew: maxClockSkew) {
+                if refusal.code == .replicaRewound { await store.recordFork(certified, at: now) }
+                return .failure(refusal)
             }
             let standing = try greeting.standing.get()
             var welcome = WireMessage.Welcome(server: store.serverID, head: standing.head, acknowledged: registration.acknowledged,
@@ -273,6 +248,39 @@ public struct ServerSession: Sendable {
         } catch {
             return .failure(ServerError(.internalError, "the server could not check this workstation", underlying: error))
         }
+    }
+}
+
+extension ServerSession {
+    /// The first reason to refuse a hello, by what the hello, its certificate and its registration
+    /// say (nothing is read or written here): a revoked workstation, a certificate that is neither
+    /// the enrolled one nor its renewal, another replica id, protocol, schema, a clock beyond the
+    /// bound, a replica behind what the server holds of it. Nil: admitted.
+    static func refusal(of hello: WireMessage.Hello, registration: ServerStore.Registration, peer: Peer, now: Date,
+                        maxClockSkew: TimeInterval) -> ServerError? {
+        if registration.revokedAt != nil {
+            return ServerError(.revoked, "the certificate of workstation \(registration.name) was revoked")
+        }
+        if peer.serial != registration.serial && peer.serial != registration.pendingSerial {
+            return ServerError(.unknownCertificate, "this certificate is not the one enrolled for \(registration.name) (it was renewed, or the workstation was enrolled again)")
+        }
+        if hello.replicaID != peer.replicaID {
+            return ServerError(.replicaMismatch, "the replica id in hello does not match the certificate's")
+        }
+        if !(WireMessage.oldestProtocolVersion...WireMessage.protocolVersion).contains(hello.protocolVersion) {
+            return ServerError(.incompatibleProtocol, "protocol \(hello.protocolVersion) is not spoken here (this server speaks \(WireMessage.oldestProtocolVersion) to \(WireMessage.protocolVersion)); upgrade ShelterSync")
+        }
+        if hello.schemaVersion != UInt64(ShelterSchema.version) {
+            return ServerError(.incompatibleSchema, "schema version \(hello.schemaVersion) does not match the server's \(ShelterSchema.version); upgrade ShelterSync")
+        }
+        let skew = Int64(clamping: hello.wallNow) - Int64(ServerStore.milliseconds(now))
+        if Double(skew.magnitude) > maxClockSkew * 1000 {
+            return ServerError(.clockSkew, "this workstation's clock is \(span(milliseconds: skew.magnitude)) \(skew > 0 ? "ahead of" : "behind") the server's; fix the clock — nothing was sent")
+        }
+        if hello.counter < registration.acknowledged {
+            return ServerError(.replicaRewound, "the server already holds \(registration.acknowledged) changes of this replica but it has made only \(hello.counter): this replica file is an old copy (restored from a backup, or a second replica made from one bundle)")
+        }
+        return nil
     }
 }
 

@@ -217,10 +217,6 @@ public struct ServerStore: Sendable {
         Data(try signer(db).publicKey.rawRepresentation).base64EncodedString()
     }
 
-    /// Its public half, read off the cooperative pool as every read of a session is (a blocking read
-    /// there starved the pool's readers and hung the server).
-    public func signingKey() async throws -> String { try await pool.read { db in try signingKey(db) } }
-
     /// The public half, made once per store (the key is written when the store is made and never
     /// changes; making it from the private key at every hello and every pushed batch cost a
     /// scalar multiplication each).
@@ -587,10 +583,6 @@ public struct ServerStore: Sendable {
     /// The registry's names by replica id, for a welcome: every workstation ever enrolled (revoked
     /// ones too, whose writes stay in the records), and each of the server's own writers (its runs)
     /// with an empty name.
-    public func workstationNames() async throws -> [ReplicaID: String] {
-        try await pool.read { db in try Self.workstationNames(db) }
-    }
-
     static func workstationNames(_ db: Database) throws -> [ReplicaID: String] {
         var names: [ReplicaID: String] = [:]
         for writer in try String.fetchAll(db, sql: "SELECT writer FROM server_runs") {
@@ -607,16 +599,7 @@ public struct ServerStore: Sendable {
     /// power cut may lose it, never half of it, and the next session writes it again. A no-op sync
     /// then costs the server no flush to disk; every change to the records still commits `FULL`.
     func writeBookkeeping<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            defer { SyncStore.restoreFullSynchronous(db) }
-            var result: T?
-            try db.inTransaction(.immediate) {
-                result = try body(db)
-                return .commit
-            }
-            return result!
-        }
+        try await pool.writeWithoutTransaction { db in try SyncStore.inBookkeepingTransaction(db, body) }
     }
 
     /// Records that a workstation showed up (also when it is then refused), and when the
@@ -709,42 +692,38 @@ public struct ServerStore: Sendable {
     /// How long a restored store takes other replicas' changes back at most, whoever has not synced.
     public static let restoreWindow: TimeInterval = 7 * 86_400
 
-    public func standing(of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64, at: Date = Date()) async throws -> Standing {
-        try await pool.read { db in try standing(db, of: hello, replica: replica, processed: processed, at: at) }
-    }
-
     func standing(_ db: Database, of hello: WireMessage.Hello, replica: ReplicaID, processed: UInt64, at: Date) throws -> Standing {
-            let head = try store.head(db)
-            let cursor = max(0, hello.cursor)
-            var resume = cursor
-            if cursor > head {
-                resume = try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head })
-            } else if !hello.checkpoints.isEmpty {
-                // No checkpoints at all: a replica from before 0.5, whose cursor is trusted as before.
-                resume = min(cursor, try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head }))
+        let head = try store.head(db)
+        let cursor = max(0, hello.cursor)
+        var resume = cursor
+        if cursor > head {
+            resume = try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head })
+        } else if !hello.checkpoints.isEmpty {
+            // No checkpoints at all: a replica from before 0.5, whose cursor is trusted as before.
+            resume = min(cursor, try store.lastCommonPosition(db, of: hello.checkpoints.filter { $0.position <= head }))
+        }
+        var standing = Standing(head: head, resume: resume)
+        // What the workstation last saw acknowledged must be what the server holds under that
+        // number: if not, the server lost it, or a copy of the workstation put something else there.
+        var acknowledgedHeld = true
+        if hello.acknowledged > 0, hello.acknowledged <= processed, let digest = hello.acknowledgedDigest {
+            if case .same = try sameContent(db, dot: Dot(replica: replica, counter: hello.acknowledged), digest: digest) {} else {
+                acknowledgedHeld = false
             }
-            var standing = Standing(head: head, resume: resume)
-            // What the workstation last saw acknowledged must be what the server holds under that
-            // number: if not, the server lost it, or a copy of the workstation put something else there.
-            var acknowledgedHeld = true
-            if hello.acknowledged > 0, hello.acknowledged <= processed, let digest = hello.acknowledgedDigest {
-                if case .same = try sameContent(db, dot: Dot(replica: replica, counter: hello.acknowledged), digest: digest) {} else {
-                    acknowledgedHeld = false
-                }
+        }
+        guard resume < cursor || processed < hello.acknowledged || !acknowledgedHeld else { return standing }
+        standing.ownCommon = try store.highestCounter(db, of: replica, upTo: resume)
+        if let restored = try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1"),
+           let since = try? Date(restored, strategy: .iso8601), at.timeIntervalSince(since) <= Self.restoreWindow {
+            var held = try store.holdings(db)
+            // What the registry says it processed counts too (refused changes are not in the log).
+            for row in try Row.fetchAll(db, sql: "SELECT replica_id, MAX(acknowledged, relayed) FROM server_replicas") {
+                guard let id = ReplicaID(row[0] as String) else { continue }
+                held.absorb(Dot(replica: id, counter: UInt64(max(0, row[1] as Int64))))
             }
-            guard resume < cursor || processed < hello.acknowledged || !acknowledgedHeld else { return standing }
-            standing.ownCommon = try store.highestCounter(db, of: replica, upTo: resume)
-            if let restored = try String.fetchOne(db, sql: "SELECT restored_at FROM server_identity WHERE id = 1"),
-               let since = try? Date(restored, strategy: .iso8601), at.timeIntervalSince(since) <= Self.restoreWindow {
-                var held = try store.holdings(db)
-                // What the registry says it processed counts too (refused changes are not in the log).
-                for row in try Row.fetchAll(db, sql: "SELECT replica_id, MAX(acknowledged, relayed) FROM server_replicas") {
-                    guard let id = ReplicaID(row[0] as String) else { continue }
-                    held.absorb(Dot(replica: id, counter: UInt64(max(0, row[1] as Int64))))
-                }
-                standing.holdings = held
-            }
-            return standing
+            standing.holdings = held
+        }
+        return standing
     }
 
     // MARK: Merge

@@ -436,6 +436,21 @@ public struct SyncStore: Sendable {
         }
     }
 
+    /// Runs `body` as one bookkeeping transaction on a writer connection outside any transaction:
+    /// committed with `synchronous = NORMAL` (atomic, not flushed: a power cut may lose it, never
+    /// half of it), the connection set back to FULL after, whatever happened. The workstation's record
+    /// of a session and the server's record of a visit use it; nothing else.
+    public static func inBookkeepingTransaction<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        defer { restoreFullSynchronous(db) }
+        var result: T?
+        try db.inTransaction(.immediate) {
+            result = try body(db)
+            return .commit
+        }
+        return result!
+    }
+
     /// Sets a connection back to `synchronous = FULL` after a bookkeeping transaction, through
     /// SQLite itself: GRDB throws `CancellationError` for every statement of a cancelled task (its
     /// cancel handler), and the connection must never stay at NORMAL for the records that follow
@@ -449,7 +464,7 @@ public struct SyncStore: Sendable {
     }
 
     /// A connection's `PRAGMA synchronous`, read through SQLite itself (-1 when it cannot be read).
-    public static func synchronousLevel(_ connection: OpaquePointer) -> Int32 {
+    static func synchronousLevel(_ connection: OpaquePointer) -> Int32 {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(connection, "PRAGMA synchronous", -1, &statement, nil) == SQLITE_OK, let statement else { return -1 }
         defer { sqlite3_finalize(statement) }
