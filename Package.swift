@@ -145,7 +145,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "TestSupport", "Server", "ClientKit", "ShelterDomain", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "TestSupport", "Server", "ClientKit", "ShelterDomain", .product(name: "GRDB", package: "GRDB.swift"),
+                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ]
 )
 

@@ -9,7 +9,7 @@ import ShelterDomain
 import SyncCore
 
 struct Init: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "init", 
         abstract: t("help.Init.abstract"),
         discussion: t("help.Init.discussion"))
 
@@ -73,7 +73,7 @@ struct Init: AsyncParsableCommand {
 }
 
 struct Rooms: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "rooms", 
         abstract: t("help.Rooms.abstract"),
         subcommands: [List.self, Set.self],
         defaultSubcommand: List.self)
@@ -116,7 +116,7 @@ struct Rooms: ParsableCommand {
     }
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Rooms.Set.abstract"))
+        static let configuration = CommandConfiguration(commandName: "set", abstract: t("help.Rooms.Set.abstract"))
 
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.roomNumber"))) var room: Int
@@ -132,7 +132,7 @@ struct Rooms: ParsableCommand {
 }
 
 struct Admit: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "admit", 
         abstract: t("help.Admit.abstract"),
         discussion: t("help.Admit.discussion"))
 
@@ -208,7 +208,7 @@ struct Admit: ParsableCommand {
 }
 
 struct Assign: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Assign.abstract"))
+    static let configuration = CommandConfiguration(commandName: "assign", abstract: t("help.Assign.abstract"))
 
     @OptionGroup var options: ReplicaOptions
     @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
@@ -221,7 +221,7 @@ struct Assign: ParsableCommand {
 }
 
 struct Discharge: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Discharge.abstract"))
+    static let configuration = CommandConfiguration(commandName: "discharge", abstract: t("help.Discharge.abstract"))
 
     @OptionGroup var options: ReplicaOptions
     @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
@@ -236,7 +236,7 @@ struct Discharge: ParsableCommand {
 }
 
 struct Stays: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Stays.abstract"))
+    static let configuration = CommandConfiguration(commandName: "stays", abstract: t("help.Stays.abstract"))
 
     @OptionGroup var options: ReplicaOptions
     @Flag(help: ArgumentHelp(t("help.Stays.all"))) var all = false
@@ -369,7 +369,7 @@ struct ResidentCommand: ParsableCommand {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Status.abstract"))
+    static let configuration = CommandConfiguration(commandName: "status", abstract: t("help.Status.abstract"))
 
     @OptionGroup var options: ReplicaOptions
     @Flag(help: ArgumentHelp(t("help.json"))) var json = false
@@ -407,7 +407,7 @@ struct Status: ParsableCommand {
 }
 
 struct History: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "history", 
         abstract: t("help.History.abstract"),
         discussion: t("help.History.discussion"))
 
@@ -459,7 +459,7 @@ struct History: ParsableCommand {
 }
 
 struct Sync: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "sync", 
         abstract: t("help.Sync.abstract"),
         discussion: t("help.Sync.discussion"))
 
@@ -541,7 +541,7 @@ struct Sync: AsyncParsableCommand {
 }
 
 struct Conflicts: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "conflicts", 
         abstract: t("help.Conflicts.abstract"),
         subcommands: [List.self, Resolve.self],
         defaultSubcommand: List.self)
@@ -632,7 +632,7 @@ struct Conflicts: ParsableCommand {
     }
 
     struct Resolve: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "resolve", 
             abstract: t("help.Conflicts.Resolve.abstract"),
             discussion: t("help.Conflicts.Resolve.discussion"))
 
@@ -670,7 +670,7 @@ struct SetServer: ParsableCommand {
 }
 
 struct Rescue: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "rescue", 
         abstract: t("help.Rescue.abstract"),
         discussion: t("help.Rescue.discussion"))
 

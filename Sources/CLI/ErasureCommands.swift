@@ -26,7 +26,7 @@ func erasureJSON(_ erasure: ErasureRecord) -> JSON {
 }
 
 struct Erase: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "erase", 
         abstract: t("help.Erase.abstract"),
         discussion: t("help.Erase.discussion"))
 
@@ -49,7 +49,7 @@ struct Erase: ParsableCommand {
 }
 
 struct Retention: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "retention", 
         abstract: t("help.Retention.abstract"),
         discussion: t("help.Retention.discussion"),
         subcommands: [List.self, EraseDue.self],
@@ -101,7 +101,7 @@ struct Retention: ParsableCommand {
 }
 
 struct Settings: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "settings", 
         abstract: t("help.Settings.abstract"),
         subcommands: [Show.self, Set.self],
         defaultSubcommand: Show.self)

@@ -14,7 +14,7 @@ struct StaffCommand: ParsableCommand {
         subcommands: [List.self, Add.self, Remove.self, Role.self], defaultSubcommand: List.self)
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "add", 
             abstract: t("help.StaffCommand.Add.abstract"),
             discussion: t("help.StaffCommand.Add.discussion"))
         @OptionGroup var options: ReplicaOptions
@@ -32,7 +32,7 @@ struct StaffCommand: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.StaffCommand.Remove.abstract"))
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: t("help.StaffCommand.Remove.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.herName"))) var name: String
 
@@ -43,7 +43,7 @@ struct StaffCommand: ParsableCommand {
     }
 
     struct Role: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.StaffCommand.Role.abstract"))
+        static let configuration = CommandConfiguration(commandName: "role", abstract: t("help.StaffCommand.Role.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.herName"))) var name: String
         @Argument(help: ArgumentHelp(t("help.StaffCommand.Role.role"))) var role: String
@@ -74,7 +74,7 @@ struct StaffCommand: ParsableCommand {
 }
 
 struct Decide: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "decide", 
         abstract: t("help.Decide.abstract"),
         discussion: t("help.Decide.discussion"))
     @OptionGroup var options: ReplicaOptions
@@ -119,7 +119,7 @@ struct MoveOut: ParsableCommand {
 }
 
 struct Notifications: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "notifications", 
         abstract: t("help.Notifications.abstract"),
         discussion: t("help.Notifications.discussion"),
         subcommands: [List.self, Show.self, Sent.self], defaultSubcommand: List.self)
@@ -150,7 +150,7 @@ struct Notifications: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Notifications.Show.abstract"))
+        static let configuration = CommandConfiguration(commandName: "show", abstract: t("help.Notifications.Show.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.notificationID"))) var id: String
 
@@ -160,7 +160,7 @@ struct Notifications: ParsableCommand {
     }
 
     struct Sent: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Notifications.Sent.abstract"))
+        static let configuration = CommandConfiguration(commandName: "sent", abstract: t("help.Notifications.Sent.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.notificationID"))) var id: String
         @Option(help: ArgumentHelp(t("help.Notifications.Sent.at"), valueName: "iso8601")) var at: String?
@@ -174,7 +174,7 @@ struct Notifications: ParsableCommand {
 }
 
 struct Plan: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "plan", 
         abstract: t("help.Plan.abstract"),
         subcommands: [Show.self, Add.self, SetGoal.self, Offer.self], defaultSubcommand: Show.self)
 
@@ -206,7 +206,7 @@ struct Plan: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Plan.Add.abstract"))
+        static let configuration = CommandConfiguration(commandName: "add", abstract: t("help.Plan.Add.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
         @Argument(help: ArgumentHelp(t("help.Plan.Add.text"))) var text: String
@@ -231,7 +231,7 @@ struct Plan: ParsableCommand {
     }
 
     struct Offer: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Plan.Offer.abstract"))
+        static let configuration = CommandConfiguration(commandName: "offer", abstract: t("help.Plan.Offer.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
         @Option(help: ArgumentHelp(t("help.Plan.Offer.child"))) var child: String?
@@ -249,7 +249,7 @@ struct StayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stay", abstract: t("help.StayCommand.abstract"), subcommands: [Set.self])
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "set", 
             abstract: t("help.StayCommand.Set.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.stayID"))) var stay: String
@@ -277,7 +277,7 @@ struct ComplaintCommand: ParsableCommand {
         subcommands: [Add.self, Review.self, Forwarded.self])
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "add", 
             abstract: t("help.ComplaintCommand.Add.abstract"),
             discussion: t("help.ComplaintCommand.Add.discussion"))
         @OptionGroup var options: ReplicaOptions
@@ -298,7 +298,7 @@ struct ComplaintCommand: ParsableCommand {
     }
 
     struct Review: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.ComplaintCommand.Review.abstract"))
+        static let configuration = CommandConfiguration(commandName: "review", abstract: t("help.ComplaintCommand.Review.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.complaintID"))) var id: String
         @Flag(exclusivity: .exclusive, help: ArgumentHelp(t("help.ComplaintCommand.Review.outcome"))) var outcome: Outcome
@@ -314,7 +314,7 @@ struct ComplaintCommand: ParsableCommand {
     }
 
     struct Forwarded: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.ComplaintCommand.Forwarded.abstract"))
+        static let configuration = CommandConfiguration(commandName: "forwarded", abstract: t("help.ComplaintCommand.Forwarded.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.complaintID"))) var id: String
         @Option(help: ArgumentHelp(t("help.when"), valueName: "iso8601")) var at: String?
@@ -328,7 +328,7 @@ struct ComplaintCommand: ParsableCommand {
 }
 
 struct Complaints: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Complaints.abstract"))
+    static let configuration = CommandConfiguration(commandName: "complaints", abstract: t("help.Complaints.abstract"))
     @OptionGroup var options: ReplicaOptions
     @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
@@ -353,7 +353,7 @@ struct Complaints: ParsableCommand {
 }
 
 struct Decisions: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Decisions.abstract"))
+    static let configuration = CommandConfiguration(commandName: "decisions", abstract: t("help.Decisions.abstract"))
     @OptionGroup var options: ReplicaOptions
     @Option(help: ArgumentHelp(t("help.Decisions.stay"))) var stay: String?
     @Flag(help: ArgumentHelp(t("help.json"))) var json = false
@@ -383,7 +383,7 @@ struct Decisions: ParsableCommand {
 }
 
 struct Rates: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Rates.abstract"), subcommands: [List.self, Set.self], defaultSubcommand: List.self)
+    static let configuration = CommandConfiguration(commandName: "rates", abstract: t("help.Rates.abstract"), subcommands: [List.self, Set.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: t("help.Rates.List.abstract"))
@@ -404,7 +404,7 @@ struct Rates: ParsableCommand {
     }
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Rates.Set.abstract"))
+        static let configuration = CommandConfiguration(commandName: "set", abstract: t("help.Rates.Set.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.Rates.Set.year"))) var year: Int
         @Argument(help: ArgumentHelp(t("help.Rates.Set.amount"))) var amount: String
@@ -464,7 +464,7 @@ struct BillingCommand: ParsableCommand {
 }
 
 struct Meetings: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "meetings", 
         abstract: t("help.Meetings.abstract"),
         subcommands: [List.self, Held.self, Configure.self], defaultSubcommand: List.self)
 
@@ -495,7 +495,7 @@ struct Meetings: ParsableCommand {
     }
 
     struct Held: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Meetings.Held.abstract"))
+        static let configuration = CommandConfiguration(commandName: "held", abstract: t("help.Meetings.Held.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Argument(help: ArgumentHelp(t("help.Meetings.Held.date"), valueName: "yyyy-mm-dd")) var date: String
         @Option(help: ArgumentHelp(t("help.Meetings.Held.notes"))) var notes: String?
@@ -508,7 +508,7 @@ struct Meetings: ParsableCommand {
     }
 
     struct Configure: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: t("help.Meetings.Configure.abstract"))
+        static let configuration = CommandConfiguration(commandName: "configure", abstract: t("help.Meetings.Configure.abstract"))
         @OptionGroup var options: ReplicaOptions
         @Option(help: ArgumentHelp(t("help.Meetings.Configure.first"), valueName: "yyyy-mm-dd")) var first: String
 
@@ -521,7 +521,7 @@ struct Meetings: ParsableCommand {
 }
 
 struct Due: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "due", 
         abstract: t("help.Due.abstract"))
     @OptionGroup var options: ReplicaOptions
     @Option(help: ArgumentHelp(t("help.Due.days"))) var days = 7

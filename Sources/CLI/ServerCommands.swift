@@ -63,7 +63,7 @@ struct ServerInit: ParsableCommand {
 }
 
 struct Enroll: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "enroll", 
         abstract: "Issue one workstation identity: a new replica id in a certificate signed by the CA, written with its key and the CA certificate as one bundle file (0600).")
 
     @OptionGroup var options: ServerDirectoryOptions
@@ -83,7 +83,7 @@ struct Enroll: ParsableCommand {
 }
 
 struct Renew: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "renew", 
         abstract: "Issue a new certificate (a new bundle) for an enrolled workstation: same name and replica id, valid 5 years.",
         discussion: "The old certificate works until the new one is first used. On the workstation: shelter renew --bundle FILE.")
 
@@ -104,7 +104,7 @@ struct Renew: ParsableCommand {
 }
 
 struct Revoke: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "revoke", 
         abstract: "Revoke a workstation's certificate: the server refuses it from then on, also while it runs.")
 
     @OptionGroup var options: ServerDirectoryOptions
@@ -122,7 +122,7 @@ struct Revoke: ParsableCommand {
 }
 
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "run", 
         abstract: "Run the sync server (TLS 1.3, mutual authentication). Prints `listening on HOST:PORT` on stderr once it accepts.",
         discussion: "SIGINT or SIGTERM: stop accepting, finish the sessions in flight, exit 0.")
 
@@ -201,7 +201,7 @@ struct Run: AsyncParsableCommand {
 }
 
 struct Replicas: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "replicas", 
         abstract: "Every enrolled workstation's health: state, last seen, last sync, lag, unsynced, rejected, clock skew, conflicts, last error.",
         discussion: """
             States: ok · behind (lag above --behind-lag of `server run`) · stale (no successful sync for longer \
@@ -275,7 +275,7 @@ struct Replicas: ParsableCommand {
 }
 
 struct Backup: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "backup", 
         abstract: "Copy the server's store to a new file (0600), consistently, also while the server runs.",
         discussion: "Restore it with `shelter server restore`; workstations then give back by themselves what the server lost.")
 
@@ -295,7 +295,7 @@ struct Backup: ParsableCommand {
 }
 
 struct Restore: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "restore", 
         abstract: "Replace the server's store with a backup (the server must be stopped); the replaced store is kept beside it.",
         discussion: """
             Refuses a file that is not a server store, fails SQLite's integrity check or belongs to another shelter. \
@@ -320,7 +320,7 @@ struct Restore: ParsableCommand {
 }
 
 struct Certify: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "certify", 
         abstract: "Issue a new server certificate for new names (the server moved), signed by the shelter CA.",
         discussion: "The certificate names localhost, 127.0.0.1, ::1 and each --host. Restart the server to use it; point workstations at it with `shelter set-server HOST:PORT`.")
 
@@ -362,7 +362,7 @@ struct ServerStaff: ParsableCommand {
         subcommands: [Add.self, List.self], defaultSubcommand: List.self)
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "add", 
             abstract: "Add a member of staff (signed by the server's key): how the first leader comes to exist.",
             discussion: "Her keys are made here and stored only sealed under her passphrase; workstations get her at their next sync, and she logs in there with `shelter login NAME`.")
         @OptionGroup var options: ServerDirectoryOptions

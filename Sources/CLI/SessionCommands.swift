@@ -67,7 +67,7 @@ func shelterExecutable() -> String {
 }
 
 struct Login: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "login", 
         abstract: t("help.Login.abstract"),
         discussion: t("help.Login.discussion"))
     @OptionGroup var options: ReplicaOptions
@@ -101,7 +101,7 @@ struct Login: ParsableCommand {
 }
 
 struct Logout: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Logout.abstract"))
+    static let configuration = CommandConfiguration(commandName: "logout", abstract: t("help.Logout.abstract"))
     @OptionGroup var options: ReplicaOptions
 
     func run() throws {
@@ -116,7 +116,7 @@ struct Logout: ParsableCommand {
 }
 
 struct Whoami: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Whoami.abstract"))
+    static let configuration = CommandConfiguration(commandName: "whoami", abstract: t("help.Whoami.abstract"))
     @OptionGroup var options: ReplicaOptions
     @Flag(help: ArgumentHelp(t("help.json"))) var json = false
 
@@ -138,7 +138,7 @@ struct Whoami: ParsableCommand {
 }
 
 struct Passwd: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: t("help.Passwd.abstract"))
+    static let configuration = CommandConfiguration(commandName: "passwd", abstract: t("help.Passwd.abstract"))
     @OptionGroup var options: ReplicaOptions
     @Option(name: .customLong("passphrase-file"), help: ArgumentHelp(t("help.Passwd.old"), valueName: "file")) var old: String?
     @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp(t("help.Passwd.new"), valueName: "file")) var new: String?
@@ -153,7 +153,7 @@ struct Passwd: ParsableCommand {
 }
 
 struct Verify: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "verify", 
         abstract: t("help.Verify.abstract"),
         discussion: t("help.Verify.discussion"))
     @OptionGroup var options: ReplicaOptions
