@@ -187,6 +187,8 @@ extension Replica {
                     return refusal == nil ? .commit : .rollback
                 }
                 if let refusal {
+                    // Rolled back: peer numbers it may have taken go back to SQLite.
+                    store.forgetUncommittedPeers(db)
                     for mapped in mappedHere { reissuedByRow[mapped.key]?.removeAll { $0.new == mapped.new } }
                     report.leftOut.append(.init(changes: transaction.map(\.change.dot), reason: refusal.reason))
                     continue

@@ -1131,10 +1131,10 @@ public struct SyncStore: Sendable {
 
     /// The local number of a replica id if this store has one, without making one.
     func knownPeerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64? {
-        if let idx = peers.number(of: replica) { return idx }
+        if let idx = peers.number(of: replica, in: db) { return idx }
         guard let idx = try Int64.fetchOne(db.cachedStatement(sql: "SELECT idx FROM sync_peers WHERE replica_id = ?"),
                                            arguments: [replica.description]) else { return nil }
-        peers.remember(idx, replica)
+        peers.remember(idx, replica, in: db)
         return idx
     }
 
@@ -1143,20 +1143,25 @@ public struct SyncStore: Sendable {
     func peerIndex(_ db: Database, _ replica: ReplicaID) throws -> Int64 {
         if let idx = try knownPeerIndex(db, replica) { return idx }
         try db.cachedStatement(sql: "INSERT INTO sync_peers (replica_id) VALUES (?)").execute(arguments: [replica.description])
-        // Not remembered: a rollback would give the number back to SQLite, and to another replica.
-        peers.inserted(in: db)
-        return db.lastInsertedRowID
+        // Remembered for this transaction alone: a rollback gives the number back to SQLite, and
+        // then perhaps to another replica.
+        let idx = db.lastInsertedRowID
+        peers.inserted(idx, replica, in: db)
+        return idx
     }
+
+    /// After rolling back a savepoint: the peer numbers it inserted are SQLite's to give out again.
+    public func forgetUncommittedPeers(_ db: Database) { peers.forgetUncommitted(in: db) }
 
     struct PeerCache {
         let cache: PeerNumbers
         mutating func id(_ db: Database, _ idx: Int64) throws -> ReplicaID {
-            if let id = cache.id(of: idx) { return id }
+            if let id = cache.id(of: idx, in: db) { return id }
             guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT replica_id FROM sync_peers WHERE idx = ?"), arguments: [idx]),
                   let id = ReplicaID(text) else {
                 throw SyncError(.corruptData, "the replica's metadata names peer \(idx), which is not in sync_peers")
             }
-            cache.remember(idx, id)
+            cache.remember(idx, id, in: db)
             return id
         }
     }
@@ -1299,38 +1304,92 @@ public struct SyncStore: Sendable {
 }
 
 /// The peer numbers of one database file, memoised: peers only grow and never change number.
-/// Only committed numbers are remembered.
+/// Committed numbers are shared by every connection. A number inserted by the write transaction
+/// that is open is seen by that connection alone until it commits (then by all) or rolls back (then
+/// forgotten: SQLite gives the number out again). Without that, every lookup of a peer new in the
+/// transaction went to SQLite again — in a fan-in, the pusher's own id once per change, its text
+/// made by `snprintf` each time.
+///
+/// A savepoint that rolls back gives its peers' numbers back to SQLite while the transaction goes
+/// on: whoever rolls one back calls `SyncStore.forgetUncommittedPeers` (the copy rescue does).
 final class PeerNumbers: Sendable {
     private struct Maps {
         var byID: [ReplicaID: Int64] = [:]
         var byNumber: [Int64: ReplicaID] = [:]
-        /// A write transaction has inserted peers and not ended: what is read now may roll back.
-        var uncommittedInserts = false
+        /// The connection whose open write transaction inserted peers, and what it inserted or read
+        /// since: nil when no write transaction has inserted one.
+        var writer: ObjectIdentifier?
+        var uncommittedByID: [ReplicaID: Int64] = [:]
+        var uncommittedByNumber: [Int64: ReplicaID] = [:]
     }
 
     private let maps = Mutex(Maps())
 
-    func number(of id: ReplicaID) -> Int64? { maps.withLock { $0.byID[id] } }
-    func id(of number: Int64) -> ReplicaID? { maps.withLock { $0.byNumber[number] } }
+    func number(of id: ReplicaID, in db: Database) -> Int64? {
+        let connection = ObjectIdentifier(db)
+        return maps.withLock { $0.byID[id] ?? ($0.writer == connection ? $0.uncommittedByID[id] : nil) }
+    }
 
-    /// Remembers a pair read from `sync_peers`, unless it may be an uncommitted insert.
-    func remember(_ number: Int64, _ id: ReplicaID) {
+    func id(of number: Int64, in db: Database) -> ReplicaID? {
+        let connection = ObjectIdentifier(db)
+        return maps.withLock { $0.byNumber[number] ?? ($0.writer == connection ? $0.uncommittedByNumber[number] : nil) }
+    }
+
+    /// Remembers a pair read from `sync_peers` in `db`: for every connection, unless `db`'s open
+    /// transaction inserted peers (the pair may be one of them), then for `db` alone until it ends.
+    func remember(_ number: Int64, _ id: ReplicaID, in db: Database) {
+        let connection = ObjectIdentifier(db)
         maps.withLock {
-            guard !$0.uncommittedInserts else { return }
-            $0.byID[id] = number
-            $0.byNumber[number] = id
+            if $0.writer == connection {
+                $0.uncommittedByID[id] = number
+                $0.uncommittedByNumber[number] = id
+            } else if $0.writer == nil || !db.isInsideTransaction {
+                $0.byID[id] = number
+                $0.byNumber[number] = id
+            }
+            // Another connection while a writer holds uncommitted peers: a reader's snapshot holds
+            // only committed ones, but nothing is remembered from it now (the old, safe behaviour).
         }
     }
 
-    /// A peer was inserted in `db`'s current transaction: remember nothing until it ends.
-    func inserted(in db: Database) {
+    /// Forgets what `db`'s open transaction inserted or read of peers (a savepoint rolled back).
+    func forgetUncommitted(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        maps.withLock {
+            guard $0.writer == connection else { return }
+            $0.uncommittedByID = [:]
+            $0.uncommittedByNumber = [:]
+        }
+    }
+
+    /// `db`'s current transaction inserted peer `number` for `id`: remembered for `db` until the
+    /// transaction ends, then for everyone on commit, or forgotten on rollback.
+    func inserted(_ number: Int64, _ id: ReplicaID, in db: Database) {
+        let connection = ObjectIdentifier(db)
         let first = maps.withLock { maps -> Bool in
-            defer { maps.uncommittedInserts = true }
-            return !maps.uncommittedInserts
+            defer {
+                maps.writer = connection
+                maps.uncommittedByID[id] = number
+                maps.uncommittedByNumber[number] = id
+            }
+            return maps.writer == nil
         }
         guard first else { return }
-        db.afterNextTransaction(onCommit: { [self] _ in maps.withLock { $0.uncommittedInserts = false } },
-                                onRollback: { [self] _ in maps.withLock { $0.uncommittedInserts = false } })
+        db.afterNextTransaction(onCommit: { [self] _ in
+            maps.withLock {
+                $0.byID.merge($0.uncommittedByID) { _, new in new }
+                $0.byNumber.merge($0.uncommittedByNumber) { _, new in new }
+                $0.writer = nil
+                $0.uncommittedByID = [:]
+                $0.uncommittedByNumber = [:]
+            }
+        }, onRollback: { [self] _ in
+            maps.withLock {
+                $0.writer = nil
+                $0.uncommittedByID = [:]
+                $0.uncommittedByNumber = [:]
+            }
+        })
     }
 }
 
