@@ -265,7 +265,7 @@ extension SyncStore {
         while try select.step() {
             read.append((select.int64(0), select.int64(1), select.int64(2), select.isNull(3) ? nil : select.blob(3)))
         }
-        var peers = PeerCache(cache: self.peers)
+        var peers = PeerCache(cache: self.peers, local: true)
         for entry in read {
             // Logged before digests were kept: made from the change (its digest survives erasure).
             let digest = try entry.digest.flatMap { LogHash(bytes: $0) }

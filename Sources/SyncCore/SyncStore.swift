@@ -966,7 +966,7 @@ public struct SyncStore: Sendable {
                          select.isNull(11) ? nil : select.blob(11), select.isNull(12) ? nil : select.blob(12),
                          select.isNull(13) ? nil : select.blob(13)))
         }
-        var peers = PeerCache(cache: self.peers)
+        var peers = PeerCache(cache: self.peers, local: true)
         return try rows.map { row in
             guard let table = schema.table(code: row.table) else {
                 throw SyncError(.corruptData, "the change log names table code \(row.table), which this version does not know")
@@ -1153,15 +1153,32 @@ public struct SyncStore: Sendable {
     /// After rolling back a savepoint: the peer numbers it inserted are SQLite's to give out again.
     public func forgetUncommittedPeers(_ db: Database) { peers.forgetUncommitted(in: db) }
 
+    /// Peer ids by number for one read. `local`: for a long read (a batch of the log), each number
+    /// is asked of the shared memo once — it takes a lock, and fifty sessions pulling at once
+    /// contended on it once per change and per vector entry (a tenth of the server's pull work in
+    /// a catch-up). A row's metadata asks the memo directly (a dictionary per row costs more).
     struct PeerCache {
         let cache: PeerNumbers
+        private let memoizes: Bool
+        private var local: [Int64: ReplicaID] = [:]
+
+        init(cache: PeerNumbers, local: Bool = false) {
+            self.cache = cache
+            memoizes = local
+        }
+
         mutating func id(_ db: Database, _ idx: Int64) throws -> ReplicaID {
-            if let id = cache.id(of: idx, in: db) { return id }
+            if memoizes, let id = local[idx] { return id }
+            if let id = cache.id(of: idx, in: db) {
+                if memoizes { local[idx] = id }
+                return id
+            }
             guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT replica_id FROM sync_peers WHERE idx = ?"), arguments: [idx]),
                   let id = ReplicaID(text) else {
                 throw SyncError(.corruptData, "the replica's metadata names peer \(idx), which is not in sync_peers")
             }
             cache.remember(idx, id, in: db)
+            if memoizes { local[idx] = id }
             return id
         }
     }
