@@ -35,9 +35,7 @@ public enum WireMessage: Hashable, Sendable {
         var bytes = 0, best = 0
         for (index, item) in items.enumerated() {
             let change = change(item)
-            var writer = BinaryWriter(capacity: 256)
-            ChangeCodec.encodeSealed(change, into: &writer)
-            bytes += writer.bytes.count
+            bytes += ChangeCodec.encodedSealedSize(change)
             if change.seal == nil { open.insert(change.dot.replica) } else { open.remove(change.dot.replica) }
             guard open.isEmpty else { continue }
             let count = index + 1
@@ -55,9 +53,7 @@ public enum WireMessage: Hashable, Sendable {
     public static func byteLimited<T>(_ items: [T], change: (T) -> CellChange) -> [T] {
         var total = 0
         for (index, item) in items.enumerated() {
-            var writer = BinaryWriter(capacity: 256)
-            ChangeCodec.encodeSealed(change(item), into: &writer)
-            total += writer.bytes.count
+            total += ChangeCodec.encodedSealedSize(change(item))
             if total > maximumBatchBytes && index > 0 { return Array(items.prefix(index)) }
         }
         return items

@@ -97,3 +97,61 @@ import TestSupport
         #expect(throws: BinaryReader.Error.self) { try reader.readCount() }
     }
 }
+
+/// Batches are cut by the encoded size of their changes without encoding them
+/// (`ChangeCodec.encodedSealedSize`): it must be the encoding's length, exactly, for every kind of
+/// change — seeded, with the seed printed.
+@Suite struct EncodedSizeTests {
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func theSizeIsTheEncodingsLength() {
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("EncodedSizeTests seed \(seed)")
+        var random = Generator(state: seed)
+        func number() -> UInt64 {
+            // Every varint length: 0, the edges of each 7-bit group, and the largest a store keeps.
+            let edges: [UInt64] = [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 1 << 35, UInt64(Int64.max)]
+            return Bool.random(using: &random) ? edges.randomElement(using: &random)! : UInt64.random(in: 0...UInt64(Int64.max), using: &random)
+        }
+        func text() -> String {
+            let pieces = ["", "a", "ø", "👩‍👧", "Køge", String(repeating: "x", count: 127), String(repeating: "æ", count: 64),
+                          String(repeating: "y", count: 16_384)]
+            return (0..<Int.random(in: 0...3, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+        }
+        func value() -> SyncValue {
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: .null
+            case 1: .integer([Int64.min, Int64.max, -1, 0, 63, -64, 64, -65].randomElement(using: &random)! &+ Int64.random(in: -2...2, using: &random))
+            case 2: .real(Double.random(in: -1e9...1e9, using: &random))
+            default: .text(text())
+            }
+        }
+        for round in 0..<500 {
+            var values: [String: SyncValue] = [:]
+            for n in 0..<Int.random(in: 0...8, using: &random) { values["c\(n)" + text().prefix(3)] = value() }
+            var context: [ReplicaID: UInt64] = [:]
+            for _ in 0..<Int.random(in: 0...4, using: &random) { context[.random()] = number() }
+            var change = CellChange(table: text(), rowID: text(), values: values, dot: Dot(replica: .random(), counter: number()),
+                                    hlc: HLC(rawValue: number()), author: text(), context: VersionVector(context))
+            if Bool.random(using: &random) {
+                change.seal = Seal(first: number(), signer: text(), signature: (0..<64).map { _ in UInt8.random(in: 0...255, using: &random) },
+                                   version: Int.random(in: 1...2, using: &random))
+            }
+            for column in values.keys where Int.random(in: 0..<3, using: &random) == 0 {
+                change.erased[column] = LogHash.valueDigest(.text(text()))
+            }
+            let encoded = ChangeCodec.encodeSealed(change).count
+            #expect(ChangeCodec.encodedSealedSize(change) == encoded, "round \(round), seed \(seed)")
+            if ChangeCodec.encodedSealedSize(change) != encoded { return }
+        }
+    }
+}
