@@ -467,6 +467,10 @@ extension Replica {
     }
 
     func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
+        try store.withPeerMemo(db) { try applyPulledInMemo(db, batch, nextCursor: nextCursor, nextHash: nextHash) }
+    }
+
+    private func applyPulledInMemo(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
         if batch.isEmpty {
             // Nothing new, and the cursor stays: nothing to write (a no-op sync commits nothing here).
             let state = try store.state(db)

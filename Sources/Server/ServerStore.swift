@@ -756,8 +756,10 @@ public struct ServerStore: Sendable {
     public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil,
                           signatures: SignatureChecks? = nil) async throws -> PushResult {
         let result = try await pool.write { db in
-            try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
-                      maxClockSkew: maxClockSkew, at: at, signatures: signatures)
+            try store.withPeerMemo(db) {
+                try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
+                          maxClockSkew: maxClockSkew, at: at, signatures: signatures)
+            }
         }
         await checkpointAfterErasure()
         return result
@@ -780,7 +782,9 @@ public struct ServerStore: Sendable {
     /// this server, never under the current run's id; others are skipped and counted.
     public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], relays: Bool, at: Date = Date(),
                               maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
-        let result = try await pool.write { db in try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
+        let result = try await pool.write { db in
+            try store.withPeerMemo(db) { try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
+        }
         await checkpointAfterErasure()
         return result
     }

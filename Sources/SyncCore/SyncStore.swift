@@ -1083,10 +1083,12 @@ public struct SyncStore: Sendable {
         insert.bind(7, blob: context.bytes)
         insert.bind(8, blob: values)
         insert.bind(9, state.rawValue)
-        var chain: LogHash?
+        var chain: LogHash?, chainDigest: LogHash?, tip: (sequence: Int64, hash: LogHash)?
         if chained {
             let digest = digest ?? LogHash.of(change)
-            chain = try chainTip.tip(db).chained(with: digest)
+            tip = try chainTip.tip(db)
+            chain = tip!.hash.chained(with: digest)
+            chainDigest = digest
             insert.bind(10, blob: chain!.bytes)
             insert.bind(13, blob: digest.bytes)
         }
@@ -1101,8 +1103,22 @@ public struct SyncStore: Sendable {
             insert.bind(12, blob: erased.bytes)
         }
         try insert.execute()
-        if let chain { chainTip.moved(to: chain) }
-        return db.lastInsertedRowID
+        let sequence = db.lastInsertedRowID
+        if var chain, let tip, let chainDigest {
+            if sequence != tip.sequence + 1 {
+                // The tip in memory was not this entry's predecessor: it outlived a transaction that
+                // SQLite rolled back by itself (an interrupt, a full disk — GRDB then calls the
+                // hook that forgets it only when the next transaction ends). Chained again from
+                // the entry before it, as the log holds it.
+                chain = try chainTip.tip(db, before: sequence).hash.chained(with: chainDigest)
+                let update = try RawStatement(db, "UPDATE sync_log SET chain = ? WHERE seq = ?")
+                update.bind(1, blob: chain.bytes)
+                update.bind(2, sequence)
+                try update.execute()
+            }
+            chainTip.moved(to: sequence, chain)
+        }
+        return sequence
     }
 
     /// Coded cells (in code order) as the log keeps a change's values: `encodeValues`' bytes.
@@ -1150,8 +1166,19 @@ public struct SyncStore: Sendable {
         return idx
     }
 
-    /// After rolling back a savepoint: the peer numbers it inserted are SQLite's to give out again.
+    /// After rolling back a savepoint inside `withPeerMemo`: the peer numbers it inserted are
+    /// SQLite's to give out again.
     public func forgetUncommittedPeers(_ db: Database) { peers.forgetUncommitted(in: db) }
+
+    /// Runs `body` — a merge of many changes, inside one write transaction — remembering the peer
+    /// numbers the transaction inserts for `db` until `body` returns or throws (`PeerNumbers`).
+    /// Call it only inside the transaction, and roll back no savepoint in it without
+    /// `forgetUncommittedPeers`.
+    public func withPeerMemo<T>(_ db: Database, _ body: () throws -> T) rethrows -> T {
+        peers.beginScope(in: db)
+        defer { peers.endScope(in: db) }
+        return try body()
+    }
 
     /// Peer ids by number for one read. `local`: for a long read (a batch of the log), each number
     /// is asked of the shared memo once — it takes a lock, and fifty sessions pulling at once
@@ -1321,117 +1348,134 @@ public struct SyncStore: Sendable {
 }
 
 /// The peer numbers of one database file, memoised: peers only grow and never change number.
-/// Committed numbers are shared by every connection. A number inserted by the write transaction
-/// that is open is seen by that connection alone until it commits (then by all) or rolls back (then
-/// forgotten: SQLite gives the number out again). Without that, every lookup of a peer new in the
-/// transaction went to SQLite again — in a fan-in, the pusher's own id once per change, its text
-/// made by `snprintf` each time.
+/// Only committed numbers are shared by every connection; a number the open write transaction
+/// inserted is SQLite's to give out again if that transaction rolls back.
 ///
-/// A savepoint that rolls back gives its peers' numbers back to SQLite while the transaction goes
-/// on: whoever rolls one back calls `SyncStore.forgetUncommittedPeers` (the copy rescue does).
+/// Inside a merge (`SyncStore.withPeerMemo`), the numbers the transaction inserts or reads are also
+/// remembered for that connection until the merge's body returns or throws — strictly inside its
+/// transaction. Without that, every lookup of a peer new in the transaction went to SQLite again: in
+/// a fan-in the pusher's own id once per change, in a catch-up each new peer's once per change and
+/// vector entry, the id's text made by `snprintf` each time. The scope, not a hook at the end of the
+/// transaction, bounds it: GRDB does not call the rollback hooks when SQLite itself rolls a
+/// transaction back (an interrupt, a full disk), and they then fire at the next transaction's end.
 final class PeerNumbers: Sendable {
+    private struct Scope {
+        var depth = 0
+        var byID: [ReplicaID: Int64] = [:]
+        var byNumber: [Int64: ReplicaID] = [:]
+    }
+
     private struct Maps {
         var byID: [ReplicaID: Int64] = [:]
         var byNumber: [Int64: ReplicaID] = [:]
-        /// The connection whose open write transaction inserted peers, and what it inserted or read
-        /// since: nil when no write transaction has inserted one.
-        var writer: ObjectIdentifier?
-        var uncommittedByID: [ReplicaID: Int64] = [:]
-        var uncommittedByNumber: [Int64: ReplicaID] = [:]
+        /// A write transaction has inserted peers and not ended: what is read now may roll back.
+        var uncommittedInserts = false
+        /// The merges under way, by connection.
+        var scopes: [ObjectIdentifier: Scope] = [:]
     }
 
     private let maps = Mutex(Maps())
 
     func number(of id: ReplicaID, in db: Database) -> Int64? {
         let connection = ObjectIdentifier(db)
-        return maps.withLock { $0.byID[id] ?? ($0.writer == connection ? $0.uncommittedByID[id] : nil) }
+        return maps.withLock { maps in
+            if let number = maps.byID[id] { return number }
+            return maps.scopes.isEmpty ? nil : maps.scopes[connection]?.byID[id]
+        }
     }
 
     func id(of number: Int64, in db: Database) -> ReplicaID? {
         let connection = ObjectIdentifier(db)
-        return maps.withLock { $0.byNumber[number] ?? ($0.writer == connection ? $0.uncommittedByNumber[number] : nil) }
+        return maps.withLock { maps in
+            if let id = maps.byNumber[number] { return id }
+            return maps.scopes.isEmpty ? nil : maps.scopes[connection]?.byNumber[number]
+        }
     }
 
-    /// Remembers a pair read from `sync_peers` in `db`: for every connection, unless `db`'s open
-    /// transaction inserted peers (the pair may be one of them), then for `db` alone until it ends.
+    /// Remembers a pair read from `sync_peers` in `db`: for every connection unless it may be an
+    /// uncommitted insert; then for `db`'s merge alone, if one is under way.
     func remember(_ number: Int64, _ id: ReplicaID, in db: Database) {
         let connection = ObjectIdentifier(db)
         maps.withLock {
-            if $0.writer == connection {
-                $0.uncommittedByID[id] = number
-                $0.uncommittedByNumber[number] = id
-            } else if $0.writer == nil || !db.isInsideTransaction {
+            if !$0.uncommittedInserts {
                 $0.byID[id] = number
                 $0.byNumber[number] = id
+            } else if $0.scopes[connection] != nil {
+                $0.scopes[connection]!.byID[id] = number
+                $0.scopes[connection]!.byNumber[number] = id
             }
-            // Another connection while a writer holds uncommitted peers: a reader's snapshot holds
-            // only committed ones, but nothing is remembered from it now (the old, safe behaviour).
         }
     }
 
-    /// Forgets what `db`'s open transaction inserted or read of peers (a savepoint rolled back).
-    func forgetUncommitted(in db: Database) {
-        let connection = ObjectIdentifier(db)
-        maps.withLock {
-            guard $0.writer == connection else { return }
-            $0.uncommittedByID = [:]
-            $0.uncommittedByNumber = [:]
-        }
-    }
-
-    /// `db`'s current transaction inserted peer `number` for `id`: remembered for `db` until the
-    /// transaction ends, then for everyone on commit, or forgotten on rollback.
+    /// A peer was inserted in `db`'s current transaction: shared memos remember nothing until it
+    /// ends; `db`'s merge, if one is under way, remembers this one until it returns.
     func inserted(_ number: Int64, _ id: ReplicaID, in db: Database) {
         let connection = ObjectIdentifier(db)
         let first = maps.withLock { maps -> Bool in
-            defer {
-                maps.writer = connection
-                maps.uncommittedByID[id] = number
-                maps.uncommittedByNumber[number] = id
+            if maps.scopes[connection] != nil {
+                maps.scopes[connection]!.byID[id] = number
+                maps.scopes[connection]!.byNumber[number] = id
             }
-            return maps.writer == nil
+            defer { maps.uncommittedInserts = true }
+            return !maps.uncommittedInserts
         }
         guard first else { return }
-        db.afterNextTransaction(onCommit: { [self] _ in
-            maps.withLock {
-                $0.byID.merge($0.uncommittedByID) { _, new in new }
-                $0.byNumber.merge($0.uncommittedByNumber) { _, new in new }
-                $0.writer = nil
-                $0.uncommittedByID = [:]
-                $0.uncommittedByNumber = [:]
-            }
-        }, onRollback: { [self] _ in
-            maps.withLock {
-                $0.writer = nil
-                $0.uncommittedByID = [:]
-                $0.uncommittedByNumber = [:]
-            }
-        })
+        db.afterNextTransaction(onCommit: { [self] _ in maps.withLock { $0.uncommittedInserts = false } },
+                                onRollback: { [self] _ in maps.withLock { $0.uncommittedInserts = false } })
+    }
+
+    func beginScope(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        maps.withLock { $0.scopes[connection, default: Scope()].depth += 1 }
+    }
+
+    func endScope(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        maps.withLock {
+            guard let depth = $0.scopes[connection]?.depth else { return }
+            if depth <= 1 { $0.scopes[connection] = nil } else { $0.scopes[connection]!.depth = depth - 1 }
+        }
+    }
+
+    /// Forgets what `db`'s merge remembered of uncommitted peers (a savepoint rolled back).
+    func forgetUncommitted(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        maps.withLock {
+            guard $0.scopes[connection] != nil else { return }
+            $0.scopes[connection]!.byID = [:]
+            $0.scopes[connection]!.byNumber = [:]
+        }
     }
 }
 
 /// The chain hash at the last entry of a chained log, read once per write transaction and moved with
 /// each append; forgotten when the transaction ends (a rolled-back append must not leave its hash).
 final class ChainTip: Sendable {
-    private let known = Mutex<LogHash?>(nil)
+    private let known = Mutex<(sequence: Int64, hash: LogHash)?>(nil)
 
-    func tip(_ db: Database) throws -> LogHash {
-        if let tip = known.withLock({ $0 }) { return tip }
-        let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, chain FROM sync_log ORDER BY seq DESC LIMIT 1"))
-        var tip = LogHash.genesis
+    /// The log's last entry and its chain hash (position 0 and `genesis` in an empty log); with
+    /// `before`, the last entry before that position, read from the log.
+    func tip(_ db: Database, before: Int64? = nil) throws -> (sequence: Int64, hash: LogHash) {
+        if before == nil, let tip = known.withLock({ $0 }) { return tip }
+        let select = try RawStatement(db, before == nil ? "SELECT seq, chain FROM sync_log ORDER BY seq DESC LIMIT 1"
+                                                        : "SELECT seq, chain FROM sync_log WHERE seq < ? ORDER BY seq DESC LIMIT 1")
+        if let before { select.bind(1, before) }
+        let row = try select.oneRow { ($0.int64(0), $0.isNull(1) ? nil : LogHash(bytes: $0.blob(1))) }
+        var tip = (sequence: Int64(0), hash: LogHash.genesis)
         if let row {
-            guard let bytes = row["chain"] as Data?, let hash = LogHash(bytes: bytes) else {
-                throw SyncError(.corruptData, "the log's last entry (\(row["seq"] as Int64)) carries no chain hash")
+            guard let hash = row.1 else {
+                throw SyncError(.corruptData, "the log's entry \(row.0) carries no chain hash")
             }
-            tip = hash
+            tip = (row.0, hash)
         }
+        guard before == nil else { return tip }
         known.withLock { $0 = tip }
         let forget: @Sendable (Database) -> Void = { [self] _ in known.withLock { $0 = nil } }
         db.afterNextTransaction(onCommit: forget, onRollback: forget)
         return tip
     }
 
-    func moved(to tip: LogHash) { known.withLock { $0 = tip } }
+    func moved(to sequence: Int64, _ hash: LogHash) { known.withLock { $0 = (sequence, hash) } }
 }
 
 /// Whether a database's `sync_pending` is known to be empty, so a merge need not look for the

@@ -146,7 +146,7 @@ import TestSupport
                 change.seal = Seal(first: number(), signer: text(), signature: (0..<64).map { _ in UInt8.random(in: 0...255, using: &random) },
                                    version: Int.random(in: 1...2, using: &random))
             }
-            for column in values.keys where Int.random(in: 0..<3, using: &random) == 0 {
+            for column in values.keys.sorted() where Int.random(in: 0..<3, using: &random) == 0 {
                 change.erased[column] = LogHash.valueDigest(.text(text()))
             }
             let encoded = ChangeCodec.encodeSealed(change).count
