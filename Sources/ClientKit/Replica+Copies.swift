@@ -188,7 +188,7 @@ extension Replica {
                 }
                 if let refusal {
                     // Rolled back: peer numbers it may have taken go back to SQLite.
-                    store.forgetUncommittedPeers(db)
+                    store.forgetMergeMemo(db)
                     for mapped in mappedHere { reissuedByRow[mapped.key]?.removeAll { $0.new == mapped.new } }
                     report.leftOut.append(.init(changes: transaction.map(\.change.dot), reason: refusal.reason))
                     continue

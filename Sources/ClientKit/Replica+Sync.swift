@@ -467,7 +467,7 @@ extension Replica {
     }
 
     func applyPulled(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {
-        try store.withPeerMemo(db) { try applyPulledInMemo(db, batch, nextCursor: nextCursor, nextHash: nextHash) }
+        try store.withMergeMemo(db) { try applyPulledInMemo(db, batch, nextCursor: nextCursor, nextHash: nextHash) }
     }
 
     private func applyPulledInMemo(_ db: Database, _ batch: [WireMessage.Logged], nextCursor: Int64, nextHash: LogHash?) throws -> Int {

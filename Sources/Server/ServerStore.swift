@@ -756,7 +756,7 @@ public struct ServerStore: Sendable {
     public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil,
                           signatures: SignatureChecks? = nil) async throws -> PushResult {
         let result = try await pool.write { db in
-            try store.withPeerMemo(db) {
+            try store.withMergeMemo(db) {
                 try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
                           maxClockSkew: maxClockSkew, at: at, signatures: signatures)
             }
@@ -783,7 +783,7 @@ public struct ServerStore: Sendable {
     public func mergeRecovery(from replicaID: ReplicaID, changes: [CellChange], relays: Bool, at: Date = Date(),
                               maxClockSkew: TimeInterval? = nil) async throws -> PushResult {
         let result = try await pool.write { db in
-            try store.withPeerMemo(db) { try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
+            try store.withMergeMemo(db) { try merge(db, from: replicaID, changes: changes, recovering: true, relays: relays, maxClockSkew: maxClockSkew, at: at) }
         }
         await checkpointAfterErasure()
         return result

@@ -1166,17 +1166,24 @@ public struct SyncStore: Sendable {
         return idx
     }
 
-    /// After rolling back a savepoint inside `withPeerMemo`: the peer numbers it inserted are
-    /// SQLite's to give out again.
-    public func forgetUncommittedPeers(_ db: Database) { peers.forgetUncommitted(in: db) }
+    /// After rolling back a savepoint inside `withMergeMemo`: the peer numbers it inserted are
+    /// SQLite's to give out again, and the held-back changes it released are back.
+    public func forgetMergeMemo(_ db: Database) {
+        peers.forgetUncommitted(in: db)
+        pending.forget(in: db)
+    }
 
-    /// Runs `body` — a merge of many changes, inside one write transaction — remembering the peer
-    /// numbers the transaction inserts for `db` until `body` returns or throws (`PeerNumbers`).
-    /// Call it only inside the transaction, and roll back no savepoint in it without
-    /// `forgetUncommittedPeers`.
-    public func withPeerMemo<T>(_ db: Database, _ body: () throws -> T) rethrows -> T {
+    /// Runs `body` — a merge of many changes, inside one write transaction — remembering for `db`,
+    /// until `body` returns or throws, the peer numbers the transaction inserts (`PeerNumbers`) and
+    /// that no change is held back (`PendingFlag`). Call it only inside the transaction, and roll
+    /// back no savepoint in it without `forgetMergeMemo`.
+    public func withMergeMemo<T>(_ db: Database, _ body: () throws -> T) rethrows -> T {
         peers.beginScope(in: db)
-        defer { peers.endScope(in: db) }
+        pending.beginScope(in: db)
+        defer {
+            pending.endScope(in: db)
+            peers.endScope(in: db)
+        }
         return try body()
     }
 
@@ -1351,7 +1358,7 @@ public struct SyncStore: Sendable {
 /// Only committed numbers are shared by every connection; a number the open write transaction
 /// inserted is SQLite's to give out again if that transaction rolls back.
 ///
-/// Inside a merge (`SyncStore.withPeerMemo`), the numbers the transaction inserts or reads are also
+/// Inside a merge (`SyncStore.withMergeMemo`), the numbers the transaction inserts or reads are also
 /// remembered for that connection until the merge's body returns or throws — strictly inside its
 /// transaction. Without that, every lookup of a peer new in the transaction went to SQLite again: in
 /// a fan-in the pusher's own id once per change, in a catch-up each new peer's once per change and
@@ -1479,23 +1486,47 @@ final class ChainTip: Sendable {
 }
 
 /// Whether a database's `sync_pending` is known to be empty, so a merge need not look for the
-/// held-back changes of its row. Known only inside the write transaction that looked (another
-/// process may hold changes back between two transactions; none can during one), so the flag is
-/// dropped when that transaction commits or rolls back: one look per merged batch, not per change.
+/// held-back changes of its row: one look per merged batch, not per change. Known only inside a
+/// merge's body (`SyncStore.withMergeMemo`), strictly inside its transaction: another process may
+/// hold changes back between two transactions, and a transaction rolled back — by SQLite itself
+/// too, when GRDB calls no hook — brings back the held-back changes it had released.
 final class PendingFlag: Sendable {
-    private let knownEmpty = Mutex(false)
+    private struct Scope {
+        var depth = 0
+        var knownEmpty = false
+    }
+
+    private let scopes = Mutex([ObjectIdentifier: Scope]())
 
     func isKnownEmpty(_ db: Database) throws -> Bool {
-        if knownEmpty.withLock({ $0 }) { return true }
+        let connection = ObjectIdentifier(db)
+        if scopes.withLock({ $0[connection]?.knownEmpty == true }) { return true }
         guard try !Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sync_pending)"))! else { return false }
-        knownEmpty.withLock { $0 = true }
-        let forget: @Sendable (Database) -> Void = { [self] _ in knownEmpty.withLock { $0 = false } }
-        db.afterNextTransaction(onCommit: forget, onRollback: forget)
+        scopes.withLock { if $0[connection] != nil { $0[connection]!.knownEmpty = true } }
         return true
     }
 
     /// A change is being held back.
-    func inserted() { knownEmpty.withLock { $0 = false } }
+    func inserted() { scopes.withLock { for key in $0.keys { $0[key]!.knownEmpty = false } } }
+
+    func beginScope(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        scopes.withLock { $0[connection, default: Scope()].depth += 1 }
+    }
+
+    func endScope(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        scopes.withLock {
+            guard let depth = $0[connection]?.depth else { return }
+            if depth <= 1 { $0[connection] = nil } else { $0[connection]!.depth = depth - 1 }
+        }
+    }
+
+    /// A savepoint rolled back: what it released of `sync_pending` is back.
+    func forget(in db: Database) {
+        let connection = ObjectIdentifier(db)
+        scopes.withLock { if $0[connection] != nil { $0[connection]!.knownEmpty = false } }
+    }
 }
 
 /// The SQL text of the domain upserts, made once per table and set of columns.

@@ -57,7 +57,7 @@ import Testing
         let writer = ReplicaID.random()
         let before = lookups.value
         try queue.write { db in
-            try store.withPeerMemo(db) {
+            try store.withMergeMemo(db) {
                 for counter in UInt64(1)...200 { _ = try store.merge(db, change(writer, counter, row: "r\(counter)"), wallMilliseconds: 0) }
             }
         }
@@ -71,7 +71,7 @@ import Testing
         let x = ReplicaID.random(), y = ReplicaID.random()
         #expect(throws: Rollback.self) {
             try queue.write { db in
-                try store.withPeerMemo(db) {
+                try store.withMergeMemo(db) {
                     _ = try store.merge(db, change(x, 1, row: "rx"), wallMilliseconds: 0)
                     throw Rollback()
                 }
@@ -79,7 +79,7 @@ import Testing
         }
         // Y now takes the number X had in the rolled-back transaction; X gets another.
         try queue.write { db in
-            try store.withPeerMemo(db) {
+            try store.withMergeMemo(db) {
                 _ = try store.merge(db, change(y, 1, row: "ry"), wallMilliseconds: 0)
                 _ = try store.merge(db, change(x, 1, row: "rx"), wallMilliseconds: 0)
             }
@@ -97,12 +97,12 @@ import Testing
         let (store, queue, _) = try makeStore()
         let x = ReplicaID.random(), y = ReplicaID.random()
         try queue.write { db in
-            try store.withPeerMemo(db) {
+            try store.withMergeMemo(db) {
                 try db.inSavepoint {
                     _ = try store.merge(db, change(x, 1, row: "rx"), wallMilliseconds: 0)
                     return .rollback
                 }
-                store.forgetUncommittedPeers(db)
+                store.forgetMergeMemo(db)
                 _ = try store.merge(db, change(y, 1, row: "ry"), wallMilliseconds: 0)
                 _ = try store.merge(db, change(x, 1, row: "rx"), wallMilliseconds: 0)
             }
@@ -119,7 +119,7 @@ import Testing
         let x = ReplicaID.random(), y = ReplicaID.random()
         #expect(throws: DatabaseError.self) {
             try queue.write { db in
-                try store.withPeerMemo(db) {
+                try store.withMergeMemo(db) {
                     _ = try store.merge(db, change(x, 1, row: "rx"), wallMilliseconds: 0)
                     try db.execute(sql: "INSERT OR ROLLBACK INTO sync_peers (idx, replica_id) SELECT idx, 'again' FROM sync_peers LIMIT 1")
                 }
@@ -127,7 +127,7 @@ import Testing
         }
         #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_log") } == 0)
         try queue.write { db in
-            try store.withPeerMemo(db) {
+            try store.withMergeMemo(db) {
                 _ = try store.merge(db, change(y, 1, row: "ry"), wallMilliseconds: 0)
                 _ = try store.merge(db, change(x, 1, row: "rx"), wallMilliseconds: 0)
             }

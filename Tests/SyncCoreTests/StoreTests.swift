@@ -51,6 +51,37 @@ import Testing
         #expect(held2 == 0)
     }
 
+    /// The same inside a merge's memo (`withMergeMemo`, as the server's push and the workstation's
+    /// pull merge), rolled back by the caller or by SQLite itself (a constraint with `OR ROLLBACK`,
+    /// as an interrupt or a full disk does; GRDB then calls no end-of-transaction hook): the retry
+    /// still releases the held-back change.
+    @Test(arguments: [false, true]) func aRolledBackReleaseInAMergesMemoKeepsTheHeldBackChange(bySQLite: Bool) throws {
+        let (store, queue) = try makeStore()
+        let writer = ReplicaID.random()
+        let first = change(writer, 1, row: "r", a: 1)
+        let second = change(writer, 2, row: "r", a: 2, context: VersionVector([writer: 1]))
+        let held = try queue.write { db in try store.withMergeMemo(db) { try store.merge(db, second, wallMilliseconds: 0) } }
+        #expect(held == .heldBack)
+        #expect(throws: (any Error).self) {
+            try queue.write { db in
+                try store.withMergeMemo(db) {
+                    _ = try store.merge(db, first, wallMilliseconds: 0)
+                    _ = try store.merge(db, change(writer, 3, row: "other", a: 3), wallMilliseconds: 0)
+                    if bySQLite {
+                        try db.execute(sql: "INSERT OR ROLLBACK INTO sync_peers (idx, replica_id) SELECT idx, 'again' FROM sync_peers LIMIT 1")
+                    }
+                    throw Rollback()
+                }
+            }
+        }
+        try queue.write { db in try store.withMergeMemo(db) { _ = try store.merge(db, first, wallMilliseconds: 0) } }
+        let (value, held2) = try queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT a FROM t WHERE id = 'r'"), try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_pending"))
+        }
+        #expect(value == 2, "the held-back change was released")
+        #expect(held2 == 0)
+    }
+
     /// The server's pull leaves out the puller's own changes without decoding them, and moves the
     /// cursor past them.
     @Test func aPullSkipsThePullersOwnChanges() throws {
