@@ -1029,11 +1029,7 @@ public struct SyncStore: Sendable {
     }
 
     func applyValues(_ db: Database, table: SyncSchema.Table, rowID: String, values: [String: SyncValue]) throws {
-        var cells: [CodedCell] = []
-        cells.reserveCapacity(values.count)
-        for (name, value) in values { cells.append(CodedCell(code: table.column(named: name)!.code, name: name, value: value)) }
-        cells.sort { $0.code < $1.code }
-        try applyCells(db, table: table, rowID: rowID, cells: cells)
+        try applyCells(db, table: table, rowID: rowID, cells: codedCells(values, of: table))
     }
 
     /// Upserts a row's cells (in code order).
