@@ -476,23 +476,29 @@ extension Replica {
             let state = try store.state(db)
             if state.cursor == nextCursor && state.cursorHash == nextHash { return 0 }
         }
-        var found = 0
-        var released: [CellChange] = []
-        var clock = try store.loadClock(db)
-        let wall = wallMilliseconds()
         for logged in batch {
             if let reason = Erasure.erasedRefusal(logged.change) {
                 throw ReplicaError(.syncFailed, "the server sent a change with values erased outside an erasure (\(reason)); nothing of this batch was applied")
             }
-            var isNewConflict = false
-            if logged.change.table == ShelterSchema.conflicts.name,
-               logged.change.values["status"] == .text(Conflict.Status.open.rawValue) {
-                isNewConflict = try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil
-            }
-            if case .merged(_, _, let held) = try store.merge(db, logged.change, clock: &clock, wallMilliseconds: wall) {
-                if isNewConflict { found += 1 }
-                released += held
-            }
+        }
+        // Conflict rows an open conflict of the batch writes and this replica does not hold yet: the
+        // first change merged into one makes it (a new conflict for staff only when that change opens it).
+        let open = SyncValue.text(Conflict.Status.open.rawValue)
+        var absent = Set<String>()
+        for logged in batch where logged.change.table == ShelterSchema.conflicts.name && logged.change.values["status"] == open {
+            if try store.rowMeta(db, table: ShelterSchema.conflicts, rowID: logged.change.rowID) == nil { absent.insert(logged.change.rowID) }
+        }
+        var found = 0
+        var released: [CellChange] = []
+        var clock = try store.loadClock(db)
+        // The whole batch in one pass (SyncStore+Batch): each touched row read once and written once.
+        let reports = try store.merge(db, batch.map(\.change), clock: &clock, wallMilliseconds: wallMilliseconds())
+        for (logged, report) in zip(batch, reports) {
+            guard case .merged(_, _, let held) = report else { continue }
+            let change = logged.change
+            if change.table == ShelterSchema.conflicts.name, absent.remove(change.rowID) != nil, change.values["status"] == open { found += 1 }
+            for change in held where change.table == ShelterSchema.conflicts.name { absent.remove(change.rowID) }
+            released += held
         }
         // Changes held back until now count as merged now too (a rotation that waited for the
         // admission it follows: the admission's old wrapping leaves the log).

@@ -755,10 +755,16 @@ public struct ServerStore: Sendable {
     /// `signatures`: verifications made ahead (`preverify`), taken by the rules' check.
     public func mergePush(from replicaID: ReplicaID, changes: [CellChange], at: Date = Date(), maxClockSkew: TimeInterval? = nil,
                           signatures: SignatureChecks? = nil) async throws -> PushResult {
-        let result = try await pool.write { db in
+        // The digests `preverify` made of this very batch, by dot (when its dots are distinct).
+        var known: [Dot: LogHash]?
+        if let digests = signatures?.takeDigests(of: changes) {
+            known = Dictionary(zip(changes.map(\.dot), digests), uniquingKeysWith: { first, _ in first })
+            if known?.count != changes.count { known = nil }
+        }
+        let result = try await pool.write { [known] db in
             try store.withMergeMemo(db) {
                 try merge(db, from: replicaID, changes: changes.sorted(by: { $0.dot.counter < $1.dot.counter }), recovering: false,
-                          maxClockSkew: maxClockSkew, at: at, signatures: signatures)
+                          maxClockSkew: maxClockSkew, at: at, signatures: signatures, digests: known)
             }
         }
         await checkpointAfterErasure()
@@ -789,8 +795,9 @@ public struct ServerStore: Sendable {
         return result
     }
 
+    /// `digests`: each change's `LogHash.of` by dot, made by `preverify` from these very changes.
     func merge(_ db: Database, from pusher: ReplicaID, changes: [CellChange], recovering: Bool, relays: Bool = false,
-               maxClockSkew: TimeInterval? = nil, at: Date, signatures: SignatureChecks? = nil) throws -> PushResult {
+               maxClockSkew: TimeInterval? = nil, at: Date, signatures: SignatureChecks? = nil, digests known: [Dot: LogHash]? = nil) throws -> PushResult {
         let wall = Self.milliseconds(at)
         var processed = Processed(db: db, store: store)
         var result = PushResult(upToCounter: 0, rejected: [], merged: 0, conflictsCreated: 0)
@@ -865,7 +872,7 @@ public struct ServerStore: Sendable {
             // One verdict for the whole transaction (DESIGN §4): its signature, its signer's role by
             // the staff table as it stands, and every rule of the shelter; then the clock bound.
             // Each change's digest, made once: for the signature and for the hash chain.
-            let digests = transaction.map(LogHash.of)
+            let digests = transaction.map { known?[$0.dot] ?? LogHash.of($0) }
             let digestOf = Dictionary(zip(transaction.map(\.dot), digests), uniquingKeysWith: { first, _ in first })
             var refusal = try ShelterRules.check(transaction, rows: rows, serverKey: serverKey, digests: digests, signatures: signatures)
             if refusal == nil { refusal = try refusedDependency(db, transaction) }
@@ -876,36 +883,40 @@ public struct ServerStore: Sendable {
                 // that sees it ahead (DESIGN §2: the HLC never decides causality, but it orders).
                 refusal = Refusal("clockSkew", "change \(ahead.dot.counter) is stamped \(ServerSession.span(milliseconds: ahead.hlc.milliseconds - wall)) ahead of the server's clock")
             }
-            for change in fresh {
-                let origin = change.dot.replica
-                if let refusal {
+            if let refusal {
+                for change in fresh {
+                    let origin = change.dot.replica
                     refuse(change, code: refusal.code, reason: refusal.reason)
                     newlyRejected[origin, default: 0] += 1
                     try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
                                    arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
                                                Data((digestOf[change.dot] ?? LogHash.of(change)).bytes)])
-                } else {
-                    let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall, digest: digestOf[change.dot])
-                    if case .merged(_, _, let released) = report { merged.append(contentsOf: released) }
-                    if case .merged(_, let concurrent, _) = report {
-                        let fields = try openConflicts.on(db, change)
-                        if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
-                            // The server's own writes tick from the stored clock: save it first, reload after.
-                            try store.saveClock(db, clock)
-                            let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
-                            if created > 0 { openConflicts.created() }
-                            result.conflictsCreated += created
-                            clock = try store.loadClock(db)
-                        }
-                    }
-                    if case .duplicate = report {} else {
-                        result.merged += 1
-                        merged.append(change)
-                    }
-                    if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
-                    if change.table == ShelterSchema.stays.name || change.values["cpr_index"] != nil { touchedPersons = true }
+                    processed.advance(origin, to: change.dot.counter)
                 }
-                processed.advance(origin, to: change.dot.counter)
+                continue
+            }
+            // The transaction merged in one pass (SyncStore+Batch), then its conflicts recorded.
+            let reports = try store.merge(db, fresh, clock: &clock, wallMilliseconds: wall, digests: fresh.map { digestOf[$0.dot] })
+            for (change, report) in zip(fresh, reports) {
+                if case .merged(_, let concurrent, let released) = report {
+                    merged.append(contentsOf: released)
+                    let fields = try openConflicts.on(db, change)
+                    if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
+                        // The server's own writes tick from the stored clock: save it first, reload after.
+                        try store.saveClock(db, clock)
+                        let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
+                        if created > 0 { openConflicts.created() }
+                        result.conflictsCreated += created
+                        clock = try store.loadClock(db)
+                    }
+                }
+                if case .duplicate = report {} else {
+                    result.merged += 1
+                    merged.append(change)
+                }
+                if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
+                if change.table == ShelterSchema.stays.name || change.values["cpr_index"] != nil { touchedPersons = true }
+                processed.advance(change.dot.replica, to: change.dot.counter)
             }
         }
         // Saved before the server's own writes (conflicts, compensations), which tick from it.
@@ -941,12 +952,16 @@ public struct ServerStore: Sendable {
     /// arrives, on another core, while the batch before it merges). Nothing is decided here: the
     /// merge's rules check every signature still, and find these already done.
     public func preverify(_ changes: [CellChange], checks: SignatureChecks) async {
-        var transactions: [[CellChange]] = [], current: [CellChange] = []
-        for change in changes.sorted(by: { $0.dot.counter < $1.dot.counter }) {
-            current.append(change)
+        // Each change's digest, made once: for its transaction's signature here, and kept for the
+        // merge (its rules and the hash chain), which takes them by this very batch.
+        let digests = changes.map(LogHash.of)
+        checks.keep(digests, of: changes)
+        var transactions: [[(change: CellChange, digest: LogHash)]] = [], current: [(change: CellChange, digest: LogHash)] = []
+        for (change, digest) in zip(changes, digests).sorted(by: { $0.0.dot.counter < $1.0.dot.counter }) {
+            current.append((change, digest))
             if change.seal != nil { transactions.append(current); current = [] }
         }
-        let signers = Set(transactions.compactMap { $0.last?.seal?.signer })
+        let signers = Set(transactions.compactMap { $0.last?.change.seal?.signer })
         guard !signers.isEmpty, let keys = try? await pool.read({ db -> [String: String] in
             var keys: [String: String] = [:]
             for signer in signers {
@@ -956,8 +971,10 @@ public struct ServerStore: Sendable {
             return keys
         }) else { return }
         for transaction in transactions {
-            guard let seal = transaction.last?.seal, let key = keys[seal.signer], seal.isCheckable(over: transaction) else { continue }
-            checks.check(seal.signature, of: Seal.digest(signer: seal.signer, changes: transaction, version: seal.version), signingKey: key)
+            let changes = transaction.map(\.change)
+            guard let seal = changes.last?.seal, let key = keys[seal.signer], seal.isCheckable(over: changes) else { continue }
+            checks.check(seal.signature, of: Seal.digest(signer: seal.signer, changes: changes, version: seal.version, digests: transaction.map(\.digest)),
+                         signingKey: key)
         }
     }
 

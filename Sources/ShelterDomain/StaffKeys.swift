@@ -163,6 +163,10 @@ public final class SignatureChecks: Sendable {
 
     private let verified = Mutex(Set<Key>())
     static let capacity = 100_000
+    /// Each change's `LogHash.of` of batches checked ahead, by the batch's storage: the batch is
+    /// kept with them (so no other array can take its address while they are) and taken once.
+    private let digests = Mutex([Int: (batch: [CellChange], digests: [LogHash])]())
+    static let batchCapacity = 8
 
     public init() {}
 
@@ -171,6 +175,26 @@ public final class SignatureChecks: Sendable {
         guard StaffKeys.verify(signature, of: digest, signingKey: signingKey) else { return }
         // Bounded: a peer that pushes and never merges (resends) cannot grow it for ever.
         verified.withLock { if $0.count < Self.capacity { $0.insert(Key(signature: signature, digest: digest, signingKey: signingKey)) } }
+    }
+
+    /// Keeps the digests `preverify` made of `batch`'s changes (in its order) for its merge.
+    public func keep(_ digests: [LogHash], of batch: [CellChange]) {
+        guard digests.count == batch.count, let key = Self.storage(of: batch) else { return }
+        self.digests.withLock { if $0.count < Self.batchCapacity { $0[key] = (batch, digests) } }
+    }
+
+    /// The digests kept of this very batch (the same storage, not an equal copy), in its order; once.
+    public func takeDigests(of batch: [CellChange]) -> [LogHash]? {
+        guard let key = Self.storage(of: batch) else { return nil }
+        return digests.withLock { kept in
+            guard let entry = kept.removeValue(forKey: key), entry.batch.count == batch.count,
+                  Self.storage(of: entry.batch) == key else { return nil }
+            return entry.digests
+        }
+    }
+
+    private static func storage(of batch: [CellChange]) -> Int? {
+        batch.withUnsafeBufferPointer { $0.baseAddress.map { Int(bitPattern: $0) } }
     }
 
     /// `StaffKeys.verify`, skipped when `check` found it valid before.

@@ -22,6 +22,14 @@ public struct RawStatement {
         sqlite3_clear_bindings(handle)
     }
 
+    /// The same statement again, reset and with no bindings: a batch that runs one statement per
+    /// change keeps it, rather than find it in GRDB's cache (a hash of its whole text) every time.
+    public func again() -> RawStatement {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        return self
+    }
+
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     public func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }

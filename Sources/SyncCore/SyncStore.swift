@@ -802,68 +802,12 @@ public struct SyncStore: Sendable {
     }
 
     /// Merges a change made on another replica, moving `clock` past its stamp; the caller saves the
-    /// clock (`saveClock`) before the transaction ends.
+    /// clock (`saveClock`) before the transaction ends: a batch of one (`merge(_:_:clock:…)` of many
+    /// changes merges a batch in one pass).
     /// `digest`: the change's `LogHash.of`, when the caller has it already (the server's rules
     /// made it to check the signature): the hash chain uses it instead of making it again.
     public func merge(_ db: Database, _ change: CellChange, clock: inout HybridLogicalClock, wallMilliseconds: UInt64, digest: LogHash? = nil) throws -> MergeReport {
-        let table = try self.table(change.table)
-        // Each column's code looked up once, here (it also checks the columns): the row's upsert and
-        // the log's encoding use these, in code order.
-        let cells = try codedCells(change.values, of: table)
-        clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
-
-        var concurrent: [ConcurrentWrite] = []
-        guard let sequence = try mergeOne(db, change, table: table, cells: cells, concurrent: &concurrent, digest: digest) else {
-            return try isKnown(db, change) ? .duplicate : .heldBack
-        }
-        // Release held-back changes of this row whose context is now complete.
-        var released: [CellChange] = []
-        var progress = try !pending.isKnownEmpty(db)
-        while progress {
-            progress = false
-            let held = try Row.fetchAll(db.cachedStatement(sql: "SELECT peer, counter, change FROM sync_pending WHERE tbl = ? AND row = ? ORDER BY peer, counter"),
-                                        arguments: [table.code, change.rowID])
-            for row in held {
-                let pendingChange = try decodeChange(row["change"] as Data)
-                if try mergeOne(db, pendingChange, table: table, cells: try codedCells(pendingChange.values, of: table), concurrent: &concurrent) != nil
-                    || (try isKnown(db, pendingChange)) {
-                    released.append(pendingChange)
-                    try db.execute(sql: "DELETE FROM sync_pending WHERE peer = ? AND counter = ?",
-                                   arguments: [row["peer"] as Int64, row["counter"] as Int64])
-                    progress = true
-                }
-            }
-        }
-        return .merged(sequence: sequence, concurrent: concurrent, released: released)
-    }
-
-    /// Merges one change; returns its log position, or nil if it was a duplicate or was held back.
-    private func mergeOne(_ db: Database, _ change: CellChange, table: SyncSchema.Table, cells: [CodedCell],
-                          concurrent: inout [ConcurrentWrite], digest: LogHash? = nil) throws -> Int64? {
-        let meta = try rowMeta(db, table: table, rowID: change.rowID)
-        let contested = change.values.keys.filter { meta?.cells[$0] != nil }
-        let current = contested.isEmpty ? [:] : try values(db, table: table, rowID: change.rowID, columns: contested)
-        switch Merge.merge(change, into: meta, currentValues: current, keepBoth: table.keepBoth) {
-        case .duplicate:
-            return nil
-        case .notReady:
-            let bytes = Data(ChangeCodec.encodeSealed(change))
-            pending.inserted()
-            try db.execute(sql: "INSERT OR IGNORE INTO sync_pending (peer, counter, tbl, row, change) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [try peerIndex(db, change.dot.replica), Int64(change.dot.counter), table.code, change.rowID, bytes])
-            return nil
-        case .merged(let apply, let newMeta, let found):
-            // Every cell the change writes, or those of them that won (a concurrent write kept some).
-            try applyCells(db, table: table, rowID: change.rowID, cells: apply.count == cells.count ? cells : cells.filter { apply[$0.name] != nil })
-            try saveMeta(db, table: table, rowID: change.rowID, meta: newMeta)
-            concurrent += found
-            return try appendLog(db, change: change, table: table, state: .received, digest: digest, encodedValues: encodeCells(cells))
-        }
-    }
-
-    private func isKnown(_ db: Database, _ change: CellChange) throws -> Bool {
-        let table = try self.table(change.table)
-        return try rowMeta(db, table: table, rowID: change.rowID)?.versionVector.contains(change.dot) ?? false
+        try merge(db, [change], clock: &clock, wallMilliseconds: wallMilliseconds, digests: [digest])[0]
     }
 
     // MARK: Reading
@@ -1032,9 +976,15 @@ public struct SyncStore: Sendable {
         try applyCells(db, table: table, rowID: rowID, cells: codedCells(values, of: table))
     }
 
-    /// Upserts a row's cells (in code order).
-    func applyCells(_ db: Database, table: SyncSchema.Table, rowID: String, cells: [CodedCell]) throws {
-        let sql = upserts.text(table: table, codes: cells.map(\.code)) {
+    /// Upserts a row's cells (in code order). `statements`: a batch's statements, kept between rows.
+    func applyCells(_ db: Database, table: SyncSchema.Table, rowID: String, cells: [CodedCell], statements: MergeStatements? = nil) throws {
+        let codes = cells.map(\.code)
+        if let statements, let upsert = statements.upsert(table: table.code, codes: codes) {
+            upsert.bind(1, rowID)
+            for (index, cell) in cells.enumerated() { upsert.bind(Int32(index + 2), cell.value) }
+            return try upsert.execute()
+        }
+        let sql = upserts.text(table: table, codes: codes) {
             let quotedTable = table.name.quotedDatabaseIdentifier
             if cells.isEmpty { return "INSERT OR IGNORE INTO \(quotedTable) (id) VALUES (?)" }
             let columns = cells.map(\.name.quotedDatabaseIdentifier)
@@ -1045,14 +995,17 @@ public struct SyncStore: Sendable {
                 """
         }
         let upsert = try RawStatement(db, sql)
+        statements?.keep(upsert, table: table.code, codes: codes)
         upsert.bind(1, rowID)
         for (index, cell) in cells.enumerated() { upsert.bind(Int32(index + 2), cell.value) }
         try upsert.execute()
     }
 
-    func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta) throws {
+    static let saveMetaSQL = "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)"
+
+    func saveMeta(_ db: Database, table: SyncSchema.Table, rowID: String, meta: RowMeta, statements: MergeStatements? = nil) throws {
         let bytes = try encodeMeta(db, meta, table: table)
-        let insert = try RawStatement(db, "INSERT OR REPLACE INTO sync_rows (tbl, id, meta) VALUES (?, ?, ?)")
+        let insert = try statements?.statement(db, Self.saveMetaSQL) ?? RawStatement(db, Self.saveMetaSQL)
         insert.bind(1, table.code)
         insert.bind(2, rowID)
         insert.bind(3, blob: bytes)
@@ -1060,16 +1013,18 @@ public struct SyncStore: Sendable {
     }
 
     /// `encodedValues`: the change's values as `encodeValues` makes them, when the caller has them.
+    static let appendLogSQL = """
+        INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal, erased, digest)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
     func appendLog(_ db: Database, change: CellChange, table: SyncSchema.Table, state: LoggedChange.State, digest: LogHash? = nil,
-                   encodedValues: [UInt8]? = nil) throws -> Int64 {
+                   encodedValues: [UInt8]? = nil, statements: MergeStatements? = nil) throws -> Int64 {
         var context = BinaryWriter()
         try encodeVector(db, change.context, into: &context)
         let values = encodedValues ?? encodeValues(change.values, table: table)
         let peer = try peerIndex(db, change.dot.replica)
-        let insert = try RawStatement(db, """
-            INSERT INTO sync_log (peer, counter, tbl, row, hlc, author, context, vals, state, chain, seal, erased, digest)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let insert = try statements?.statement(db, Self.appendLogSQL) ?? RawStatement(db, Self.appendLogSQL)
         insert.bind(1, peer)
         insert.bind(2, Int64(change.dot.counter))
         insert.bind(3, table.code)
