@@ -883,40 +883,41 @@ public struct ServerStore: Sendable {
                 // that sees it ahead (DESIGN §2: the HLC never decides causality, but it orders).
                 refusal = Refusal("clockSkew", "change \(ahead.dot.counter) is stamped \(ServerSession.span(milliseconds: ahead.hlc.milliseconds - wall)) ahead of the server's clock")
             }
-            if let refusal {
-                for change in fresh {
-                    let origin = change.dot.replica
+            // Change by change, not as one batch: each change's conflict bookkeeping (its open
+            // conflicts, the pairs it made, the server's own writes settling them) must see the row
+            // as that change left it, before the next change of the transaction is merged — done
+            // after the whole transaction, a seed of the simulation left a conflict listing a value
+            // a later write had replaced (DESIGN-NOTES "The batch merge").
+            for change in fresh {
+                let origin = change.dot.replica
+                if let refusal {
                     refuse(change, code: refusal.code, reason: refusal.reason)
                     newlyRejected[origin, default: 0] += 1
                     try db.execute(sql: "INSERT OR REPLACE INTO server_rejections (replica_id, counter, code, reason, at, digest) VALUES (?, ?, ?, ?, ?, ?)",
                                    arguments: [origin.description, Int64(change.dot.counter), refusal.code, refusal.reason, Timestamp.format(at),
                                                Data((digestOf[change.dot] ?? LogHash.of(change)).bytes)])
-                    processed.advance(origin, to: change.dot.counter)
-                }
-                continue
-            }
-            // The transaction merged in one pass (SyncStore+Batch), then its conflicts recorded.
-            let reports = try store.merge(db, fresh, clock: &clock, wallMilliseconds: wall, digests: fresh.map { digestOf[$0.dot] })
-            for (change, report) in zip(fresh, reports) {
-                if case .merged(_, let concurrent, let released) = report {
-                    merged.append(contentsOf: released)
-                    let fields = try openConflicts.on(db, change)
-                    if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
-                        // The server's own writes tick from the stored clock: save it first, reload after.
-                        try store.saveClock(db, clock)
-                        let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
-                        if created > 0 { openConflicts.created() }
-                        result.conflictsCreated += created
-                        clock = try store.loadClock(db)
+                } else {
+                    let report = try store.merge(db, change, clock: &clock, wallMilliseconds: wall, digest: digestOf[change.dot])
+                    if case .merged(_, _, let released) = report { merged.append(contentsOf: released) }
+                    if case .merged(_, let concurrent, _) = report {
+                        let fields = try openConflicts.on(db, change)
+                        if !fields.isEmpty || concurrent.contains(where: { !$0.sameValue }) {
+                            // The server's own writes tick from the stored clock: save it first, reload after.
+                            try store.saveClock(db, clock)
+                            let created = try updateConflicts(db, change, open: fields, concurrent: concurrent, at: at)
+                            if created > 0 { openConflicts.created() }
+                            result.conflictsCreated += created
+                            clock = try store.loadClock(db)
+                        }
                     }
+                    if case .duplicate = report {} else {
+                        result.merged += 1
+                        merged.append(change)
+                    }
+                    if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
+                    if change.table == ShelterSchema.stays.name || change.values["cpr_index"] != nil { touchedPersons = true }
                 }
-                if case .duplicate = report {} else {
-                    result.merged += 1
-                    merged.append(change)
-                }
-                if change.table == ShelterSchema.stays.name || change.table == ShelterSchema.rooms.name { touchedStays = true }
-                if change.table == ShelterSchema.stays.name || change.values["cpr_index"] != nil { touchedPersons = true }
-                processed.advance(change.dot.replica, to: change.dot.counter)
+                processed.advance(origin, to: change.dot.counter)
             }
         }
         // Saved before the server's own writes (conflicts, compensations), which tick from it.

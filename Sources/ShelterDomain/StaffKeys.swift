@@ -164,9 +164,11 @@ public final class SignatureChecks: Sendable {
     private let verified = Mutex(Set<Key>())
     static let capacity = 100_000
     /// Each change's `LogHash.of` of batches checked ahead, by the batch's storage: the batch is
-    /// kept with them (so no other array can take its address while they are) and taken once.
-    private let digests = Mutex([Int: (batch: [CellChange], digests: [LogHash])]())
-    static let batchCapacity = 8
+    /// kept with them (so no other array can take its address while they are) and taken once. At
+    /// most `batchCapacity`, the oldest dropped first: one its merge began before they were kept
+    /// (and so made its own) is not kept for long.
+    private let digests = Mutex([(key: Int, batch: [CellChange], digests: [LogHash])]())
+    static let batchCapacity = 2
 
     public init() {}
 
@@ -180,15 +182,19 @@ public final class SignatureChecks: Sendable {
     /// Keeps the digests `preverify` made of `batch`'s changes (in its order) for its merge.
     public func keep(_ digests: [LogHash], of batch: [CellChange]) {
         guard digests.count == batch.count, let key = Self.storage(of: batch) else { return }
-        self.digests.withLock { if $0.count < Self.batchCapacity { $0[key] = (batch, digests) } }
+        self.digests.withLock { kept in
+            if kept.count >= Self.batchCapacity { kept.removeFirst(kept.count - Self.batchCapacity + 1) }
+            kept.append((key, batch, digests))
+        }
     }
 
     /// The digests kept of this very batch (the same storage, not an equal copy), in its order; once.
     public func takeDigests(of batch: [CellChange]) -> [LogHash]? {
         guard let key = Self.storage(of: batch) else { return nil }
         return digests.withLock { kept in
-            guard let entry = kept.removeValue(forKey: key), entry.batch.count == batch.count,
-                  Self.storage(of: entry.batch) == key else { return nil }
+            guard let index = kept.firstIndex(where: { $0.key == key }) else { return nil }
+            let entry = kept.remove(at: index)
+            guard entry.batch.count == batch.count, Self.storage(of: entry.batch) == key else { return nil }
             return entry.digests
         }
     }

@@ -36,18 +36,26 @@ extension SyncStore {
 
     /// The rows a batch merge has touched, as the batch leaves them.
     struct MergeBatch {
+        /// A row by table and id, the id compared and hashed by its bytes as SQLite compares them
+        /// (Swift's `String` equality takes canonically equivalent texts — "é" as one code point or
+        /// as "e" and an accent — as equal; SQLite keeps them as two rows).
         struct Key: Hashable {
             let table: Int
             let id: String
+
+            static func == (a: Key, b: Key) -> Bool { a.table == b.table && a.id.utf8.elementsEqual(b.id.utf8) }
+
+            func hash(into hasher: inout Hasher) {
+                hasher.combine(table)
+                var id = id
+                id.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            }
         }
 
         struct Row {
             let table: SyncSchema.Table
             let id: String
             var meta: RowMeta?
-            /// The row's values as they stand (the store's, with the batch's cells over them), read
-            /// when a merge first needs the value of a cell it contests.
-            var values: [String: SyncValue]?
             /// The cells merged and not yet written, in code order.
             var cells: [CodedCell] = []
             /// Whether a change was merged into the row (it is written even with no cell: it exists).
@@ -67,20 +75,23 @@ extension SyncStore {
             return rows.count - 1
         }
 
+        /// The row's values as SQLite holds them (a value as its column's type makes it: an integer
+        /// in a REAL column reads back as a real), its cells merged so far written first. Read only
+        /// when a merge contests a cell (a concurrent write reports both values): rare.
         mutating func values(_ db: Database, _ store: SyncStore, _ slot: Int) throws -> [String: SyncValue] {
-            if let values = rows[slot].values { return values }
-            var values = try store.currentRow(db, table: rows[slot].table.name, id: rows[slot].id) ?? [:]
-            for cell in rows[slot].cells { values[cell.name] = cell.value }
-            rows[slot].values = values
-            return values
+            if !rows[slot].cells.isEmpty {
+                try store.applyCells(db, table: rows[slot].table, rowID: rows[slot].id, cells: rows[slot].cells, statements: statements)
+                rows[slot].cells = []
+            }
+            return try store.currentRow(db, table: rows[slot].table.name, id: rows[slot].id) ?? [:]
         }
 
         /// `cells`: in code order.
         mutating func merged(_ slot: Int, cells: [CodedCell], meta: RowMeta) {
             rows[slot].meta = meta
-            if rows[slot].values != nil { for cell in cells { rows[slot].values![cell.name] = cell.value } }
-            guard rows[slot].merged else {
-                // The row's first merge in the batch (by far the most common): its cells as they are.
+            guard rows[slot].merged, !rows[slot].cells.isEmpty else {
+                // The row's first merge in the batch (by far the most common), or its first since its
+                // cells were written: its cells as they are.
                 rows[slot].merged = true
                 rows[slot].cells = cells
                 return
@@ -108,14 +119,23 @@ extension SyncStore {
     /// Call inside a transaction (a throw leaves it to be rolled back: rows are written at the end).
     public func merge(_ db: Database, _ changes: [CellChange], clock: inout HybridLogicalClock, wallMilliseconds: UInt64,
                       digests: [LogHash?]? = nil) throws -> [MergeReport] {
+        precondition(digests == nil || digests!.count == changes.count, "one digest (or nil) per change")
+        // Every change's table and columns checked before anything is written: a batch naming one
+        // this schema does not know throws with nothing of it in the store.
+        var coded: [(table: SyncSchema.Table, cells: [CodedCell])] = []
+        coded.reserveCapacity(changes.count)
+        for change in changes {
+            let table = try self.table(change.table)
+            coded.append((table, try codedCells(change.values, of: table)))
+        }
         var batch = MergeBatch()
         // Each change's row in the batch, its metadata read with the others' (one query per table).
-        let slots = changes.count > 1 ? try prefetch(db, changes, into: &batch) : [nil]
+        let slots = changes.count > 1 ? try prefetch(db, changes, tables: coded.map(\.table), into: &batch) : [nil]
         var reports: [MergeReport] = []
         reports.reserveCapacity(changes.count)
         for (position, change) in changes.enumerated() {
-            reports.append(try merge(db, change, slot: slots[position], into: &batch, clock: &clock, wallMilliseconds: wallMilliseconds,
-                                     digest: digests.flatMap { $0[position] }))
+            reports.append(try merge(db, change, table: coded[position].table, cells: coded[position].cells, slot: slots[position],
+                                     into: &batch, clock: &clock, wallMilliseconds: wallMilliseconds, digest: digests?[position]))
         }
         try write(db, batch)
         return reports
@@ -126,14 +146,12 @@ extension SyncStore {
     static let prefetchWidths = [1, 8, 32, 128]
 
     /// Reads the metadata of every row `changes` touch, one query per table and chunk; returns each
-    /// change's row in the batch (nil for a table this schema does not know: its change throws, in
-    /// order, when merged).
-    func prefetch(_ db: Database, _ changes: [CellChange], into batch: inout MergeBatch) throws -> [Int?] {
+    /// change's row in the batch.
+    func prefetch(_ db: Database, _ changes: [CellChange], tables: [SyncSchema.Table], into batch: inout MergeBatch) throws -> [Int?] {
         var ids: [Int: [String]] = [:]
         var slots: [Int?] = []
         slots.reserveCapacity(changes.count)
-        for change in changes {
-            guard let table = schema.table(named: change.table) else { slots.append(nil); continue }
+        for (change, table) in zip(changes, tables) {
             let key = MergeBatch.Key(table: table.code, id: change.rowID)
             if let slot = batch.index[key] { slots.append(slot); continue }
             slots.append(batch.rows.count)
@@ -163,12 +181,10 @@ extension SyncStore {
     }
 
     /// Merges one change of a batch, then the held-back changes of its row it makes ready.
-    private func merge(_ db: Database, _ change: CellChange, slot: Int?, into batch: inout MergeBatch, clock: inout HybridLogicalClock,
-                       wallMilliseconds: UInt64, digest: LogHash?) throws -> MergeReport {
-        let table = try slot.map { batch.rows[$0].table } ?? self.table(change.table)
-        // Each column's code looked up once, here (it also checks the columns): the row's upsert and
-        // the log's encoding use these, in code order.
-        let cells = try codedCells(change.values, of: table)
+    /// `cells`: the change's values with their columns' codes, in code order (the row's upsert and
+    /// the log's encoding use these).
+    private func merge(_ db: Database, _ change: CellChange, table: SyncSchema.Table, cells: [CodedCell], slot: Int?,
+                       into batch: inout MergeBatch, clock: inout HybridLogicalClock, wallMilliseconds: UInt64, digest: LogHash?) throws -> MergeReport {
         clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
         let slot = try slot ?? batch.slot(db, self, table: table, rowID: change.rowID)
 

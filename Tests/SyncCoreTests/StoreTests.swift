@@ -153,4 +153,23 @@ extension StoreTests {
         let value = try queue.read { db in try Int.fetchOne(db, sql: "SELECT a FROM t WHERE id = 'r'") }
         #expect(value == 2, "the other process's held-back change was released")
     }
+
+    /// Two row ids that are the same text to Swift (canonically equivalent) and two rows to SQLite
+    /// ("é" as one code point, and as "e" with a combining accent) stay two rows in one batch.
+    @Test func aBatchKeepsRowsWhoseIdsDifferOnlyInTheirBytes() throws {
+        let (store, queue) = try makeStore()
+        let writer = ReplicaID.random()
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed, "Swift takes them as equal")
+        let batch = [change(writer, 1, row: composed, a: 1), change(writer, 2, row: decomposed, a: 2)]
+        let reports = try queue.write { db in
+            var clock = try store.loadClock(db)
+            return try store.merge(db, batch, clock: &clock, wallMilliseconds: 0)
+        }
+        #expect(reports.allSatisfy { if case .merged = $0 { true } else { false } }, "\(reports)")
+        let rows = try queue.read { db in try Row.fetchAll(db, sql: "SELECT id, a FROM t ORDER BY a").map { [UInt8](($0["id"] as String).utf8) } }
+        #expect(rows == [Array(composed.utf8), Array(decomposed.utf8)], "each change wrote its own row")
+        let metas = try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sync_rows") }
+        #expect(metas == 2)
+    }
 }
