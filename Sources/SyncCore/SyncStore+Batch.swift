@@ -64,16 +64,8 @@ extension SyncStore {
 
         var index: [Key: Int] = [:]
         var rows: [Row] = []
-        let statements = MergeStatements()
-
-        /// The row's place in the batch, its metadata read if no query has read it yet.
-        mutating func slot(_ db: Database, _ store: SyncStore, table: SyncSchema.Table, rowID: String) throws -> Int {
-            let key = Key(table: table.code, id: rowID)
-            if let slot = index[key] { return slot }
-            index[key] = rows.count
-            rows.append(Row(table: table, id: rowID, meta: try store.rowMeta(db, table: table, rowID: rowID)))
-            return rows.count - 1
-        }
+        /// Kept for a batch of more than one change (a change merged alone runs each statement once).
+        let statements: MergeStatements?
 
         /// The row's values as SQLite holds them (a value as its column's type makes it: an integer
         /// in a REAL column reads back as a real), its cells merged so far written first. Read only
@@ -128,9 +120,9 @@ extension SyncStore {
             let table = try self.table(change.table)
             coded.append((table, try codedCells(change.values, of: table)))
         }
-        var batch = MergeBatch()
+        var batch = MergeBatch(statements: changes.count > 1 ? MergeStatements() : nil)
         // Each change's row in the batch, its metadata read with the others' (one query per table).
-        let slots = changes.count > 1 ? try prefetch(db, changes, tables: coded.map(\.table), into: &batch) : [nil]
+        let slots = try prefetch(db, changes, tables: coded.map(\.table), into: &batch)
         var reports: [MergeReport] = []
         reports.reserveCapacity(changes.count)
         for (position, change) in changes.enumerated() {
@@ -147,9 +139,14 @@ extension SyncStore {
 
     /// Reads the metadata of every row `changes` touch, one query per table and chunk; returns each
     /// change's row in the batch.
-    func prefetch(_ db: Database, _ changes: [CellChange], tables: [SyncSchema.Table], into batch: inout MergeBatch) throws -> [Int?] {
+    func prefetch(_ db: Database, _ changes: [CellChange], tables: [SyncSchema.Table], into batch: inout MergeBatch) throws -> [Int] {
+        if changes.count == 1 {
+            // A change merged alone (the server merges so): its row's metadata by its key.
+            batch.rows = [MergeBatch.Row(table: tables[0], id: changes[0].rowID, meta: try rowMeta(db, table: tables[0], rowID: changes[0].rowID))]
+            return [0]
+        }
         var ids: [Int: [String]] = [:]
-        var slots: [Int?] = []
+        var slots: [Int] = []
         slots.reserveCapacity(changes.count)
         for (change, table) in zip(changes, tables) {
             let key = MergeBatch.Key(table: table.code, id: change.rowID)
@@ -183,10 +180,9 @@ extension SyncStore {
     /// Merges one change of a batch, then the held-back changes of its row it makes ready.
     /// `cells`: the change's values with their columns' codes, in code order (the row's upsert and
     /// the log's encoding use these).
-    private func merge(_ db: Database, _ change: CellChange, table: SyncSchema.Table, cells: [CodedCell], slot: Int?,
+    private func merge(_ db: Database, _ change: CellChange, table: SyncSchema.Table, cells: [CodedCell], slot: Int,
                        into batch: inout MergeBatch, clock: inout HybridLogicalClock, wallMilliseconds: UInt64, digest: LogHash?) throws -> MergeReport {
         clock.receive(change.hlc, wallMilliseconds: wallMilliseconds)
-        let slot = try slot ?? batch.slot(db, self, table: table, rowID: change.rowID)
 
         var concurrent: [ConcurrentWrite] = []
         guard let sequence = try mergeOne(db, change, cells: cells, slot: slot, batch: &batch, concurrent: &concurrent, digest: digest) else {

@@ -1305,6 +1305,35 @@ public struct SyncStore: Sendable {
     }
 }
 
+/// What each connection's merge under way (`SyncStore.withMergeMemo`) remembers, nested merges
+/// counted: made when the outermost begins, dropped when it returns or throws.
+struct MergeScopes<State> {
+    private var scopes: [ObjectIdentifier: (depth: Int, state: State)] = [:]
+
+    var isEmpty: Bool { scopes.isEmpty }
+
+    func state(_ connection: ObjectIdentifier) -> State? { scopes[connection]?.state }
+
+    mutating func begin(_ connection: ObjectIdentifier, _ initial: @autoclosure () -> State) {
+        if scopes[connection] != nil { scopes[connection]!.depth += 1 } else { scopes[connection] = (1, initial()) }
+    }
+
+    mutating func end(_ connection: ObjectIdentifier) {
+        guard let depth = scopes[connection]?.depth else { return }
+        if depth <= 1 { scopes[connection] = nil } else { scopes[connection]!.depth = depth - 1 }
+    }
+
+    /// Changes the connection's state, if a merge of it is under way.
+    mutating func update(_ connection: ObjectIdentifier, _ body: (inout State) -> Void) {
+        guard scopes[connection] != nil else { return }
+        body(&scopes[connection]!.state)
+    }
+
+    mutating func updateAll(_ body: (inout State) -> Void) {
+        for connection in scopes.keys { body(&scopes[connection]!.state) }
+    }
+}
+
 /// The peer numbers of one database file, memoised: peers only grow and never change number.
 /// Only committed numbers are shared by every connection; a number the open write transaction
 /// inserted is SQLite's to give out again if that transaction rolls back.
@@ -1318,7 +1347,6 @@ public struct SyncStore: Sendable {
 /// transaction back (an interrupt, a full disk), and they then fire at the next transaction's end.
 final class PeerNumbers: Sendable {
     private struct Scope {
-        var depth = 0
         var byID: [ReplicaID: Int64] = [:]
         var byNumber: [Int64: ReplicaID] = [:]
     }
@@ -1329,7 +1357,7 @@ final class PeerNumbers: Sendable {
         /// A write transaction has inserted peers and not ended: what is read now may roll back.
         var uncommittedInserts = false
         /// The merges under way, by connection.
-        var scopes: [ObjectIdentifier: Scope] = [:]
+        var scopes = MergeScopes<Scope>()
     }
 
     private let maps = Mutex(Maps())
@@ -1338,7 +1366,7 @@ final class PeerNumbers: Sendable {
         let connection = ObjectIdentifier(db)
         return maps.withLock { maps in
             if let number = maps.byID[id] { return number }
-            return maps.scopes.isEmpty ? nil : maps.scopes[connection]?.byID[id]
+            return maps.scopes.isEmpty ? nil : maps.scopes.state(connection)?.byID[id]
         }
     }
 
@@ -1346,7 +1374,7 @@ final class PeerNumbers: Sendable {
         let connection = ObjectIdentifier(db)
         return maps.withLock { maps in
             if let id = maps.byNumber[number] { return id }
-            return maps.scopes.isEmpty ? nil : maps.scopes[connection]?.byNumber[number]
+            return maps.scopes.isEmpty ? nil : maps.scopes.state(connection)?.byNumber[number]
         }
     }
 
@@ -1358,9 +1386,11 @@ final class PeerNumbers: Sendable {
             if !$0.uncommittedInserts {
                 $0.byID[id] = number
                 $0.byNumber[number] = id
-            } else if $0.scopes[connection] != nil {
-                $0.scopes[connection]!.byID[id] = number
-                $0.scopes[connection]!.byNumber[number] = id
+            } else {
+                $0.scopes.update(connection) { scope in
+                    scope.byID[id] = number
+                    scope.byNumber[number] = id
+                }
             }
         }
     }
@@ -1370,9 +1400,9 @@ final class PeerNumbers: Sendable {
     func inserted(_ number: Int64, _ id: ReplicaID, in db: Database) {
         let connection = ObjectIdentifier(db)
         let first = maps.withLock { maps -> Bool in
-            if maps.scopes[connection] != nil {
-                maps.scopes[connection]!.byID[id] = number
-                maps.scopes[connection]!.byNumber[number] = id
+            maps.scopes.update(connection) { scope in
+                scope.byID[id] = number
+                scope.byNumber[number] = id
             }
             defer { maps.uncommittedInserts = true }
             return !maps.uncommittedInserts
@@ -1382,27 +1412,13 @@ final class PeerNumbers: Sendable {
                                 onRollback: { [self] _ in maps.withLock { $0.uncommittedInserts = false } })
     }
 
-    func beginScope(in db: Database) {
-        let connection = ObjectIdentifier(db)
-        maps.withLock { $0.scopes[connection, default: Scope()].depth += 1 }
-    }
-
-    func endScope(in db: Database) {
-        let connection = ObjectIdentifier(db)
-        maps.withLock {
-            guard let depth = $0.scopes[connection]?.depth else { return }
-            if depth <= 1 { $0.scopes[connection] = nil } else { $0.scopes[connection]!.depth = depth - 1 }
-        }
-    }
+    func beginScope(in db: Database) { maps.withLock { $0.scopes.begin(ObjectIdentifier(db), Scope()) } }
+    func endScope(in db: Database) { maps.withLock { $0.scopes.end(ObjectIdentifier(db)) } }
 
     /// Forgets what `db`'s merge remembered of uncommitted peers (a savepoint rolled back).
     func forgetUncommitted(in db: Database) {
         let connection = ObjectIdentifier(db)
-        maps.withLock {
-            guard $0.scopes[connection] != nil else { return }
-            $0.scopes[connection]!.byID = [:]
-            $0.scopes[connection]!.byNumber = [:]
-        }
+        maps.withLock { $0.scopes.update(connection) { $0 = Scope() } }
     }
 }
 
@@ -1442,42 +1458,25 @@ final class ChainTip: Sendable {
 /// hold changes back between two transactions, and a transaction rolled back — by SQLite itself
 /// too, when GRDB calls no hook — brings back the held-back changes it had released.
 final class PendingFlag: Sendable {
-    private struct Scope {
-        var depth = 0
-        var knownEmpty = false
-    }
-
-    private let scopes = Mutex([ObjectIdentifier: Scope]())
+    /// Whether `sync_pending` is known empty, for each merge under way.
+    private let scopes = Mutex(MergeScopes<Bool>())
 
     func isKnownEmpty(_ db: Database) throws -> Bool {
         let connection = ObjectIdentifier(db)
-        if scopes.withLock({ $0[connection]?.knownEmpty == true }) { return true }
+        if scopes.withLock({ $0.state(connection) == true }) { return true }
         guard try !Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sync_pending)"))! else { return false }
-        scopes.withLock { if $0[connection] != nil { $0[connection]!.knownEmpty = true } }
+        scopes.withLock { $0.update(connection) { $0 = true } }
         return true
     }
 
     /// A change is being held back.
-    func inserted() { scopes.withLock { for key in $0.keys { $0[key]!.knownEmpty = false } } }
+    func inserted() { scopes.withLock { $0.updateAll { $0 = false } } }
 
-    func beginScope(in db: Database) {
-        let connection = ObjectIdentifier(db)
-        scopes.withLock { $0[connection, default: Scope()].depth += 1 }
-    }
-
-    func endScope(in db: Database) {
-        let connection = ObjectIdentifier(db)
-        scopes.withLock {
-            guard let depth = $0[connection]?.depth else { return }
-            if depth <= 1 { $0[connection] = nil } else { $0[connection]!.depth = depth - 1 }
-        }
-    }
+    func beginScope(in db: Database) { scopes.withLock { $0.begin(ObjectIdentifier(db), false) } }
+    func endScope(in db: Database) { scopes.withLock { $0.end(ObjectIdentifier(db)) } }
 
     /// A savepoint rolled back: what it released of `sync_pending` is back.
-    func forget(in db: Database) {
-        let connection = ObjectIdentifier(db)
-        scopes.withLock { if $0[connection] != nil { $0[connection]!.knownEmpty = false } }
-    }
+    func forget(in db: Database) { scopes.withLock { $0.update(ObjectIdentifier(db)) { $0 = false } } }
 }
 
 /// The SQL text of the domain upserts, made once per table and set of columns.
